@@ -16,7 +16,11 @@
  *
  * Events. A handle whose `open` failed, or that was closed, stands for fd -1: every
  * syscall on it answers EBADF (the executor never lets a closed fd number be reused by
- * a later handle).
+ * a later handle). Where a dead handle is an *argument*: `open {outputTo: dead}` passes
+ * group_fd -1 (no group, so the open proceeds without output redirection, flags still
+ * PERF_FLAG_FD_OUTPUT); `setOutput {target: dead}` passes the C int -1 through the
+ * variadic ioctl, which arrives as 0xffffffff and answers EBADF (only `target: null`
+ * passes (unsigned long)-1, "no output").
  *
  * This module holds the Zod schemas (parsed at the edges only) and the types derived
  * from them with z.infer; nothing here runs in the hot loop except `programHandles`.
