@@ -27,6 +27,8 @@ export interface Backend {
    * (defaults to info.config). Results come back in order. Programs may run concurrently.
    */
   run(programs: readonly Program[], config?: Config): Promise<Trace[]>;
+  /** In-process backends (the model) also run synchronously: no promise per program in the hot loop. */
+  runSync?(programs: readonly Program[], config?: Config): Trace[];
   /** Release everything (workers, VMs, mappings). Idempotent. */
   close(): Promise<void>;
 }

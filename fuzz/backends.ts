@@ -1,0 +1,94 @@
+/**
+ * Backend selection: `model` (the reference implementation, optionally with historic
+ * bugs switched on), `host` (the live kernel through koffi), `vm:KERNEL` (a Debian
+ * kernel under QEMU with the test PMU). Kernel backends are imported lazily so that
+ * model-only runs never load koffi or look for QEMU.
+ */
+import type { Config, ProfileId, Program } from "../spec/program.ts";
+import type { Trace } from "../spec/trace.ts";
+import { runReference, BUGS } from "../reference/index.ts";
+import { BackendUnavailable, type Backend, type BackendInfo } from "./backend.ts";
+
+/** The configuration the model runs with unless told otherwise: this machine's kind, plus an AUX PMU. */
+export const MODEL_CONFIG: Config = {
+  pageSize: 4096,
+  cpus: 2,
+  mlockKb: 516,
+  memlockPages: 16,
+  capIpcLock: false,
+  paranoid: 2,
+  pmus: { aux: "model_aux" },
+};
+
+export function modelBackend(profile: ProfileId, bugs: readonly string[] = [], config: Config = MODEL_CONFIG): Backend {
+  for (const id of bugs) {
+    const bug = BUGS.find((b) => b.id === id);
+    if (!bug) throw new BackendUnavailable(`unknown bug ${JSON.stringify(id)}; known: ${BUGS.map((b) => b.id).join(", ")}`);
+  }
+  const bugSet = new Set(bugs);
+  const info: BackendInfo = {
+    name: bugs.length ? `model+bug:${bugs.join(",")}` : "model",
+    kernel: null,
+    profile,
+    config,
+    unsupported: new Set(),
+    notes: [bugs.length
+      ? `reference implementation under profile ${profile} with historic bug(s) ${bugs.join(", ")} switched on`
+      : `reference implementation under profile ${profile}`],
+  };
+  return {
+    info,
+    async run(programs: readonly Program[], cfg?: Config): Promise<Trace[]> {
+      return programs.map((p) => runReference(p, cfg ?? config, profile, bugSet));
+    },
+    runSync(programs: readonly Program[], cfg?: Config): Trace[] {
+      return programs.map((p) => runReference(p, cfg ?? config, profile, bugSet));
+    },
+    async close() {},
+  };
+}
+
+export interface OpenOptions {
+  /** Profile for the model backend ("auto" = 6.18). Kernel backends pick theirs from uname. */
+  profile?: ProfileId | "auto";
+  bugs?: readonly string[];
+  workers?: number;
+  log?: (msg: string) => void;
+}
+
+/** Open a backend by name: "model", "host", "vm:6.1", "vm:6.12", "vm:<debian release>". */
+export async function openBackend(name: string, opts: OpenOptions = {}): Promise<Backend> {
+  const profile = opts.profile && opts.profile !== "auto" ? opts.profile : "6.18";
+  if (name === "model") return modelBackend(profile, opts.bugs ?? []);
+  if (opts.bugs && opts.bugs.length) throw new BackendUnavailable("--bug only applies to the model backend");
+  if (name === "host") {
+    const { hostBackend } = await import("../hwtest/host/backend.ts");
+    return hostBackend({ workers: opts.workers });
+  }
+  if (name.startsWith("vm:")) {
+    const { vmBackend } = await import("../hwtest/vm/backend.ts");
+    return vmBackend(name.slice(3), { log: opts.log });
+  }
+  throw new BackendUnavailable(`unknown backend ${JSON.stringify(name)}: use model, host or vm:KERNEL (vm:6.1, vm:6.12)`);
+}
+
+/**
+ * The best backend this machine has, and why: the host kernel when perf works (an AUX
+ * PMU makes it better still), else the model.
+ */
+export async function bestBackend(opts: OpenOptions = {}): Promise<{ backend: Backend; why: string }> {
+  try {
+    const { discoverHost } = await import("../hwtest/host/discover.ts");
+    const facts = discoverHost();
+    if (facts.perfOk) {
+      const backend = await openBackend("host", opts);
+      const why = facts.auxPmu
+        ? `the host kernel ${facts.release} has an AUX PMU (${facts.auxPmu.name}): fuzzing it directly`
+        : `perf works on the host kernel ${facts.release} (no AUX PMU: AUX mmaps exercise the EOPNOTSUPP paths; use --backend vm:6.1 for a test PMU)`;
+      return { backend, why };
+    }
+    return { backend: await openBackend("model", opts), why: `perf is not usable on this host (${facts.perfError ?? "unknown"}); fuzzing the reference model` };
+  } catch (e) {
+    return { backend: await openBackend("model", opts), why: `host backend unavailable (${(e as Error).message}); fuzzing the reference model` };
+  }
+}

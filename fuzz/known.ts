@@ -1,0 +1,50 @@
+/**
+ * Known divergences: divergences classified as kernel bugs (or kernel behaviour the spec
+ * deliberately refuses to bless), each with a minimal reproducer case, a one-line
+ * explanation and the kernels it was seen on. A divergence that matches one is reported
+ * as known, not as a failure. The list lives in cases/known-divergences.json.
+ */
+import { readFileSync, existsSync } from "node:fs";
+import { z } from "zod";
+import { DivergenceKind, type Divergence } from "../spec/trace.ts";
+import { ProfileId, formatZodError } from "../spec/program.ts";
+import type { BackendInfo } from "./backend.ts";
+
+export const KnownDivergence = z.object({
+  id: z.string().min(1),
+  kind: DivergenceKind,
+  /** The rule (or invariant id) the divergence is reported under. */
+  rule: z.string().min(1),
+  profiles: z.array(ProfileId).min(1),
+  /** Backend names it applies to: "host", "vm:*", "model" ... (default: any kernel backend). */
+  backends: z.array(z.string()).optional(),
+  explanation: z.string().min(1),
+  kernelsSeen: z.array(z.string()),
+  /** Path of the minimal reproducer case, relative to the repository root. */
+  case: z.string(),
+}).strict();
+export type KnownDivergence = z.infer<typeof KnownDivergence>;
+
+export const KnownList = z.object({ format: z.literal("auxspec-known/1"), divergences: z.array(KnownDivergence) }).strict();
+
+export function loadKnown(path: string): KnownDivergence[] {
+  if (!existsSync(path)) return [];
+  const parsed = KnownList.safeParse(JSON.parse(readFileSync(path, "utf8")));
+  if (!parsed.success) throw new Error(`${path} is not a valid known-divergences list:\n${formatZodError(parsed.error)}`);
+  return parsed.data.divergences;
+}
+
+function backendMatches(pattern: string, name: string): boolean {
+  return pattern.endsWith("*") ? name.startsWith(pattern.slice(0, -1)) : pattern === name;
+}
+
+export function matchKnown(known: readonly KnownDivergence[], d: Divergence, profile: string, backend: BackendInfo): KnownDivergence | null {
+  for (const k of known) {
+    if (k.kind !== d.kind || k.rule !== d.rule) continue;
+    if (!k.profiles.includes(profile as ProfileId)) continue;
+    const pats = k.backends ?? ["host", "vm:*"];
+    if (!pats.some((p) => backendMatches(p, backend.name))) continue;
+    return k;
+  }
+  return null;
+}

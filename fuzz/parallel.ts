@@ -1,0 +1,72 @@
+/**
+ * --workers K for the model backend: K processes, worker w fuzzing program indices
+ * i = w, w+K, w+2K ... of the same seed, so the union is exactly the single-process
+ * stream. Each worker shrinks its own findings; the parent merges by signature,
+ * keeping the finding with the lowest program index (deterministic whatever the timing).
+ * Kernel backends parallelise inside the backend instead (several executor workers).
+ */
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { ProfileId } from "../spec/program.ts";
+import type { CampaignStats, Finding } from "./campaign.ts";
+import type { KnownDivergence } from "./known.ts";
+
+export interface WorkerJob {
+  profile: ProfileId;
+  bugs: string[];
+  seed: number;
+  runs?: number;
+  seconds?: number;
+  stride: number;
+  offset: number;
+  maxOps: number;
+  known: KnownDivergence[];
+}
+
+export type WorkerMsg =
+  | { t: "progress"; programs: number; ops: number; divergences: number; known: number }
+  | { t: "finding"; finding: Finding }
+  | { t: "done"; stats: Omit<CampaignStats, "coverage"> & { coverage: [string, number][] } }
+  | { t: "error"; message: string };
+
+export async function runParallel(
+  job: Omit<WorkerJob, "stride" | "offset">, workers: number,
+  onProgress: (s: { programs: number; ops: number; divergences: number; known: number; seconds: number }) => void,
+  onFinding: (f: Finding) => void,
+): Promise<{ stats: CampaignStats; findings: Finding[] }> {
+  const workerPath = fileURLToPath(new URL("./worker.ts", import.meta.url));
+  const t0 = performance.now();
+  const per: Array<{ programs: number; ops: number; divergences: number; known: number }> = [];
+  const coverage = new Map<string, number>();
+  const findings = new Map<string, Finding>();
+  const perRuns = job.runs === undefined ? undefined : Math.ceil(job.runs / workers);
+  const done: Promise<void>[] = [];
+  for (let w = 0; w < workers; w++) {
+    per.push({ programs: 0, ops: 0, divergences: 0, known: 0 });
+    const child = fork(workerPath, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const runs = perRuns === undefined ? undefined : Math.max(0, Math.min(perRuns, job.runs! - w * perRuns));
+    child.send({ ...job, runs, stride: workers, offset: w } satisfies WorkerJob);
+    done.push(new Promise((resolve, reject) => {
+      child.on("message", (m: WorkerMsg) => {
+        if (m.t === "progress") {
+          per[w] = m;
+          const sum = per.reduce((a, b) => ({ programs: a.programs + b.programs, ops: a.ops + b.ops, divergences: a.divergences + b.divergences, known: a.known + b.known }));
+          onProgress({ ...sum, seconds: (performance.now() - t0) / 1000 });
+        } else if (m.t === "finding") {
+          const prev = findings.get(m.finding.signature);
+          if (!prev) { findings.set(m.finding.signature, m.finding); onFinding(m.finding); }
+          else if (m.finding.index < prev.index) findings.set(m.finding.signature, { ...m.finding, count: prev.count + m.finding.count });
+          else prev.count += m.finding.count;
+        } else if (m.t === "done") {
+          per[w] = m.stats;
+          for (const [k, v] of m.stats.coverage) coverage.set(k, (coverage.get(k) ?? 0) + v);
+          child.disconnect();
+        } else if (m.t === "error") reject(new Error(`worker ${w}: ${m.message}`));
+      });
+      child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`worker ${w} exited with ${code}`))));
+    }));
+  }
+  await Promise.all(done);
+  const sum = per.reduce((a, b) => ({ programs: a.programs + b.programs, ops: a.ops + b.ops, divergences: a.divergences + b.divergences, known: a.known + b.known }));
+  return { stats: { ...sum, seconds: (performance.now() - t0) / 1000, coverage }, findings: [...findings.values()] };
+}
