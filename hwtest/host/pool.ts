@@ -1,0 +1,195 @@
+/**
+ * Worker processes for the host backend: each is an agent (agent.ts) running one program at a
+ * time. The pool gives every program a fresh uid, restarts a worker that crashed or exited
+ * dirty (status 3: VmPin != 0 after a program, mm->pinned_vm being per process), and kills a
+ * worker whose program runs past its time-out (a hung kernel call): that program's trace is
+ * `aborted` with what the worker was doing (/proc/PID/syscall and wchan).
+ *
+ * Several workers overlap each other's waits (the RCU grace period a re-map of an event after
+ * its last munmap costs, notes §9).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import type { Config, Program } from "../../spec/program.ts";
+import type { Trace } from "../../spec/trace.ts";
+import { PROJECT_ROOT } from "./native/build.ts";
+
+const AGENT = join(dirname(fileURLToPath(import.meta.url)), "agent.ts");
+export const EXIT_DIRTY = 3;
+
+export interface PoolOptions {
+  workers: number;
+  /** Per-program time-out, ms. Default: 5 s + 100 ms per op. */
+  timeoutMs?: number;
+  /** Extra agent arguments (--allow-sysctl, --touch=inproc, --no-budget). */
+  agentArgs?: string[];
+  /** The worker command (default: node --import tsx agent.ts ...agentArgs); for tests. */
+  command?: { file: string; args: string[] };
+  /** Kernel release, for traces the pool makes itself (aborted ones). */
+  kernel: string | null;
+  log?: (msg: string) => void;
+}
+
+interface Task {
+  program: Program;
+  config: Config;
+  resolve: (t: Trace) => void;
+  uid: number;
+}
+
+interface Worker {
+  proc: ChildProcess;
+  busy: { id: number; task: Task; timer: NodeJS.Timeout } | null;
+  stderrTail: string;
+  gone: boolean;
+  /** Has answered at least once (its start-up is behind it). */
+  answered: boolean;
+}
+
+export class HostPool {
+  private readonly queue: Task[] = [];
+  private readonly workers: Worker[] = [];
+  private nextId = 1;
+  private uidNext = 2_000_000 + Math.floor(Math.random() * 2_000_000_000);
+  private closed = false;
+  /** Workers started (including restarts), for reports. */
+  spawned = 0;
+
+  constructor(private readonly opts: PoolOptions) {}
+
+  run(program: Program, config: Config): Promise<Trace> {
+    if (this.closed) return Promise.resolve(this.aborted("the host backend is closed"));
+    return new Promise((resolve) => {
+      this.queue.push({ program, config, resolve, uid: this.uidNext++ });
+      this.pump();
+    });
+  }
+
+  private aborted(reason: string): Trace {
+    return { backend: "host", kernel: this.opts.kernel, steps: [], audit: null, aborted: reason };
+  }
+
+  private spawnWorker(): Worker {
+    const cmd = this.opts.command ?? { file: process.execPath, args: ["--import", "tsx", AGENT, ...(this.opts.agentArgs ?? [])] };
+    const proc = spawn(cmd.file, cmd.args, {
+      cwd: PROJECT_ROOT,
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, NODE_OPTIONS: "" },
+    });
+    this.spawned++;
+    const w: Worker = { proc, busy: null, stderrTail: "", gone: false, answered: false };
+    const rl = createInterface({ input: proc.stdout!, crlfDelay: Infinity });
+    rl.on("line", (line) => this.onLine(w, line));
+    proc.stderr!.on("data", (d: Buffer) => {
+      const s = d.toString();
+      w.stderrTail = (w.stderrTail + s).slice(-4000);
+      this.opts.log?.(s.trimEnd());
+    });
+    proc.stdin!.on("error", () => { /* EPIPE when it died; handled by exit */ });
+    proc.on("exit", (code, signal) => this.onExit(w, code, signal));
+    proc.on("error", (err) => {
+      w.stderrTail += `\nspawn error: ${err.message}`;
+      this.onExit(w, null, null);
+    });
+    this.workers.push(w);
+    return w;
+  }
+
+  private onLine(w: Worker, line: string): void {
+    if (!w.busy) { this.opts.log?.(`worker ${w.proc.pid}: unexpected output ${line.slice(0, 200)}`); return; }
+    let msg: { id: number; trace: Trace };
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      this.opts.log?.(`worker ${w.proc.pid}: bad output ${line.slice(0, 200)}`);
+      return;
+    }
+    const b = w.busy;
+    if (msg.id !== b.id) { this.opts.log?.(`worker ${w.proc.pid}: answer for ${msg.id}, expected ${b.id}`); return; }
+    clearTimeout(b.timer);
+    w.busy = null;
+    w.answered = true;
+    b.task.resolve(msg.trace);
+    this.pump();
+  }
+
+  private onExit(w: Worker, code: number | null, signal: NodeJS.Signals | null): void {
+    if (w.gone) return;
+    w.gone = true;
+    const i = this.workers.indexOf(w);
+    if (i >= 0) this.workers.splice(i, 1);
+    if (w.busy) {
+      clearTimeout(w.busy.timer);
+      const b = w.busy;
+      w.busy = null;
+      if (code === EXIT_DIRTY) {
+        // It exited right after answering its previous program: this one never started.
+        this.queue.unshift(b.task);
+        this.pump();
+        return;
+      }
+      const how = signal ? `signal ${signal}` : `status ${code}`;
+      b.task.resolve(this.aborted(`worker ${w.proc.pid} exited (${how}) during the program; stderr: ${w.stderrTail.trim().slice(-600)}`));
+    } else if (code !== EXIT_DIRTY && code !== 0 && !this.closed) {
+      this.opts.log?.(`worker ${w.proc.pid} exited (${signal ?? code}); stderr: ${w.stderrTail.trim().slice(-600)}`);
+    }
+    this.pump();
+  }
+
+  private onTimeout(w: Worker): void {
+    if (!w.busy || w.gone) return;
+    const pid = w.proc.pid;
+    const peek = (f: string) => { try { return readFileSync(`/proc/${pid}/${f}`, "utf8").trim(); } catch { return "?"; } };
+    const where = `syscall: ${peek("syscall")}; wchan: ${peek("wchan")}`;
+    const b = w.busy;
+    w.busy = null;
+    clearTimeout(b.timer);
+    b.task.resolve(this.aborted(`timed out after ${this.timeoutFor(b.task.program)} ms (worker ${pid} ${where}); worker killed`));
+    w.gone = true;
+    const i = this.workers.indexOf(w);
+    if (i >= 0) this.workers.splice(i, 1);
+    w.proc.kill("SIGKILL");
+    this.pump();
+  }
+
+  private timeoutFor(p: Program): number {
+    return this.opts.timeoutMs ?? 5000 + 100 * p.length;
+  }
+
+  private pump(): void {
+    while (this.queue.length && !this.closed) {
+      let w = this.workers.find((x) => !x.busy && !x.gone);
+      if (!w) {
+        if (this.workers.length >= this.opts.workers) return;
+        w = this.spawnWorker();
+      }
+      const task = this.queue.shift()!;
+      const id = this.nextId++;
+      // The first program on a fresh worker also pays its start-up (node + tsx, ~0.5 s).
+      const ms = this.timeoutFor(task.program) + (w.answered ? 0 : 20_000);
+      w.busy = { id, task, timer: setTimeout(() => this.onTimeout(w!), ms) };
+      w.proc.stdin!.write(JSON.stringify({ id, program: task.program, config: task.config, uid: task.uid }) + "\n");
+    }
+  }
+
+  /** Starts `n` workers now (so that the first programs do not pay the start-up). */
+  async warm(): Promise<void> {
+    while (this.workers.length < this.opts.workers) this.spawnWorker();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.queue.splice(0)) t.resolve(this.aborted("the host backend was closed"));
+    const exits = this.workers.map((w) => new Promise<void>((res) => {
+      if (w.gone) return res();
+      const timer = setTimeout(() => { w.proc.kill("SIGKILL"); res(); }, 5000);
+      w.proc.once("exit", () => { clearTimeout(timer); res(); });
+      w.proc.stdin!.end();
+    }));
+    await Promise.all(exits);
+  }
+}
