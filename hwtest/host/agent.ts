@@ -21,7 +21,7 @@ import { writeSync } from "node:fs";
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { Config, Program } from "../../spec/program.ts";
+import { Config, Program, programProblems } from "../../spec/program.ts";
 import type { Trace } from "../../spec/trace.ts";
 import { discoverHost } from "./discover.ts";
 import { processIsClean, runProgramHere, type RunOptions } from "./executor.ts";
@@ -48,26 +48,39 @@ function main(): void {
     if (dead || !line.trim()) return;
     let id: unknown = null;
     let trace: Trace;
+    const abort = (why: string): Trace => ({ backend: "host", kernel: facts.release, steps: [], audit: null, aborted: why });
+    let req: { id?: unknown; program?: unknown; config?: unknown; uid?: unknown } | null = null;
     try {
-      const req = JSON.parse(line) as { id?: unknown; program?: unknown; config?: unknown; uid?: unknown };
-      id = req.id ?? null;
+      req = JSON.parse(line);
+    } catch (e) {
+      req = null;
+      trace = abort(`agent error: request is not JSON (${(e as Error).message})`);
+    }
+    if (req !== null) {
+      id = typeof req === "object" ? req.id ?? null : null;
       // Zod at the edge: requests come from another process (or a serial line).
-      const program = Program.safeParse(req.program);
-      const config = Config.safeParse(req.config);
+      const program = Program.safeParse(req?.program);
+      const config = Config.safeParse(req?.config);
       if (!facts.perfOk) {
-        trace = { backend: "host", kernel: facts.release, steps: [], audit: null, aborted: `perf unusable: ${facts.perfError}` };
-      } else if (!program.success || !config.success) {
-        const why = !program.success ? `bad program: ${program.error.issues[0]?.message}` : `bad config: ${config.success ? "" : config.error.issues[0]?.message}`;
-        trace = { backend: "host", kernel: facts.release, steps: [], audit: null, aborted: why };
+        trace = abort(`perf unusable: ${facts.perfError}`);
+      } else if (!program.success) {
+        trace = abort(`bad program: ${program.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+      } else if (programProblems(program.data).length) {
+        trace = abort(`bad program: ${programProblems(program.data).map((p) => `op ${p.index}: ${p.message}`).join("; ")}`);
+      } else if (!config.success) {
+        trace = abort(`bad config: ${config.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
       } else {
         const uid = typeof req.uid === "number" && Number.isInteger(req.uid) && req.uid > 0 ? req.uid : undefined;
-        trace = runProgramHere(program.data, config.data, facts, { ...opts, uid });
+        try {
+          trace = runProgramHere(program.data, config.data, facts, { ...opts, uid });
+        } catch (e) {
+          // An unexpected failure inside the executor: this process may be in any state.
+          trace = abort(`agent error: ${(e as Error).message}`);
+          dead = true;
+        }
       }
-    } catch (e) {
-      trace = { backend: "host", kernel: facts.release, steps: [], audit: null, aborted: `agent error: ${(e as Error).message}` };
-      dead = true;
     }
-    writeSync(1, JSON.stringify({ id, trace }) + "\n");
+    writeSync(1, JSON.stringify({ id, trace: trace! }) + "\n");
     if (!facts.perfOk) { process.exitCode = EXIT_NO_PERF; return; }
     let clean = false;
     try { clean = !dead && processIsClean(); } catch { clean = false; }
