@@ -17,7 +17,9 @@ export interface HostBackendOptions {
   timeoutMs?: number;
   /** Allow sysctlMlock and configs with another perf_event_mlock_kb (global sysctl: VM guests). */
   allowSysctl?: boolean;
-  /** Page accesses in a CLONE_VM child (default) or in-process (see native/auxprobe.c). */
+  /** How touch/setAux/readUserPage reach memory that may fault: in-process signal handlers
+   *  (default here: 10-30x cheaper, and a worker that dies is only an aborted trace) or a
+   *  CLONE_VM child (see native/auxprobe.c). */
   touchMode?: "child" | "inproc";
   log?: (msg: string) => void;
 }
@@ -61,6 +63,9 @@ export function hostInfo(facts: HostFacts, opts: HostBackendOptions = {}): Backe
   if (hard !== "unlimited" && hard !== null && !capSysResource()) {
     notes.push(`RLIMIT_MEMLOCK hard limit is ${hard} pages and this process cannot raise it (no CAP_SYS_RESOURCE): rlimit ops above ${hard} pages, or "unlimited", fail with EINVAL here`);
   }
+  notes.push((opts.touchMode ?? "inproc") === "inproc"
+    ? "touch/setAux/readUserPage access memory in the worker itself under temporary SIGSEGV/SIGBUS handlers"
+    : "touch/setAux/readUserPage access memory in a CLONE_VM child of the worker (a fork child would not have the VM_DONTCOPY buffer mappings)");
   if (opts.allowSysctl) notes.push("sysctlMlock allowed: it changes /proc/sys/kernel/perf_event_mlock_kb for the whole machine while a program runs (restored at teardown)");
   return {
     name: "host",
@@ -78,7 +83,7 @@ export async function hostBackend(opts: HostBackendOptions = {}): Promise<Backen
   const info = hostInfo(facts, opts);
   const agentArgs: string[] = [];
   if (opts.allowSysctl) agentArgs.push("--allow-sysctl");
-  if (opts.touchMode === "inproc") agentArgs.push("--touch=inproc");
+  if ((opts.touchMode ?? "inproc") === "inproc") agentArgs.push("--touch=inproc");
   const pool = new HostPool({
     workers: Math.max(1, opts.workers ?? 2),
     timeoutMs: opts.timeoutMs,

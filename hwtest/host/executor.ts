@@ -21,7 +21,7 @@
  * Nothing stays mapped or open after an error: teardown and the identity restore run in
  * `finally`.
  */
-import { closeSync, readFileSync, readSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Config, Op, Program } from "../../spec/program.ts";
 import { SLOT_PAGES, programHandles, handleIndex } from "../../spec/program.ts";
@@ -33,7 +33,7 @@ import {
   ACCESS, CAP_IPC_LOCK, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED,
   MREMAP_FIXED, MREMAP_MAYMOVE, PAGE, PERF_ATTR_SIZE_VER8, PERF_COUNT_SW_DUMMY, PERF_EVENT_IOC_SET_OUTPUT,
   PERF_FLAG_FD_CLOEXEC, PERF_FLAG_FD_OUTPUT, PERF_TYPE_SOFTWARE, PROT, RLIMIT_MEMLOCK, RLIM_INFINITY,
-  SIGBUS, SIGSEGV, capGet, capSet, hasCap, libc, type Libc,
+  SIGBUS, SIGSEGV, capEffective, capGet, capSet, hasCap, libc, type Libc,
 } from "./libc.ts";
 import { probeBudget, writeAttr } from "./perf.ts";
 
@@ -75,6 +75,9 @@ interface Ctx {
   page: BigUint64Array;
   rlim: BigUint64Array;
   uidNext: number;
+  /** RLIMIT_MEMLOCK hard limit this process can set (RLIM_INFINITY once raised), or null before the first try. */
+  hardLimit: bigint | null;
+  kmsgBuf: Buffer;
   initUid: number;
   initEuid: number;
 }
@@ -83,8 +86,9 @@ let ctx: Ctx | null = null;
 function context(): Ctx {
   if (ctx) return ctx;
   const l = libc();
-  const statusFd = l.open("/proc/self/status", 0 /* O_RDONLY */ | 0o2000000 /* O_CLOEXEC */);
-  if (statusFd < 0) throw new Error(`cannot open /proc/self/status: ${errnoName(l.errno())}`);
+  // thread-self: the same mm-wide VmPin, a little cheaper to generate than the tgid view.
+  const statusFd = l.open("/proc/thread-self/status", 0 /* O_RDONLY */ | 0o2000000 /* O_CLOEXEC */);
+  if (statusFd < 0) throw new Error(`cannot open /proc/thread-self/status: ${errnoName(l.errno())}`);
   let kmsgFd: number | null = null;
   if (l.geteuid() === 0) {
     const fd = l.open("/dev/kmsg", 0o4000 /* O_NONBLOCK */ | 0o2000000);
@@ -98,6 +102,8 @@ function context(): Ctx {
     attr: Buffer.alloc(PERF_ATTR_SIZE_VER8),
     page: new BigUint64Array(5),
     rlim: new BigUint64Array(2),
+    hardLimit: null,
+    kmsgBuf: Buffer.alloc(8192),
     // A random base per process: uids above 1e6 that no real account uses; two processes collide
     // only if their bases fall within their program counts of each other.
     uidNext: 1_000_000 + Math.floor(Math.random() * 2_000_000_000),
@@ -105,37 +111,28 @@ function context(): Ctx {
   return ctx;
 }
 
+/** Skips the kernel log backlog: reads every record present now (non-blocking fd). */
 function kmsgSeekEnd(l: Libc, fd: number): void {
-  // lseek(SEEK_END) on /dev/kmsg skips the backlog; done with a read loop instead of a
-  // binding: drain everything present now.
-  void l;
   const buf = Buffer.alloc(8192);
-  for (let i = 0; i < 100000; i++) {
-    try {
-      readSync(fd, buf, 0, buf.length, null);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === "EPIPE") continue;
-      return;
-    }
+  for (let i = 0; i < 1_000_000; i++) {
+    if (l.read(fd, buf, buf.length) < 0 && l.errno() !== 32 /* EPIPE: overwritten, go on */) return;
   }
 }
 
 /** Kernel log records since the last call that look like WARN/BUG/refcount reports of this
- *  process (records naming another PID are skipped: other workers share the log). */
+ *  process (records naming another PID are skipped: other workers share the log). Read with
+ *  koffi, not fs.readSync: the EAGAIN at the end would cost a thrown Error each program. */
 function kmsgWarnings(c: Ctx): string[] {
   if (c.kmsgFd === null) return [];
   const out: string[] = [];
-  const buf = Buffer.alloc(8192);
+  const buf = c.kmsgBuf;
   for (let i = 0; i < 10000; i++) {
-    let n: number;
-    try {
-      n = readSync(c.kmsgFd, buf, 0, buf.length, null);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EPIPE") continue;
-      break;
+    const n = c.l.read(c.kmsgFd, buf, buf.length);
+    if (n < 0) {
+      if (c.l.errno() === 32) continue; // EPIPE: records were overwritten; the next read goes on
+      break; // EAGAIN: nothing more
     }
-    if (n <= 0) break;
+    if (n === 0) break;
     const rec = buf.subarray(0, n).toString("utf8");
     const semi = rec.indexOf(";");
     const msg = (semi >= 0 ? rec.slice(semi + 1) : rec).split("\n")[0];
@@ -194,7 +191,7 @@ export function runProgramHere(program: Program, config: Config, facts: HostFact
   if (problem) return abortedTrace(facts, problem);
   const c = context();
   const l = c.l;
-  const root = facts.root && l.geteuid() === 0;
+  const root = facts.root && c.initEuid === 0;
   const uid = root ? (opts.uid ?? c.uidNext++) : null;
   const access = opts.touchMode === "inproc" ? l.accessInproc : l.access;
   const setresuid = opts.wholeProcess ? l.setresuid : l.setresuidThread;
@@ -217,7 +214,16 @@ export function runProgramHere(program: Program, config: Config, facts: HostFact
   // Machine state to restore.
   const origRlim = new BigUint64Array(2);
   l.getrlimit(RLIMIT_MEMLOCK, origRlim);
-  let hardLimit = origRlim[1];
+  if (c.hardLimit === null) {
+    // Once per process: raise the hard limit to unlimited where we may (CAP_SYS_RESOURCE), so that
+    // rlimit ops can ask for any soft limit ("hard limit stays unlimited", spec/program.ts).
+    c.hardLimit = origRlim[1];
+    if (root && origRlim[1] !== RLIM_INFINITY) {
+      c.rlim[0] = origRlim[0]; c.rlim[1] = RLIM_INFINITY;
+      if (l.setrlimit(RLIMIT_MEMLOCK, c.rlim) === 0) { c.hardLimit = RLIM_INFINITY; origRlim[1] = RLIM_INFINITY; }
+    }
+  }
+  const hardLimit = c.hardLimit;
   const origMlockKb = facts.config.mlockKb;
   let mlockTouched = false;
   let auxFaultTouched = false;
@@ -245,9 +251,8 @@ export function runProgramHere(program: Program, config: Config, facts: HostFact
     }
   };
   const setIpcLock = (want: boolean) => {
+    if (capEffective(CAP_IPC_LOCK) === want) return;
     const caps = capGet();
-    const has = hasCap(caps.effective, CAP_IPC_LOCK);
-    if (has === want) return;
     const bit = 1n << BigInt(CAP_IPC_LOCK);
     const e = capSet({ ...caps, effective: want ? caps.effective | bit : caps.effective & ~bit });
     if (e !== 0) throw new HarnessError(`capset CAP_IPC_LOCK=${want}: ${errnoName(e)}`);
@@ -417,10 +422,6 @@ export function runProgramHere(program: Program, config: Config, facts: HostFact
       mlockTouched = true;
       if ("errno" in o) throw new HarnessError(`cannot set perf_event_mlock_kb to ${config.mlockKb}: ${o.errno}`);
     }
-    if (root && hardLimit !== RLIM_INFINITY) {
-      c.rlim[0] = origRlim[0]; c.rlim[1] = RLIM_INFINITY;
-      if (l.setrlimit(RLIMIT_MEMLOCK, c.rlim) === 0) hardLimit = RLIM_INFINITY; // needs CAP_SYS_RESOURCE
-    }
     const e = setMemlock(config.memlockPages);
     if (e !== 0) {
       throw new HarnessError(`cannot set RLIMIT_MEMLOCK to ${config.memlockPages} pages: ${errnoName(e)} (hard limit ${hardLimit === RLIM_INFINITY ? "unlimited" : `${hardLimit / 4096n} pages`})`);
@@ -449,10 +450,8 @@ export function runProgramHere(program: Program, config: Config, facts: HostFact
       if (!(e instanceof HarnessError)) throw e;
       aborted ??= e.message;
     } finally {
-      if (switched) {
-        setresuid(0, 0, 0);
-        setresgid(0, 0, 0);
-        if (l.geteuid() !== 0 || l.getuid() !== 0) throw new Error(`could not switch back to root after uid ${uid}`);
+      if (switched && (setresuid(0, 0, 0) !== 0 || setresgid(0, 0, 0) !== 0)) {
+        throw new Error(`could not switch back to root after uid ${uid}: ${errnoName(l.errno())}`);
       }
       l.setrlimit(RLIMIT_MEMLOCK, origRlim);
       if (config.mlockKb !== origMlockKb || mlockTouched) {
@@ -467,7 +466,7 @@ export function runProgramHere(program: Program, config: Config, facts: HostFact
 export function resetExecutor(): void {
   if (!ctx) return;
   ctx.l.close(ctx.statusFd);
-  if (ctx.kmsgFd !== null) closeSync(ctx.kmsgFd);
+  if (ctx.kmsgFd !== null) ctx.l.close(ctx.kmsgFd);
   ctx = null;
 }
 

@@ -58,6 +58,7 @@ export interface Libc {
   /** ioctl(fd, req, (unsigned long)arg): arg as a bigint so that 2^64-1 passes whole. */
   ioctl(fd: number, req: number, arg: bigint): number;
   open(path: string, flags: number): number;
+  read(fd: number, buf: Buffer, len: number): number;
   getrlimit(res: number, out: BigUint64Array): number;
   setrlimit(res: number, lim: BigUint64Array): number;
   /** glibc setresuid/setresgid: every thread of the process changes (SIGSETXID broadcast,
@@ -102,6 +103,7 @@ export function libc(): Libc {
     close: lib.func("int close(int fd)"),
     ioctl: lib.func("int ioctl(int fd, unsigned long req, uint64_t arg)"),
     open: lib.func("int open(const char *path, int flags)"),
+    read: lib.func("long read(int fd, void *buf, size_t len)"),
     getrlimit: lib.func("int getrlimit(int res, uint64_t *lim)"),
     setrlimit: lib.func("int setrlimit(int res, const uint64_t *lim)"),
     setresuid: lib.func("int setresuid(uint32_t r, uint32_t e, uint32_t s)"),
@@ -133,6 +135,15 @@ export function capGet(): Caps {
   if (l.capget(hdr, data) !== 0) throw new Error(`capget: errno ${l.errno()}`);
   const join = (lo: number, hi: number) => BigInt(lo) | (BigInt(hi) << 32n);
   return { effective: join(data[0], data[3]), permitted: join(data[1], data[4]), inheritable: join(data[2], data[5]) };
+}
+
+const fastHdr = new Uint32Array(2);
+const fastData = new Uint32Array(6);
+/** Whether `cap` (< 32) is in this thread's effective set; one capget, no allocation. */
+export function capEffective(cap: number): boolean {
+  fastHdr[0] = CAP_V3; fastHdr[1] = 0;
+  if (libc().capget(fastHdr, fastData) !== 0) throw new Error(`capget: errno ${libc().errno()}`);
+  return ((fastData[0] >>> cap) & 1) === 1;
 }
 
 /** Sets this thread's capability sets; returns errno (0 on success). */

@@ -2,7 +2,7 @@
  * Worker processes: the pool against fake agents (time-out, crash, dirty exit), the real agent's
  * JSON-lines protocol, and the host backend end to end.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -109,6 +109,27 @@ describe.skipIf(skipLive !== null)("agent.ts protocol", () => {
     expect(msgs[1].trace.aborted).toMatch(/bad program/);
     expect(msgs[2].trace.aborted).toMatch(/agent error/);
     expect(msgs[3].trace.aborted).toBeUndefined();
+  }, 30_000);
+});
+
+function hasSetpriv(): boolean {
+  try { execFileSync("setpriv", ["--version"], { stdio: "ignore" }); return true; } catch { return false; }
+}
+const asNobody = skipRoot === null && hasSetpriv();
+say(asNobody ? null : "needs root and setpriv", "agent as a non-root user");
+
+describe.skipIf(!asNobody)("agent.ts as a non-root user (setpriv to nobody)", () => {
+  it("runs as the current user, without the budget probe", () => {
+    const config = liveFacts!.config;
+    const prog: Program = [{ op: "open", ev: "e0", pmu: "sw" }, { op: "mmap", map: "m0", ev: "e0", pages: 3, pgoff: 0, prot: "rw", shared: true }, { op: "touch", map: "m0", page: 1, write: true }];
+    const out = execFileSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--",
+      "env", "HOME=/tmp", process.execPath, "--import", "tsx", join(PROJECT_ROOT, "hwtest/host/agent.ts")], {
+      cwd: PROJECT_ROOT, input: JSON.stringify({ id: 1, program: prog, config }) + "\n", timeout: 30_000,
+    }).toString();
+    const msg = JSON.parse(out.trim().split("\n")[0]);
+    expect(msg.id).toBe(1);
+    expect(msg.trace.steps.map((s: { outcome: unknown }) => s.outcome)).toEqual([{ ok: true }, { ok: true }, { signal: "SIGBUS" }]);
+    expect(msg.trace.audit).toEqual({ vmPinKb: 0 });
   }, 30_000);
 });
 

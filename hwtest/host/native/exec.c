@@ -274,7 +274,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--aux-type") && i + 1 < argc) aux_type = atoi(argv[++i]);
     else { fprintf(stderr, "exec: unknown argument %s\n", argv[i]); return 2; }
   }
-  status_fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  status_fd = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
   int np = 0;
   if (!fgets(line, sizeof line, stdin) || sscanf(line, "B %d", &np) != 1) { fprintf(stderr, "exec: expected B <n>\n"); return 2; }
   struct prog *ps = calloc(np > 0 ? np : 1, sizeof *ps);

@@ -1,0 +1,184 @@
+/**
+ * Measurements of the host backend for bench/ (the lead wires them in):
+ * - koffi executor vs the C twin on the same programs (`compareKoffiVsC`),
+ * - programs/s through the worker pool with 1 and 2 workers (`measureHostThroughput`),
+ * - per-call costs (`measureCallCosts`) and the re-map wait after a last munmap (`measureRemapWait`).
+ */
+import type { Config, Op, Program } from "../../spec/program.ts";
+import type { Trace } from "../../spec/trace.ts";
+import { discoverHost, type HostFacts } from "./discover.ts";
+import { runProgramHere, SLOT_BASE } from "./executor.ts";
+import { libc, MAP_FIXED_NOREPLACE, MAP_SHARED, PAGE, PROT } from "./libc.ts";
+import { openDummy } from "./perf.ts";
+import { runCBatch } from "./native/cexec.ts";
+import { hostBackend } from "./backend.ts";
+
+/** A small deterministic PRNG (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Programs of typical fuzzing shape (about `ops` ops each) that never map an event again after
+ * its last munmap (so no RCU wait): opens, data maps of a few sizes, second maps of the same
+ * buffer, SET_OUTPUT, AUX attempts, touches, user page reads, partial unmaps, closes.
+ */
+export function benchPrograms(count: number, ops = 16, seed = 1): Program[] {
+  const r = rng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
+  const out: Program[] = [];
+  for (let p = 0; p < count; p++) {
+    const prog: Op[] = [];
+    let nev = 0, nmap = 0;
+    const unmapped = new Set<string>(); // events whose last map went: never map them again
+    const mapsOf = new Map<string, string[]>();
+    const evs = () => Array.from({ length: nev }, (_, i) => `e${i}`);
+    while (prog.length < ops) {
+      const k = r();
+      if (nev === 0 || k < 0.15) {
+        const ev = `e${nev++}`;
+        const o: Op = nev > 1 && r() < 0.2 ? { op: "open", ev, pmu: "sw", outputTo: pick(evs().slice(0, -1)) } : { op: "open", ev, pmu: "sw" };
+        prog.push(o);
+      } else if (k < 0.4) {
+        const ev = pick(evs());
+        if (unmapped.has(ev)) continue;
+        const map = `m${nmap++}`;
+        prog.push({ op: "mmap", map, ev, pages: pick([1, 2, 3, 5, 9]), pgoff: 0, prot: pick(["rw", "rw", "r"] as const), shared: r() < 0.95 });
+        mapsOf.set(ev, [...(mapsOf.get(ev) ?? []), map]);
+      } else if (k < 0.5 && nmap > 0) {
+        const map = `m${Math.floor(r() * nmap)}`;
+        prog.push({ op: "touch", map, page: pick([0, 0, 1, 2]), write: r() < 0.5 });
+      } else if (k < 0.6 && nmap > 0) {
+        prog.push({ op: "readUserPage", map: `m${Math.floor(r() * nmap)}` });
+      } else if (k < 0.7) {
+        prog.push({ op: "setOutput", ev: pick(evs()), target: r() < 0.3 ? null : pick(evs()) });
+      } else if (k < 0.78 && nmap > 0) {
+        const map = `m${Math.floor(r() * nmap)}`;
+        prog.push({ op: "setAux", map, offsetPages: pick([4, 8, 16]), sizePages: pick([1, 2, 4]) });
+      } else if (k < 0.84 && nmap > 0) {
+        const ev = pick(evs());
+        if (unmapped.has(ev)) continue;
+        prog.push({ op: "mmap", map: `m${nmap++}`, ev, pages: pick([1, 2, 4]), pgoff: pick([4, 8, 16]), prot: "rw", shared: true });
+      } else if (k < 0.92 && nmap > 0) {
+        const map = `m${Math.floor(r() * nmap)}`;
+        const partial = r() < 0.3;
+        prog.push(partial ? { op: "munmap", map, offset: 1, pages: 1 } : { op: "munmap", map });
+        // conservatively: any event that had this map may now be at its last munmap
+        for (const [ev, ms] of mapsOf) if (ms.includes(map)) unmapped.add(ev);
+      } else {
+        prog.push({ op: "close", ev: pick(evs()) });
+      }
+    }
+    out.push(prog);
+  }
+  return out;
+}
+
+export interface KoffiVsC {
+  programs: number;
+  koffiSeconds: number;
+  cSeconds: number;
+  /** koffi time / C time */
+  ratio: number;
+  /** Programs whose koffi and C traces differ (should be 0). */
+  mismatches: number;
+}
+
+/** Runs the same programs through the koffi executor (in this process) and the C twin (one process). */
+export function compareKoffiVsC(programs: readonly Program[], opts: { facts?: HostFacts; config?: Config; touchMode?: "child" | "inproc"; noBudget?: boolean; rounds?: number } = {}): KoffiVsC {
+  const facts = opts.facts ?? discoverHost();
+  const config = opts.config ?? facts.config;
+  const rounds = opts.rounds ?? 3;
+  let best: KoffiVsC | null = null;
+  for (let round = 0; round < rounds; round++) {
+    const t0 = performance.now();
+    const k: Trace[] = programs.map((p) => runProgramHere(p, config, facts, { touchMode: opts.touchMode, noBudget: opts.noBudget }));
+    const koffiSeconds = (performance.now() - t0) / 1000;
+    const c = runCBatch(programs, config, facts, { touchMode: opts.touchMode, noBudget: opts.noBudget });
+    let mismatches = 0;
+    k.forEach((t, i) => {
+      const ct = c.traces[i];
+      if (JSON.stringify(t.steps) !== JSON.stringify(ct.steps) || JSON.stringify(t.audit) !== JSON.stringify(ct.audit)) mismatches++;
+    });
+    const r: KoffiVsC = { programs: programs.length, koffiSeconds, cSeconds: c.seconds, ratio: koffiSeconds / c.seconds, mismatches };
+    if (!best || r.ratio < best.ratio) best = r;
+  }
+  return best!;
+}
+
+/** Programs/s through hostBackend with `workers` workers (start-up excluded). */
+export async function measureHostThroughput(programs: readonly Program[], workers: number, opts: { touchMode?: "child" | "inproc" } = {}): Promise<{ workers: number; programs: number; seconds: number; perSecond: number; aborted: number }> {
+  const b = await hostBackend({ workers, touchMode: opts.touchMode });
+  try {
+    await b.run(programs.slice(0, workers * 2)); // warm the workers (tsx start-up, first program)
+    const t0 = performance.now();
+    const traces = await b.run(programs);
+    const seconds = (performance.now() - t0) / 1000;
+    return { workers, programs: programs.length, seconds, perSecond: programs.length / seconds, aborted: traces.filter((t) => t.aborted).length };
+  } finally {
+    await b.close();
+  }
+}
+
+/** Microseconds per call, averaged over `n` calls, in this process (as root or the current user). */
+export function measureCallCosts(n = 300): Record<string, number> {
+  const l = libc();
+  const base = SLOT_BASE;
+  const acc: Record<string, number> = {};
+  const t = (k: string, f: () => unknown) => { const s = performance.now(); f(); acc[k] = (acc[k] ?? 0) + (performance.now() - s) * 1000; };
+  const sfd = l.open("/proc/thread-self/status", 0);
+  const out = new BigUint64Array(5);
+  for (let i = 0; i < n; i++) {
+    let fd = -1;
+    t("open", () => { fd = openDummy(); });
+    t("mmap 3 pages", () => l.mmap(base, 3 * PAGE, PROT.rw, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0));
+    t("VmPin read", () => l.vmpinKb(sfd));
+    t("touch (clone child)", () => l.access(1, base + PAGE, 0n, 0n, null));
+    t("touch (in-process)", () => l.accessInproc(1, base + PAGE, 0n, 0n, null));
+    t("readUserPage (clone child)", () => l.access(3, base, 0n, 0n, out));
+    t("readUserPage (in-process)", () => l.accessInproc(3, base, 0n, 0n, out));
+    t("munmap 3 pages", () => l.munmap(base, 3 * PAGE));
+    t("close", () => l.close(fd));
+    t("koffi call (getpid)", () => l.getpid());
+  }
+  l.close(sfd);
+  for (const k of Object.keys(acc)) acc[k] = Math.round((acc[k] / n) * 10) / 10;
+  return acc;
+}
+
+/**
+ * The cost of mapping an event again after its last munmap (ring_buffer_attach() waits for
+ * an RCU grace period: cond_synchronize_rcu) against mapping a fresh event. Milliseconds.
+ */
+export function measureRemapWait(n = 30): { remapMs: number; freshMs: number } {
+  const l = libc();
+  const base = SLOT_BASE;
+  const fd = openDummy();
+  let remap = 0, fresh = 0;
+  try {
+    l.mmap(base, 2 * PAGE, PROT.rw, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+    l.munmap(base, 2 * PAGE);
+    for (let i = 0; i < n; i++) {
+      let s = performance.now();
+      const a = l.mmap(base, 2 * PAGE, PROT.rw, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+      remap += performance.now() - s;
+      if (a !== -1) l.munmap(base, 2 * PAGE);
+      const f2 = openDummy();
+      s = performance.now();
+      const b = l.mmap(base, 2 * PAGE, PROT.rw, MAP_SHARED | MAP_FIXED_NOREPLACE, f2, 0);
+      fresh += performance.now() - s;
+      if (b !== -1) l.munmap(base, 2 * PAGE);
+      l.close(f2);
+    }
+  } finally {
+    l.close(fd);
+  }
+  return { remapMs: remap / n, freshMs: fresh / n };
+}
