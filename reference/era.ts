@@ -1,0 +1,81 @@
+/**
+ * Which kernel code each profile runs: one record of switches per profile, read by the
+ * reference at every branch where the eras differ. Every switch names the source it comes
+ * from (function, version); the reference cites the same lines where it uses them.
+ *
+ * Sources read for this file:
+ * - seed: /work/shared/seed/perf-aux-area-v8.patch.txt applied to v3.18 kernel/events/core.c
+ *   and ring_buffer.c (the patch's context lines), v3.18 mm/mmap.c and mm/mremap.c.
+ * - 6.1: Debian linux-source-6.1 6.1.192 (kernel/events/core.c, ring_buffer.c, mm/mmap.c,
+ *   mm/mremap.c, mm/mprotect.c); "pre148" = the same minus the five Aug 2025 fixes
+ *   (b024d7b56c77 may_split, 07091aade394 exit early, 5468c0fbccbb AUX refcount,
+ *   as backported to 6.1.148).
+ * - 6.12: Debian linux-source-6.12 6.12.117 (same files plus mm/vma.c); "pre42" likewise.
+ * - 6.18: the tip/stable patch mails of the 6.15..6.19 perf_mmap() rework
+ *   (0c8a4e4139ad "perf/core: Further simplify perf_mmap()", PeterZ's Aug 2025 split into
+ *   perf_mmap_rb()/perf_mmap_aux(), 448f97fba901 refcount_t, d06bf78e55d5 EBUSY,
+ *   f74b9f4ba63f map_range() failure), mm/mremap.c multi-VMA move (eaa5bd1a4940, 6.17),
+ *   and this machine's 6.18.44 kernel (probes in the test suite's comments).
+ */
+import type { ProfileId } from "../spec/program.ts";
+
+export interface Era {
+  profile: ProfileId;
+  /** perf_mmap()/perf_mmap_close() code shape: the v8 seed, 6.1/6.12 (one function), 6.15+ split. */
+  perf: "seed" | "v6.1" | "v6.18";
+  /** mm code: munmap split direction and mremap pre-checks. v3.18 and v6.1 split with the new
+   *  VMA on the removed side (do_munmap / do_mas_align_munmap); v6.12+ keep the new VMA on the
+   *  side that stays (vms_gather_munmap_vmas); v3.18 mremap has no vma_lookup() up front. */
+  mm: "v3.18" | "v6.1" | "v6.12" | "v6.18";
+  /** perf_mmap_vmops.may_split (b024d7b56c77, 6.1.148, 6.12.42, 6.16.1+). */
+  maySplit: boolean;
+  /** event->mmap_count, rb->mmap_count, rb->aux_mmap_count are refcount_t (448f97fba901, 6.18). */
+  refcount: boolean;
+  /** aux_refcount / rb->refcount are refcount_t (all 6.x; atomic_t in the seed). */
+  auxRefcountT: boolean;
+  /** Pages are mapped at mmap() time (b709eb872e19 "perf/core: map pages in advance", 6.14+). */
+  mapAtMmap: boolean;
+  /** Anon inodes are SB_I_NOEXEC (6.15+): do_mmap() refuses PROT_EXEC with EPERM and clears VM_MAYEXEC. */
+  noexec: boolean;
+  /** perf_mmap_rb(): EBUSY for an event whose own mmap_count is 0 (d06bf78e55d5, 6.19-rc7 / 6.18.y). */
+  ebusy: boolean;
+  /** perf_mmap() charges user_extra on every successful mapping, also re-maps of an existing
+   *  buffer or AUX area (0c8a4e4139ad moved `user_extra = nr_pages` before the branch, 6.15+). */
+  remapCharge: boolean;
+  /** perf_mmap() accounting clamps locked_vm to the limit before adding (003461559ef7, 5.6+). */
+  clamp: boolean;
+  /** locked_vm is charged only the part under the limit (d44248a41337/c4b75479741c, 4.19+);
+   *  the seed charges all of user_extra to locked_vm and refunds all of it. */
+  splitCharge: boolean;
+  /** atomic_set(&rb->aux_mmap_count, 1) before accounting (pre 5468c0fbccbb). */
+  auxMmapCountEarly: boolean;
+  /** rb_alloc_aux() without setup_aux: -ENOTSUPP (524) in the seed, -EOPNOTSUPP later. */
+  enotsupp: "ERRNO_524" | "EOPNOTSUPP";
+  /** set_output() refuses a target whose rb->mmap_count is 0 (seed: no such check). */
+  setOutputMmapCheck: boolean;
+}
+
+const base618: Era = {
+  profile: "6.18", perf: "v6.18", mm: "v6.18", maySplit: true, refcount: true, auxRefcountT: true,
+  mapAtMmap: true, noexec: true, ebusy: true, remapCharge: true, clamp: true, splitCharge: true,
+  auxMmapCountEarly: false, enotsupp: "EOPNOTSUPP", setOutputMmapCheck: true,
+};
+
+const v61: Era = {
+  profile: "6.1", perf: "v6.1", mm: "v6.1", maySplit: true, refcount: false, auxRefcountT: true,
+  mapAtMmap: false, noexec: false, ebusy: false, remapCharge: false, clamp: true, splitCharge: true,
+  auxMmapCountEarly: false, enotsupp: "EOPNOTSUPP", setOutputMmapCheck: true,
+};
+
+export const ERAS: Readonly<Record<ProfileId, Era>> = {
+  seed: {
+    profile: "seed", perf: "seed", mm: "v3.18", maySplit: false, refcount: false, auxRefcountT: false,
+    mapAtMmap: false, noexec: false, ebusy: false, remapCharge: false, clamp: false, splitCharge: false,
+    auxMmapCountEarly: true, enotsupp: "ERRNO_524", setOutputMmapCheck: false,
+  },
+  "6.1-pre148": { ...v61, profile: "6.1-pre148", maySplit: false, auxMmapCountEarly: true },
+  "6.1": v61,
+  "6.12-pre42": { ...v61, profile: "6.12-pre42", mm: "v6.12", maySplit: false, auxMmapCountEarly: true },
+  "6.12": { ...v61, profile: "6.12", mm: "v6.12" },
+  "6.18": base618,
+};

@@ -1,0 +1,139 @@
+/**
+ * The kernel objects the reference keeps, named and shaped after their kernel counterparts
+ * (include/linux/perf_event.h, kernel/events/internal.h, include/linux/mm_types.h).
+ * Fields carry the kernel's names in camelCase; units are pages unless a name says bytes.
+ */
+
+export const PAGE_SIZE = 4096;
+/** REFCOUNT_SATURATED = INT_MIN / 2 (include/linux/refcount.h). */
+export const REFCOUNT_SATURATED = -1073741824;
+
+/** struct perf_event_mmap_page, the fields the ops see (bytes). */
+export interface UserPage {
+  dataOffset: number;
+  dataSize: number;
+  auxHead: number;
+  auxOffset: number;
+  auxSize: number;
+}
+
+/** What a page-table entry points at: a buffer's user page, or a page that reads as zeros
+ *  (data pages and AUX pages of a disabled event, anonymous memory). */
+export type PageId = UserPage | 0;
+
+/** struct perf_buffer (struct ring_buffer in the seed). */
+export class PerfBuffer {
+  /** Allocation order within the program (the abstract state's buffer id). */
+  readonly id: number;
+  /** rb->nr_pages: data pages, the user page not counted. */
+  readonly nrPages: number;
+  /** rb->refcount: one per event whose event->rb is this buffer (ring_buffer_attach takes it over). */
+  refcount = 1;
+  /** rb->mmap_count: VMAs of this buffer, through any event. */
+  mmapCount = 0;
+  /** rb->mmap_locked: pages charged to pinned_vm when the buffer was created. */
+  mmapLocked = 0;
+  /** rb->overwrite: !(VM_WRITE) of the creating mapping. */
+  readonly overwrite: boolean;
+  /** rb->user_page */
+  readonly userPage: UserPage;
+  /** rb->event_list */
+  readonly eventList: PerfEvent[] = [];
+  /** AUX area (rb_has_aux() iff auxNrPages != 0). */
+  auxNrPages = 0;
+  auxPgoff = 0;
+  auxMmapCount = 0;
+  auxMmapLocked = 0;
+  auxRefcount = 0;
+  /** rb->aux_priv != NULL: setup_aux() succeeded and free_aux() has not run. */
+  auxPriv = false;
+  auxOverwrite = false;
+  /** false once ring_buffer_put() dropped the last reference (rb_free()). */
+  alive = true;
+
+  constructor(id: number, nrPages: number, overwrite: boolean) {
+    this.id = id;
+    this.nrPages = nrPages;
+    this.overwrite = overwrite;
+    // perf_event_init_userpage(): data_offset = PAGE_SIZE, data_size = perf_data_size(rb)
+    // (e8c6deac6962 "perf: Add data_{offset,size} to user_page", patch 1 of the AUX series
+    // the seed belongs to; its uapi context lines show both fields).
+    this.userPage = { dataOffset: PAGE_SIZE, dataSize: nrPages * PAGE_SIZE, auxHead: 0, auxOffset: 0, auxSize: 0 };
+  }
+}
+
+/** struct perf_event (one per successful perf_event_open()). */
+export class PerfEvent {
+  readonly handle: string;
+  /** has_aux(event): the PMU has setup_aux (pmu "aux"). */
+  readonly hasAux: boolean;
+  readonly cpu: number;
+  readonly inherit: boolean;
+  /** The program's fd is open (close() not yet called). */
+  fdOpen = true;
+  /** VMAs whose vm_file is this event's file (each holds a file reference). */
+  vmaRefs = 0;
+  /** perf_release() ran: the file's last reference is gone and the event was freed. */
+  released = false;
+  /** event->rb */
+  rb: PerfBuffer | null = null;
+  /** event->mmap_count */
+  mmapCount = 0;
+  /** event->group_leader (itself when it leads a group). */
+  groupLeader: PerfEvent;
+
+  constructor(handle: string, hasAux: boolean, cpu: number, inherit: boolean) {
+    this.handle = handle;
+    this.hasAux = hasAux;
+    this.cpu = cpu;
+    this.inherit = inherit;
+    this.groupLeader = this;
+  }
+}
+
+export const VM_READ = 1;
+export const VM_WRITE = 2;
+export const VM_EXEC = 4;
+
+/** struct vm_area_struct, the parts that matter here. Addresses are page numbers. */
+export class Vma {
+  start: number;
+  end: number;
+  pgoff: number;
+  /** VM_READ | VM_WRITE | VM_EXEC */
+  prot: number;
+  /** VM_MAYEXEC (cleared by do_mmap() for noexec files). */
+  mayExec: boolean;
+  shared: boolean;
+  /** vm_file->private_data for perf mappings; null for anonymous memory. */
+  event: PerfEvent | null;
+  /** vma->anon_vma identity (0: none yet; set by the first write; split pieces share it). */
+  anonVma = 0;
+  /** 6.14+: map_range() installed every page at mmap() time; the page at pgoff 0 is preUser. */
+  prepopulated = false;
+  preUser: UserPage | null = null;
+
+  constructor(start: number, end: number, pgoff: number, prot: number, mayExec: boolean, shared: boolean, event: PerfEvent | null) {
+    this.start = start;
+    this.end = end;
+    this.pgoff = pgoff;
+    this.prot = prot;
+    this.mayExec = mayExec;
+    this.shared = shared;
+    this.event = event;
+  }
+
+  /** vm_area_dup() */
+  dup(): Vma {
+    const v = new Vma(this.start, this.end, this.pgoff, this.prot, this.mayExec, this.shared, this.event);
+    v.anonVma = this.anonVma;
+    v.prepopulated = this.prepopulated;
+    v.preUser = this.preUser;
+    return v;
+  }
+}
+
+/** A kernel crash the model reaches (NULL dereference, BUG): the program cannot go on. */
+export class KernelOops extends Error {
+  override name = "KernelOops";
+}
