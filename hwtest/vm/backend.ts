@@ -1,0 +1,211 @@
+/**
+ * The `vm:KERNEL` backend: programs run on a Debian kernel (6.1, 6.12, a named release, or the
+ * user's own bzImage) under QEMU TCG, with the auxspec_pmu test module loaded, so the AUX-area
+ * paths run on real kernel code on machines without PT hardware.
+ *
+ * One boot per backend: the guest runs the host executor's agent (hwtest/host/agent.ts, under
+ * tsx from the project shared read-only over 9p) behind the guest shim (guest/shim.mjs), which
+ * attaches the kernel log's WARN/BUG/Oops lines of each program to its trace
+ * (audit.warnings). Programs are sent a few at a time over a virtio-serial port and run one
+ * after another in the guest. A guest that hangs or dies aborts the program in flight (its
+ * trace carries the console tail) and is booted again for the programs after it.
+ */
+import { BackendUnavailable, type Backend, type BackendInfo } from "../../fuzz/backend.ts";
+import type { Config, Program } from "../../spec/program.ts";
+import { profileFor } from "../../spec/profiles.ts";
+import type { Trace } from "../../spec/trace.ts";
+import { provisionKernel, type ProvisionedKernel } from "./provision.ts";
+import { GuestError, GuestVM, busyboxBinary, defaultAgent, qemuBinary, type GuestHello } from "./qemu.ts";
+import { PROJECT_ROOT } from "./provision.ts";
+import { bundleAgent } from "./bundle.ts";
+import { versionForProfile } from "./release.ts";
+
+export { provisionKernel, type ProvisionedKernel } from "./provision.ts";
+
+export interface VmBackendOptions {
+  /** kernel "custom": the kernel image to boot. */
+  bzImage?: string;
+  /** kernel "custom": a configured build or headers tree of that kernel (for the module build). */
+  headers?: string;
+  log?: (msg: string) => void;
+}
+
+/** Guest-side limit per program: generous, TCG is 10 to 50 times slower than the host. */
+export function guestTimeoutMs(program: Program): number {
+  return 30_000 + 500 * program.length;
+}
+/** A program may also pay an agent's start-up (tsx compiling the executor under TCG); the shim
+ *  allows the same on its side when it starts a fresh agent. */
+const AGENT_START_MS = 90_000;
+/** The host kills QEMU when the guest shim has not answered this long after the guest limit. */
+const HOST_GRACE_MS = 30_000;
+/** Requests written ahead of the one running (the shim reads them into its queue). */
+const WINDOW = 8;
+/** Reboots per run() call before the remaining programs are given up. */
+const MAX_REBOOTS = 3;
+
+/** The Config the guest runs programs under, from the shim's hello (as discoverHost does on a host). */
+export function guestConfig(h: GuestHello): Config {
+  return {
+    pageSize: 4096,
+    cpus: h.cpus,
+    mlockKb: h.mlockKb ?? 516,
+    memlockPages: h.memlockKb === "unlimited" ? "unlimited" : Math.floor((h.memlockKb ?? 0) / 4),
+    capIpcLock: false,
+    paranoid: Math.max(-1, Math.min(4, h.paranoid ?? 2)),
+    pmus: { aux: h.auxPmu },
+  };
+}
+
+function consoleLines(text: string, lines = 40): string {
+  return text.split("\n").filter((l) => l.trim()).slice(-lines).join("\n");
+}
+
+/** Make sure the agent's native helper exists on the host: the guest sees the project read-only. */
+async function ensureNative(log: (m: string) => void): Promise<void> {
+  try {
+    const { ensureBuilt, AUXPROBE } = await import("../host/native/build.ts");
+    ensureBuilt(AUXPROBE, log);
+  } catch (e) {
+    log(`could not build the agent's native helper on the host (${(e as Error).message.split("\n")[0]}); the guest agent will try`);
+  }
+}
+
+/**
+ * The agent command the guest runs: the bundled agent (bundle.ts; starts in about 1 s under
+ * TCG) or, when bundling fails or AUXSPEC_VM_TSX=1, tsx on hwtest/host/agent.ts (10 to 20 s).
+ */
+async function guestAgent(log: (m: string) => void): Promise<string[]> {
+  if (process.env.AUXSPEC_VM_TSX !== "1") {
+    try {
+      const bundle = await bundleAgent(PROJECT_ROOT, log);
+      return ["node", bundle, "--allow-sysctl"];
+    } catch (e) {
+      log(`could not bundle the agent (${(e as Error).message.split("\n")[0]}); the guest runs it under tsx`);
+    }
+  }
+  return defaultAgent(PROJECT_ROOT);
+}
+
+export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Promise<Backend> {
+  const log = opts.log ?? (() => {});
+  if (!qemuBinary()) throw new BackendUnavailable("qemu-system-x86_64 is not installed: run `bash scripts/setup-vm.sh` (as root) to install qemu-system-x86 and busybox-static");
+  if (!busyboxBinary()) throw new BackendUnavailable("busybox is not installed: run `bash scripts/setup-vm.sh` (as root) to install busybox-static");
+  let k: ProvisionedKernel;
+  try {
+    k = await provisionKernel(kernel, log, { bzImage: opts.bzImage, headers: opts.headers });
+  } catch (e) {
+    throw new BackendUnavailable(`cannot provision kernel ${kernel}: ${(e as Error).message}`);
+  }
+  await ensureNative(log);
+  const agent = await guestAgent(log);
+  const boot = async (): Promise<GuestVM> => {
+    try {
+      return await GuestVM.boot({ kernel: k, agent, log });
+    } catch (e) {
+      const c = e instanceof GuestError ? `\n--- console ---\n${consoleLines(e.console)}` : "";
+      throw new BackendUnavailable(`guest ${k.release} did not come up: ${(e as Error).message}${c}`);
+    }
+  };
+  let vm: GuestVM | null = await boot();
+  const hello = vm.hello;
+  if (!hello.auxPmu) {
+    const c = vm.consoleTail();
+    await vm.close();
+    throw new BackendUnavailable(`the test PMU auxspec_pmu did not register in ${hello.release}:\n${consoleLines(c)}`);
+  }
+  const choice = profileFor(hello.release, versionForProfile(hello.release, hello.version));
+  const name = `vm:${kernel}`;
+  const info: BackendInfo = {
+    name,
+    kernel: hello.release,
+    profile: choice.profile,
+    config: guestConfig(hello),
+    unsupported: new Set<string>(),
+    notes: [
+      `Debian kernel ${hello.release}${k.debVersion ? ` (package ${k.debVersion})` : ""} under QEMU TCG, 1 CPU: profile ${choice.profile} (${choice.why})`,
+      `AUX PMU: the auxspec_pmu test module (type ${hello.auxType}); auxFault switches its setup_aux to fail; the audit reads its live/setups/frees counters`,
+      "the guest runs the host executor's agent (fresh uid per program); kernel WARN/BUG/Oops lines of a program come back as audit.warnings",
+      `boot took ${vm.bootSeconds} s; programs run one at a time in the guest`,
+      ...(hello.bootWarnings.length ? [`kernel warnings during boot: ${hello.bootWarnings.join(" | ")}`] : []),
+    ],
+  };
+  log(`${name}: ${hello.release}, profile ${choice.profile}, boot ${vm.bootSeconds} s`);
+
+  let chain: Promise<unknown> = Promise.resolve();
+  let closed = false;
+
+  const runAll = async (programs: readonly Program[], cfg: Config): Promise<Trace[]> => {
+    const traces: Array<Trace | undefined> = new Array(programs.length);
+    const aborted = (why: string): Trace => ({ backend: name, kernel: hello.release, steps: [], audit: null, aborted: why });
+    let reboots = 0;
+    let i = 0; // every program before i has its trace
+    while (i < programs.length) {
+      if (closed) throw new Error(`${name} is closed`);
+      if (!vm || !vm.alive) {
+        if (vm) await vm.close();
+        if (reboots >= MAX_REBOOTS) {
+          for (let j = i; j < programs.length; j++) traces[j] = aborted(`not run: the guest died ${reboots + 1} times in this run`);
+          break;
+        }
+        reboots++;
+        log(`${name}: booting the guest again (${reboots})`);
+        try {
+          vm = await GuestVM.boot({ kernel: k, agent, log });
+        } catch (e) {
+          const c = e instanceof GuestError ? `\n${consoleLines(e.console)}` : "";
+          for (let j = i; j < programs.length; j++) traces[j] = aborted(`not run: the guest did not boot again: ${(e as Error).message}${c}`);
+          vm = null;
+          break;
+        }
+      }
+      const guest: GuestVM = vm;
+      const inflight: Array<{ index: number; answer: Promise<{ trace: Trace } | Error> }> = [];
+      let sendIdx = i;
+      const fill = () => {
+        while (inflight.length < WINDOW && sendIdx < programs.length) {
+          const index = sendIdx++;
+          const answer = guest
+            .send<{ trace: Trace }>({ program: programs[index], config: cfg, timeoutMs: guestTimeoutMs(programs[index]) })
+            .catch((e: Error) => e);
+          inflight.push({ index, answer });
+        }
+      };
+      fill();
+      while (inflight.length > 0) {
+        const f = inflight[0];
+        guest.watch(guestTimeoutMs(programs[f.index]) + AGENT_START_MS + HOST_GRACE_MS);
+        const r = await f.answer;
+        inflight.shift();
+        i = f.index + 1;
+        if (r instanceof Error) {
+          // The guest died or hung while f was its running program: f is aborted with the
+          // console; the programs sent after it go again to the next boot.
+          const c = r instanceof GuestError ? r.console : guest.consoleTail();
+          traces[f.index] = aborted(`guest ${hello.release} died while running this program: ${r.message}\n--- console ---\n${consoleLines(c)}`);
+          break;
+        }
+        traces[f.index] = { ...r.trace, backend: name };
+        fill();
+      }
+    }
+    return traces.map((t) => t ?? aborted("not run"));
+  };
+
+  return {
+    info,
+    run(programs: readonly Program[], config?: Config): Promise<Trace[]> {
+      const cfg = config ?? info.config;
+      const p = chain.then(() => runAll(programs, cfg));
+      chain = p.catch(() => {});
+      return p;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await chain;
+      if (vm) await vm.close();
+      vm = null;
+    },
+  };
+}

@@ -1,0 +1,361 @@
+/**
+ * One QEMU (TCG) guest running a provisioned kernel, busybox as init, the host's /usr and the
+ * project shared read-only over 9p, and the guest shim (guest/shim.mjs) on the second serial
+ * port. The host side never hangs: every wait has a time-out, after which QEMU is killed and
+ * the error carries the tail of the guest console.
+ *
+ * Channel: a virtio-serial port named "auxspec" (/dev/vportNpM in the guest) <-> a Unix socket
+ * (QEMU chardev server) that this process connects to right after QEMU starts, long before
+ * the guest opens the port; JSON lines both ways (see guest/shim.mjs). A second 16550 port
+ * would do too, but QEMU paces it at 115200 baud (about 11 kB/s: seconds per large trace).
+ * Console: ttyS0 <-> QEMU's stdout, kept in memory (last MiB).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildInitramfs } from "./initramfs.ts";
+import { PROJECT_ROOT, type ProvisionedKernel } from "./provision.ts";
+import { initramfsEntries } from "./release.ts";
+
+export const GUEST_DIR = join(PROJECT_ROOT, "hwtest", "vm", "guest");
+
+/** The guest's facts, sent by the shim once it is ready for work. */
+export interface GuestHello {
+  release: string;
+  version: string | null;
+  cpus: number;
+  mlockKb: number | null;
+  paranoid: number | null;
+  memlockKb: number | "unlimited" | null;
+  auxPmu: string | null;
+  auxType: number | null;
+  pmu: PmuCounters | null;
+  node: string;
+  uptime: number;
+  bootWarnings: string[];
+  agent: string[];
+}
+
+export interface PmuCounters {
+  setups: number | null;
+  frees: number | null;
+  live: number | null;
+  failSetupAux: boolean;
+}
+
+export interface Probe {
+  pmu: PmuCounters | null;
+  warnings: string[];
+  uptime: number;
+}
+
+export interface BootOptions {
+  kernel: ProvisionedKernel;
+  /** The agent command line in the guest; default: tsx running hwtest/host/agent.ts --allow-sysctl. */
+  agent?: readonly string[];
+  /** Project folder shared with the guest at the same path (default: this checkout). */
+  project?: string;
+  memMb?: number;
+  /** Limit for boot until the shim's hello (default 180 s: TCG on a loaded 2-core host). */
+  bootTimeoutMs?: number;
+  log?: (msg: string) => void;
+  /** Extra kernel command line. */
+  append?: string;
+}
+
+export function defaultAgent(project: string): string[] {
+  return ["node", join(project, "node_modules", "tsx", "dist", "cli.mjs"), join(project, "hwtest", "host", "agent.ts"), "--allow-sysctl"];
+}
+
+export function qemuBinary(): string | null {
+  for (const d of (process.env.PATH ?? "/usr/bin:/bin").split(":")) {
+    const p = join(d, "qemu-system-x86_64");
+    if (d && existsSync(p)) return p;
+  }
+  return null;
+}
+
+export function busyboxBinary(): string | null {
+  for (const p of ["/bin/busybox", "/usr/bin/busybox"]) if (existsSync(p)) return p;
+  return null;
+}
+
+const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** Keeps the last `max` characters of a stream. */
+class Tail {
+  private parts: string[] = [];
+  private size = 0;
+  constructor(private readonly max: number) {}
+  push(s: string): void {
+    this.parts.push(s);
+    this.size += s.length;
+    while (this.size > this.max && this.parts.length > 1) this.size -= this.parts.shift()!.length;
+  }
+  text(): string {
+    const t = this.parts.join("");
+    return t.length > this.max ? t.slice(t.length - this.max) : t;
+  }
+}
+
+type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout | undefined };
+
+interface GuestState {
+  dead: string | null;
+  exited: Promise<void>;
+  die: (why: string) => void;
+  watchdog: NodeJS.Timeout | null;
+}
+
+export class GuestError extends Error {
+  override name = "GuestError";
+  constructor(message: string, readonly console: string) {
+    super(message);
+  }
+}
+
+export class GuestVM {
+  readonly hello: GuestHello;
+  /** Seconds from QEMU start to the shim's hello. */
+  readonly bootSeconds: number;
+  private nextId = 1;
+
+  private constructor(
+    private readonly proc: ChildProcess,
+    private readonly sock: Socket,
+    private readonly console: Tail,
+    private readonly pending: Map<number, Pending>,
+    private readonly state: GuestState,
+    private readonly tmp: string,
+    hello: GuestHello,
+    bootSeconds: number,
+  ) {
+    this.hello = hello;
+    this.bootSeconds = bootSeconds;
+  }
+
+  get alive(): boolean {
+    return this.state.dead === null;
+  }
+
+  /** Why the guest stopped, or null while it runs. */
+  get deadReason(): string | null {
+    return this.state.dead;
+  }
+
+  consoleTail(chars = 6000): string {
+    const t = this.console.text();
+    return t.length > chars ? t.slice(t.length - chars) : t;
+  }
+
+  static async boot(opts: BootOptions): Promise<GuestVM> {
+    const log = opts.log ?? (() => {});
+    const qemu = qemuBinary();
+    if (!qemu) throw new Error("qemu-system-x86_64 is not installed (run scripts/setup-vm.sh)");
+    const busybox = busyboxBinary();
+    if (!busybox) throw new Error("busybox is not installed (run scripts/setup-vm.sh)");
+    const project = opts.project ?? PROJECT_ROOT;
+    const agent = [...(opts.agent ?? defaultAgent(project))];
+    const k = opts.kernel;
+
+    const tmp = mkdtempSync(join(tmpdir(), "auxspec-vm-"));
+    const entries = initramfsEntries({
+      busybox,
+      modules: [...k.guestModules, k.moduleKo],
+      init: readFileSync(join(GUEST_DIR, "init.sh"), "utf8"),
+      mountPoints: ["/usr", project],
+      files: { "/auxspec.env": `AUXSPEC_PROJECT=${shq(project)}\nAUXSPEC_AGENT=${shq(JSON.stringify(agent))}\nexport AUXSPEC_PROJECT AUXSPEC_AGENT\n` },
+    });
+    writeFileSync(join(tmp, "initrd.gz"), buildInitramfs(entries));
+    const sockPath = join(tmp, "agent.sock");
+    const args = [
+      "-accel", "tcg", "-cpu", "max", "-m", String(opts.memMb ?? 1024), "-smp", "1",
+      "-display", "none", "-monitor", "none", "-no-reboot", "-nodefaults",
+      "-serial", "stdio",
+      "-device", "virtio-serial-pci",
+      "-chardev", `socket,id=agent,path=${sockPath},server=on,wait=off`,
+      "-device", "virtserialport,chardev=agent,name=auxspec",
+      "-kernel", k.vmlinuz, "-initrd", join(tmp, "initrd.gz"),
+      "-append", `console=ttyS0 panic=-1 quiet ${opts.append ?? ""}`.trim(),
+      "-virtfs", "local,path=/usr,mount_tag=hostusr,security_model=none,readonly=on,multidevs=remap",
+      "-virtfs", `local,path=${project},mount_tag=project,security_model=none,readonly=on,multidevs=remap`,
+    ];
+    const t0 = performance.now();
+    log(`booting ${k.release} under QEMU TCG`);
+    const proc = spawn(qemu, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const con = new Tail(1 << 20);
+    proc.stdout!.setEncoding("utf8");
+    proc.stderr!.setEncoding("utf8");
+    proc.stdout!.on("data", (s: string) => con.push(s));
+    proc.stderr!.on("data", (s: string) => con.push(`[qemu] ${s}`));
+    const pending = new Map<number, Pending>();
+    let helloWait: { resolve: (h: GuestHello) => void; reject: (e: Error) => void } | null = null;
+    const state: GuestState = { dead: null, exited: Promise.resolve(), die: () => {}, watchdog: null };
+    const die = (why: string) => {
+      if (state.dead) return;
+      state.dead = why;
+      if (state.watchdog) clearTimeout(state.watchdog);
+      const err = new GuestError(`guest ${k.release}: ${why}`, con.text().slice(-6000));
+      for (const [, p] of pending) {
+        clearTimeout(p.timer);
+        p.reject(err);
+      }
+      pending.clear();
+      helloWait?.reject(err);
+    };
+    state.die = die;
+    state.exited = new Promise<void>((res) => {
+      proc.on("exit", (code, signal) => {
+        die(signal ? `QEMU killed by ${signal}` : `QEMU exited with code ${code} (the guest powered off, panicked or failed to boot)`);
+        res();
+      });
+      proc.on("error", (e) => {
+        die(`QEMU could not start: ${e.message}`);
+        res();
+      });
+    });
+
+    const fail = async (e: unknown): Promise<never> => {
+      proc.kill("SIGKILL");
+      await state.exited;
+      rmSync(tmp, { recursive: true, force: true });
+      throw e;
+    };
+
+    // Connect to the channel (QEMU creates the socket at start-up).
+    let sock: Socket | null = null;
+    for (let i = 0; i < 250 && !sock && !state.dead; i++) {
+      if (existsSync(sockPath)) {
+        sock = await new Promise<Socket | null>((res) => {
+          const s = connect(sockPath);
+          s.once("connect", () => res(s));
+          s.once("error", () => res(null));
+        });
+      }
+      if (!sock) await new Promise((r) => setTimeout(r, 20));
+    }
+    if (!sock) return fail(new GuestError(`guest ${k.release}: cannot connect to QEMU's agent socket${state.dead ? ` (${state.dead})` : ""}`, con.text()));
+    sock.setEncoding("utf8");
+    let buf = "";
+    const helloP = new Promise<GuestHello>((resolve, reject) => (helloWait = { resolve, reject }));
+    helloP.catch(() => {});
+    sock.on("data", (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl).replace(/\r$/, "");
+        buf = buf.slice(nl + 1);
+        if (!line.startsWith("{")) {
+          if (line.trim()) log(`guest channel noise: ${line.slice(0, 200)}`);
+          continue;
+        }
+        let msg: { hello?: GuestHello; id?: number };
+        try {
+          msg = JSON.parse(line);
+        } catch {
+          log(`guest channel: unparsable line: ${line.slice(0, 200)}`);
+          continue;
+        }
+        if (msg.hello) {
+          helloWait?.resolve(msg.hello);
+          helloWait = null;
+        } else if (typeof msg.id === "number") {
+          const p = pending.get(msg.id);
+          if (state.watchdog) {
+            clearTimeout(state.watchdog);
+            state.watchdog = null;
+          }
+          if (p) {
+            pending.delete(msg.id);
+            clearTimeout(p.timer);
+            p.resolve(msg);
+          } else log(`guest channel: answer to unknown request ${msg.id}`);
+        }
+      }
+    });
+    sock.on("error", (e) => die(`agent channel error: ${e.message}`));
+    sock.on("close", () => die("agent channel closed"));
+
+    const bootLimit = opts.bootTimeoutMs ?? 180_000;
+    const timer = setTimeout(() => {
+      die(`no hello from the guest within ${bootLimit / 1000} s`);
+      proc.kill("SIGKILL");
+    }, bootLimit);
+    let hello: GuestHello;
+    try {
+      hello = await helloP;
+    } catch (e) {
+      clearTimeout(timer);
+      return fail(e);
+    } finally {
+      clearTimeout(timer);
+    }
+    const bootSeconds = Math.round((performance.now() - t0) / 10) / 100;
+    log(`${hello.release} ready after ${bootSeconds} s (guest uptime ${hello.uptime} s, node ${hello.node})`);
+    return new GuestVM(proc, sock, con, pending, state, tmp, hello, bootSeconds);
+  }
+
+  /**
+   * Send one request (an object with no id; one is assigned); the answer, or a GuestError when
+   * the guest dies first. No time-out of its own: see watch().
+   */
+  send<T>(msg: Record<string, unknown>): Promise<T & { id: number }> {
+    if (this.state.dead) return Promise.reject(new GuestError(`guest ${this.hello.release}: ${this.state.dead}`, this.consoleTail()));
+    const id = this.nextId++;
+    return new Promise<T & { id: number }>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer: undefined });
+      this.sock.write(JSON.stringify({ ...msg, id }) + "\n");
+    });
+  }
+
+  /**
+   * Watchdog: unless some answer arrives within `ms` from now, QEMU is killed (and every
+   * request waiting fails with the console tail). Each answer disarms it.
+   */
+  watch(ms: number): void {
+    if (this.state.watchdog) clearTimeout(this.state.watchdog);
+    this.state.watchdog = setTimeout(() => this.kill(`no answer from the guest within ${Math.round(ms / 1000)} s (hung); QEMU killed`), ms);
+  }
+
+  /** Send one request and wait for its answer, killing QEMU after timeoutMs. */
+  request<T>(msg: Record<string, unknown>, timeoutMs: number): Promise<T & { id: number }> {
+    if (this.state.dead) return Promise.reject(new GuestError(`guest ${this.hello.release}: ${this.state.dead}`, this.consoleTail()));
+    const id = this.nextId++;
+    return new Promise<T & { id: number }>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new GuestError(`guest ${this.hello.release}: no answer to request ${id} within ${Math.round(timeoutMs / 1000)} s; QEMU killed`, this.consoleTail()));
+        this.kill(`request ${id} timed out`);
+      }, timeoutMs);
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.sock.write(JSON.stringify({ ...msg, id }) + "\n");
+    });
+  }
+
+  /** Test PMU counters and new kernel-log warnings, after every earlier request. */
+  async probe(timeoutMs = 30_000): Promise<Probe> {
+    return (await this.request<{ probe: Probe }>({ probe: true }, timeoutMs)).probe;
+  }
+
+  private kill(why: string): void {
+    this.state.die(why);
+    this.proc.kill("SIGKILL");
+  }
+
+  /** Ask the guest to power off (15 s grace), then make sure QEMU is gone. Idempotent. */
+  async close(): Promise<void> {
+    if (!this.state.dead) {
+      this.sock.write(JSON.stringify({ quit: true }) + "\n");
+      const t = setTimeout(() => this.kill("did not power off within 15 s"), 15_000);
+      await this.state.exited;
+      clearTimeout(t);
+    } else {
+      this.proc.kill("SIGKILL");
+      await this.state.exited;
+    }
+    this.sock.destroy();
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
