@@ -84,8 +84,16 @@ export async function hostBackend(opts: HostBackendOptions = {}): Promise<Backen
   const agentArgs: string[] = [];
   if (opts.allowSysctl) agentArgs.push("--allow-sysctl");
   if ((opts.touchMode ?? "inproc") === "inproc") agentArgs.push("--touch=inproc");
+  // Machine-global state forces one program at a time: perf_event_mlock_kb (sysctl) and the
+  // test PMU's fail_setup_aux switch and setups/frees/live counters, which every program's
+  // audit reads.
+  const serial = opts.allowSysctl || facts.testPmuDir !== null;
+  const workers = serial ? 1 : Math.max(1, opts.workers ?? 2);
+  if (serial && (opts.workers ?? 2) > 1) {
+    info.notes.push(`one worker only: ${opts.allowSysctl ? "sysctlMlock changes a machine-wide setting" : "the test PMU's fault switch and counters are machine-wide"}`);
+  }
   const pool = new HostPool({
-    workers: Math.max(1, opts.workers ?? 2),
+    workers,
     timeoutMs: opts.timeoutMs,
     agentArgs,
     kernel: facts.release,

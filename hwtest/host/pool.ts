@@ -24,6 +24,8 @@ export interface PoolOptions {
   workers: number;
   /** Per-program time-out, ms. Default: 5 s + 100 ms per op. */
   timeoutMs?: number;
+  /** Requests sent to a worker ahead of its answers (pipelining hides the round trip). Default 2. */
+  depth?: number;
   /** Extra agent arguments (--allow-sysctl, --touch=inproc, --no-budget). */
   agentArgs?: string[];
   /** The worker command (default: node --import tsx agent.ts ...agentArgs); for tests. */
@@ -40,9 +42,14 @@ interface Task {
   uid: number;
 }
 
+interface InFlight { id: number; task: Task }
+
 interface Worker {
   proc: ChildProcess;
-  busy: { id: number; task: Task; timer: NodeJS.Timeout } | null;
+  /** Requests sent and not answered, oldest first; the worker runs them in this order. */
+  inflight: InFlight[];
+  /** Time-out of the head of `inflight` (the program running now). */
+  timer: NodeJS.Timeout | null;
   stderrTail: string;
   gone: boolean;
   /** Has answered at least once (its start-up is behind it). */
@@ -80,7 +87,7 @@ export class HostPool {
       env: { ...process.env, NODE_OPTIONS: "" },
     });
     this.spawned++;
-    const w: Worker = { proc, busy: null, stderrTail: "", gone: false, answered: false };
+    const w: Worker = { proc, inflight: [], timer: null, stderrTail: "", gone: false, answered: false };
     const rl = createInterface({ input: proc.stdout!, crlfDelay: Infinity });
     rl.on("line", (line) => this.onLine(w, line));
     proc.stderr!.on("data", (d: Buffer) => {
@@ -99,7 +106,8 @@ export class HostPool {
   }
 
   private onLine(w: Worker, line: string): void {
-    if (!w.busy) { this.opts.log?.(`worker ${w.proc.pid}: unexpected output ${line.slice(0, 200)}`); return; }
+    const head = w.inflight[0];
+    if (!head) { this.opts.log?.(`worker ${w.proc.pid}: unexpected output ${line.slice(0, 200)}`); return; }
     let msg: { id: number; trace: Trace };
     try {
       msg = JSON.parse(line);
@@ -107,32 +115,46 @@ export class HostPool {
       this.opts.log?.(`worker ${w.proc.pid}: bad output ${line.slice(0, 200)}`);
       return;
     }
-    const b = w.busy;
-    if (msg.id !== b.id) { this.opts.log?.(`worker ${w.proc.pid}: answer for ${msg.id}, expected ${b.id}`); return; }
-    clearTimeout(b.timer);
-    w.busy = null;
+    if (msg.id !== head.id) { this.opts.log?.(`worker ${w.proc.pid}: answer for ${msg.id}, expected ${head.id}`); return; }
+    w.inflight.shift();
     w.answered = true;
-    b.task.resolve(msg.trace);
+    this.armTimer(w);
+    head.task.resolve(msg.trace);
     this.pump();
+  }
+
+  /** (Re)starts the time-out for the program the worker runs now (the head). */
+  private armTimer(w: Worker): void {
+    if (w.timer) clearTimeout(w.timer);
+    w.timer = null;
+    const head = w.inflight[0];
+    if (!head || w.gone) return;
+    // The first program on a fresh worker also pays its start-up (node + tsx, ~0.5 s).
+    const ms = this.timeoutFor(head.task.program) + (w.answered ? 0 : 20_000);
+    w.timer = setTimeout(() => this.onTimeout(w), ms);
+  }
+
+  /** Removes a worker from the pool; its unstarted requests go back to the front of the queue. */
+  private retire(w: Worker, keepHead: boolean): InFlight | undefined {
+    w.gone = true;
+    if (w.timer) clearTimeout(w.timer);
+    w.timer = null;
+    const i = this.workers.indexOf(w);
+    if (i >= 0) this.workers.splice(i, 1);
+    const head = keepHead ? w.inflight.shift() : undefined;
+    this.queue.unshift(...w.inflight.map((f) => f.task));
+    w.inflight = [];
+    return head;
   }
 
   private onExit(w: Worker, code: number | null, signal: NodeJS.Signals | null): void {
     if (w.gone) return;
-    w.gone = true;
-    const i = this.workers.indexOf(w);
-    if (i >= 0) this.workers.splice(i, 1);
-    if (w.busy) {
-      clearTimeout(w.busy.timer);
-      const b = w.busy;
-      w.busy = null;
-      if (code === EXIT_DIRTY) {
-        // It exited right after answering its previous program: this one never started.
-        this.queue.unshift(b.task);
-        this.pump();
-        return;
-      }
+    // Status 3: it exited right after answering its previous program, so none of the requests
+    // still in flight had started: all go back to the queue. Otherwise the head was running.
+    const head = this.retire(w, code !== EXIT_DIRTY);
+    if (head) {
       const how = signal ? `signal ${signal}` : `status ${code}`;
-      b.task.resolve(this.aborted(`worker ${w.proc.pid} exited (${how}) during the program; stderr: ${w.stderrTail.trim().slice(-600)}`));
+      head.task.resolve(this.aborted(`worker ${w.proc.pid} exited (${how}) during the program; stderr: ${w.stderrTail.trim().slice(-600)}`));
     } else if (code !== EXIT_DIRTY && code !== 0 && !this.closed) {
       this.opts.log?.(`worker ${w.proc.pid} exited (${signal ?? code}); stderr: ${w.stderrTail.trim().slice(-600)}`);
     }
@@ -140,18 +162,13 @@ export class HostPool {
   }
 
   private onTimeout(w: Worker): void {
-    if (!w.busy || w.gone) return;
+    if (w.gone || !w.inflight.length) return;
     const pid = w.proc.pid;
     const peek = (f: string) => { try { return readFileSync(`/proc/${pid}/${f}`, "utf8").trim(); } catch { return "?"; } };
     const where = `syscall: ${peek("syscall")}; wchan: ${peek("wchan")}`;
-    const b = w.busy;
-    w.busy = null;
-    clearTimeout(b.timer);
-    b.task.resolve(this.aborted(`timed out after ${this.timeoutFor(b.task.program)} ms (worker ${pid} ${where}); worker killed`));
-    w.gone = true;
-    const i = this.workers.indexOf(w);
-    if (i >= 0) this.workers.splice(i, 1);
+    const head = this.retire(w, true)!;
     w.proc.kill("SIGKILL");
+    head.task.resolve(this.aborted(`timed out after ${this.timeoutFor(head.task.program)} ms (worker ${pid} ${where}); worker killed`));
     this.pump();
   }
 
@@ -160,17 +177,17 @@ export class HostPool {
   }
 
   private pump(): void {
+    const depth = Math.max(1, this.opts.depth ?? 2);
     while (this.queue.length && !this.closed) {
-      let w = this.workers.find((x) => !x.busy && !x.gone);
-      if (!w) {
-        if (this.workers.length >= this.opts.workers) return;
-        w = this.spawnWorker();
-      }
+      let w: Worker | undefined;
+      for (const x of this.workers) if (!x.gone && x.inflight.length < depth && (!w || x.inflight.length < w.inflight.length)) w = x;
+      // Prefer starting another worker over queueing behind a busy one.
+      if ((!w || w.inflight.length > 0) && this.workers.length < this.opts.workers) w = this.spawnWorker();
+      if (!w) return;
       const task = this.queue.shift()!;
       const id = this.nextId++;
-      // The first program on a fresh worker also pays its start-up (node + tsx, ~0.5 s).
-      const ms = this.timeoutFor(task.program) + (w.answered ? 0 : 20_000);
-      w.busy = { id, task, timer: setTimeout(() => this.onTimeout(w!), ms) };
+      w.inflight.push({ id, task });
+      if (w.inflight.length === 1) this.armTimer(w);
       w.proc.stdin!.write(JSON.stringify({ id, program: task.program, config: task.config, uid: task.uid }) + "\n");
     }
   }
@@ -184,6 +201,10 @@ export class HostPool {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.queue.splice(0)) t.resolve(this.aborted("the host backend was closed"));
+    for (const w of this.workers) {
+      for (const f of w.inflight.splice(0)) f.task.resolve(this.aborted("the host backend was closed"));
+      if (w.timer) clearTimeout(w.timer);
+    }
     const exits = this.workers.map((w) => new Promise<void>((res) => {
       if (w.gone) return res();
       const timer = setTimeout(() => { w.proc.kill("SIGKILL"); res(); }, 5000);
