@@ -24,6 +24,8 @@
  *   write_bytes (rw int, default 8): bytes written into the AUX area on each `stop` of a
  *                             running event (moves aux_head, emits PERF_RECORD_AUX). The
  *                             harness opens events disabled, so this normally never runs.
+ *   selftest_warn (wo): writing anything raises a WARN ("auxspec_pmu: selftest warning"),
+ *                             so the harness can check that it sees kernel warnings.
  */
 #include <linux/module.h>
 #include <linux/kernel.h>
@@ -70,6 +72,18 @@ module_param_cb(frees, &param_ops_ro_atomic, &frees, 0444);
 MODULE_PARM_DESC(frees, "free_aux calls");
 module_param_cb(live, &param_ops_ro_atomic, &live, 0444);
 MODULE_PARM_DESC(live, "AUX areas set up and not yet freed");
+
+static int param_set_warn(const char *val, const struct kernel_param *kp)
+{
+	WARN(1, "auxspec_pmu: selftest warning\n");
+	return 0;
+}
+
+static const struct kernel_param_ops param_ops_warn = {
+	.set = param_set_warn,
+};
+module_param_cb(selftest_warn, &param_ops_warn, NULL, 0200);
+MODULE_PARM_DESC(selftest_warn, "write anything: raise a WARN (tests the harness's kernel-log scan)");
 
 static struct pmu auxspec_pmu;
 static DEFINE_PER_CPU(struct auxspec_ctx, auxspec_ctx);

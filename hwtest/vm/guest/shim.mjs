@@ -6,6 +6,7 @@
 //   guest -> host  {"id":N,"trace":{...}}                the agent's answer, plus kernel warnings
 //   host  -> guest {"id":N,"probe":true}                 answered here: test PMU counters, kmsg
 //   guest -> host  {"id":N,"probe":{...}}
+//   host  -> guest {"id":N,"selftestWarn":true}           the test PMU raises a WARN (tests the scan)
 //   host  -> guest {"quit":true}                         stop the agent and power off
 //
 // Requests are handled one at a time, in order: a program's kernel-log lines are those that
@@ -14,7 +15,7 @@
 // If the agent dies, the request in flight is answered with an aborted trace and the next
 // request starts a fresh agent.
 import { spawn } from "node:child_process";
-import { closeSync, constants, openSync, readFileSync, readSync, existsSync } from "node:fs";
+import { closeSync, constants, openSync, readFileSync, readSync, existsSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import os from "node:os";
 
@@ -56,7 +57,7 @@ function drainKmsg() {
     const rec = kbuf.toString("utf8", 0, n);
     const semi = rec.indexOf(";");
     const msg = rec.slice(semi + 1).split("\n")[0];
-    msgs.push(msg);
+    msgs.push(msg.trim());
   }
   return msgs;
 }
@@ -189,7 +190,12 @@ async function runProgram(req) {
   }
   const warnings = warningsIn(drainKmsg());
   if (answer.trace && warnings.length) {
-    if (answer.trace.audit) answer.trace.audit.warnings = [...(answer.trace.audit.warnings ?? []), ...warnings];
+    if (answer.trace.audit) {
+      // The agent reports its own PID's warnings too; keep each line once.
+      const had = answer.trace.audit.warnings ?? [];
+      const merged = [...had, ...warnings.filter((w) => !had.includes(w))];
+      if (merged.length) answer.trace.audit.warnings = merged;
+    }
     else answer.trace.aborted = `${answer.trace.aborted ?? "aborted"}; kernel log: ${warnings.join(" | ")}`;
   }
   if (answer.id !== req.id) log(`agent answered id ${answer.id} to request ${req.id}`);
@@ -250,6 +256,17 @@ for (;;) {
   if (msg.quit) break;
   if (msg.probe) {
     out({ id: msg.id, probe: { pmu: pmuCounters(), warnings: warningsIn(drainKmsg()), uptime: Number((readText("/proc/uptime") ?? "0").split(" ")[0]) } });
+    continue;
+  }
+  if (msg.selftestWarn) {
+    // The test PMU raises a WARN; it is reported with the next program or probe.
+    let error = null;
+    try {
+      writeFileSync(`${PARAMS}/selftest_warn`, "1");
+    } catch (e) {
+      error = e.message;
+    }
+    out({ id: msg.id, selftestWarn: error === null, error });
     continue;
   }
   if (msg.program) {
