@@ -26,6 +26,10 @@ fi
 
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 
+# The host executor's C helpers (fork-free touch; the C twin executor for the bench), built
+# into .cache/native. Built here, before any VM guest sees the project read-only.
+npx tsx hwtest/host/native/build.ts
+
 if [ "${AUXSPEC_NO_VM:-0}" != 1 ]; then
   bash scripts/setup-vm.sh
 fi

@@ -59,7 +59,8 @@ export const Op = z.discriminatedUnion("op", [
   }).strict(),
   /** close(fd) */
   z.object({ op: z.literal("close"), ev: EvHandle }).strict(),
-  /** mmap(slot base, pages * PAGE_SIZE, prot, shared ? MAP_SHARED : MAP_PRIVATE, fd, pgoff * PAGE_SIZE) */
+  /** mmap(slot base, pages * PAGE_SIZE, prot, MAP_SHARED (MAP_PRIVATE when shared is false), fd, pgoff * PAGE_SIZE).
+   *  `shared` defaults to true. */
   z.object({
     op: z.literal("mmap"),
     map: MapHandle,
@@ -120,6 +121,9 @@ export const Config = z.object({
   mlockKb: z.number().int().min(0),
   /** RLIMIT_MEMLOCK soft limit at the start, in pages */
   memlockPages: z.union([z.number().int().min(0), z.literal("unlimited")]),
+  /** RLIMIT_MEMLOCK hard limit, in pages (default unlimited). An `rlimit` op asking for a soft
+   *  limit above it answers EINVAL (do_prlimit: rlim_cur > rlim_max); backends keep it as found. */
+  memlockHardPages: z.union([z.number().int().min(0), z.literal("unlimited")]).optional(),
   /** whether the program runs with CAP_IPC_LOCK */
   capIpcLock: z.boolean(),
   /** /proc/sys/kernel/perf_event_paranoid */

@@ -33,6 +33,7 @@ const CAP_SETUID = 7;
 const CAP_SETGID = 6;
 const CAP_SYS_ADMIN = 21;
 const CAP_PERFMON = 38;
+const CAP_SYS_RESOURCE = 24;
 
 function readText(path: string): string | null {
   try {
@@ -80,11 +81,11 @@ function capBit(hex: string | null, bit: number): boolean {
   return ((BigInt(`0x${hex}`) >> BigInt(bit)) & 1n) === 1n;
 }
 
-/** RLIMIT_MEMLOCK soft limit in pages from /proc/self/limits. */
-function memlockFromLimits(limits: string | null, pageSize: number): number | "unlimited" {
+/** RLIMIT_MEMLOCK soft (field 1) or hard (field 2) limit in pages from /proc/self/limits. */
+function memlockFromLimits(limits: string | null, pageSize: number, field: 1 | 2 = 1): number | "unlimited" {
   const m = limits ? /^Max locked memory\s+(\S+)\s+(\S+)/m.exec(limits) : null;
   if (!m) return 0;
-  return m[1] === "unlimited" ? "unlimited" : Math.floor(Number(m[1]) / pageSize);
+  return m[field] === "unlimited" ? "unlimited" : Math.floor(Number(m[field]) / pageSize);
 }
 
 export function findAuxPmu(sys: string): { name: string; type: number } | null {
@@ -126,7 +127,10 @@ export function discoverHost(roots?: { sys?: string; proc?: string }): HostFacts
   const uids = (statusField(status, "Uid") ?? "").split(/\s+/).map(Number);
   const capEff = statusField(status, "CapEff");
   const root = uids[1] === 0 && capBit(capEff, CAP_SETUID) && capBit(capEff, CAP_SETGID);
-  const memlockPages = memlockFromLimits(readText(join(proc, "self/limits")), pageSize);
+  const limits = readText(join(proc, "self/limits"));
+  const memlockPages = memlockFromLimits(limits, pageSize);
+  // The executor raises the hard limit to unlimited where it may (CAP_SYS_RESOURCE); else it stays.
+  const memlockHardPages = capBit(capEff, CAP_SYS_RESOURCE) ? "unlimited" : memlockFromLimits(limits, pageSize, 2);
 
   const auxPmu = findAuxPmu(sys);
   const paramDir = join(sys, "module", TEST_PMU, "parameters");
@@ -137,6 +141,7 @@ export function discoverHost(roots?: { sys?: string; proc?: string }): HostFacts
     cpus,
     mlockKb,
     memlockPages,
+    memlockHardPages,
     capIpcLock: false,
     paranoid: Math.max(-1, Math.min(4, paranoid)),
     pmus: { aux: auxPmu?.name ?? null },

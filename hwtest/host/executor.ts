@@ -301,7 +301,7 @@ export function runProgramHere(program: Program, config: Config, facts: HostFact
       case "mmap": {
         const addr = slotA(op.map);
         base.set(op.map, addr);
-        const flags = (op.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE;
+        const flags = (op.shared === false ? MAP_PRIVATE : MAP_SHARED) | MAP_FIXED_NOREPLACE; // shared defaults to true
         const r = l.mmap(addr, op.pages * PAGE, PROT[op.prot], flags, fdOf(op.ev), op.pgoff * PAGE);
         if (r === -1) return errOutcome(l.errno());
         if (r !== addr) {
