@@ -1,0 +1,189 @@
+/**
+ * Judging a trace: carry the SET of states consistent with the observed prefix (filter
+ * each op's transitions by observed outcome and VmPin), report the first divergence, then
+ * compare the audit after the shared teardown, then check conservation.
+ */
+import { SLOT_PAGES, handleIndex, programHandles, type Config, type Op, type Outcome, type ProfileId, type Program } from "../program.ts";
+import { sameOutcome, showOp, showOutcome, type Audit, type Divergence, type Trace, type Verdict } from "../trace.ts";
+import { checkEnd } from "../invariants.ts";
+import { unmapRange } from "./mm.ts";
+import { maybeFree } from "./perf.ts";
+import { Draft, ERAS, initial, slotOf, type State } from "./state.ts";
+import { stepSafe, type Tr } from "./step.ts";
+
+/** VmPin as /proc prints it: unsigned, so a negative pinned_vm reads as 2^64 - |x| (as a JS number). */
+export function vmPinMatches(spec: number, observed: number): boolean {
+  if (spec === observed) return true;
+  return spec < 0 && observed === 2 ** 64 + spec;
+}
+
+export function teardownState(s: State, profile: ProfileId, program: Program): State[] {
+  if (s.era.id !== profile) s = { ...s, era: ERAS[profile] };
+  const d = new Draft(s);
+  d.mlockKb = s.cfg.mlockKb;
+  d.auxFault = false;
+  const { evs, maps } = programHandles(program);
+  for (const mh of maps) {
+    const m = handleIndex(mh);
+    unmapRange(d, slotOf(m, 0), 0, SLOT_PAGES);
+    unmapRange(d, slotOf(m, 1), 0, SLOT_PAGES);
+  }
+  for (const eh of evs) {
+    const e = handleIndex(eh);
+    const ev = d.ev(e);
+    if (ev !== undefined && ev.fd) { d.evW(e).fd = false; maybeFree(d, e); }
+  }
+  return [d.finish()];
+}
+
+export function auditOf(s: State): { vmPinKb: number; budgetPages: number; liveAux: number } {
+  const limit = (s.mlockKb >> 2) * s.cfg.cpus;
+  const l = s.lockedVm;
+  // The probe maps fresh buffers until EPERM (hwtest/host/perf.ts probeBudget): it measures
+  // limit - locked_vm. 6.1+ clamp an unsigned (negative = huge) locked_vm to the limit, so a
+  // negative locked_vm probes as 0; the seed has no clamp and would measure limit - locked_vm.
+  const budgetPages = s.era.seed ? Math.max(0, limit - l) : (l < 0 ? 0 : Math.max(0, limit - l));
+  return { vmPinKb: s.pinnedVm * 4, budgetPages, liveAux: s.auxAllocs - s.auxFrees };
+}
+
+function dedupe(states: State[]): State[] {
+  if (states.length < 2) return states;
+  const out: State[] = [];
+  const seen = new Set<string>();
+  for (const s of states) {
+    if (out.includes(s)) continue;
+    const k = JSON.stringify({ ...s, era: s.era.id, cfg: 0 });
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push(s);
+  }
+  return out;
+}
+
+function uniqueOutcomes(ts: readonly Tr[]): Outcome[] {
+  const out: Outcome[] = [];
+  for (const t of ts) if (!out.some((o) => sameOutcome(o, t.outcome))) out.push(t.outcome);
+  return out;
+}
+
+function uniqueRules(ts: readonly Tr[]): string {
+  return [...new Set(ts.map((t) => t.rule))].join(" | ");
+}
+
+export interface PerOp { allowed: Outcome[]; allowedVmPinKb: number[]; rule: string }
+
+interface Walk { verdict: Verdict; perOp: PerOp[] }
+
+function auditMismatch(a: Audit, p: { vmPinKb: number; budgetPages: number; liveAux: number }, s: State): { rule: string; kind: "vmpin" | "invariant"; expected: string; observed: string } | null {
+  if (!vmPinMatches(p.vmPinKb, a.vmPinKb)) return { rule: "audit.vmPinKb", kind: "vmpin", expected: `VmPin ${p.vmPinKb} kB`, observed: `VmPin ${a.vmPinKb} kB` };
+  if (a.budgetPages !== undefined && a.budgetPages !== p.budgetPages) return { rule: "audit.budgetPages", kind: "invariant", expected: `budget ${p.budgetPages} pages`, observed: `budget ${a.budgetPages} pages` };
+  if (a.liveAux !== undefined && a.liveAux !== p.liveAux) return { rule: "audit.liveAux", kind: "invariant", expected: `liveAux ${p.liveAux}`, observed: `liveAux ${a.liveAux}` };
+  if (a.auxSetups !== undefined && a.auxSetups !== s.auxAllocs) return { rule: "audit.auxSetups", kind: "invariant", expected: `auxSetups ${s.auxAllocs}`, observed: `auxSetups ${a.auxSetups}` };
+  if (a.auxFrees !== undefined && a.auxFrees !== s.auxFrees) return { rule: "audit.auxFrees", kind: "invariant", expected: `auxFrees ${s.auxFrees}`, observed: `auxFrees ${a.auxFrees}` };
+  return null;
+}
+
+/** Conservation as seen in an observed audit (independent of any prediction). */
+function observedConservation(a: Audit, cfg: Config): { id: string; detail: string } | null {
+  const limit = (cfg.mlockKb >> 2) * cfg.cpus;
+  if (a.vmPinKb !== 0) return { id: "conserve.pinned_vm", detail: `observed VmPin ${a.vmPinKb} kB after teardown` };
+  if (a.budgetPages !== undefined && a.budgetPages !== limit) return { id: "conserve.locked_vm", detail: `observed budget ${a.budgetPages} pages after teardown, limit ${limit}` };
+  if (a.liveAux !== undefined && a.liveAux !== 0) return { id: "conserve.aux_freed", detail: `observed ${a.liveAux} AUX areas still set up` };
+  if (a.auxSetups !== undefined && a.auxFrees !== undefined && a.auxSetups !== a.auxFrees) return { id: "conserve.aux_freed", detail: `observed ${a.auxSetups} setups, ${a.auxFrees} frees` };
+  return null;
+}
+
+function walk(program: Program, config: Config, profile: ProfileId, trace: Trace, coverage: Map<string, number> | undefined, explain: boolean): Walk {
+  const perOp: PerOp[] = [];
+  const reject = (d: Divergence): Walk => ({ verdict: { accepted: false, profile, divergence: d }, perOp });
+  let states: State[] = [initial(config, profile)];
+  let diverged: Divergence | null = null;
+  const n = program.length;
+  for (let i = 0; i < n; i++) {
+    const op: Op = program[i];
+    const obs = trace.steps[i];
+    const ts: Tr[] = [];
+    for (const s of states) for (const t of stepSafe(s, op, profile)) ts.push(t);
+    if (explain) perOp.push({ allowed: uniqueOutcomes(ts), allowedVmPinKb: [...new Set(ts.map((t) => t.vmPinKb))], rule: uniqueRules(ts) });
+    if (diverged !== null || obs === undefined) {
+      if (diverged === null) {
+        diverged = {
+          kind: "aborted", opIndex: i, rule: "trace.aborted", expected: uniqueOutcomes(ts).map(showOutcome),
+          observed: trace.aborted ?? `trace ends after ${trace.steps.length} of ${n} ops`,
+          detail: trace.aborted ? `the program did not run to its end: ${trace.aborted}` : `the trace has ${trace.steps.length} steps for ${n} ops`,
+        };
+        if (!explain) return reject(diverged);
+      }
+      states = dedupe(ts.map((t) => t.next));
+      continue;
+    }
+    const sameOut = ts.filter((t) => sameOutcome(t.outcome, obs.outcome));
+    const keep = sameOut.filter((t) => vmPinMatches(t.vmPinKb, obs.vmPinKb));
+    if (keep.length === 0) {
+      if (sameOut.length === 0) {
+        diverged = {
+          kind: "outcome", opIndex: i, rule: uniqueRules(ts), expected: uniqueOutcomes(ts).map(showOutcome),
+          observed: showOutcome(obs.outcome),
+          detail: `op ${i} (${showOp(op)}): ${showOutcome(obs.outcome)} is not allowed by profile ${profile}`,
+        };
+      } else {
+        diverged = {
+          kind: "vmpin", opIndex: i, rule: uniqueRules(sameOut), expected: [...new Set(sameOut.map((t) => `${t.vmPinKb} kB`))],
+          observed: `${obs.vmPinKb} kB`,
+          detail: `op ${i} (${showOp(op)}): outcome ${showOutcome(obs.outcome)} allowed, but VmPin ${obs.vmPinKb} kB is not`,
+        };
+      }
+      if (!explain) return reject(diverged);
+      states = dedupe((sameOut.length ? sameOut : ts).map((t) => t.next));
+      continue;
+    }
+    if (coverage !== undefined) for (const r of new Set(keep.map((t) => t.rule))) coverage.set(r, (coverage.get(r) ?? 0) + 1);
+    states = dedupe(keep.map((t) => t.next));
+  }
+  if (diverged !== null) return reject(diverged);
+  if (trace.aborted !== undefined) {
+    return reject({ kind: "aborted", opIndex: trace.steps.length, rule: "trace.aborted", expected: [], observed: trace.aborted, detail: `the program did not run to its end: ${trace.aborted}` });
+  }
+  const audit = trace.audit;
+  if (audit?.warnings !== undefined && audit.warnings.length > 0) {
+    const predicted = states.flatMap((s) => s.warns);
+    return reject({
+      kind: "kernel-warning", opIndex: -1, rule: "kernel.warning", expected: predicted.length ? predicted : ["no kernel warning"],
+      observed: audit.warnings.join("\n"),
+      detail: `the kernel logged ${audit.warnings.length} warning(s)${predicted.length ? " (the spec predicts warnings too)" : ""}`,
+    });
+  }
+  const ends = states.flatMap((s) => teardownState(s, profile, program));
+  let candidates = ends;
+  if (audit !== null) {
+    const match = ends.filter((e) => auditMismatch(audit, auditOf(e), e) === null);
+    if (match.length === 0) {
+      const mm = auditMismatch(audit, auditOf(ends[0]), ends[0])!;
+      return reject({
+        kind: mm.kind, opIndex: -1, rule: mm.rule, expected: ends.map((e) => { const m = auditMismatch(audit, auditOf(e), e); return m ? m.expected : "?"; }),
+        observed: mm.observed, detail: `audit after teardown: observed ${mm.observed}, the spec predicts ${mm.expected}`,
+      });
+    }
+    candidates = match;
+    const oc = observedConservation(audit, config);
+    if (oc !== null) {
+      return reject({ kind: "invariant", opIndex: -1, rule: oc.id, expected: ["conservation"], observed: oc.detail, detail: `${oc.detail} (the spec predicted it: profile ${profile} breaks ${oc.id})` });
+    }
+  }
+  // The spec's own prediction must conserve too: a profile whose rules leak is reported.
+  const clean = candidates.find((e) => checkEnd(e, config).length === 0);
+  if (clean === undefined) {
+    const v = checkEnd(candidates[0], config)[0];
+    return reject({ kind: "invariant", opIndex: -1, rule: v.id, expected: ["conservation"], observed: v.detail, detail: `profile ${profile} predicts an end state that breaks ${v.id}: ${v.detail}` });
+  }
+  return { verdict: { accepted: true, profile }, perOp };
+}
+
+export function checkTraceImpl(program: Program, config: Config, profile: ProfileId, trace: Trace, coverage?: Map<string, number>): Verdict {
+  return walk(program, config, profile, trace, coverage, false).verdict;
+}
+
+export function explainImpl(program: Program, config: Config, profile: ProfileId, trace: Trace): { perOp: PerOp[]; verdict: Verdict } {
+  const w = walk(program, config, profile, trace, undefined, true);
+  return { perOp: w.perOp, verdict: checkTraceImpl(program, config, profile, trace) };
+}

@@ -1,0 +1,349 @@
+/**
+ * The mm side: VMAs in slots, splits (and the perf_mmap_open they trigger before
+ * may_split), munmap ranges (perf_mmap_close in address order, then the file reference
+ * drops), mprotect, mremap per era, MAP_FIXED anonymous mappings, and page resolution
+ * (perf_mmap_to_page) for touches.
+ */
+import type { Errno } from "../program.ts";
+import { evHasVma, maybeFree, perfClose, perfOpen } from "./perf.ts";
+import { Draft, P_R, P_W, type AnonWrite, type Buf, type PageKind, type Pte, type Vma } from "./state.ts";
+
+export function findIdx(vmas: readonly Vma[], slot: number, page: number): number {
+  for (let i = 0; i < vmas.length; i++) {
+    const v = vmas[i];
+    if (v.slot === slot && v.start <= page && page < v.end) return i;
+  }
+  return -1;
+}
+
+/** Indices of the VMAs of `slot` overlapping [s, e), in address order. */
+export function overlapping(vmas: readonly Vma[], slot: number, s: number, e: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < vmas.length; i++) {
+    const v = vmas[i];
+    if (v.slot === slot && v.start < e && v.end > s) out.push(i);
+  }
+  return out;
+}
+
+export function insertVma(d: Draft, v: Vma): void {
+  const vs = d.vmasW();
+  let i = 0;
+  while (i < vs.length && (vs[i].slot < v.slot || (vs[i].slot === v.slot && vs[i].start < v.start))) i++;
+  vs.splice(i, 0, v);
+}
+
+/** The part [a, b) of X (pages of X's slot), with pgoff, ptes and anonymous writes carried over. */
+export function piece(X: Vma, a: number, b: number, slot = X.slot, at = a, end = at + (b - a)): Vma {
+  const shift = a - X.start;
+  const v: { -readonly [K in keyof Vma]: Vma[K] } = { slot, start: at, end, pgoff: X.pgoff + shift, prot: X.prot, ev: X.ev };
+  if (X.ptes !== undefined) {
+    const ptes: Pte[] = [];
+    for (const p of X.ptes) if (p.rel >= shift && p.rel < shift + (b - a)) ptes.push({ ...p, rel: p.rel - shift });
+    v.ptes = ptes;
+  }
+  if (X.data !== undefined) {
+    const data: AnonWrite[] = [];
+    for (const w of X.data) if (w.rel >= shift && w.rel < shift + (b - a)) data.push({ ...w, rel: w.rel - shift });
+    if (data.length) v.data = data;
+  }
+  return v;
+}
+
+/** __split_vma(vma, addr, new_below): perf_mmap_open on the new piece (vm_ops->open). */
+function splitAt(d: Draft, idx: number, at: number, newBelow: boolean): void {
+  const vs = d.vmasW();
+  const X = vs[idx];
+  const lower = piece(X, X.start, at);
+  const upper = piece(X, at, X.end);
+  vs.splice(idx, 1, lower, upper);
+  if (X.ev >= 0) perfOpen(d, newBelow ? lower : upper);
+}
+
+export type UnmapResult = "ok" | "split" | "EINVAL";
+
+/**
+ * do_munmap of [s, e) in one slot. With may_split a range that cuts a perf VMA fails before
+ * anything changes (splitting an anonymous VMA is invisible, so not modelled). Without it
+ * the first and last VMA are split (3.18/6.1: new_below 0 then 1; 6.12: 1 then 0) and the
+ * covered VMAs are closed in address order, each file reference dropped after its close.
+ */
+export function unmapRange(d: Draft, slot: number, s: number, e: number): UnmapResult {
+  const ov = overlapping(d.vmas, slot, s, e);
+  if (ov.length === 0) return "ok";
+  const X = d.vmas[ov[0]];
+  const Y = d.vmas[ov[ov.length - 1]];
+  const cutS = X.start < s;
+  const cutE = Y.end > e;
+  if (d.era.maySplit && ((cutS && X.ev >= 0) || (cutE && Y.ev >= 0))) return "EINVAL";
+  const perfSplit = (cutS && X.ev >= 0) || (cutE && Y.ev >= 0);
+  if (cutS) splitAt(d, ov[0], s, d.era.munmapStartBelow);
+  if (cutE) splitAt(d, findIdx(d.vmas, slot, e - 1), e, !d.era.munmapStartBelow);
+  const vs = d.vmasW();
+  const removed: Vma[] = [];
+  for (let i = 0; i < vs.length;) {
+    const v = vs[i];
+    if (v.slot === slot && v.start >= s && v.end <= e) { removed.push(v); vs.splice(i, 1); } else i++;
+  }
+  closeRemoved(d, removed);
+  return perfSplit ? "split" : "ok";
+}
+
+/** remove_vma for each removed VMA: vm_ops->close, then fput (the event may be released). */
+function closeRemoved(d: Draft, removed: readonly Vma[]): void {
+  for (let k = 0; k < removed.length; k++) {
+    const v = removed[k];
+    if (v.ev < 0) continue;
+    perfClose(d, v);
+    let pending = false;
+    for (let j = k + 1; j < removed.length; j++) if (removed[j].ev === v.ev) { pending = true; break; }
+    if (!pending && !evHasVma(d, v.ev)) maybeFree(d, v.ev);
+  }
+}
+
+export interface OpResult { errno?: Errno; rule: string }
+
+/** mprotect(base + s, e - s, prot). */
+export function mprotect(d: Draft, slot: number, s: number, e: number, prot: number): OpResult {
+  if (s >= e) return { rule: "mprotect.len0" };
+  let idx = findIdx(d.vmas, slot, s);
+  if (idx < 0) return { errno: "ENOMEM", rule: "mprotect.hole" };
+  let nstart = s;
+  let split = false;
+  for (;;) {
+    const X = d.vmas[idx];
+    if (d.era.noexec && X.ev >= 0 && (prot & 4)) return { errno: "EACCES", rule: "mprotect.exec" };
+    const tmp = Math.min(e, X.end);
+    if (X.prot !== prot) {
+      const cutS = X.start < nstart;
+      const cutE = tmp < X.end;
+      if ((cutS || cutE) && X.ev >= 0) {
+        if (d.era.maySplit) return { errno: "EINVAL", rule: "mprotect.split" };
+        split = true;
+      }
+      if (cutS) { splitAt(d, idx, nstart, true); idx++; }
+      if (cutE) splitAt(d, idx, tmp, false);
+      const vs = d.vmasW();
+      vs[idx] = { ...vs[idx], prot };
+    }
+    nstart = tmp;
+    if (nstart >= e) return { rule: split ? "mprotect.split.ok" : "mprotect.ok" };
+    idx++;
+    const n = d.vmas[idx];
+    if (n === undefined || n.slot !== slot || n.start !== nstart) return { errno: "ENOMEM", rule: "mprotect.hole" };
+  }
+}
+
+/** mmap(base + s, e - s, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED). */
+export function mapFixedAnon(d: Draft, slot: number, s: number, e: number): OpResult {
+  const r = unmapRange(d, slot, s, e);
+  if (r === "EINVAL") return { errno: d.era.mapfixedErr, rule: d.era.mapfixedRule };
+  insertVma(d, { slot, start: s, end: e, pgoff: 0, prot: P_R | P_W, ev: -1 });
+  return { rule: r === "split" ? "mapfixed.split.ok" : "mapfixed.ok" };
+}
+
+function rangeFree(d: Draft, slot: number, s: number, e: number): boolean {
+  return overlapping(d.vmas, slot, s, e).length === 0;
+}
+
+/**
+ * move_vma: copy_vma of [a, a + oldLen) of the VMA at a to (dst, b) with newLen pages,
+ * perf_mmap_open on the copy, then munmap of the old range (which splits the old VMA
+ * before may_split). Page tables move with it (the seed's ptes).
+ */
+function moveVma(d: Draft, slot: number, a: number, oldLen: number, newLen: number, dst: number, b: number): boolean {
+  const X = d.vmas[findIdx(d.vmas, slot, a)];
+  const copy = piece(X, a, a + oldLen, dst, b, b + newLen);
+  insertVma(d, copy);
+  if (copy.ev >= 0) perfOpen(d, copy);
+  if (oldLen === 0) return false;
+  return unmapRange(d, slot, a, a + oldLen) === "split";
+}
+
+export interface MremapArgs { S: number; s: number; oldP: number; newP: number; fixed: boolean; maymove: boolean; T: number; t: number }
+
+/** Grow an anonymous VMA X (index idx) from a with old pages to new pages, non-fixed. */
+function growAnon(d: Draft, idx: number, a: number, oldP: number, newP: number, maymove: boolean): OpResult {
+  const X = d.vmas[idx];
+  if (a + oldP === X.end && rangeFree(d, X.slot, X.end, X.end + (newP - oldP))) {
+    const vs = d.vmasW();
+    vs[idx] = { ...X, end: X.end + (newP - oldP) };
+    return { rule: "mremap.grow.inplace" };
+  }
+  if (!maymove) return { errno: "ENOMEM", rule: "mremap.grow.enomem" };
+  if (oldP === 0) return { rule: "mremap.dup" }; // 3.18 only: a fresh mapping elsewhere, the old one stays
+  unmapRange(d, X.slot, a, a + oldP); // moved to a kernel-chosen address outside the slots
+  return { rule: "mremap.grow.moved" };
+}
+
+/** 3.18 mremap (the seed's mm). */
+export function mremap318(d: Draft, m: MremapArgs): OpResult {
+  const { S, s, oldP, newP, fixed, maymove, T, t } = m;
+  if (fixed) {
+    unmapRange(d, T, t, t + newP);
+    let old = oldP;
+    if (oldP >= newP) { if (oldP > newP) unmapRange(d, S, s + newP, s + oldP); old = newP; }
+    const idx = findIdx(d.vmas, S, s);
+    if (idx < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+    const X = d.vmas[idx];
+    if (old > X.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
+    if (newP > old && X.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
+    const split = moveVma(d, S, s, old, newP, T, t);
+    if (old === 0) return { rule: "mremap.dup" };
+    return { rule: split ? "mremap.move.split.ok" : "mremap.move.ok" };
+  }
+  if (oldP >= newP) {
+    if (oldP === newP) return { rule: "mremap.same" };
+    const had = findIdx(d.vmas, S, s) >= 0;
+    const r = unmapRange(d, S, s + newP, s + oldP);
+    if (!had) return { rule: "mremap.shrink.nocheck" };
+    return { rule: r === "split" ? "mremap.shrink.split.ok" : "mremap.shrink.ok" };
+  }
+  const idx = findIdx(d.vmas, S, s);
+  if (idx < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+  const X = d.vmas[idx];
+  if (oldP > X.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
+  if (X.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
+  return growAnon(d, idx, s, oldP, newP, maymove);
+}
+
+/** 6.1 and 6.12 mremap. */
+export function mremap61(d: Draft, m: MremapArgs): OpResult {
+  const { S, s, oldP, newP, fixed, maymove, T, t } = m;
+  if (findIdx(d.vmas, S, s) < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+  if (fixed) {
+    if (unmapRange(d, T, t, t + newP) === "EINVAL") return { errno: "EINVAL", rule: "mremap.target.split" };
+    let old = oldP;
+    if (oldP > newP) {
+      if (unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { errno: "EINVAL", rule: "mremap.shrink.split" };
+      old = newP;
+    }
+    const idx = findIdx(d.vmas, S, s);
+    if (idx < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+    const X = d.vmas[idx];
+    if (old === 0 && X.ev < 0) return { errno: "EINVAL", rule: "mremap.dup-private" };
+    if (old > X.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
+    if (newP !== old && X.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
+    if (d.era.maySplit && X.ev >= 0 && (X.start !== s || X.end !== s + old)) return { errno: "EINVAL", rule: "mremap.move.split" };
+    const split = moveVma(d, S, s, old, newP, T, t);
+    return { rule: split ? "mremap.move.split.ok" : "mremap.move.ok" };
+  }
+  if (oldP >= newP) {
+    if (oldP === newP) return { rule: "mremap.same" };
+    const r = unmapRange(d, S, s + newP, s + oldP);
+    if (r === "EINVAL") return { errno: "EINVAL", rule: "mremap.shrink.split" };
+    return { rule: r === "split" ? "mremap.shrink.split.ok" : "mremap.shrink.ok" };
+  }
+  const idx = findIdx(d.vmas, S, s);
+  const X = d.vmas[idx];
+  if (oldP === 0 && X.ev < 0) return { errno: "EINVAL", rule: "mremap.dup-private" };
+  if (oldP > X.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
+  if (X.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
+  return growAnon(d, idx, s, oldP, newP, maymove);
+}
+
+/** 6.18 mremap (6.17 rework: check_prep_vma before mremap_to; remap_move for same-size fixed moves). */
+export function mremap618(d: Draft, m: MremapArgs): OpResult {
+  const { S, s, oldP, newP, fixed, maymove, T, t } = m;
+  if (fixed && oldP === newP) {
+    const end = s + oldP;
+    const first = overlapping(d.vmas, S, s, end);
+    if (first.length === 0 || d.vmas[first[0]].start > s) return { errno: "EFAULT", rule: "mremap.multi.gap" };
+    let moved = 0;
+    let cur = s;
+    for (;;) {
+      const ov = overlapping(d.vmas, S, cur, end);
+      if (ov.length === 0) break;
+      const v = d.vmas[ov[0]];
+      const a = Math.max(v.start, cur);
+      const b = Math.min(v.end, end);
+      const tgt = t + (a - s);
+      if (unmapRange(d, T, tgt, tgt + (b - a)) === "EINVAL") {
+        return { errno: "EINVAL", rule: moved ? "mremap.multi.partial" : "mremap.target.split" };
+      }
+      const idx = findIdx(d.vmas, S, a);
+      const X = d.vmas[idx];
+      if (X.ev >= 0 && (X.start !== a || X.end !== b)) {
+        return { errno: "EINVAL", rule: moved ? "mremap.multi.partial" : "mremap.move.split" };
+      }
+      moveVma(d, S, a, b - a, b - a, T, tgt);
+      moved++;
+      cur = b;
+    }
+    return { rule: moved > 1 ? "mremap.multi.ok" : "mremap.move.ok" };
+  }
+  const idx0 = findIdx(d.vmas, S, s);
+  if (idx0 < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+  const X0 = d.vmas[idx0];
+  if (fixed) {
+    if (oldP === 0 && X0.ev < 0) return { errno: "EINVAL", rule: "mremap.dup-private" };
+    const oldEff = oldP > newP ? newP : oldP;
+    if (oldEff > X0.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
+    if (newP !== oldEff && X0.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
+    if (unmapRange(d, T, t, t + newP) === "EINVAL") return { errno: "EINVAL", rule: "mremap.target.split" };
+    if (findIdx(d.vmas, S, s) < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+    if (oldP > newP) {
+      if (unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { errno: "EINVAL", rule: "mremap.shrink.split" };
+      if (findIdx(d.vmas, S, s) < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+    }
+    const X = d.vmas[findIdx(d.vmas, S, s)];
+    if (X.ev >= 0 && (X.start !== s || X.end !== s + oldEff)) return { errno: "EINVAL", rule: "mremap.move.split" };
+    moveVma(d, S, s, oldEff, newP, T, t);
+    return { rule: "mremap.move.ok" };
+  }
+  if (oldP === newP) return { rule: "mremap.same" };
+  if (oldP > newP) {
+    if (unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { errno: "EINVAL", rule: "mremap.shrink.split" };
+    return { rule: "mremap.shrink.ok" };
+  }
+  if (oldP === 0 && X0.ev < 0) return { errno: "EINVAL", rule: "mremap.dup-private" };
+  if (oldP > X0.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
+  if (X0.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
+  return growAnon(d, idx0, s, oldP, newP, maymove);
+}
+
+// ---------------------------------------------------------------------------------------
+// Pages.
+
+export interface PageRef { buf: number; kind: PageKind; idx: number }
+
+/** perf_mmap_to_page(rb, pgoff) of the seed patch (same shape in 6.1 .. 6.18). */
+export function mmapToPage(b: Buf, pgoff: number): PageRef | null {
+  if (b.auxNr !== 0) {
+    if (pgoff > b.auxPgoff + b.auxNr) return null;
+    if (pgoff >= b.auxPgoff) return { buf: b.id, kind: 3, idx: pgoff - b.auxPgoff >= b.auxNr ? 0 : pgoff - b.auxPgoff }; // array_index_nospec (6.1+); 3.18 reads past the array
+  }
+  if (pgoff > b.nr) return null;
+  if (pgoff === 0) return { buf: b.id, kind: 1, idx: 0 };
+  return { buf: b.id, kind: 2, idx: pgoff - 1 };
+}
+
+export type Resolved = { sig: "SIGBUS"; why: "norb" | "write" | "beyond" } | { page: PageRef };
+
+/**
+ * The page a perf VMA maps at page `rel` for an access (perf_mmap_fault / page_mkwrite /
+ * 6.18 pfn_mkwrite). The seed faults lazily and keeps what it faulted (ptes), which matters
+ * only when perf_mmap_to_page changes under a live VMA (the seed's stale AUX state).
+ */
+export function resolve(d: Draft, idx: number, rel: number, write: boolean): Resolved {
+  const v = d.vmas[idx];
+  const pgoff = v.pgoff + rel;
+  if (v.ptes !== undefined) {
+    for (const p of v.ptes) {
+      if (p.rel === rel) {
+        if (write && pgoff !== 0) return { sig: "SIGBUS", why: "write" };
+        return { page: { buf: p.buf, kind: p.kind, idx: p.idx } };
+      }
+    }
+  }
+  const e = d.ev(v.ev);
+  if (e === undefined || e.rb < 0) return { sig: "SIGBUS", why: "norb" };
+  if (write && pgoff !== 0) return { sig: "SIGBUS", why: "write" };
+  const page = mmapToPage(d.buf(e.rb), pgoff);
+  if (page === null) return { sig: "SIGBUS", why: "beyond" };
+  if (d.era.lazyPtes) {
+    const vs = d.vmasW();
+    vs[idx] = { ...v, ptes: [...(v.ptes ?? []), { rel, buf: page.buf, kind: page.kind, idx: page.idx }] };
+  }
+  return { page };
+}

@@ -1,0 +1,192 @@
+/**
+ * The perf side: perf_mmap_open, perf_mmap_close, ring-buffer attach/put, event release,
+ * the accounting check, and the counters' atomic_t / refcount_t arithmetic per era.
+ * Everything here works on a Draft (spec/model/state.ts); callers decide outcomes.
+ */
+import { Draft, SAT, ugt, type Era, type MBuf, type State, type Vma } from "./state.ts";
+
+// ---------------------------------------------------------------------------------------
+// Counter arithmetic. atomic_t (seed .. 6.17) is plain; refcount_t (6.18 mmap counts, and
+// aux_refcount since 4.x) WARNs and saturates instead of going through 0 (lib/refcount.c).
+
+/** atomic_inc / refcount_inc */
+export function inc(d: Draft, v: number, what: string, refT: boolean): number {
+  if (!refT) return v + 1;
+  if (v === 0) { d.warn(`refcount_t: addition on 0; use-after-free (${what})`); return SAT; }
+  if (v < 0) { d.warn(`refcount_t: saturated; leaking memory (${what})`); return SAT; }
+  return v + 1;
+}
+
+/** atomic_dec_and_test / refcount_dec_and_test: [new value, reached zero] */
+export function decTest(d: Draft, v: number, what: string, refT: boolean): [number, boolean] {
+  if (!refT) return [v - 1, v - 1 === 0];
+  if (v === 1) return [0, true];
+  if (v <= 0) { d.warn(`refcount_t: underflow; use-after-free (${what})`); return [SAT, false]; }
+  return [v - 1, false];
+}
+
+/** atomic_dec_and_mutex_lock / refcount_dec_and_mutex_lock (refcount_dec_not_one first). */
+export function decLock(d: Draft, v: number, what: string, refT: boolean): [number, boolean] {
+  if (!refT) return [v - 1, v - 1 === 0];
+  if (v === SAT) return [v, false];
+  if (v === 1) return [0, true];
+  if (v <= 0) { d.warn(`refcount_t: underflow; use-after-free (${what})`); return [v, false]; }
+  return [v - 1, false];
+}
+
+// ---------------------------------------------------------------------------------------
+// Accounting (perf_mmap's inline check in 3.18 .. 6.12, perf_mmap_calc_limits in 6.18).
+
+export interface Acct { ok: boolean; userExtra: number; extra: number }
+
+export function calcLimits(s: State | Draft, userExtra: number): Acct {
+  const era = s.era;
+  const cfg = s.cfg;
+  const limit = (s.mlockKb >> 2) * cfg.cpus;
+  let extra = 0;
+  if (era.seed) {
+    // v8 patch on 3.18: user_locked = locked_vm + user_extra, no clamp, user_extra not reduced.
+    const userLocked = s.lockedVm + userExtra;
+    if (ugt(userLocked, limit)) extra = userLocked - limit;
+  } else {
+    // 6.1/6.12 perf_mmap, 6.18 perf_mmap_calc_limits: clamp, then charge the excess to pinned_vm.
+    let userLocked = s.lockedVm;
+    if (ugt(userLocked, limit)) userLocked = limit;
+    userLocked += userExtra;
+    if (userLocked > limit) { extra = userLocked - limit; userExtra -= extra; }
+  }
+  const locked = s.pinnedVm + extra;
+  const ok = !(ugt(locked, s.rlimit) && cfg.paranoid > -1 && !cfg.capIpcLock);
+  return { ok, userExtra, extra };
+}
+
+// ---------------------------------------------------------------------------------------
+// Buffers and events.
+
+/** ring_buffer_put: a buffer no event points at any more is freed (rb_free does not free AUX). */
+export function putBuf(d: Draft, id: number): void {
+  for (let i = 0; i < d.evs.length; i++) {
+    const e = d.evs[i];
+    if (e !== undefined && !e.freed && e.rb === id) return;
+  }
+  const b = d.bufW(id);
+  if (b.dead) return;
+  b.dead = true;
+  if (b.mc !== 0) d.anomaly(`buffer ${id} freed with rb->mmap_count ${b.mc}`);
+  if (b.auxMc !== 0) d.anomaly(`buffer ${id} freed with aux_mmap_count ${b.auxMc}`);
+  if (b.auxNr !== 0) d.anomaly(`buffer ${id} freed with ${b.auxNr} AUX pages still allocated${b.auxPriv ? " (free_aux never called)" : ""}`);
+}
+
+/** ring_buffer_attach(event, NULL) */
+export function detachEv(d: Draft, i: number): void {
+  const e = d.ev(i);
+  if (e === undefined || e.rb < 0) return;
+  const old = e.rb;
+  d.evW(i).rb = -1;
+  putBuf(d, old);
+}
+
+/** Does any VMA still hold the event's file? */
+export function evHasVma(d: Draft, i: number): boolean {
+  for (const v of d.vmas) if (v.ev === i) return true;
+  return false;
+}
+
+/** perf_release -> perf_event_release_kernel -> _free_event, once no file reference is left. */
+export function maybeFree(d: Draft, i: number): void {
+  const e = d.ev(i);
+  if (e === undefined || e.fd || e.freed || evHasVma(d, i)) return;
+  if (e.mc !== 0) d.anomaly(`event e${i} freed with mmap_count ${e.mc}`);
+  const w = d.evW(i);
+  w.freed = true;
+  if (w.rb >= 0) detachEv(d, i);
+  if (e.leader === i) {
+    // perf_group_detach: siblings become singleton groups
+    for (let j = 0; j < d.evs.length; j++) {
+      const s = d.evs[j];
+      if (j !== i && s !== undefined && !s.freed && s.leader === i) d.evW(j).leader = j;
+    }
+  }
+}
+
+export function evLive(d: Draft | State, i: number): boolean {
+  const e = d.evs[i];
+  return e !== undefined && e.fd;
+}
+
+// ---------------------------------------------------------------------------------------
+// VMA callbacks.
+
+/** perf_mmap_open (vm_ops->open): split pieces and mremap copies. */
+export function perfOpen(d: Draft, v: Vma): void {
+  const e = d.ev(v.ev);
+  const refT = d.era.refcountT;
+  if (e === undefined || e.rb < 0) { d.warn("BUG: perf_mmap_open with event->rb == NULL (NULL dereference)"); return; }
+  const ew = d.evW(v.ev);
+  ew.mc = inc(d, ew.mc, "event->mmap_count", refT);
+  const b = d.bufW(e.rb);
+  b.mc = inc(d, b.mc, "rb->mmap_count", refT);
+  if (v.pgoff !== 0) b.auxMc = inc(d, b.auxMc, "rb->aux_mmap_count", refT);
+}
+
+function freeAuxPages(d: Draft, b: MBuf): void {
+  if (b.auxPriv) { d.auxFrees++; b.auxPriv = false; }
+  b.auxNr = 0;
+  b.aux0Off = 0;
+  b.aux0Size = 0;
+}
+
+/** rb_free_aux: drop aux_refcount, __rb_free_aux at zero. */
+export function rbFreeAux(d: Draft, b: MBuf): void {
+  if (!d.era.auxRefT) {
+    b.auxRef -= 1;
+    if (b.auxRef === 0) freeAuxPages(d, b);
+    return;
+  }
+  if (b.auxRef === 1) { b.auxRef = 0; freeAuxPages(d, b); return; }
+  if (b.auxRef <= 0) { d.warn("refcount_t: underflow; use-after-free (rb->aux_refcount)"); b.auxRef = SAT; return; }
+  b.auxRef -= 1;
+}
+
+/** perf_mmap_close (vm_ops->close). */
+export function perfClose(d: Draft, v: Vma): void {
+  const era: Era = d.era;
+  const refT = era.refcountT;
+  const e = d.ev(v.ev);
+  if (e === undefined || e.rb < 0) { d.warn("BUG: perf_mmap_close with event->rb == NULL (NULL dereference)"); return; }
+  const rbId = e.rb;
+  const b = d.bufW(rbId);
+  const mmapLocked = b.locked;
+  const size = b.nr;
+  if (b.auxNr !== 0 && v.pgoff === b.auxPgoff) {
+    const [n, zero] = decLock(d, b.auxMc, "rb->aux_mmap_count", refT);
+    b.auxMc = n;
+    if (zero) {
+      d.lockedVm -= era.seed ? b.auxNr : b.auxNr - b.auxLocked;
+      d.pinnedVm -= b.auxLocked;
+      rbFreeAux(d, b);
+      if (era.auxRefT && b.auxRef !== 0) d.warn("WARN_ON_ONCE(refcount_read(&rb->aux_refcount)) in perf_mmap_close");
+    }
+  }
+  let detachRest: boolean;
+  if (era.seed) {
+    b.mc -= 1;
+    detachRest = false;
+  } else {
+    const [n, zero] = decTest(d, b.mc, "rb->mmap_count", refT);
+    b.mc = n;
+    detachRest = zero;
+  }
+  const [en, ezero] = decLock(d, e.mc, "event->mmap_count", refT);
+  d.evW(v.ev).mc = en;
+  if (!ezero) return;
+  detachEv(d, v.ev);
+  if (era.seed) detachRest = d.buf(rbId).mc === 0;
+  if (!detachRest) return;
+  for (let j = 0; j < d.evs.length; j++) {
+    const o = d.evs[j];
+    if (o !== undefined && !o.freed && o.rb === rbId) detachEv(d, j);
+  }
+  d.lockedVm -= era.seed ? size + 1 : size + 1 - mmapLocked;
+  d.pinnedVm -= mmapLocked;
+}

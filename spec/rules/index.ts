@@ -1,0 +1,34 @@
+/** Every rule of the spec (ids unique; test/spec/rules.test.ts checks). */
+import { ACCOUNTING_RULES } from "./accounting.ts";
+import { MISC_RULES } from "./misc.ts";
+import { MMAP_AUX_RULES } from "./mmap-aux.ts";
+import { MMAP_DATA_RULES } from "./mmap-data.ts";
+import { MUNMAP_RULES } from "./munmap.ts";
+import { OPEN_RULES } from "./open.ts";
+import { SET_OUTPUT_RULES } from "./set-output.ts";
+import { TOUCH_RULES } from "./touch.ts";
+import type { Rule } from "./types.ts";
+import { VMA_OPS_RULES } from "./vma-ops.ts";
+
+export type { Rule, Cite } from "./types.ts";
+
+export const RULES: readonly Rule[] = [
+  ...OPEN_RULES, ...MMAP_DATA_RULES, ...MMAP_AUX_RULES, ...ACCOUNTING_RULES, ...MUNMAP_RULES,
+  ...VMA_OPS_RULES, ...SET_OUTPUT_RULES, ...TOUCH_RULES, ...MISC_RULES,
+];
+
+export const RULE_BY_ID: ReadonlyMap<string, Rule> = new Map(RULES.map((r) => [r.id, r]));
+
+/**
+ * Rules that describe the kernel but never decide a transition of the model: either
+ * unreachable with the op set (sizes below INT_MAX, a single AUX PMU, single-threaded
+ * programs) or side-effect clauses (accounting, split order) that other rules' transitions
+ * carry out.
+ */
+export const NON_DECIDING: ReadonlySet<string> = new Set([
+  "mmap.intmax", "mmap.aux.intmax", "mmap.aux.rb-unmapped", "setoutput.aux-pmu", "setoutput.rb-unmapped",
+  "acct.limit.seed", "acct.limit.clamp", "acct.refund.data.seed", "acct.refund.data", "acct.refund.aux.seed",
+  "acct.refund.aux", "acct.remap.charge", "vma.open", "vma.close", "vma.split.order.61", "vma.split.order.612",
+  "refcount.saturate", "mmap.aux.count-early", "mmap.aux.fail-keeps-pages", "mmap.aux.to-page-stale",
+  "event.free", "vma.noexec-ok",
+]);

@@ -1,0 +1,13 @@
+/** The knobs a program may turn: RLIMIT_MEMLOCK, perf_event_mlock_kb, the test PMU's fault switch. */
+import { ALL, V, rule, type Rule } from "./types.ts";
+
+export const MISC_RULES: readonly Rule[] = [
+  rule("rlimit.set", ALL, undefined, "do_prlimit", "kernel/sys.c", V.all,
+    "RLIMIT_MEMLOCK soft limit set (hard limit unlimited, so it never fails); read by the next accounting check"),
+  rule("sysctl.mlock", ALL, undefined, "proc_dointvec", "kernel/sysctl.c", V.all,
+    "perf_event_mlock_kb written; user_lock_limit is recomputed at each new allocation, charges already made stay"),
+  rule("auxfault.set", ALL, undefined, "auxspec_pmu fail_setup_aux", "hwtest/pmu (test module)", V.all,
+    "the test PMU's setup_aux returns NULL while the switch is on (rb_alloc_aux then fails with ENOMEM)"),
+  rule("spec.internal", ALL, "ESPECBUG", "step", "spec/model/step.ts", "-",
+    "the spec itself failed on this op (a bug in the spec, never a kernel fact); property tests check it never happens"),
+];

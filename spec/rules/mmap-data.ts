@@ -1,0 +1,37 @@
+/**
+ * perf_mmap() for vm_pgoff == 0: the data buffer (user page + 2^n data pages).
+ * Errno order per era = the kernel's check order: generic mm checks (fd, length, noexec),
+ * then perf_mmap's inherit and VM_SHARED checks, then the size rules, then the buffer.
+ */
+import { ALL, CORE, M618, NOT618, RB, V, rule, type Rule } from "./types.ts";
+
+export const MMAP_DATA_RULES: readonly Rule[] = [
+  rule("mmap.ebadf", ALL, "EBADF", "ksys_mmap_pgoff", "mm/mmap.c", V.all,
+    "mmap of a dead handle: fget(-1) fails before any length check [seen on 6.18]"),
+  rule("mmap.len0", ALL, "EINVAL", "do_mmap", "mm/mmap.c", V.all,
+    "a zero-length mapping [seen on 6.18]"),
+  rule("mmap.noexec", M618, "EPERM", "do_mmap", "mm/mmap.c", V.v618,
+    "6.15+: anon inodes are SB_I_NOEXEC, so PROT_EXEC on a perf fd is EPERM before perf_mmap runs, for MAP_SHARED and MAP_PRIVATE [seen on 6.18]; 6.1.192 and 6.12.117 fs/anon_inodes.c do not set it"),
+  rule("mmap.inherit", ALL, "EINVAL", "perf_mmap", CORE, V.all,
+    "event->cpu == -1 && attr.inherit: per-task inherited counters cannot be mapped [seen on 6.18]"),
+  rule("mmap.shared", ALL, "EINVAL", "perf_mmap", CORE, V.all,
+    "!(vm_flags & VM_SHARED): MAP_PRIVATE is refused [seen on 6.18]"),
+  rule("mmap.intmax", M618, "ENOMEM", "perf_mmap", CORE, V.v618,
+    "nr_pages > INT_MAX before any buffer check (data and AUX); unreachable with MAX_PAGES"),
+  rule("mmap.data.pow2", ALL, "EINVAL", "perf_mmap", CORE, V.all,
+    "nr_pages = pages - 1 must be 0 or a power of two [seen on 6.18]"),
+  rule("mmap.data.size", ALL, "EINVAL", "perf_mmap", CORE, V.all,
+    "event->rb exists and has another number of data pages [seen on 6.18]"),
+  rule("mmap.data.ebusy", M618, "EBUSY", "perf_mmap_rb", CORE, V.v618,
+    "event->rb exists but the event's own mmap_count is 0 (it reaches the buffer only through SET_OUTPUT): EBUSY (Jan 2026 fix) [seen on 6.18]"),
+  rule("mmap.data.remap", NOT618, undefined, "perf_mmap", CORE, `${V.seed}, ${V.lts}`,
+    "event->rb exists with the same size: rb->mmap_count++, event->mmap_count++, nothing charged (user_extra is still 0 at unlock:)"),
+  rule("mmap.data.remap.charged", M618, undefined, "perf_mmap_rb", CORE, V.v618,
+    "6.18: mapping an existing buffer again calls perf_mmap_account(vma, user_extra = vma pages, 0): locked_vm grows by the VMA's pages and no close refunds it (a leak) [seen on 6.18: budget short by the re-mapped pages after teardown]"),
+  rule("mmap.data.eperm", ALL, "EPERM", "perf_mmap", CORE, V.all,
+    "new buffer: pinned_vm + extra > RLIMIT_MEMLOCK pages && perf_event_paranoid > -1 && !CAP_IPC_LOCK (accounting per acct.limit.*)"),
+  rule("mmap.data.new", ALL, undefined, "perf_mmap", CORE, V.all,
+    "new buffer: rb_alloc, rb->mmap_count = 1, mmap_locked = extra, mmap_user = current user, user page initialised (data_offset = PAGE_SIZE, data_size), event->rb = rb, event->mmap_count = 1, charges per acct.limit.*"),
+  rule("mmap.data.enomem", ALL, "ENOMEM", "rb_alloc", RB, V.all,
+    "rb_alloc may fail after the accounting check: nothing changes"),
+];

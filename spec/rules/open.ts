@@ -1,0 +1,38 @@
+/**
+ * perf_event_open() and close(): the parts that decide whether an event exists, which
+ * group it joins and which buffer it writes to (outputTo = group_fd + PERF_FLAG_FD_OUTPUT).
+ *
+ * Why the group checks matter here: with PERF_FLAG_FD_OUTPUT the target is also the new
+ * event's group leader (no PERF_FLAG_FD_NO_GROUP), so the group-leader checks of
+ * perf_event_open run *before* perf_event_set_output's. All of them answer EINVAL.
+ */
+import { ALL, CORE, MODERN, SEED, V, rule, type Rule } from "./types.ts";
+
+export const OPEN_RULES: readonly Rule[] = [
+  rule("open.ok", ALL, undefined, "perf_event_open", CORE, V.all,
+    "a disabled event is created (software dummy or the AUX PMU's type); the fd is live"),
+  rule("open.nopmu", ALL, "ENOENT", "perf_init_event", CORE, V.all,
+    "pmu \"aux\" on a machine without an AUX-capable PMU: no PMU accepts the type"),
+  rule("open.cpu", ALL, "EINVAL", "perf_event_alloc", CORE, V.all,
+    "(unsigned)cpu >= nr_cpu_ids with a task target: EINVAL (nr_cpu_ids taken as config.cpus) [seen on 6.18: cpu 2 and 4095 on 2 cpus]"),
+  rule("open.output.deadfd", ALL, undefined, "perf_event_open", CORE, V.all,
+    "outputTo names a dead handle: group_fd is -1, so there is no group and no output redirection; the open proceeds"),
+  rule("open.group.inherit", ALL, "EINVAL", "perf_event_open", CORE, V.all,
+    "task event whose group leader (the outputTo target) has a different attr.inherit"),
+  rule("open.group.notleader", ALL, "EINVAL", "perf_event_open", CORE, V.all,
+    "the outputTo target is itself a group sibling (group_leader->group_leader != group_leader): no recursive hierarchy [seen on 6.18]"),
+  rule("open.group.cpu", MODERN, "EINVAL", "perf_event_open", CORE, V.modern,
+    "group leader on another cpu (group_leader->cpu != event->cpu), checked before perf_event_set_output [seen on 6.18]"),
+  rule("open.output.cpu", SEED, "EINVAL", "perf_event_set_output", CORE, V.v318,
+    "3.18 has no group cpu check in perf_event_open; perf_event_set_output refuses cross-cpu buffers with the same EINVAL"),
+  rule("open.output.norb", ALL, "EINVAL", "perf_event_set_output", CORE, V.all,
+    "the outputTo target has no buffer (ring_buffer_get(output_event) == NULL) [seen on 6.18]"),
+  rule("open.output.ok", ALL, undefined, "perf_event_set_output", CORE, V.all,
+    "the new event joins the target's group and writes to the target's buffer (event->rb = target->rb, no accounting)"),
+  rule("close.ok", ALL, undefined, "perf_release", CORE, V.all,
+    "close(fd): the event is released only when no VMA holds its file; while mapped nothing changes [seen on 6.18]"),
+  rule("close.ebadf", ALL, "EBADF", "close", "fs/open.c", V.all,
+    "close of a dead handle (fd -1)"),
+  rule("event.free", ALL, undefined, "_free_event", CORE, V.all,
+    "when the last file reference goes, the event detaches from its buffer (ring_buffer_attach(event, NULL)) and its group siblings become singletons (perf_group_detach)"),
+];
