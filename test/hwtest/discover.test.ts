@@ -51,7 +51,7 @@ describe("discoverHost on a fake tree", () => {
     const f = discoverHost(fakeTree({}));
     expect(f.release).toBe("6.18.2-1-cloud");
     expect(f.profile).toBe("6.18");
-    expect(f.config).toEqual({ pageSize: 4096, cpus: 2, mlockKb: 516, memlockPages: 2048, capIpcLock: false, paranoid: 2, pmus: { aux: null } });
+    expect(f.config).toEqual({ pageSize: 4096, cpus: 2, mlockKb: 516, memlockPages: 2048, memlockHardPages: "unlimited" /* full caps: CAP_SYS_RESOURCE */, capIpcLock: false, paranoid: 2, pmus: { aux: null } });
     expect(f.auxPmu).toBeNull();
     expect(f.root).toBe(true);
     expect(f.perfOk).toBe(true);
