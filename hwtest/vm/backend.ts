@@ -46,11 +46,14 @@ const MAX_REBOOTS = 3;
 
 /** The Config the guest runs programs under, from the shim's hello (as discoverHost does on a host). */
 export function guestConfig(h: GuestHello): Config {
+  const pages = (kb: number | "unlimited" | null | undefined): number | "unlimited" => (kb === "unlimited" ? "unlimited" : Math.floor((kb ?? 0) / 4));
   return {
     pageSize: 4096,
     cpus: h.cpus,
     mlockKb: h.mlockKb ?? 516,
-    memlockPages: h.memlockKb === "unlimited" ? "unlimited" : Math.floor((h.memlockKb ?? 0) / 4),
+    memlockPages: pages(h.memlockKb),
+    // As hwtest/host/discover.ts: with CAP_SYS_RESOURCE the executor raises the hard limit.
+    memlockHardPages: h.capSysResource || h.memlockHardKb === undefined ? "unlimited" : pages(h.memlockHardKb),
     capIpcLock: false,
     paranoid: Math.max(-1, Math.min(4, h.paranoid ?? 2)),
     pmus: { aux: h.auxPmu },

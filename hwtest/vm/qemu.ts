@@ -29,6 +29,9 @@ export interface GuestHello {
   mlockKb: number | null;
   paranoid: number | null;
   memlockKb: number | "unlimited" | null;
+  memlockHardKb?: number | "unlimited" | null;
+  /** The guest's root has CAP_SYS_RESOURCE (the agent may raise the hard limit). */
+  capSysResource?: boolean;
   auxPmu: string | null;
   auxType: number | null;
   pmu: PmuCounters | null;

@@ -237,7 +237,9 @@ describe("guest config", () => {
     bootWarnings: [], agent: [],
   };
   it("is the guest's, in pages, with the test PMU", () => {
-    expect(guestConfig(hello)).toEqual({ pageSize: 4096, cpus: 1, mlockKb: 516, memlockPages: 2048, capIpcLock: false, paranoid: 2, pmus: { aux: "auxspec_pmu" } });
+    expect(guestConfig(hello)).toEqual({ pageSize: 4096, cpus: 1, mlockKb: 516, memlockPages: 2048, memlockHardPages: "unlimited", capIpcLock: false, paranoid: 2, pmus: { aux: "auxspec_pmu" } });
     expect(guestConfig({ ...hello, memlockKb: "unlimited", auxPmu: null }).memlockPages).toBe("unlimited");
+    expect(guestConfig({ ...hello, memlockHardKb: 8192, capSysResource: false }).memlockHardPages).toBe(2048);
+    expect(guestConfig({ ...hello, memlockHardKb: 8192, capSysResource: true }).memlockHardPages).toBe("unlimited");
   });
 });

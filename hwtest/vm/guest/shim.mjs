@@ -88,11 +88,17 @@ function onlineCpus() {
   }
   return n;
 }
-function memlockKb() {
+/** RLIMIT_MEMLOCK soft (field 1) or hard (field 2) limit in kB. */
+function memlockKb(field = 1) {
   const t = readText("/proc/self/limits") ?? "";
-  const m = /^Max locked memory\s+(\S+)/m.exec(t);
+  const m = /^Max locked memory\s+(\S+)\s+(\S+)/m.exec(t);
   if (!m) return null;
-  return m[1] === "unlimited" ? "unlimited" : Number(m[1]) / 1024;
+  return m[field] === "unlimited" ? "unlimited" : Number(m[field]) / 1024;
+}
+/** CAP_SYS_RESOURCE (bit 24) in CapEff: the agent may raise the hard limit. */
+function capSysResource() {
+  const m = /^CapEff:\s*([0-9a-f]+)/m.exec(readText("/proc/self/status") ?? "");
+  return m ? ((BigInt(`0x${m[1]}`) >> 24n) & 1n) === 1n : false;
 }
 function pmuCounters() {
   if (!existsSync(PARAMS)) return null;
@@ -212,7 +218,9 @@ out({
     cpus: onlineCpus(),
     mlockKb: readInt("/proc/sys/kernel/perf_event_mlock_kb"),
     paranoid: readInt("/proc/sys/kernel/perf_event_paranoid"),
-    memlockKb: memlockKb(),
+    memlockKb: memlockKb(1),
+    memlockHardKb: memlockKb(2),
+    capSysResource: capSysResource(),
     auxPmu: existsSync(PMU_DIR) ? "auxspec_pmu" : null,
     auxType: readInt(`${PMU_DIR}/type`),
     pmu: pmuCounters(),
