@@ -49,8 +49,8 @@ export interface Era {
   splitCharge: boolean;
   /** atomic_set(&rb->aux_mmap_count, 1) before accounting (pre 5468c0fbccbb). */
   auxMmapCountEarly: boolean;
-  /** rb_alloc_aux() without setup_aux: -ENOTSUPP (524) in the seed, -EOPNOTSUPP later. */
-  enotsupp: "ERRNO_524" | "EOPNOTSUPP";
+  /** rb_alloc_aux() without setup_aux: -ENOTSUPP (524; the harness names it ENOTSUPP, hwtest/host/errno.ts) in the seed, -EOPNOTSUPP later. */
+  enotsupp: "ENOTSUPP" | "EOPNOTSUPP";
   /** set_output() refuses a target whose rb->mmap_count is 0 (seed: no such check). */
   setOutputMmapCheck: boolean;
 }
@@ -71,7 +71,7 @@ export const ERAS: Readonly<Record<ProfileId, Era>> = {
   seed: {
     profile: "seed", perf: "seed", mm: "v3.18", maySplit: false, refcount: false, auxRefcountT: false,
     mapAtMmap: false, noexec: false, ebusy: false, remapCharge: false, clamp: false, splitCharge: false,
-    auxMmapCountEarly: true, enotsupp: "ERRNO_524", setOutputMmapCheck: false,
+    auxMmapCountEarly: true, enotsupp: "ENOTSUPP", setOutputMmapCheck: false,
   },
   "6.1-pre148": { ...v61, profile: "6.1-pre148", maySplit: false, auxMmapCountEarly: true },
   "6.1": v61,
