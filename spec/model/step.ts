@@ -125,7 +125,7 @@ function opMmap(s: State, op: OpOf<"mmap">): Tr[] {
   const prot = PROT_BITS[op.prot];
   if (era.noexec && (prot & P_X)) return [trS(s, err("EPERM"), "mmap.noexec")];
   if (E.cpu === -1 && E.inherit) return [trS(s, err("EINVAL"), "mmap.inherit")];
-  if (!op.shared) return [trS(s, err("EINVAL"), "mmap.shared")];
+  if (op.shared === false) return [trS(s, err("EINVAL"), "mmap.shared")];
   return op.pgoff === 0 ? mmapData(s, op, m, e, E, prot) : mmapAux(s, op, m, e, E, prot);
 }
 
@@ -376,6 +376,10 @@ export function stepState(s: State, op: Op): Tr[] {
     case "setAux": return opSetAux(s, op);
     case "setOutput": return opSetOutput(s, op);
     case "rlimit": {
+      const hard = s.cfg.memlockHardPages ?? "unlimited";
+      if (hard !== "unlimited" && (op.memlockPages === "unlimited" || op.memlockPages > hard)) {
+        return [trS(s, err("EINVAL"), "rlimit.hard")];
+      }
       const d = new Draft(s);
       d.rlimit = op.memlockPages === "unlimited" ? RLIM_INF_PAGES : op.memlockPages;
       return [trD(d, OK, "rlimit.set")];

@@ -31,4 +31,9 @@ export const NON_DECIDING: ReadonlySet<string> = new Set([
   "acct.refund.aux", "acct.remap.charge", "vma.open", "vma.close", "vma.split.order.61", "vma.split.order.612",
   "refcount.saturate", "mmap.aux.count-early", "mmap.aux.fail-keeps-pages", "mmap.aux.to-page-stale",
   "event.free", "vma.noexec-ok",
+  // unreachable: an event keeps its buffer while it has VMAs, and page 0 of a perf VMA is
+  // always backed; every perf VMA starts at slot offset 0, so a multi-VMA move cannot fail
+  // after its first VMA
+  "touch.norb", "setaux.norb", "readpage.norb", "readpage.beyond", "mremap.multi.partial",
+  "spec.internal",
 ]);

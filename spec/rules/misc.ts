@@ -3,7 +3,9 @@ import { ALL, V, rule, type Rule } from "./types.ts";
 
 export const MISC_RULES: readonly Rule[] = [
   rule("rlimit.set", ALL, undefined, "do_prlimit", "kernel/sys.c", V.all,
-    "RLIMIT_MEMLOCK soft limit set (hard limit unlimited, so it never fails); read by the next accounting check"),
+    "RLIMIT_MEMLOCK soft limit set (at most the hard limit); read by the next accounting check"),
+  rule("rlimit.hard", ALL, "EINVAL", "do_prlimit", "kernel/sys.c", V.all,
+    "a soft limit above the hard limit (config.memlockHardPages) without CAP_SYS_RESOURCE: rlim_cur > rlim_max is EINVAL"),
   rule("sysctl.mlock", ALL, undefined, "proc_dointvec", "kernel/sysctl.c", V.all,
     "perf_event_mlock_kb written; user_lock_limit is recomputed at each new allocation, charges already made stay"),
   rule("auxfault.set", ALL, undefined, "auxspec_pmu fail_setup_aux", "hwtest/pmu (test module)", V.all,

@@ -1,0 +1,198 @@
+// Builds cases/spec/*.json (run: npx tsx test/spec/litmus-build.ts): litmus tests as data.
+// kernel source and the probes on this machine (never computed by the spec).
+import { writeFileSync, mkdirSync, readdirSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
+import { Case, type Config, type Op, type Outcome, type ProfileId } from "../../spec/program.ts";
+
+const DIR = join(import.meta.dirname, "../../cases/spec");
+const CFG: Config = { pageSize: 4096, cpus: 2, mlockKb: 516, memlockPages: 0, capIpcLock: false, paranoid: 2, pmus: { aux: "auxspec_pmu" } };
+const PG = 4096;
+
+type E = string | Outcome;
+const out = (e: E): Outcome => {
+  if (typeof e !== "string") return e;
+  if (e === "ok") return { ok: true };
+  if (e === "SIGBUS" || e === "SIGSEGV") return { signal: e };
+  return { errno: e };
+};
+/** user page of a buffer with nr data pages, aux_offset/aux_size in pages */
+const up = (nr: number, ao = 0, as = 0): Outcome => ({ ok: true, page: { dataOffset: PG, dataSize: nr * PG, auxHead: 0, auxOffset: ao * PG, auxSize: as * PG } });
+const zeros: Outcome = { ok: true, page: { dataOffset: 0, dataSize: 0, auxHead: 0, auxOffset: 0, auxSize: 0 } };
+const anonPage = (ao: number, as: number): Outcome => ({ ok: true, page: { dataOffset: 0, dataSize: 0, auxHead: 0, auxOffset: ao * PG, auxSize: as * PG } });
+
+const O = (ev: string, x: Partial<Extract<Op, { op: "open" }>> = {}): Op => ({ op: "open", ev, pmu: "sw", ...x });
+const OA = (ev: string, x: Partial<Extract<Op, { op: "open" }>> = {}): Op => ({ op: "open", ev, pmu: "aux", ...x });
+const C = (ev: string): Op => ({ op: "close", ev });
+const M = (map: string, ev: string, pages: number, pgoff = 0, prot: Extract<Op, { op: "mmap" }>["prot"] = "rw", x: object = {}): Op => ({ op: "mmap", map, ev, pages, pgoff, prot, ...x });
+const A = (map: string, offsetPages: number, sizePages: number): Op => ({ op: "setAux", map, offsetPages, sizePages });
+const U = (map: string, offset?: number, pages?: number): Op => ({ op: "munmap", map, ...(offset !== undefined ? { offset } : {}), ...(pages !== undefined ? { pages } : {}) });
+const P = (map: string, prot: Extract<Op, { op: "mprotect" }>["prot"], offset?: number, pages?: number): Op => ({ op: "mprotect", map, prot, ...(offset !== undefined ? { offset } : {}), ...(pages !== undefined ? { pages } : {}) });
+const R = (map: string, oldPages: number, newPages: number, x: { offset?: number; mayMove?: boolean; toFresh?: boolean } = {}): Op => ({ op: "mremap", map, oldPages, newPages, ...x });
+const F = (map: string, offset: number, pages: number): Op => ({ op: "mapFixedAnon", map, offset, pages });
+const S = (ev: string, target: string | null): Op => ({ op: "setOutput", ev, target });
+const T = (map: string, page: number, write = false): Op => ({ op: "touch", map, page, write });
+const RU = (map: string): Op => ({ op: "readUserPage", map });
+const LIM = (memlockPages: number | "unlimited"): Op => ({ op: "rlimit", memlockPages });
+const MLK = (kb: number): Op => ({ op: "sysctlMlock", kb });
+const FAULT = (fail: boolean): Op => ({ op: "auxFault", fail });
+
+interface L { name: string; profiles: ProfileId[]; rule: string; why: string; program: [Op, E][]; config?: Partial<Config> }
+const L: L[] = [];
+const lit = (name: string, profiles: ProfileId[], rule: string, why: string, program: [Op, E][], config?: Partial<Config>) => L.push({ name, profiles, rule, why, program, config });
+const ALL: ProfileId[] = ["seed", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18"];
+const MODERN: ProfileId[] = ["6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18"];
+const POST: ProfileId[] = ["6.1", "6.12", "6.18"];
+const SPLIT: ProfileId[] = ["seed", "6.1-pre148", "6.12-pre42"];
+const OLD: ProfileId[] = ["seed", "6.1-pre148", "6.1", "6.12-pre42", "6.12"];
+
+// ---- open / close (perf_event_open, perf_release)
+lit("open-ok", ALL, "open.ok", "a software dummy event opens", [[O("e0"), "ok"]]);
+lit("open-nopmu", ["6.12"], "open.nopmu", "pmu aux without an AUX PMU: no PMU accepts the type (perf_init_event -ENOENT)", [[OA("e0"), "ENOENT"]], { pmus: { aux: null } });
+lit("open-cpu", ALL, "open.cpu", "cpu >= nr_cpu_ids: perf_event_alloc EINVAL [seen on 6.18: cpu 2 on 2 cpus]", [[O("e0", { cpu: 2 }), "EINVAL"]]);
+lit("open-output-deadfd", ["6.1"], "open.output.deadfd", "outputTo a closed handle passes group_fd -1: a plain event, mapped on its own", [[O("e0"), "ok"], [C("e0"), "ok"], [O("e1", { outputTo: "e0" }), "ok"], [M("m0", "e1", 2), "ok"], [RU("m0"), up(1)]]);
+lit("open-group-inherit", ALL, "open.group.inherit", "the group leader (outputTo) has another attr.inherit [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 2), "ok"], [O("e1", { inherit: true, outputTo: "e0" }), "EINVAL"]]);
+lit("open-group-notleader", ALL, "open.group.notleader", "outputTo a group sibling: no recursive hierarchy [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 2), "ok"], [O("e1", { outputTo: "e0" }), "ok"], [O("e2", { outputTo: "e1" }), "EINVAL"]]);
+lit("open-group-cpu", MODERN, "open.group.cpu", "group leader on another cpu [seen on 6.18]", [[O("e0", { cpu: 0 }), "ok"], [M("m0", "e0", 2), "ok"], [O("e1", { outputTo: "e0" }), "EINVAL"]]);
+lit("open-output-cpu", ["seed"], "open.output.cpu", "3.18: no group cpu check, perf_event_set_output refuses cross-cpu", [[O("e0", { cpu: 0 }), "ok"], [M("m0", "e0", 2), "ok"], [O("e1", { outputTo: "e0" }), "EINVAL"]]);
+lit("open-output-norb", ALL, "open.output.norb", "outputTo an unmapped event [seen on 6.18]", [[O("e0"), "ok"], [O("e1", { outputTo: "e0" }), "EINVAL"]]);
+lit("open-output-ok", ALL, "open.output.ok", "the new event shares the target's buffer (no charge)", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1", { outputTo: "e0" }), "ok"], [S("e1", null), "ok"]]);
+lit("close-ok-ebadf", ALL, "close.ebadf", "close twice: the second is EBADF", [[O("e0"), "ok"], [C("e0"), "ok"], [C("e0"), "EBADF"]]);
+lit("close-while-mapped", ALL, "close.ok", "close(fd) while mapped changes nothing: the mapping still reads the user page [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 3, 2), "ok"], [C("e0"), "ok"], [RU("m0"), up(2, 3, 2)]]);
+lit("group-promotion", ALL, "open.output.ok", "when the leader is released its siblings become leaders [seen on 6.18]", [
+  [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1", { outputTo: "e0" }), "ok"], [C("e0"), "ok"],
+  [O("e2", { outputTo: "e1" }), "EINVAL"], [U("m0"), "ok"], [M("m1", "e1", 3), "ok"], [O("e3", { outputTo: "e1" }), "ok"]]);
+
+// ---- mmap, data buffer
+lit("mmap-ebadf", ALL, "mmap.ebadf", "mmap of a closed handle: EBADF before the length check [seen on 6.18]", [[O("e0"), "ok"], [C("e0"), "ok"], [M("m0", "e0", 0), "EBADF"]]);
+lit("mmap-len0", ALL, "mmap.len0", "zero-length mmap [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 0), "EINVAL"]]);
+lit("mmap-noexec", ["6.18"], "mmap.noexec", "6.15+: PROT_EXEC on a perf fd EPERM, even MAP_PRIVATE [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3, 0, "rx"), "EPERM"], [M("m1", "e0", 3, 0, "r", { shared: false }), "EINVAL"], [M("m2", "e0", 3, 0, "rwx", { shared: false }), "EPERM"]]);
+lit("mmap-exec-ok", OLD, "mmap.data.new", "before 6.15 PROT_EXEC perf mappings are allowed", [[O("e0"), "ok"], [M("m0", "e0", 3, 0, "rx"), "ok"], [RU("m0"), up(2)], [T("m0", 0, true), "SIGSEGV"]]);
+lit("mmap-inherit", ALL, "mmap.inherit", "cpu -1 && inherit cannot be mapped; a per-cpu inherited event can [seen on 6.18]", [[O("e0", { inherit: true }), "ok"], [M("m0", "e0", 3), "EINVAL"], [O("e1", { inherit: true, cpu: 0 }), "ok"], [M("m1", "e1", 3), "ok"]]);
+lit("mmap-shared", ALL, "mmap.shared", "MAP_PRIVATE is refused [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3, 0, "r", { shared: false }), "EINVAL"]]);
+lit("mmap-data-pow2", ALL, "mmap.data.pow2", "3 data pages is not a power of two; 0 data pages is fine [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 4), "EINVAL"], [M("m1", "e0", 1), "ok"], [RU("m1"), up(0)]]);
+lit("mmap-data-size", ALL, "mmap.data.size", "a second mapping of another size [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [M("m1", "e0", 5), "EINVAL"]]);
+lit("mmap-data-ebusy", ["6.18"], "mmap.data.ebusy", "an event that reaches its buffer only through SET_OUTPUT cannot map it [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 5), "EINVAL"], [M("m2", "e1", 3), "EBUSY"]]);
+lit("mmap-data-redirected", OLD, "mmap.data.remap", "before the EBUSY fix a redirected event maps the shared buffer", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m2", "e1", 3), "ok"], [A("m2", 5, 1), "ok"], [RU("m0"), up(2, 5, 1)]]);
+lit("mmap-data-remap", OLD, "mmap.data.remap", "the same event mapped twice shares the buffer and its user page", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 4, 2), "ok"], [M("m1", "e0", 3), "ok"], [RU("m1"), up(2, 4, 2)]]);
+lit("mmap-data-remap-charged", ["6.18"], "mmap.data.remap.charged", "6.18 re-map succeeds (and charges locked_vm, see the invariant tests) [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [M("m1", "e0", 3), "ok"], [RU("m1"), up(2)]]);
+lit("mmap-data-eperm", ALL, "mmap.data.eperm", "513 pages > 258-page budget with RLIMIT_MEMLOCK 0 [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 513), "EPERM"], [M("m1", "e0", 257), "ok"]]);
+lit("mmap-data-eperm-sysctl", ALL, "mmap.data.eperm", "perf_event_mlock_kb 0 leaves no budget", [[MLK(0), "ok"], [O("e0"), "ok"], [M("m0", "e0", 1), "EPERM"], [MLK(516), "ok"], [M("m1", "e0", 1), "ok"]]);
+lit("mmap-data-unlimited", ALL, "mmap.data.new", "over the budget but within RLIMIT_MEMLOCK: the excess goes to pinned_vm", [[LIM("unlimited"), "ok"], [O("e0"), "ok"], [M("m0", "e0", 513), "ok"]]);
+lit("mmap-data-capipclock", ALL, "mmap.data.new", "CAP_IPC_LOCK skips the limit", [[O("e0"), "ok"], [M("m0", "e0", 513), "ok"]], { capIpcLock: true });
+lit("mmap-data-paranoid", ALL, "mmap.data.new", "perf_event_paranoid -1 skips the limit", [[O("e0"), "ok"], [M("m0", "e0", 513), "ok"]], { paranoid: -1 });
+// ENOMEM (allowed, never produced by a kernel here) is tested in test/spec/outcome-sets.test.ts
+// lit("mmap-data-enomem", ALL, "mmap.data.enomem", "rb_alloc may fail: ENOMEM is allowed, and the event stays unmapped", [[O("e0"), "ok"], [M("m0", "e0", 3), "ENOMEM"], [M("m1", "e0", 5), "ok"]]);
+
+// ---- mmap, AUX area
+const DATA3: [Op, E][] = [[OA("e0"), "ok"], [M("m0", "e0", 3), "ok"]];
+lit("aux-norb", ALL, "mmap.aux.norb", "AUX mapping of an unmapped event [seen on 6.18]", [[OA("e0"), "ok"], [M("m0", "e0", 4, 4), "EINVAL"]]);
+lit("aux-overlap", ALL, "mmap.aux.overlap", "aux_offset inside the data area [seen on 6.18]", [...DATA3, [A("m0", 2, 4), "ok"], [M("m1", "e0", 4, 2), "EINVAL"]]);
+lit("aux-overlap-unset", ALL, "mmap.aux.overlap", "aux_offset never written (0)", [...DATA3, [M("m1", "e0", 4, 4), "EINVAL"]]);
+lit("aux-offset", ALL, "mmap.aux.offset", "mmap offset != aux_offset", [...DATA3, [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 5), "EINVAL"]]);
+lit("aux-pgoff-mismatch", ALL, "mmap.aux.pgoff-mismatch", "AUX already mapped at another offset", [...DATA3, [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "ok"], [A("m0", 8, 4), "ok"], [M("m2", "e0", 4, 8), "EINVAL"]]);
+lit("aux-size", ALL, "mmap.aux.size", "mapping length != aux_size [seen on 6.18]", [...DATA3, [A("m0", 4, 4), "ok"], [M("m1", "e0", 2, 4), "EINVAL"]]);
+lit("aux-nr-mismatch", ALL, "mmap.aux.nr-mismatch", "AUX already mapped with another size", [...DATA3, [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "ok"], [A("m0", 4, 8), "ok"], [M("m2", "e0", 8, 4), "EINVAL"]]);
+lit("aux-pow2", ALL, "mmap.aux.pow2", "3 AUX pages [seen on 6.18]", [...DATA3, [A("m0", 4, 3), "ok"], [M("m1", "e0", 3, 4), "EINVAL"]]);
+lit("aux-new-remap", OLD, "mmap.aux.remap", "AUX mapped twice with the same size shares it; AUX pages read as zeros", [...DATA3, [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "ok"], [M("m2", "e0", 4, 4), "ok"], [RU("m2"), zeros], [RU("m0"), up(2, 4, 4)]]);
+lit("aux-remap-charged", ["6.18"], "mmap.aux.remap.charged", "6.18 AUX re-map succeeds (charging locked_vm)", [...DATA3, [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "ok"], [M("m2", "e0", 4, 4), "ok"]]);
+lit("aux-redirected-warn", ["6.18"], "mmap.aux.redirected.warn", "6.18 AUX mapping through a SET_OUTPUT-only event succeeds (with a refcount WARN)", [...DATA3, [A("m0", 4, 4), "ok"], [OA("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 4, 4), "ok"]]);
+lit("aux-redirected-old", OLD, "mmap.aux.new", "before 6.18 the same AUX mapping through a redirected event is plain", [...DATA3, [A("m0", 4, 4), "ok"], [OA("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 4, 4), "ok"]]);
+lit("aux-eperm", ALL, "mmap.aux.eperm", "512 AUX pages over the budget", [...DATA3, [A("m0", 4, 512), "ok"], [M("m1", "e0", 512, 4), "EPERM"], [A("m0", 4, 64), "ok"], [M("m2", "e0", 64, 4), "ok"]]);
+lit("aux-eperm-sw", ["6.18"], "mmap.aux.eperm", "a software event over the budget gets EPERM, not EOPNOTSUPP [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 4, 512), "ok"], [M("m1", "e0", 512, 4), "EPERM"], [A("m0", 4, 1), "ok"], [M("m2", "e0", 1, 4), "EOPNOTSUPP"]]);
+lit("aux-nosetup", MODERN, "mmap.aux.nosetup", "software event: no setup_aux, EOPNOTSUPP [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "EOPNOTSUPP"]]);
+lit("aux-nosetup-seed", ["seed"], "mmap.aux.nosetup.enotsupp", "the seed answers -ENOTSUPP (524)", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "ENOTSUPP"]]);
+lit("aux-fault", MODERN, "mmap.aux.setup-refused", "setup_aux returns NULL: ENOMEM; after the switch is off the same mapping works", [...DATA3, [A("m0", 4, 4), "ok"], [FAULT(true), "ok"], [M("m1", "e0", 4, 4), "ENOMEM"], [FAULT(false), "ok"], [M("m2", "e0", 4, 4), "ok"]]);
+// lit("aux-enomem", MODERN, "mmap.aux.enomem", "AUX allocation may fail (ENOMEM); the area can be mapped later", [...DATA3, [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "ENOMEM"], [M("m2", "e0", 4, 4), "ok"]]);
+lit("aux-seed-stale", ["seed"], "mmap.aux.setup-refused", "seed: after setup_aux fails the pages stay (aux_nr_pages set, aux_pgoff 0): the AUX area cannot be mapped again at its offset, and a new data mapping's page 0 is AUX page 0", [
+  [OA("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 4, 2), "ok"], [FAULT(true), "ok"], [M("m1", "e0", 2, 4), "ENOMEM"], [FAULT(false), "ok"],
+  [M("m2", "e0", 2, 4), "EINVAL"], [RU("m0"), up(2, 4, 2)], [M("m3", "e0", 3), "ok"], [RU("m3"), zeros]]);
+lit("aux-seed-stale-beyond", ["seed"], "touch.beyond", "seed: with stale aux_nr_pages 2 at aux_pgoff 0, data pages not yet faulted above pgoff 2 are SIGBUS", [
+  [OA("e0"), "ok"], [M("m0", "e0", 9), "ok"], [A("m0", 9, 2), "ok"], [FAULT(true), "ok"], [M("m1", "e0", 2, 9), "ENOMEM"],
+  [T("m0", 1), "ok"], [T("m0", 5), "SIGBUS"], [T("m0", 0), "ok"], [RU("m0"), up(8, 9, 2)]]);
+
+// ---- munmap
+lit("munmap-len0", ALL, "munmap.len0", "munmap of 0 pages", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [U("m0", 0, 0), "EINVAL"]]);
+lit("munmap-ok", ALL, "munmap.ok", "munmap of the whole VMA, then of nothing [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [U("m0"), "ok"], [U("m0"), "ok"], [T("m0", 0), "SIGSEGV"], [M("m1", "e0", 5), "ok"]]);
+lit("munmap-split", POST, "munmap.split", "partial munmap of a perf VMA: EINVAL (may_split) [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [U("m0", 2, 1), "EINVAL"], [U("m0", 0, 1), "EINVAL"], [T("m0", 2), "ok"]]);
+lit("munmap-split-old", SPLIT, "munmap.split.ok", "before may_split the VMA splits; the rest stays mapped", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [U("m0", 2, 1), "ok"], [T("m0", 2), "SIGSEGV"], [T("m0", 1), "ok"], [RU("m0"), up(2)]]);
+lit("munmap-empty-handle", ALL, "munmap.ok", "a handle whose mmap failed acts on empty address space", [[O("e0"), "ok"], [M("m0", "e0", 4), "EINVAL"], [U("m0"), "ok"], [T("m0", 0), "SIGSEGV"], [RU("m0"), "SIGSEGV"], [A("m0", 4, 4), "SIGSEGV"]]);
+
+// ---- mprotect
+lit("mprotect-ok", ALL, "mprotect.ok", "read-only then read-write again; page 0 writes follow [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "r"), "ok"], [T("m0", 0, true), "SIGSEGV"], [P("m0", "rw"), "ok"], [T("m0", 0, true), "ok"], [T("m0", 1, true), "SIGBUS"]]);
+lit("mprotect-len0", ALL, "mprotect.len0", "zero length mprotect, even where nothing is mapped [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "none", 100, 0), "ok"]]);
+lit("mprotect-hole", ALL, "mprotect.hole", "range reaching past the VMA, and a range where nothing is mapped [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "r", 0, 8), "ENOMEM"], [T("m0", 0, true), "SIGSEGV"], [P("m0", "r", 100, 1), "ENOMEM"]]);
+lit("mprotect-none", ALL, "touch.prot", "PROT_NONE: reads fault, page 0 cannot be read or written [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "none"), "ok"], [T("m0", 1), "SIGSEGV"], [RU("m0"), "SIGSEGV"], [A("m0", 4, 4), "SIGSEGV"], [P("m0", "r"), "ok"], [RU("m0"), up(2)]]);
+lit("mprotect-exec", ["6.18"], "mprotect.exec", "mprotect(PROT_EXEC) of a perf VMA: EACCES [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "rx"), "EACCES"]]);
+lit("mprotect-exec-old", OLD, "mprotect.ok", "before 6.15 PROT_EXEC is allowed", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "rx"), "ok"], [T("m0", 0), "ok"]]);
+lit("mprotect-split", POST, "mprotect.split", "changing part of a perf VMA: EINVAL; the same protection on a part is a no-op [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "r", 1, 1), "EINVAL"], [P("m0", "rw", 1, 1), "ok"]]);
+lit("mprotect-split-old", SPLIT, "mprotect.split.ok", "before may_split: the VMA splits", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "none", 1, 1), "ok"], [T("m0", 1), "SIGSEGV"], [T("m0", 2), "ok"], [T("m0", 0, true), "ok"]]);
+
+// ---- mremap
+lit("mremap-newlen0", ALL, "mremap.newlen0", "new size 0 [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 3, 0), "EINVAL"]]);
+lit("mremap-unmapped", MODERN, "mremap.unmapped", "nothing mapped at the old address, even for a shrink [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 4), "EINVAL"], [R("m0", 2, 1), "EFAULT"], [R("m0", 2, 4), "EFAULT"]]);
+lit("mremap-shrink-nocheck", ["seed"], "mremap.shrink.nocheck", "3.18 shrinks without looking up the VMA", [[O("e0"), "ok"], [M("m0", "e0", 4), "EINVAL"], [R("m0", 2, 1), "ok"], [R("m0", 2, 4), "EFAULT"]]);
+lit("mremap-same", ALL, "mremap.same", "same size without a move [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 3, 3), "ok"]]);
+lit("mremap-dontexpand", ALL, "mremap.dontexpand", "growing a perf VMA, with or without MAYMOVE [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 3, 4), "EFAULT"], [R("m0", 3, 4, { mayMove: true }), "EFAULT"], [R("m0", 0, 3, { mayMove: true }), "EFAULT"]]);
+lit("mremap-shrink-split", POST, "mremap.shrink.split", "shrinking a perf VMA in place [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 3, 2), "EINVAL"], [T("m0", 2), "ok"]]);
+lit("mremap-shrink-split-old", SPLIT, "mremap.shrink.split.ok", "before may_split the shrink splits", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 3, 2), "ok"], [T("m0", 2), "SIGSEGV"]]);
+const ANON: [Op, E][] = [[O("e0"), "ok"], [M("m0", "e0", 4), "EINVAL"], [F("m0", 0, 2), "ok"]];
+lit("mremap-anon-shrink", ALL, "mremap.shrink.ok", "shrinking an anonymous mapping", [...ANON, [R("m0", 2, 1), "ok"], [T("m0", 1), "SIGSEGV"], [T("m0", 0, true), "ok"]]);
+lit("mremap-anon-grow", ALL, "mremap.grow.inplace", "an anonymous mapping grows in place [seen on 6.18]", [...ANON, [R("m0", 2, 4), "ok"], [T("m0", 3, true), "ok"]]);
+lit("mremap-anon-enomem", ALL, "mremap.grow.enomem", "cannot grow in place without MAYMOVE; with it the mapping leaves the slot [seen on 6.18]", [...ANON, [F("m0", 2, 1), "ok"], [R("m0", 2, 4), "ENOMEM"], [R("m0", 2, 4, { mayMove: true }), "ok"], [T("m0", 0), "SIGSEGV"], [T("m0", 2), "ok"]]);
+lit("mremap-anon-cross", ALL, "mremap.cross", "old range past the end of the VMA [seen on 6.18]", [...ANON, [R("m0", 4, 6), "EFAULT"]]);
+lit("mremap-dup-private", MODERN, "mremap.dup-private", "old size 0 of a private mapping [seen on 6.18]", [...ANON, [R("m0", 0, 2, { mayMove: true }), "EINVAL"]]);
+lit("mremap-dup-seed", ["seed"], "mremap.dup", "3.18: old size 0 creates a fresh mapping and keeps the old", [...ANON, [R("m0", 0, 2, { mayMove: true }), "ok"], [T("m0", 0), "ok"]]);
+lit("mremap-move", ALL, "mremap.move.ok", "move the whole perf VMA to the other slot: the base flips, the user page follows [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 5, 1), "ok"], [R("m0", 3, 3, { toFresh: true }), "ok"], [RU("m0"), up(2, 5, 1)], [R("m0", 3, 3, { toFresh: true }), "ok"], [T("m0", 2), "ok"]]);
+lit("mremap-move-split", POST, "mremap.move.split", "moving part of a perf VMA [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { toFresh: true }), "EINVAL"], [RU("m0"), up(2)]]);
+lit("mremap-move-split-old", SPLIT, "mremap.move.split.ok", "before may_split a part moves (the base flips to it)", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { toFresh: true }), "ok"], [RU("m0"), up(2)], [T("m0", 2), "SIGSEGV"]]);
+lit("mremap-target-split", POST, "mremap.target.split", "the destination holds part of a perf VMA that the move would have to split [seen on 6.18]", [
+  [O("e0"), "ok"], [M("m0", "e0", 9), "ok"], [R("m0", 9, 9, { toFresh: true }), "ok"], [F("m0", 9, 2), "ok"], [R("m0", 2, 2, { offset: 9, toFresh: true }), "ok"],
+  [F("m0", 5, 4), "ok"], [R("m0", 4, 4, { offset: 5, toFresh: true }), "EINVAL"]]);
+lit("mremap-multi", ["6.18"], "mremap.multi.ok", "6.17+: a same-size fixed move spans the perf VMA and the anonymous one after it [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 3, 1), "ok"], [R("m0", 4, 4, { toFresh: true }), "ok"], [RU("m0"), up(2)], [T("m0", 3, true), "ok"]]);
+lit("mremap-multi-old", OLD, "mremap.cross", "before 6.17 the same move crosses the VMA's end: EFAULT", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 3, 1), "ok"], [R("m0", 4, 4, { toFresh: true }), "EFAULT"]]);
+lit("mremap-multi-gap", ["6.18"], "mremap.multi.gap", "a same-size fixed move starting in a gap [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { offset: 5, toFresh: true }), "EFAULT"]]);
+
+// ---- MAP_FIXED anonymous
+lit("mapfixed-ok", ALL, "mapfixed.ok", "MAP_FIXED over the whole perf VMA replaces it [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 0, 4), "ok"], [RU("m0"), zeros], [T("m0", 3, true), "ok"], [M("m1", "e0", 5), "ok"]]);
+lit("mapfixed-split-61", ["6.1"], "mapfixed.split.enomem", "6.1: MAP_FIXED over part of a perf VMA: mmap_region turns the failure into ENOMEM", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "ENOMEM"], [T("m0", 1), "ok"]]);
+lit("mapfixed-split", ["6.12", "6.18"], "mapfixed.split", "6.12+: the same is EINVAL [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "EINVAL"], [T("m0", 1), "ok"]]);
+lit("mapfixed-split-old", SPLIT, "mapfixed.split.ok", "before may_split MAP_FIXED splits the perf VMA", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "ok"], [T("m0", 1, true), "ok"], [T("m0", 2), "ok"], [RU("m0"), up(2)]]);
+
+// ---- SET_OUTPUT
+lit("setoutput-ebadf", ALL, "setoutput.ebadf", "ioctl on a closed handle", [[O("e0"), "ok"], [C("e0"), "ok"], [S("e0", null), "EBADF"]]);
+lit("setoutput-target-ebadf", ALL, "setoutput.target-ebadf", "target closed: the int -1 arrives as 0xffffffff [seen on 6.18]", [[O("e0"), "ok"], [O("e1"), "ok"], [C("e1"), "ok"], [S("e0", "e1"), "EBADF"]]);
+lit("setoutput-self", ALL, "setoutput.self", "redirect to itself [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [S("e0", "e0"), "EINVAL"]]);
+lit("setoutput-cpu", ALL, "setoutput.cpu", "target on another cpu [seen on 6.18]", [[O("e0", { cpu: 0 }), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "EINVAL"]]);
+lit("setoutput-mapped", ALL, "setoutput.mapped", "a mapped event cannot be redirected or detached [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [M("m1", "e1", 3), "ok"], [S("e1", "e0"), "EINVAL"], [S("e0", null), "EINVAL"]]);
+lit("setoutput-target-norb", ALL, "setoutput.target-norb", "the target has no buffer [seen on 6.18]", [[O("e0"), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "EINVAL"]]);
+lit("setoutput-attach-detach", ALL, "setoutput.attach", "attach, detach, and the redirected event loses the buffer with the owner's last VMA [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [S("e1", null), "ok"], [S("e1", "e0"), "ok"], [U("m0"), "ok"], [O("e2", { outputTo: "e1" }), "EINVAL"], [M("m1", "e1", 5), "ok"]]);
+
+// ---- pages
+lit("touch", ALL, "touch.write-nonuser", "reads work; writes only to the user page; unmapped is SIGSEGV [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [T("m0", 1), "ok"], [T("m0", 0, true), "ok"], [T("m0", 1, true), "SIGBUS"], [T("m0", 3), "SIGSEGV"]]);
+lit("touch-ro", ALL, "touch.prot", "writing a read-only mapping is SIGSEGV [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3, 0, "r"), "ok"], [T("m0", 0, true), "SIGSEGV"], [A("m0", 4, 4), "SIGSEGV"], [T("m0", 2), "ok"]]);
+lit("touch-anon", ALL, "touch.anon", "anonymous memory reads and writes", [...ANON, [T("m0", 1, true), "ok"], [T("m0", 0), "ok"]]);
+lit("setaux-anon", ALL, "setaux.anon", "setAux on anonymous memory is read back, perf never sees it", [...ANON, [A("m0", 4, 4), "ok"], [RU("m0"), anonPage(4, 4)]]);
+lit("setaux-aux-page", ALL, "setaux.nonuser", "page 0 of an AUX mapping is not the user page: the write is SIGBUS, reads are zeros", [...DATA3, [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "ok"], [A("m1", 4, 4), "SIGBUS"], [RU("m1"), zeros], [T("m1", 3), "ok"]]);
+lit("readpage-user", ALL, "readpage.user", "the user page: data_offset PAGE_SIZE, data_size, aux fields as written [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 5), "ok"], [RU("m0"), up(4)], [A("m0", 8, 2), "ok"], [RU("m0"), up(4, 8, 2)]]);
+
+// ---- knobs
+lit("rlimit-hard", ALL, "rlimit.hard", "a soft RLIMIT_MEMLOCK above the hard limit is EINVAL", [[LIM(2048), "ok"], [LIM(4096), "EINVAL"], [LIM("unlimited"), "EINVAL"]], { memlockHardPages: 2048 });
+lit("rlimit-set", ALL, "rlimit.set", "raising RLIMIT_MEMLOCK lets the excess go to pinned_vm", [[O("e0"), "ok"], [M("m0", "e0", 513), "EPERM"], [LIM(300), "ok"], [M("m1", "e0", 513), "ok"]]);
+
+// ---- write
+for (const f of readdirSync(DIR)) if (f.endsWith(".json")) unlinkSync(`${DIR}/${f}`);
+mkdirSync(DIR, { recursive: true });
+let n = 0;
+for (const l of L) {
+  for (const profile of l.profiles) {
+    const c = {
+      format: "auxspec-case/1", name: `spec/${l.name}/${profile}`, description: `[${l.rule}] ${l.why}`, profile,
+      config: { ...CFG, ...(l.config ?? {}) }, program: l.program.map(([op]) => op), expect: l.program.map(([, e]) => out(e)),
+    };
+    const parsed = Case.safeParse(c);
+    if (!parsed.success) { console.error(l.name, profile, parsed.error.issues); process.exit(1); }
+    writeFileSync(`${DIR}/${l.name}.${profile}.json`, JSON.stringify(c, null, 1) + "\n");
+    n++;
+  }
+}
+console.log(`${n} cases, ${L.length} litmus tests`);
