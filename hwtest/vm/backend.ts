@@ -41,7 +41,7 @@ const AGENT_START_MS = 90_000;
 const HOST_GRACE_MS = 30_000;
 /** Requests written ahead of the one running (the shim reads them into its queue). */
 const WINDOW = 8;
-/** Reboots per run() call before the remaining programs are given up. */
+/** Guest deaths per run() call survived (by booting again) before the rest are given up. */
 const MAX_REBOOTS = 3;
 
 /** The Config the guest runs programs under, from the shim's hello (as discoverHost does on a host). */
@@ -110,7 +110,7 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
       throw new BackendUnavailable(`guest ${k.release} did not come up: ${(e as Error).message}${c}`);
     }
   };
-  let vm: GuestVM | null = await boot();
+  const vm: GuestVM = await boot();
   const hello = vm.hello;
   if (!hello.auxPmu) {
     const c = vm.consoleTail();
@@ -135,41 +135,110 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
   };
   log(`${name}: ${hello.release}, profile ${choice.profile}, boot ${vm.bootSeconds} s`);
 
-  let chain: Promise<unknown> = Promise.resolve();
-  let closed = false;
+  const runner = new GuestRunner({
+    name, kernel: hello.release, first: vm, log,
+    boot: () => GuestVM.boot({ kernel: k, agent, log }),
+  });
+  return {
+    info,
+    run: (programs: readonly Program[], config?: Config) => runner.run(programs, config ?? info.config),
+    close: () => runner.close(),
+  };
+}
 
-  const runAll = async (programs: readonly Program[], cfg: Config): Promise<Trace[]> => {
+/** What GuestRunner needs of a guest (GuestVM; tests use a fake). */
+export interface GuestLike {
+  readonly alive: boolean;
+  send<T>(msg: Record<string, unknown>): Promise<T & { id: number }>;
+  watch(ms: number): void;
+  consoleTail(chars?: number): string;
+  close(): Promise<void>;
+}
+
+export interface GuestRunnerOptions {
+  name: string;
+  kernel: string;
+  boot: () => Promise<GuestLike>;
+  /** The guest already booted, if any. */
+  first?: GuestLike | null;
+  log?: (msg: string) => void;
+  window?: number;
+  maxReboots?: number;
+  /** Guest-side limit per program (default guestTimeoutMs). */
+  programMs?: (p: Program) => number;
+  /** Added to the guest limit for the host's watchdog (default agent start-up + 30 s). */
+  hostExtraMs?: number;
+}
+
+/**
+ * Runs programs on one guest at a time, a window of requests ahead, in order. When the guest
+ * dies or hangs (the watchdog kills it) the program it was running is aborted with the console
+ * tail, a fresh guest is booted, and the programs after it go there; after maxReboots deaths in
+ * one run() the rest are aborted unrun. run() calls queue behind each other.
+ */
+export class GuestRunner {
+  private guest: GuestLike | null;
+  private chain: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  /** Guests booted after the first (for reports and tests). */
+  reboots = 0;
+
+  constructor(private readonly o: GuestRunnerOptions) {
+    this.guest = o.first ?? null;
+  }
+
+  run(programs: readonly Program[], cfg: Config): Promise<Trace[]> {
+    if (this.closed) return Promise.reject(new Error(`${this.o.name} is closed`));
+    const p = this.chain.then(() => this.runAll(programs, cfg));
+    this.chain = p.catch(() => {});
+    return p;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.chain;
+    if (this.guest) await this.guest.close();
+    this.guest = null;
+  }
+
+  private async runAll(programs: readonly Program[], cfg: Config): Promise<Trace[]> {
+    const { name, kernel } = this.o;
+    const log = this.o.log ?? (() => {});
+    const window = this.o.window ?? WINDOW;
+    const maxReboots = this.o.maxReboots ?? MAX_REBOOTS;
+    const programMs = this.o.programMs ?? guestTimeoutMs;
+    const hostExtra = this.o.hostExtraMs ?? AGENT_START_MS + HOST_GRACE_MS;
     const traces: Array<Trace | undefined> = new Array(programs.length);
-    const aborted = (why: string): Trace => ({ backend: name, kernel: hello.release, steps: [], audit: null, aborted: why });
-    let reboots = 0;
+    const aborted = (why: string): Trace => ({ backend: name, kernel, steps: [], audit: null, aborted: why });
+    let deaths = 0;
     let i = 0; // every program before i has its trace
     while (i < programs.length) {
-      if (closed) throw new Error(`${name} is closed`);
-      if (!vm || !vm.alive) {
-        if (vm) await vm.close();
-        if (reboots >= MAX_REBOOTS) {
-          for (let j = i; j < programs.length; j++) traces[j] = aborted(`not run: the guest died ${reboots + 1} times in this run`);
+      if (!this.guest || !this.guest.alive) {
+        if (this.guest) await this.guest.close();
+        this.guest = null;
+        if (deaths > maxReboots) {
+          for (let j = i; j < programs.length; j++) traces[j] = aborted(`not run: the guest died ${deaths} times in this run`);
           break;
         }
-        reboots++;
-        log(`${name}: booting the guest again (${reboots})`);
+        this.reboots++;
+        log(`${name}: booting the guest again (${this.reboots})`);
         try {
-          vm = await GuestVM.boot({ kernel: k, agent, log });
+          this.guest = await this.o.boot();
         } catch (e) {
           const c = e instanceof GuestError ? `\n${consoleLines(e.console)}` : "";
           for (let j = i; j < programs.length; j++) traces[j] = aborted(`not run: the guest did not boot again: ${(e as Error).message}${c}`);
-          vm = null;
           break;
         }
       }
-      const guest: GuestVM = vm;
+      const guest = this.guest;
       const inflight: Array<{ index: number; answer: Promise<{ trace: Trace } | Error> }> = [];
       let sendIdx = i;
       const fill = () => {
-        while (inflight.length < WINDOW && sendIdx < programs.length) {
+        while (inflight.length < window && sendIdx < programs.length) {
           const index = sendIdx++;
           const answer = guest
-            .send<{ trace: Trace }>({ program: programs[index], config: cfg, timeoutMs: guestTimeoutMs(programs[index]) })
+            .send<{ trace: Trace }>({ program: programs[index], config: cfg, timeoutMs: programMs(programs[index]) })
             .catch((e: Error) => e);
           inflight.push({ index, answer });
         }
@@ -177,15 +246,16 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
       fill();
       while (inflight.length > 0) {
         const f = inflight[0];
-        guest.watch(guestTimeoutMs(programs[f.index]) + AGENT_START_MS + HOST_GRACE_MS);
+        guest.watch(programMs(programs[f.index]) + hostExtra);
         const r = await f.answer;
         inflight.shift();
         i = f.index + 1;
         if (r instanceof Error) {
           // The guest died or hung while f was its running program: f is aborted with the
           // console; the programs sent after it go again to the next boot.
+          deaths++;
           const c = r instanceof GuestError ? r.console : guest.consoleTail();
-          traces[f.index] = aborted(`guest ${hello.release} died while running this program: ${r.message}\n--- console ---\n${consoleLines(c)}`);
+          traces[f.index] = aborted(`guest ${kernel} died while running this program: ${r.message}\n--- console ---\n${consoleLines(c)}`);
           break;
         }
         traces[f.index] = { ...r.trace, backend: name };
@@ -193,22 +263,5 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
       }
     }
     return traces.map((t) => t ?? aborted("not run"));
-  };
-
-  return {
-    info,
-    run(programs: readonly Program[], config?: Config): Promise<Trace[]> {
-      const cfg = config ?? info.config;
-      const p = chain.then(() => runAll(programs, cfg));
-      chain = p.catch(() => {});
-      return p;
-    },
-    async close() {
-      if (closed) return;
-      closed = true;
-      await chain;
-      if (vm) await vm.close();
-      vm = null;
-    },
-  };
+  }
 }

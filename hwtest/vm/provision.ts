@@ -328,7 +328,17 @@ async function provisionDebian(release: string, log: Log, t0: number, tQuery: nu
     const te = performance.now();
     log(`${release}: extracting`);
     const root = join(work, "image");
-    const firstPass = ["*/boot/vmlinuz-*", "*/boot/config-*", "*/modules/*/kernel/drivers/virtio/*", "*/modules/*/kernel/net/9p/*", "*/modules/*/kernel/fs/9p/*", "*/modules/*/kernel/drivers/char/virtio_console.ko*"];
+    // The usual homes of the guest's modules and their dependencies (9p needs netfs, and
+    // fscache on 6.1); a dependency found elsewhere costs a second pass (resolveGuestModules).
+    const firstPass = [
+      "*/boot/vmlinuz-*", "*/boot/config-*", "*/modules/*/kernel/drivers/virtio/*", "*/modules/*/kernel/net/9p/*",
+      "*/modules/*/kernel/fs/9p/*", "*/modules/*/kernel/fs/netfs/*", "*/modules/*/kernel/fs/fscache/*",
+      "*/modules/*/kernel/drivers/char/virtio_console.ko*",
+    ];
+    const hdrRoot = join(work, "headers");
+    // Image and header packages unpack in parallel (xz is the cost).
+    const headersDone = Promise.all(debs.filter((f) => f !== imageDeb).map((f) => run("dpkg", ["-x", join(work, "debs", f), hdrRoot])));
+    headersDone.catch(() => {});
     await extractMembers(join(work, "debs", imageDeb), root, firstPass);
     const vmlinuz = findFiles(root, (p) => /\/boot\/vmlinuz-/.test(p))[0];
     if (!vmlinuz) throw new Error(`${imageDeb} has no /boot/vmlinuz-*`);
@@ -338,14 +348,14 @@ async function provisionDebian(release: string, log: Log, t0: number, tQuery: nu
     if (cfgPath) renameSync(cfgPath, join(work, "config"));
     checkBuiltins(config, release, log);
     const { guestModules, builtin } = await resolveGuestModules(moduleFilesUnder(root), config, join(work, "modules"), async (names) => {
+      log(`${release}: second extraction pass for ${names.join(", ")}`);
       const pats = names.map((n) => `*/${n.replace(/_/g, "[-_]")}.ko*`);
       await extractMembers(join(work, "debs", imageDeb), root, pats);
       return moduleFilesUnder(root);
     });
     rmSync(root, { recursive: true, force: true });
+    await headersDone;
 
-    const hdrRoot = join(work, "headers");
-    for (const f of debs.filter((f) => f !== imageDeb)) await run("dpkg", ["-x", join(work, "debs", f), hdrRoot]);
     const headersRel = join("headers", "usr", "src", headersPkg);
     const headersDir = join(work, headersRel);
     // The headers' Makefile includes the -common tree by absolute path; point it at the copy here.

@@ -210,7 +210,8 @@ export class GuestVM {
     };
     state.die = die;
     state.exited = new Promise<void>((res) => {
-      proc.on("exit", (code, signal) => {
+      // "close": after QEMU's stdout (the console) has been read to its end.
+      proc.on("close", (code, signal) => {
         die(signal ? `QEMU killed by ${signal}` : `QEMU exited with code ${code} (the guest powered off, panicked or failed to boot)`);
         res();
       });
@@ -279,7 +280,8 @@ export class GuestVM {
       }
     });
     sock.on("error", (e) => die(`agent channel error: ${e.message}`));
-    sock.on("close", () => die("agent channel closed"));
+    // QEMU closes the channel as it exits: give the exit (and its console) a moment to be the reason.
+    sock.on("close", () => setTimeout(() => die("agent channel closed"), 3000).unref());
 
     const bootLimit = opts.bootTimeoutMs ?? 180_000;
     const timer = setTimeout(() => {

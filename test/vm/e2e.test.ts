@@ -14,7 +14,7 @@ import type { Op, Program } from "../../spec/program.ts";
 import type { Trace } from "../../spec/trace.ts";
 import { vmBackend } from "../../hwtest/vm/backend.ts";
 import { provisionKernel } from "../../hwtest/vm/provision.ts";
-import { GUEST_DIR, GuestVM, busyboxBinary, qemuBinary } from "../../hwtest/vm/qemu.ts";
+import { GUEST_DIR, GuestError, GuestVM, busyboxBinary, qemuBinary } from "../../hwtest/vm/qemu.ts";
 
 const skipReason = !qemuBinary() || !busyboxBinary()
   ? "qemu-system-x86_64 or busybox is not installed (run: bash scripts/setup-vm.sh)"
@@ -115,7 +115,7 @@ for (const series of ["6.1", "6.12"] as const) {
 }
 
 describe.skipIf(skipReason !== null)("guest channel", () => {
-  it("reports kernel warnings with the program after them and survives a dying agent", async () => {
+  it("reports kernel warnings with the program after them, survives a dying agent, reports a panic", async () => {
     const k = await provisionKernel("6.12");
     const vm = await GuestVM.boot({ kernel: k, agent: ["node", `${GUEST_DIR}/echo-agent.mjs`] });
     try {
@@ -147,9 +147,16 @@ describe.skipIf(skipReason !== null)("guest channel", () => {
       expect(q2.trace.steps).toHaveLength(2);
       const probe = await vm.probe();
       expect(probe.pmu?.live).toBe(0);
+      // a kernel panic: the request fails at once with the console, QEMU is gone
+      const t = performance.now();
+      const err = await vm.request({ selftestPanic: true }, 60_000).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(GuestError);
+      expect((err as GuestError).message).toMatch(/QEMU exited/);
+      expect((err as GuestError).console).toMatch(/Kernel panic - not syncing/);
+      expect(performance.now() - t).toBeLessThan(30_000);
+      expect(vm.alive).toBe(false);
     } finally {
       await vm.close();
     }
-    expect(vm.alive).toBe(false);
   }, 120_000);
 });

@@ -7,6 +7,7 @@
 //   host  -> guest {"id":N,"probe":true}                 answered here: test PMU counters, kmsg
 //   guest -> host  {"id":N,"probe":{...}}
 //   host  -> guest {"id":N,"selftestWarn":true}           the test PMU raises a WARN (tests the scan)
+//   host  -> guest {"id":N,"selftestPanic":true}          crash the kernel (tests panic reporting)
 //   host  -> guest {"quit":true}                         stop the agent and power off
 //
 // Requests are handled one at a time, in order: a program's kernel-log lines are those that
@@ -275,6 +276,11 @@ for (;;) {
       error = e.message;
     }
     out({ id: msg.id, selftestWarn: error === null, error });
+    continue;
+  }
+  if (msg.selftestPanic) {
+    // Crash the guest kernel (sysrq c): tests that the host reports a panic with the console.
+    writeFileSync("/proc/sysrq-trigger", "c");
     continue;
   }
   if (msg.program) {
