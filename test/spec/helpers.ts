@@ -1,0 +1,46 @@
+/** Shared helpers for the spec tests. */
+import { initialState, step, teardown, expectedAudit, type Config, type Op, type Outcome, type ProfileId, type SpecState, type Trace, type Transition } from "../../spec/index.ts";
+
+export const CFG: Config = { pageSize: 4096, cpus: 2, mlockKb: 516, memlockPages: 0, capIpcLock: false, paranoid: 2, pmus: { aux: "auxspec_pmu" } };
+export const LIMIT = (516 >> 2) * 2;
+export const PROFILES: ProfileId[] = ["seed", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18"];
+
+export const o = {
+  open: (ev: string, x: Partial<Extract<Op, { op: "open" }>> = {}): Op => ({ op: "open", ev, pmu: "sw", ...x }),
+  openAux: (ev: string, x: Partial<Extract<Op, { op: "open" }>> = {}): Op => ({ op: "open", ev, pmu: "aux", ...x }),
+  close: (ev: string): Op => ({ op: "close", ev }),
+  mmap: (map: string, ev: string, pages: number, pgoff = 0, prot: Extract<Op, { op: "mmap" }>["prot"] = "rw"): Op => ({ op: "mmap", map, ev, pages, pgoff, prot }),
+  setAux: (map: string, offsetPages: number, sizePages: number): Op => ({ op: "setAux", map, offsetPages, sizePages }),
+  munmap: (map: string, offset?: number, pages?: number): Op => ({ op: "munmap", map, ...(offset !== undefined ? { offset } : {}), ...(pages !== undefined ? { pages } : {}) }),
+  mremap: (map: string, oldPages: number, newPages: number, x: { offset?: number; mayMove?: boolean; toFresh?: boolean } = {}): Op => ({ op: "mremap", map, oldPages, newPages, ...x }),
+  mprotect: (map: string, prot: Extract<Op, { op: "mprotect" }>["prot"], offset?: number, pages?: number): Op => ({ op: "mprotect", map, prot, ...(offset !== undefined ? { offset } : {}), ...(pages !== undefined ? { pages } : {}) }),
+  fixedAnon: (map: string, offset: number, pages: number): Op => ({ op: "mapFixedAnon", map, offset, pages }),
+  setOutput: (ev: string, target: string | null): Op => ({ op: "setOutput", ev, target }),
+  rlimit: (memlockPages: number | "unlimited"): Op => ({ op: "rlimit", memlockPages }),
+  sysctl: (kb: number): Op => ({ op: "sysctlMlock", kb }),
+  fault: (fail: boolean): Op => ({ op: "auxFault", fail }),
+  touch: (map: string, page: number, write = false): Op => ({ op: "touch", map, page, write }),
+  read: (map: string): Op => ({ op: "readUserPage", map }),
+};
+
+/** Walk the preferred path (first transition) of a program; returns the transitions taken and the end state. */
+export function walk(program: Op[], profile: ProfileId, config: Config = CFG): { taken: Transition[]; last: SpecState; end: SpecState } {
+  let s = initialState(config, profile);
+  const taken: Transition[] = [];
+  for (const op of program) {
+    const t = step(s, op, profile)[0];
+    taken.push(t);
+    s = t.next;
+  }
+  const [end] = teardown(s, profile, program);
+  return { taken, last: s, end };
+}
+
+/** A trace the spec itself would produce along its preferred path (audit included). */
+export function specTrace(program: Op[], profile: ProfileId, config: Config = CFG): Trace {
+  const { taken, end } = walk(program, profile, config);
+  const a = expectedAudit(end);
+  return { backend: "spec-self", kernel: null, steps: taken.map((t) => ({ outcome: t.outcome, vmPinKb: t.vmPinKb })), audit: { vmPinKb: a.vmPinKb, budgetPages: a.budgetPages, liveAux: a.liveAux } };
+}
+
+export const outcomes = (ts: Transition[]): Outcome[] => ts.map((t) => t.outcome);
