@@ -23,7 +23,7 @@ import { ERAS, type Era } from "./era.ts";
 import { bugFlags, type BugFlags } from "./bugs.ts";
 import {
   KernelOops, PAGE_SIZE, PerfBuffer, PerfEvent, REFCOUNT_SATURATED, Vma, VM_EXEC, VM_READ, VM_WRITE,
-  type PageId, type UserPage,
+  type PageId, type UserPage, zeroPage,
 } from "./objects.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -403,6 +403,7 @@ export class Kernel {
       // ... setup_aux() returns NULL: goto out with ret = -ENOMEM
       if (this.era.perf === "seed") {
         rb.auxNrPages = nrPages;
+        rb.auxPages = null;
         rb.auxRefcount -= 1;
       } else {
         rb.auxNrPages = 0; // __rb_free_aux(): aux_priv is NULL, pages freed
@@ -410,6 +411,7 @@ export class Kernel {
       return ENOMEM;
     }
     rb.auxNrPages = nrPages;
+    rb.auxPages = null;
     rb.auxPriv = true;
     this.auxSetups++;
     this.auxLive++;
@@ -436,10 +438,21 @@ export class Kernel {
   private static perfMmapToPage(rb: PerfBuffer, pgoff: number): PageId | null {
     if (rb.auxNrPages) {
       if (pgoff > rb.auxPgoff + rb.auxNrPages) return null; // above AUX space
-      if (pgoff >= rb.auxPgoff) return 0; // AUX space
+      if (pgoff >= rb.auxPgoff) { // AUX space: aux_pages[array_index_nospec(pgoff - aux_pgoff, aux_nr_pages)]
+        let i = pgoff - rb.auxPgoff;
+        if (i >= rb.auxNrPages) i = 0;
+        rb.auxPages ??= [];
+        return (rb.auxPages[i] ??= zeroPage());
+      }
     }
     if (pgoff > rb.nrPages) return null;
     return pgoff === 0 ? rb.userPage : 0;
+  }
+
+  /** Whether perf_mmap_to_page() finds a page (map_range()'s test), without touching pages. */
+  private static perfMmapHasPage(rb: PerfBuffer, pgoff: number): boolean {
+    if (rb.auxNrPages && pgoff >= rb.auxPgoff) return pgoff <= rb.auxPgoff + rb.auxNrPages;
+    return pgoff <= rb.nrPages;
   }
 
   /** The size perf_mmap() compares a re-mapping with: data_page_nr(rb) (== rb->nr_pages on x86);
@@ -674,7 +687,7 @@ export class Kernel {
     const rb = event.rb!;
     let mapFails = false;
     for (let p = 0; p < vmaPages; p++) {
-      if (Kernel.perfMmapToPage(rb, vma.pgoff + p) === null) { mapFails = true; break; }
+      if (!Kernel.perfMmapHasPage(rb, vma.pgoff + p)) { mapFails = true; break; }
     }
     if (mapFails || auxFailed) {
       // map_range() -> -EINVAL; f74b9f4ba63f: perf_mmap_close(vma) undoes the above.
@@ -1191,12 +1204,18 @@ export class Kernel {
     if (kind !== ACC_WRITE && !(vma.prot & VM_READ)) return FAULT_SEGV;
     if (kind === ACC_WRITE && !(vma.prot & VM_WRITE)) return FAULT_SEGV;
     if (!vma.event) {
-      // anonymous memory: zero-filled; a write gives it an anon_vma
+      // anonymous memory: zero-filled until written; a write fault gives the VMA an anon_vma
+      // and the page keeps what is written (the page table entry carries it)
+      let page = this.ptes.get(addr);
       if (kind !== ACC_READ) {
         if (!(vma.prot & VM_WRITE)) return FAULT_SEGV;
         if (vma.anonVma === 0) vma.anonVma = ++this.anonVmaSeq;
+        if (page === undefined || page === 0) {
+          page = zeroPage();
+          this.ptes.set(addr, page);
+        }
       }
-      this.lastPage = 0;
+      this.lastPage = page ?? 0;
       return FAULT_OK;
     }
     const pgoff = vma.pgoff + (addr - vma.start);

@@ -17,9 +17,14 @@ export interface UserPage {
   auxSize: number;
 }
 
-/** What a page-table entry points at: a buffer's user page, or a page that reads as zeros
- *  (data pages and AUX pages of a disabled event, anonymous memory). */
+/** What a page-table entry points at: a page whose five user-page words the ops can see (a
+ *  buffer's user page; an anonymous page or AUX page once written), or 0 for a page that
+ *  reads as zeros and cannot be written here (data pages: writes are SIGBUS). */
 export type PageId = UserPage | 0;
+
+export function zeroPage(): UserPage {
+  return { dataOffset: 0, dataSize: 0, auxHead: 0, auxOffset: 0, auxSize: 0 };
+}
 
 /** struct perf_buffer (struct ring_buffer in the seed). */
 export class PerfBuffer {
@@ -48,6 +53,8 @@ export class PerfBuffer {
   /** rb->aux_priv != NULL: setup_aux() succeeded and free_aux() has not run. */
   auxPriv = false;
   auxOverwrite = false;
+  /** rb->aux_pages[], created when first reached through a mapping (contents as the ops see them). */
+  auxPages: UserPage[] | null = null;
   /** false once ring_buffer_put() dropped the last reference (rb_free()). */
   alive = true;
 
