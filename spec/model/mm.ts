@@ -6,7 +6,7 @@
  */
 import type { Errno } from "../program.ts";
 import { evHasVma, maybeFree, perfClose, perfOpen } from "./perf.ts";
-import { Draft, P_R, P_W, type AnonWrite, type Buf, type PageKind, type Pte, type Vma } from "./state.ts";
+import { Draft, P_R, P_W, anonPgoff, type AnonWrite, type Buf, type PageKind, type Pte, type Vma } from "./state.ts";
 
 export function findIdx(vmas: readonly Vma[], slot: number, page: number): number {
   for (let i = 0; i < vmas.length; i++) {
@@ -26,11 +26,47 @@ export function overlapping(vmas: readonly Vma[], slot: number, s: number, e: nu
   return out;
 }
 
-export function insertVma(d: Draft, v: Vma): void {
+export function insertVma(d: Draft, v: Vma): number {
   const vs = d.vmasW();
   let i = 0;
   while (i < vs.length && (vs[i].slot < v.slot || (vs[i].slot === v.slot && vs[i].start < v.start))) i++;
   vs.splice(i, 0, v);
+  return i;
+}
+
+/**
+ * vma_merge for anonymous memory: adjacent, same protection, contiguous vm_pgoff, and
+ * anon_vmas that are the same or not yet there (is_mergeable_anon_vma, one process, so the
+ * anon_vma chains are singular). Perf VMAs never merge (vm_ops->close).
+ */
+function mergeable(a: Vma, b: Vma): boolean {
+  return a.ev < 0 && b.ev < 0 && a.slot === b.slot && a.end === b.start && a.prot === b.prot &&
+    b.pgoff === a.pgoff + (a.end - a.start) && (!a.av || !b.av || a.av === b.av);
+}
+
+function merged(a: Vma, b: Vma): Vma {
+  const v: { -readonly [K in keyof Vma]: Vma[K] } = { slot: a.slot, start: a.start, end: b.end, pgoff: a.pgoff, prot: a.prot, ev: -1 };
+  const av = a.av || b.av;
+  if (av) v.av = av;
+  const data = [...(a.data ?? []), ...(b.data ?? []).map((w) => ({ ...w, rel: w.rel + (a.end - a.start) }))];
+  if (data.length) v.data = data;
+  return v;
+}
+
+/** Merge the anonymous VMA at idx with its neighbours where vma_merge would. */
+export function mergeAround(d: Draft, idx: number): void {
+  const vs = d.vmasW();
+  if (idx < 0 || idx >= vs.length || vs[idx].ev >= 0) return;
+  if (idx + 1 < vs.length && mergeable(vs[idx], vs[idx + 1])) vs.splice(idx, 2, merged(vs[idx], vs[idx + 1]));
+  if (idx > 0 && mergeable(vs[idx - 1], vs[idx])) vs.splice(idx - 1, 2, merged(vs[idx - 1], vs[idx]));
+}
+
+/** A write fault on anonymous memory gives the VMA an anon_vma (anon_vma_prepare). */
+export function anonWriteFault(d: Draft, idx: number): void {
+  const v = d.vmas[idx];
+  if (v.ev >= 0 || v.av) return;
+  d.avSeq++;
+  d.vmasW()[idx] = { ...v, av: d.avSeq };
 }
 
 /** The part [a, b) of X (pages of X's slot), with pgoff, ptes and anonymous writes carried over. */
@@ -125,8 +161,15 @@ export function mprotect(d: Draft, slot: number, s: number, e: number, prot: num
       if (cutE) splitAt(d, idx, tmp, false);
       const vs = d.vmasW();
       vs[idx] = { ...vs[idx], prot };
+      if (vs[idx].ev < 0) {
+        // vma_merge in mprotect_fixup: the changed range may join its neighbours
+        const at = vs[idx].start;
+        mergeAround(d, idx);
+        idx = findIdx(d.vmas, slot, at);
+      }
     }
-    nstart = tmp;
+    // nstart = tmp; if (nstart < prev->vm_end) nstart = prev->vm_end;
+    nstart = Math.max(tmp, d.vmas[idx].end);
     if (nstart >= e) return { rule: split ? "mprotect.split.ok" : "mprotect.ok" };
     idx++;
     const n = d.vmas[idx];
@@ -138,7 +181,7 @@ export function mprotect(d: Draft, slot: number, s: number, e: number, prot: num
 export function mapFixedAnon(d: Draft, slot: number, s: number, e: number): OpResult {
   const r = unmapRange(d, slot, s, e);
   if (r === "EINVAL") return { errno: d.era.mapfixedErr, rule: d.era.mapfixedRule };
-  insertVma(d, { slot, start: s, end: e, pgoff: 0, prot: P_R | P_W, ev: -1 });
+  mergeAround(d, insertVma(d, { slot, start: s, end: e, pgoff: anonPgoff(slot, s), prot: P_R | P_W, ev: -1 }));
   return { rule: r === "split" ? "mapfixed.split.ok" : "mapfixed.ok" };
 }
 
@@ -153,9 +196,12 @@ function rangeFree(d: Draft, slot: number, s: number, e: number): boolean {
  */
 function moveVma(d: Draft, slot: number, a: number, oldLen: number, newLen: number, dst: number, b: number): boolean {
   const X = d.vmas[findIdx(d.vmas, slot, a)];
-  const copy = piece(X, a, a + oldLen, dst, b, b + newLen);
-  insertVma(d, copy);
+  let copy = piece(X, a, a + oldLen, dst, b, b + newLen);
+  // copy_vma: an anonymous VMA never written to takes the pgoff of its new address
+  if (copy.ev < 0 && !copy.av) copy = { ...copy, pgoff: anonPgoff(dst, b) };
+  const at = insertVma(d, copy);
   if (copy.ev >= 0) perfOpen(d, copy);
+  else mergeAround(d, at);
   if (oldLen === 0) return false;
   return unmapRange(d, slot, a, a + oldLen) === "split";
 }
@@ -168,6 +214,7 @@ function growAnon(d: Draft, idx: number, a: number, oldP: number, newP: number, 
   if (a + oldP === X.end && rangeFree(d, X.slot, X.end, X.end + (newP - oldP))) {
     const vs = d.vmasW();
     vs[idx] = { ...X, end: X.end + (newP - oldP) };
+    mergeAround(d, idx);
     return { rule: "mremap.grow.inplace" };
   }
   if (!maymove) return { errno: "ENOMEM", rule: "mremap.grow.enomem" };

@@ -39,7 +39,10 @@ export function decLock(d: Draft, v: number, what: string, refT: boolean): [numb
 
 export interface Acct { ok: boolean; userExtra: number; extra: number }
 
-export function calcLimits(s: State | Draft, userExtra: number): Acct {
+/** What the accounting check reads. */
+export interface AcctInput { era: Era; cfg: State["cfg"]; lockedVm: number; pinnedVm: number; rlimit: number; mlockKb: number }
+
+export function calcLimits(s: AcctInput, userExtra: number): Acct {
   const era = s.era;
   const cfg = s.cfg;
   const limit = (s.mlockKb >> 2) * cfg.cpus;

@@ -73,6 +73,8 @@ export interface Vma {
   readonly ev: number;
   readonly ptes?: readonly Pte[];
   readonly data?: readonly AnonWrite[];
+  /** anonymous memory: its anon_vma (given by the first write fault), 0 = none yet */
+  readonly av?: number;
 }
 
 export interface Era {
@@ -137,6 +139,8 @@ export interface State {
   readonly auxFault: boolean;
   readonly auxAllocs: number;
   readonly auxFrees: number;
+  /** last anon_vma id handed out */
+  readonly avSeq: number;
   readonly warns: readonly string[];
   readonly anomalies: readonly string[];
 }
@@ -150,7 +154,7 @@ export function initial(cfg: Config, profile: ProfileId): State {
     era: ERAS[profile], cfg, evs: [], bufs: [], vmas: [], bases: [], mapPages: [],
     lockedVm: 0, pinnedVm: 0,
     rlimit: cfg.memlockPages === "unlimited" ? RLIM_INF_PAGES : cfg.memlockPages,
-    mlockKb: cfg.mlockKb, auxFault: false, auxAllocs: 0, auxFrees: 0, warns: [], anomalies: [],
+    mlockKb: cfg.mlockKb, auxFault: false, auxAllocs: 0, auxFrees: 0, avSeq: 0, warns: [], anomalies: [],
   };
 }
 
@@ -173,6 +177,7 @@ export class Draft {
   auxFault: boolean;
   auxAllocs: number;
   auxFrees: number;
+  avSeq: number;
   warns: string[];
   anomalies: string[];
   private evsOwn = false;
@@ -200,6 +205,7 @@ export class Draft {
     this.auxFault = s.auxFault;
     this.auxAllocs = s.auxAllocs;
     this.auxFrees = s.auxFrees;
+    this.avSeq = s.avSeq;
     this.warns = s.warns as string[];
     this.anomalies = s.anomalies as string[];
   }
@@ -255,13 +261,14 @@ export class Draft {
     const s = this.base;
     if (!this.evsOwn && !this.bufsOwn && !this.vmasOwn && !this.basesOwn && !this.mapPagesOwn && !this.warnsOwn && !this.anomOwn &&
       this.lockedVm === s.lockedVm && this.pinnedVm === s.pinnedVm && this.rlimit === s.rlimit &&
-      this.mlockKb === s.mlockKb && this.auxFault === s.auxFault && this.auxAllocs === s.auxAllocs && this.auxFrees === s.auxFrees) {
+      this.mlockKb === s.mlockKb && this.auxFault === s.auxFault && this.auxAllocs === s.auxAllocs && this.auxFrees === s.auxFrees &&
+      this.avSeq === s.avSeq) {
       return s;
     }
     return {
       era: s.era, cfg: s.cfg, evs: this.evs, bufs: this.bufs, vmas: this.vmas, bases: this.bases, mapPages: this.mapPages,
       lockedVm: this.lockedVm, pinnedVm: this.pinnedVm, rlimit: this.rlimit, mlockKb: this.mlockKb,
-      auxFault: this.auxFault, auxAllocs: this.auxAllocs, auxFrees: this.auxFrees,
+      auxFault: this.auxFault, auxAllocs: this.auxAllocs, auxFrees: this.auxFrees, avSeq: this.avSeq,
       warns: this.warns, anomalies: this.anomalies,
     };
   }
@@ -276,6 +283,12 @@ export function ugt(a: number, b: number): boolean {
 export function isPow2(n: number): boolean {
   return n > 0 && (n & (n - 1)) === 0;
 }
+
+/**
+ * vm_pgoff of a fresh anonymous mapping is its address >> PAGE_SHIFT (do_mmap, MAP_PRIVATE
+ * anonymous): slots are far apart, so only pages of one slot are contiguous.
+ */
+export function anonPgoff(slot: number, page: number): number { return slot * 2 ** 24 + page; }
 
 /** Slot index of a map handle's slot (0 = A, 1 = B). */
 export function slotOf(m: number, ab: number): number { return m * 2 + ab; }

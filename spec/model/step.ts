@@ -5,7 +5,7 @@
  * gives ENOMEM only. Transitions are listed preferred first (success before ENOMEM).
  */
 import { handleIndex, type Op, type Outcome, type UserPageObs } from "../program.ts";
-import { mapFixedAnon, findIdx, insertVma, mprotect, mremap318, mremap61, mremap618, resolve, unmapRange as unmap, type MremapArgs, type OpResult } from "./mm.ts";
+import { anonWriteFault, mapFixedAnon, findIdx, insertVma, mprotect, mremap318, mremap61, mremap618, resolve, unmapRange as unmap, type MremapArgs, type OpResult } from "./mm.ts";
 import { calcLimits, detachEv, inc, maybeFree, putBuf } from "./perf.ts";
 import { Draft, ERAS, P_W, P_X, PROT_BITS, RLIM_INF_PAGES, isPow2, slotOf, type Ev, type State, type Vma } from "./state.ts";
 
@@ -314,6 +314,7 @@ function opSetAux(s: State, op: OpOf<"setAux">): Tr[] {
     const data = (v.data ?? []).filter((w) => w.rel !== rel);
     data.push({ rel, off, size });
     d.vmasW()[idx] = { ...v, data };
+    anonWriteFault(d, idx);
     return [trD(d, OK, "setaux.anon")];
   }
   const r = resolve(d, idx, rel, true);
@@ -329,7 +330,12 @@ function opTouch(s: State, op: OpOf<"touch">): Tr[] {
   if (idx < 0) return [trS(s, SIGSEGV, "touch.unmapped")];
   const v = s.vmas[idx];
   if (v.prot === 0 || (op.write && (v.prot & P_W) === 0)) return [trS(s, SIGSEGV, "touch.prot")];
-  if (v.ev < 0) return [trS(s, OK, "touch.anon")];
+  if (v.ev < 0) {
+    if (!op.write || v.av) return [trS(s, OK, "touch.anon")];
+    const d = new Draft(s);
+    anonWriteFault(d, idx);
+    return [trD(d, OK, "touch.anon")];
+  }
   const d = new Draft(s);
   const r = resolve(d, idx, op.page - v.start, op.write);
   if ("sig" in r) return [trD(d, SIGBUS, r.why === "norb" ? "touch.norb" : r.why === "write" ? "touch.write-nonuser" : "touch.beyond")];

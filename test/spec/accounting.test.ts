@@ -90,3 +90,23 @@ describe("accounting", () => {
     expect(t[0].outcome).toEqual({ errno: "EBADF" });
   });
 });
+
+import { probeBudget } from "../../spec/model/check.ts";
+import { initial } from "../../spec/model/state.ts";
+
+describe("the audit's budget probe (hwtest/host/perf.ts probeBudget: 2^k + 1 page buffers largest first, then 1-page ones, up to limit + 16)", () => {
+  const at = (p: ProfileId, lockedVm: number, extra: Partial<typeof CFG> = {}) => probeBudget({ ...initial({ ...CFG, ...extra }, p), lockedVm });
+  it("measures limit - locked_vm when locked_vm is in range", () => {
+    for (const p of PROFILES) { expect(at(p, 0)).toBe(LIMIT); expect(at(p, 10)).toBe(LIMIT - 10); expect(at(p, LIMIT + 5)).toBe(0); }
+  });
+  it("6.1+: a negative locked_vm is a huge unsigned value, clamped to the limit: 0", () => {
+    for (const p of PROFILES.filter((x) => x !== "seed")) expect(at(p, -2)).toBe(0);
+  });
+  it("seed: no clamp; -2 + 257 fits, so the probe finds limit + 2; a very negative locked_vm fits nothing", () => {
+    expect(at("seed", -2)).toBe(LIMIT + 2);
+    expect(at("seed", -1000)).toBe(0);
+  });
+  it("perf_event_paranoid -1 never refuses: the probe stops at its cap", () => {
+    expect(at("6.18", 0, { paranoid: -1 })).toBe(LIMIT + 16);
+  });
+});
