@@ -24,6 +24,10 @@
  *   write_bytes (rw int, default 8): bytes written into the AUX area on each `stop` of a
  *                             running event (moves aux_head, emits PERF_RECORD_AUX). The
  *                             harness opens events disabled, so this normally never runs.
+ *   reset_counts (wo): writing anything sets setups and frees to 0 (live is left alone: an
+ *                             area leaked by an earlier program stays visible). The VM harness
+ *                             writes it before each program, so the audit's counts are that
+ *                             program's own.
  *   selftest_warn (wo): writing anything raises a WARN ("auxspec_pmu: selftest warning"),
  *                             so the harness can check that it sees kernel warnings.
  */
@@ -72,6 +76,19 @@ module_param_cb(frees, &param_ops_ro_atomic, &frees, 0444);
 MODULE_PARM_DESC(frees, "free_aux calls");
 module_param_cb(live, &param_ops_ro_atomic, &live, 0444);
 MODULE_PARM_DESC(live, "AUX areas set up and not yet freed");
+
+static int param_set_reset(const char *val, const struct kernel_param *kp)
+{
+	atomic_set(&setups, 0);
+	atomic_set(&frees, 0);
+	return 0;
+}
+
+static const struct kernel_param_ops param_ops_reset = {
+	.set = param_set_reset,
+};
+module_param_cb(reset_counts, &param_ops_reset, NULL, 0200);
+MODULE_PARM_DESC(reset_counts, "write anything: setups and frees back to 0 (live unchanged)");
 
 static int param_set_warn(const char *val, const struct kernel_param *kp)
 {

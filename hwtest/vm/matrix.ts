@@ -6,7 +6,10 @@
  * and how often the kernels observed the same outcomes.
  *
  *   npm run matrix -- [--seed N] [--programs N] [--max-ops N] [--kernels 6.1,6.12] [--no-host]
- *                     [--kernel bzImage --headers DIR] [--out DIR] [--strict]
+ *                     [--no-builtin] [--kernel bzImage --headers DIR] [--out DIR] [--strict]
+ *
+ * The corpus opens with the hand-written AUX programs of programs.ts (so the main AUX rules are
+ * hit whatever the seed), then `--programs` random ones from fuzz/generate.ts.
  *
  * Writes OUT/matrix.md, OUT/matrix.html, OUT/matrix.json and OUT/cases/*.json (each divergent
  * program as an auxspec-case/1, replayable with `npm run replay -- CASE --backend B`).
@@ -14,7 +17,7 @@
  * trace), 1 for --strict failures, 2 for usage errors or when no backend could run.
  */
 import fc from "fast-check";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
@@ -25,11 +28,14 @@ import { RULES, RULE_BY_ID, checkTrace } from "../../spec/index.ts";
 import { CASE_FORMAT, type Case, type Config, type ProfileId, type Program } from "../../spec/program.ts";
 import { sameOutcome, showOp, showOutcome, type Divergence, type Trace, type Verdict } from "../../spec/trace.ts";
 import { PROJECT_ROOT } from "./provision.ts";
+import { AUX_PROGRAMS } from "./programs.ts";
 
 export interface MatrixOptions {
   seed: number;
   programs: number;
   maxOps: number;
+  /** Put the hand-written AUX programs (programs.ts) ahead of the random ones (default true). */
+  builtin?: boolean;
   log?: (msg: string) => void;
   /** Divergences already classified (cases/known-divergences.json). */
   known?: readonly KnownDivergence[];
@@ -60,6 +66,8 @@ export interface Column {
 
 export interface MatrixResult {
   options: { seed: number; programs: number; maxOps: number };
+  /** Names of the hand-written programs at the start of the corpus (their index is their position). */
+  builtin: string[];
   generatedWith: { backend: string; config: Config };
   corpus: Program[];
   columns: Column[];
@@ -79,7 +87,7 @@ function emptyColumn(name: string): Column {
   };
 }
 
-/** The corpus: `programs` programs from the lead's generator, seeded (same seed, same corpus). */
+/** The random corpus: `programs` programs from the lead's generator, seeded (same seed, same corpus). */
 export function sampleCorpus(config: Config, seed: number, programs: number, maxOps: number): Program[] {
   return fc.sample(programArb({ config, maxOps }), { seed, numRuns: programs });
 }
@@ -152,11 +160,15 @@ export async function runMatrix(slots: readonly BackendSlot[], opts: MatrixOptio
     return c;
   });
   if (!gen) {
-    return { options: { seed: opts.seed, programs: opts.programs, maxOps: opts.maxOps }, generatedWith: { backend: "none", config: null as unknown as Config }, corpus: [], columns, startedAt, seconds: (performance.now() - t0) / 1000 };
+    return { options: { seed: opts.seed, programs: opts.programs, maxOps: opts.maxOps }, builtin: [], generatedWith: { backend: "none", config: null as unknown as Config }, corpus: [], columns, startedAt, seconds: (performance.now() - t0) / 1000 };
   }
   const genConfig = gen.backend!.info.config;
-  const corpus = sampleCorpus(genConfig, opts.seed, opts.programs, opts.maxOps);
-  log(`corpus: ${corpus.length} programs (seed ${opts.seed}, up to ${opts.maxOps} ops) generated for ${gen.slot.name}'s config`);
+  const builtin = opts.builtin === false ? [] : Object.keys(AUX_PROGRAMS);
+  const corpus = [
+    ...builtin.map((n) => AUX_PROGRAMS[n as keyof typeof AUX_PROGRAMS]),
+    ...sampleCorpus(genConfig, opts.seed, opts.programs, opts.maxOps),
+  ];
+  log(`corpus: ${builtin.length} hand-written AUX programs + ${opts.programs} random (seed ${opts.seed}, up to ${opts.maxOps} ops) generated for ${gen.slot.name}'s config`);
   try {
     await Promise.all(opened.map(async (o, k) => {
       if (!o.backend) return;
@@ -170,6 +182,7 @@ export async function runMatrix(slots: readonly BackendSlot[], opts: MatrixOptio
   }
   return {
     options: { seed: opts.seed, programs: opts.programs, maxOps: opts.maxOps },
+    builtin,
     generatedWith: { backend: gen.slot.name, config: genConfig },
     corpus, columns, startedAt, seconds: (performance.now() - t0) / 1000,
   };
@@ -267,6 +280,8 @@ export function columnSummary(c: Column): { ran: number; accepted: number; diver
 }
 
 const compactProgram = (p: Program) => p.map((op) => showOp(op)).join("; ");
+/** "program 12" or "program 3 (fault)" for the hand-written ones. */
+export const programLabel = (r: MatrixResult, i: number) => (i < r.builtin.length ? `program ${i} (${r.builtin[i]})` : `program ${i}`);
 const outcomesOf = (t: Trace) => (t.aborted ? `aborted: ${t.aborted.split("\n")[0]}` : t.steps.map((s) => showOutcome(s.outcome)).join(", "));
 
 // ---------------------------------------------------------------------------------------------
@@ -287,7 +302,7 @@ export function renderMarkdown(r: MatrixResult): string {
   const cols = r.columns;
   L.push(`# auxspec kernel matrix`);
   L.push("");
-  L.push(`${r.startedAt} · seed ${r.options.seed} · ${r.corpus.length} programs of up to ${r.options.maxOps} ops · generated for ${r.generatedWith.backend} · ${r.seconds.toFixed(1)} s in all`);
+  L.push(`${r.startedAt} · seed ${r.options.seed} · ${r.corpus.length} programs (${r.builtin.length} hand-written AUX programs, then ${r.corpus.length - r.builtin.length} random of up to ${r.options.maxOps} ops) · generated for ${r.generatedWith.backend} · ${r.seconds.toFixed(1)} s in all`);
   L.push("");
   L.push(`## Kernels`);
   L.push("");
@@ -337,7 +352,7 @@ export function renderMarkdown(r: MatrixResult): string {
   if (divs.length === 0) L.push("None: every trace was accepted by the spec.");
   for (const d of divs) {
     const dv = d.divergence;
-    L.push(`### ${d.kernel} · program ${d.index} · ${dv.kind} · \`${dv.rule}\`${d.known ? ` · known: ${d.known}` : ""}`);
+    L.push(`### ${d.kernel} · ${programLabel(r, d.index)} · ${dv.kind} · \`${dv.rule}\`${d.known ? ` · known: ${d.known}` : ""}`);
     L.push("");
     L.push(`- op: ${dv.opIndex >= 0 ? `#${dv.opIndex} \`${showOp(d.program[dv.opIndex])}\`` : "end-of-program audit"}`);
     L.push(`- expected: ${dv.expected.map((e) => `\`${e}\``).join(" or ")}`);
@@ -352,7 +367,7 @@ export function renderMarkdown(r: MatrixResult): string {
   L.push(`## Kernel warnings (${warned.length} programs)`);
   L.push("");
   if (warned.length === 0) L.push("None.");
-  for (const w of warned) L.push(`- ${w.kernel}, program ${w.index}: ${w.lines.map((l) => `\`${mdEscape(l)}\``).join("; ")}`);
+  for (const w of warned) L.push(`- ${w.kernel}, ${programLabel(r, w.index)}: ${w.lines.map((l) => `\`${mdEscape(l)}\``).join("; ")}`);
   L.push("");
   const skipped = cols.filter((c) => c.skipped.length);
   if (skipped.length) {
@@ -385,7 +400,7 @@ td.ok{background:#e8f6e8}td.bad{background:#fbe3e3;font-weight:bold}td.known{bac
 code{background:#f5f5f5;padding:0 3px;border-radius:3px}.div{border-left:4px solid #c33;padding:.2em 1em;margin:1em 0;background:#fdf7f7}
 .div.known{border-color:#d90;background:#fffaf0}details{margin:.3em 0}pre{white-space:pre-wrap;background:#f7f7f7;padding:.5em}
 .small{color:#666;font-size:12px}</style></head><body>`);
-  H.push(`<h1>auxspec kernel matrix</h1><p class="small">${esc(r.startedAt)} · seed ${r.options.seed} · ${r.corpus.length} programs of up to ${r.options.maxOps} ops · generated for ${esc(r.generatedWith.backend)} · ${r.seconds.toFixed(1)} s in all</p>`);
+  H.push(`<h1>auxspec kernel matrix</h1><p class="small">${esc(r.startedAt)} · seed ${r.options.seed} · ${r.corpus.length} programs (${r.builtin.length} hand-written AUX programs, then ${r.corpus.length - r.builtin.length} random of up to ${r.options.maxOps} ops) · generated for ${esc(r.generatedWith.backend)} · ${r.seconds.toFixed(1)} s in all</p>`);
   H.push(`<h2>Kernels</h2><table><tr><th>backend</th><th>kernel</th><th>profile</th><th>ran</th><th>accepted</th><th>divergent</th><th>known</th><th>aborted</th><th>skipped</th><th>programs/s</th><th>open (s)</th></tr>`);
   for (const c of r.columns) {
     if (c.unavailable) {
@@ -415,14 +430,14 @@ code{background:#f5f5f5;padding:0 3px;border-radius:3px}.div{border-left:4px sol
   if (divs.length === 0) H.push(`<p>None: every trace was accepted by the spec.</p>`);
   for (const d of divs) {
     const dv = d.divergence;
-    H.push(`<div class="div${d.known ? " known" : ""}"><h3>${esc(d.kernel)} · program ${d.index} · ${esc(dv.kind)} · <code>${esc(dv.rule)}</code>${d.known ? ` · known: ${esc(d.known)}` : ""}</h3>`);
+    H.push(`<div class="div${d.known ? " known" : ""}"><h3>${esc(d.kernel)} · ${esc(programLabel(r, d.index))} · ${esc(dv.kind)} · <code>${esc(dv.rule)}</code>${d.known ? ` · known: ${esc(d.known)}` : ""}</h3>`);
     H.push(`<p>op ${dv.opIndex >= 0 ? `#${dv.opIndex} <code>${esc(showOp(d.program[dv.opIndex]))}</code>` : "end-of-program audit"}: expected ${dv.expected.map((e) => `<code>${esc(e)}</code>`).join(" or ")}, observed <code>${esc(dv.observed)}</code></p><p>${esc(dv.detail)}</p>`);
     H.push(`<details><summary>program (${d.program.length} ops), outcomes, case cases/${esc(caseName(d))}.json</summary><pre>${d.program.map((op, i) => `${i}: ${esc(showOp(op))}  ->  ${esc(d.trace.steps[i] ? showOutcome(d.trace.steps[i].outcome) : "-")}`).join("\n")}</pre>${d.trace.aborted ? `<pre>${esc(d.trace.aborted)}</pre>` : ""}</details></div>`);
   }
   const warned = r.columns.flatMap((c) => c.warnings.map((w) => ({ kernel: c.name, ...w })));
   H.push(`<h2>Kernel warnings (${warned.length} programs)</h2>`);
   if (warned.length === 0) H.push(`<p>None.</p>`);
-  else H.push(`<ul>${warned.map((w) => `<li>${esc(w.kernel)}, program ${w.index}: ${w.lines.map((l) => `<code>${esc(l)}</code>`).join("<br>")}</li>`).join("")}</ul>`);
+  else H.push(`<ul>${warned.map((w) => `<li>${esc(w.kernel)}, ${esc(programLabel(r, w.index))}: ${w.lines.map((l) => `<code>${esc(l)}</code>`).join("<br>")}</li>`).join("")}</ul>`);
   H.push(`</body></html>`);
   return H.join("\n");
 }
@@ -439,7 +454,7 @@ export function divergenceCase(r: MatrixResult, d: DivergenceRow): Case {
   return {
     format: CASE_FORMAT,
     name: caseName(d),
-    description: `kernel matrix (seed ${r.options.seed}, program ${d.index}) on ${d.kernel} (${col.kernel}): ${d.divergence.kind} under ${d.divergence.rule}: ` +
+    description: `kernel matrix (seed ${r.options.seed}, ${programLabel(r, d.index)}) on ${d.kernel} (${col.kernel}): ${d.divergence.kind} under ${d.divergence.rule}: ` +
       `expected ${d.divergence.expected.join(" or ")}, observed ${d.divergence.observed}. ${d.divergence.detail}`,
     profile: d.profile,
     config: col.config!,
@@ -452,6 +467,7 @@ export function resultJson(r: MatrixResult): unknown {
   return {
     format: "auxspec-matrix/1",
     ...r.options,
+    builtin: r.builtin,
     startedAt: r.startedAt,
     seconds: r.seconds,
     generatedWith: r.generatedWith,
@@ -468,6 +484,8 @@ export function resultJson(r: MatrixResult): unknown {
 
 export function writeReport(r: MatrixResult, outDir: string): { md: string; html: string; json: string; cases: string[] } {
   mkdirSync(join(outDir, "cases"), { recursive: true });
+  // Cases of an earlier run in the same folder would read as this run's.
+  for (const f of readdirSync(join(outDir, "cases"))) if (/^matrix-.*\.json$/.test(f)) rmSync(join(outDir, "cases", f));
   const md = join(outDir, "matrix.md");
   const html = join(outDir, "matrix.html");
   const json = join(outDir, "matrix.json");
@@ -498,6 +516,7 @@ auxspec_pmu test PMU), judges every trace with the spec and writes a report.
   --kernel FILE     also boot this bzImage (needs --headers DIR, a configured tree of it)
   --headers DIR
   --no-host         leave the host kernel out
+  --no-builtin      leave out the hand-written AUX programs that open the corpus
   --out DIR         report folder (default out/matrix)
   --strict          exit 1 when a divergence is not known or a trace was aborted
 `;
@@ -509,7 +528,7 @@ async function main(): Promise<number> {
       options: {
         seed: { type: "string", default: "1" }, programs: { type: "string", default: "200" }, "max-ops": { type: "string", default: "20" },
         kernels: { type: "string", default: "6.1,6.12" }, kernel: { type: "string" }, headers: { type: "string" },
-        "no-host": { type: "boolean", default: false }, out: { type: "string", default: "out/matrix" }, strict: { type: "boolean", default: false },
+        "no-host": { type: "boolean", default: false }, "no-builtin": { type: "boolean", default: false }, out: { type: "string", default: "out/matrix" }, strict: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -548,7 +567,7 @@ async function main(): Promise<number> {
   }
   if (v.kernel) slots.push({ name: "vm:custom", open: () => vmBackend("custom", { bzImage: v.kernel, headers: v.headers, log }) });
   const known = loadKnown(join(PROJECT_ROOT, "cases", "known-divergences.json"));
-  const r = await runMatrix(slots, { seed, programs, maxOps, log, known });
+  const r = await runMatrix(slots, { seed, programs, maxOps, log, known, builtin: !v["no-builtin"] });
   const outDir = resolve(v.out!);
   const files = writeReport(r, outDir);
   const rel = (p: string) => relative(process.cwd(), p) || p;

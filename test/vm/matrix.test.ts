@@ -4,13 +4,14 @@
  * on must show divergences under the rule the bug breaks, and the report files must be
  * complete, self-contained and replayable.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { BackendUnavailable } from "../../fuzz/backend.ts";
 import { MODEL_CONFIG, modelBackend } from "../../fuzz/backends.ts";
 import { Case } from "../../spec/program.ts";
+import { AUX_PROGRAMS } from "../../hwtest/vm/programs.ts";
 import {
   cell, columnSummary, divergences, pairAgreement, renderHtml, renderMarkdown, ruleRows, runMatrix, sampleCorpus, writeReport,
   type MatrixResult,
@@ -28,8 +29,9 @@ describe("kernel matrix (model backends)", () => {
       { name: "clean", open: async () => modelBackend("6.12") },
       { name: "buggy", open: async () => modelBackend("6.12", ["vma-split"]) },
       { name: "missing", open: async () => { throw new BackendUnavailable("no such machine here"); } },
-    ], { seed: 7, programs: 150, maxOps: 20, log: (m) => logs.push(m) });
+    ], { seed: 7, programs: 150, maxOps: 20, log: (m) => logs.push(m), builtin: false });
     expect(r.corpus).toHaveLength(150);
+    expect(r.builtin).toEqual([]);
     expect(r.corpus).toEqual(sampleCorpus(MODEL_CONFIG, 7, 150, 20)); // seeded: the same corpus again
     expect(r.generatedWith.backend).toBe("clean");
     const [clean, buggy, missing] = r.columns;
@@ -64,6 +66,8 @@ describe("kernel matrix (model backends)", () => {
   });
 
   it("writes Markdown, a self-contained HTML page, JSON and one replayable case per divergence", () => {
+    mkdirSync(join(out, "cases"), { recursive: true });
+    writeFileSync(join(out, "cases", "matrix-stale-p1-x.json"), "{}"); // an earlier run's case goes
     const files = writeReport(r, out);
     const md = readFileSync(files.md, "utf8");
     expect(md).toContain("| rule | clean | buggy | summary |");
@@ -85,5 +89,17 @@ describe("kernel matrix (model backends)", () => {
       expect(c.profile).toBe("6.12");
       expect(c.description).toMatch(/on buggy/);
     }
+  });
+
+  it("opens the corpus with the hand-written AUX programs, which a correct model passes", async () => {
+    const r2 = await runMatrix([{ name: "clean", open: async () => modelBackend("6.12") }], { seed: 1, programs: 5, maxOps: 10 });
+    expect(r2.builtin).toEqual(Object.keys(AUX_PROGRAMS));
+    expect(r2.corpus).toHaveLength(r2.builtin.length + 5);
+    expect(r2.corpus[0]).toEqual(AUX_PROGRAMS.good);
+    expect(columnSummary(r2.columns[0])).toMatchObject({ diverged: 0, aborted: 0 });
+    for (const rule of ["mmap.aux.new", "mmap.aux.remap", "mmap.aux.setup-refused", "munmap.split"]) {
+      expect(cell(r2, r2.columns[0], rule).hits, rule).toBeGreaterThan(0);
+    }
+    expect(renderMarkdown(r2)).toContain("hand-written AUX programs");
   });
 });

@@ -170,6 +170,13 @@ function whereIs(pid) {
  * when the shim itself stops answering).
  */
 async function runProgram(req) {
+  // The test PMU's setups/frees count from 0 for each program (live is left alone), so the
+  // audit's auxSetups/auxFrees are this program's own, as the spec predicts them.
+  try {
+    writeFileSync(`${PARAMS}/reset_counts`, "1");
+  } catch (e) {
+    if (e.code !== "ENOENT") log(`reset_counts: ${e.message}`);
+  }
   let answer = null;
   for (let attempt = 0; attempt < 3 && !answer; attempt++) {
     const fresh = !(agent && !agent.isClosed());
