@@ -108,6 +108,7 @@ ${(c.description ?? "").split("\n").map((l) => ` * ${l.replace(/\*\//g, "* /")}`
 #ifndef MREMAP_FIXED
 #define MREMAP_FIXED 2
 #endif
+#define UNUSED __attribute__((unused))
 #define KSFT_PASS 0
 #define KSFT_FAIL 1
 #define KSFT_SKIP 4
@@ -198,7 +199,7 @@ static int perf_open(int aux, int cpu, int inherit, int group, unsigned long fla
 	return syscall(__NR_perf_event_open, &a, 0, cpu, group, flags);
 }
 
-static int op_open(int ev, int aux, int cpu, int inherit, int out)
+static UNUSED int op_open(int ev, int aux, int cpu, int inherit, int out)
 {
 	int fd = perf_open(aux, cpu, inherit, out >= 0 ? fds[out] : -1, out >= 0 ? PERF_FLAG_FD_OUTPUT : 0);
 	if (fd < 0)
@@ -207,23 +208,23 @@ static int op_open(int ev, int aux, int cpu, int inherit, int out)
 	return 0;
 }
 
-static int op_close(int ev)
+static UNUSED int op_close(int ev)
 {
 	int r = close(fds[ev]) ? errno : 0;
 	fds[ev] = -1;
 	return r;
 }
 
-static int op_mmap(int m, int ev, long pages, long pgoff, int prot, int shared)
+static UNUSED int op_mmap(int m, int ev, long pages, long pgoff, int prot, int shared)
 {
 	void *p = mmap((void *)base(m), pages * PGSZ, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE,
 		       fds[ev], pgoff * PGSZ);
 	return p == MAP_FAILED ? errno : 0;
 }
 
-static int op_munmap(int m, long off, long pages) { return err(munmap((void *)(base(m) + off * PGSZ), pages * PGSZ)); }
+static UNUSED int op_munmap(int m, long off, long pages) { return err(munmap((void *)(base(m) + off * PGSZ), pages * PGSZ)); }
 
-static int op_mremap(int m, long off, long oldp, long newp, int maymove, int fresh)
+static UNUSED int op_mremap(int m, long off, long oldp, long newp, int maymove, int fresh)
 {
 	void *p;
 	if (fresh) {
@@ -237,9 +238,9 @@ static int op_mremap(int m, long off, long oldp, long newp, int maymove, int fre
 	return p == MAP_FAILED ? errno : 0;
 }
 
-static int op_mprotect(int m, long off, long pages, int prot) { return err(mprotect((void *)(base(m) + off * PGSZ), pages * PGSZ, prot)); }
+static UNUSED int op_mprotect(int m, long off, long pages, int prot) { return err(mprotect((void *)(base(m) + off * PGSZ), pages * PGSZ, prot)); }
 
-static int op_map_fixed_anon(int m, long off, long pages)
+static UNUSED int op_map_fixed_anon(int m, long off, long pages)
 {
 	void *p = mmap((void *)(base(m) + off * PGSZ), pages * PGSZ, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -279,7 +280,7 @@ static int probe(unsigned long addr, int nwords, unsigned long *out, int wr)
 	return 0;
 }
 
-static int op_touch(int m, long page, int wr)
+static UNUSED int op_touch(int m, long page, int wr)
 {
 	unsigned long v = 0;
 	int pfd[2], st;
@@ -303,7 +304,7 @@ static int op_touch(int m, long page, int wr)
 }
 
 static unsigned long page_words[5];
-static int op_read_user_page(int m)
+static UNUSED int op_read_user_page(int m)
 {
 	unsigned long w[8];
 	int r = probe(base(m) + 1040, 8, w, 0);
@@ -312,13 +313,13 @@ static int op_read_user_page(int m)
 	return r;
 }
 
-static int op_set_aux(int m, long off, long size)
+static UNUSED int op_set_aux(int m, long off, long size)
 {
 	unsigned long w[2] = { off * PGSZ, size * PGSZ };
 	return probe(base(m) + 1072, 2, w, 1);
 }
 
-static int op_set_output(int ev, int target)
+static UNUSED int op_set_output(int ev, int target)
 {
 	long r;
 	if (target == -2)
@@ -328,9 +329,14 @@ static int op_set_output(int ev, int target)
 	return err(r);
 }
 
-static int op_rlimit(long pages)
+/* The soft limit only: the hard limit stays as found (raising it needs CAP_SYS_RESOURCE). */
+static UNUSED int op_rlimit(long pages)
 {
-	struct rlimit rl = { pages < 0 ? RLIM_INFINITY : (rlim_t)pages * PGSZ, RLIM_INFINITY };
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl))
+		return errno;
+	rl.rlim_cur = pages < 0 ? RLIM_INFINITY : (rlim_t)pages * PGSZ;
 	return err(setrlimit(RLIMIT_MEMLOCK, &rl));
 }
 
@@ -345,14 +351,14 @@ static int with_root(const char *path, const char *val)
 	return r;
 }
 
-static int op_sysctl_mlock(long kb)
+static UNUSED int op_sysctl_mlock(long kb)
 {
 	char buf[32];
 	snprintf(buf, sizeof(buf), "%ld", kb);
 	return with_root("/proc/sys/kernel/perf_event_mlock_kb", buf);
 }
 
-static int op_aux_fault(int on)
+static UNUSED int op_aux_fault(int on)
 {
 	char path[300];
 	snprintf(path, sizeof(path), "%s/fail_setup_aux", aux_pmu_dir);
@@ -404,10 +410,12 @@ static void STEP(int i, const char *desc, int got, int preferred, const int *all
 static long probe_budget(void)
 {
 	static int pfd[4096];
-	struct rlimit rl = { 0, RLIM_INFINITY };
 	long n = 0, i;
 
-	setrlimit(RLIMIT_MEMLOCK, &rl);
+	if (op_rlimit(0)) {
+		printf("# cannot set RLIMIT_MEMLOCK to 0: %s\\n", strerror(errno));
+		return -1;
+	}
 	for (; n < 4096; n++) {
 		void *p;
 		pfd[n] = perf_open(0, -1, 0, -1, 0);
