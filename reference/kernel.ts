@@ -155,7 +155,7 @@ export class Kernel {
       }
       case "setAux": r = this.userSetAux(op.map, op.offsetPages, op.sizePages); break;
       case "setOutput": r = this.sysSetOutput(op.ev, op.target); break;
-      case "rlimit": this.memlock = op.memlockPages; r = OK; break;
+      case "rlimit": r = this.sysSetrlimit(op.memlockPages); break;
       case "sysctlMlock": this.mlockKb = op.kb; r = OK; break;
       case "auxFault": this.auxFail = op.fail; r = OK; break;
       case "touch": {
@@ -171,6 +171,14 @@ export class Kernel {
     }
     this.runPendingReleases();
     return r;
+  }
+
+  /** setrlimit(RLIMIT_MEMLOCK, {soft, hard as found}): do_prlimit() refuses rlim_cur > rlim_max. */
+  private sysSetrlimit(soft: number | "unlimited"): Outcome {
+    const hard = this.config.memlockHardPages ?? "unlimited";
+    if (hard !== "unlimited" && (soft === "unlimited" || soft > hard)) return errno(EINVAL);
+    this.memlock = soft;
+    return OK;
   }
 
   /** VmPin: pinned_vm << (PAGE_SHIFT - 10), printed unsigned (fs/proc/task_mmu.c task_mem()). */

@@ -54,24 +54,6 @@ const KNOWN: KnownDisagreement[] = [
       "the probe's first 1-page mapping is EPERM: budget 0 (only locked_vm == -1 gives limit + 1). The spec expects " +
       "limit - locked_vm = 260.",
   },
-  {
-    id: "anon-merge",
-    profiles: ["seed", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18"],
-    program: [
-      { op: "open", ev: "e0", pmu: "aux" },
-      { op: "mmap", map: "m0", ev: "e0", pages: 1, pgoff: 0, prot: "rw" },
-      { op: "mapFixedAnon", map: "m0", offset: 0, pages: 1 },
-      { op: "mapFixedAnon", map: "m0", offset: 1, pages: 1 },
-      { op: "mremap", map: "m0", oldPages: 2, newPages: 2, mayMove: true, toFresh: true },
-      { op: "mremap", map: "m0", oldPages: 2, newPages: 3 },
-    ],
-    matches: (f) => f.what === "outcome" && f.observed === "ok/0kB" && (f.rules ?? []).includes("mremap.cross"),
-    why: "two adjacent MAP_FIXED anonymous mappings merge into one VMA: mmap_region() (6.1.192 mm/mmap.c " +
-      "__mmap_region(), \"Attempt to expand an old mapping\": can_vma_merge_after(prev, ...) with anonymous " +
-      "pgoff = addr >> PAGE_SHIFT and no anon_vma yet; 6.12 vma_merge_new_range()). So an mremap of both pages " +
-      "is within one VMA, not EFAULT. Seen: this program answers ok to every op on the 6.18.44 host and in the " +
-      "Debian 6.1.0-56 and 6.12 guests (vm backend).",
-  },
 ];
 
 const known = (f: RefinementFailure, profile: ProfileId) => KNOWN.some((k) => k.profiles.includes(profile) && k.matches(f, profile));
