@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import {
   GUEST_MODULES, MODULE_CONFIG, REQUIRED_BUILTIN, SERIES, buildDependencies, debField, moduleDepends, moduleLoadOrder,
-  moduleName, modinfoField, newestRelease, parseKernelConfig, parseKernelRequest, seriesOf, type Series,
+  moduleName, modinfoField, newestRelease, parseKernelConfig, parseKernelRequest, releaseKey, seriesOf, type Series,
 } from "./release.ts";
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -403,12 +403,14 @@ async function provisionCustom(bzImage: string, headers: string, log: Log, t0: n
   const cfgFile = join(headers, ".config");
   const config = existsSync(cfgFile) ? parseKernelConfig(readFileSync(cfgFile, "utf8")) : null;
   checkBuiltins(config, release, log);
-  // /lib/modules/R/build -> /lib/modules/R/kernel holds the distribution's modules.
+  // Where the kernel's own modules may be: /lib/modules/R/build -> /lib/modules/R/kernel (a
+  // distribution's layout), or the build tree itself after `make modules`.
   const realHeaders = realpathSync(headers);
   const candidates = [join(headers, "..", "kernel"), join(realHeaders, "..", "kernel"), join("/lib/modules", release, "kernel")];
-  const modRoot = candidates.find((c) => existsSync(c));
+  let modRoot = candidates.find((c) => existsSync(c)) ?? null;
+  if (!modRoot && existsSync(join(realHeaders, "fs")) && existsSync(join(realHeaders, "drivers"))) modRoot = realHeaders;
   const available = modRoot ? moduleFilesUnder(modRoot) : new Map<string, string>();
-  if (!modRoot) log(`${release}: no module tree found next to ${headers}; virtio and 9p must be built in`);
+  log(modRoot ? `${release}: modules from ${modRoot} (${available.size} found)` : `${release}: no module tree found next to ${headers}; virtio, virtio_console and 9p must be built in`);
   const { guestModules, builtin } = await resolveGuestModules(available, config, join(dir, "modules"), async () => available);
   const tb = performance.now();
   const ko = await buildModule(headers, join(dir, "build"), release, log);
@@ -442,14 +444,28 @@ export async function provisionKernel(
   for (const tool of ["apt-get", "dpkg-deb", "dpkg", "tar", "make"]) {
     if (!hasCommand(tool)) throw new Error(`provisioning a Debian kernel needs ${tool}, which this machine lacks`);
   }
-  let release: string;
-  if (req.kind === "series") {
-    // A series resolves by query on every call; when the newest is already cached the query is
-    // the only cost (apt-cache is local, about 0.3 s).
-    release = await findNewestRelease(req.series, log);
+  if (req.kind === "release") return provisionDebian(req.release, log, t0, since(t0));
+  // A series resolves by query on every call; when the newest is already cached the query is
+  // the only cost (apt-cache is local, under a second). Offline (no lists, no download), the
+  // newest release of the series already in the cache stands in, with a log line saying so.
+  const series = req.series;
+  try {
+    const release = await findNewestRelease(series, log);
     log(`${kernel}: newest Debian package is ${release}`);
-  } else {
-    release = req.release;
+    return await provisionDebian(release, log, t0, since(t0));
+  } catch (e) {
+    const cached = cachedReleases(series);
+    if (cached.length === 0) throw e;
+    const fallback = cached[cached.length - 1];
+    log(`${kernel}: ${(e as Error).message.split("\n")[0]}; using the cached ${fallback}`);
+    return provisionDebian(fallback, log, t0, since(t0));
   }
-  return provisionDebian(release, log, t0, since(t0));
+}
+
+/** Releases of a series with a complete cache entry, oldest first. */
+export function cachedReleases(series: Series): string[] {
+  if (!existsSync(cacheRoot())) return [];
+  return readdirSync(cacheRoot())
+    .filter((d) => seriesOf(d) === series && readManifest(join(cacheRoot(), d)) !== null && existsSync(join(cacheRoot(), d, "vmlinuz")))
+    .sort((a, b) => (releaseKey(series, a) ?? 0) - (releaseKey(series, b) ?? 0));
 }
