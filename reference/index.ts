@@ -15,12 +15,12 @@ export { ERAS, type Era } from "./era.ts";
 export { KernelOops } from "./objects.ts";
 
 /** Run a program on the reference under `profile` (with `bugs` switched on) and return its
- *  trace: one Step per op, then teardown and the audit. A modelled kernel crash ends the
- *  program early (`aborted`, no audit). */
+ *  trace (backend "model"): one Step per op, then teardown and the audit. A modelled kernel
+ *  crash ends the program early (`aborted`, no audit). */
 export function runReference(program: Program, config: Config, profile: ProfileId, bugs?: ReadonlySet<string>): Trace {
   const k = new Kernel(config, profile, bugs);
   const steps: Step[] = [];
-  const backend = bugs && bugs.size ? `model+bug:${[...bugs].join(",")}` : "model";
+  const backend = "model";
   try {
     for (const op of program) steps.push(k.exec(op));
     return { backend, kernel: null, steps, audit: k.finish(program) };
