@@ -23,7 +23,7 @@ import { ERAS, type Era } from "./era.ts";
 import { bugFlags, type BugFlags } from "./bugs.ts";
 import {
   KernelOops, PAGE_SIZE, PerfBuffer, PerfEvent, REFCOUNT_SATURATED, Vma, VM_EXEC, VM_READ, VM_WRITE,
-  type PageId, type UserPage, zeroPage,
+  type PageId, zeroPage,
 } from "./objects.ts";
 
 // ---------------------------------------------------------------------------------------------
