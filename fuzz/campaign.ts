@@ -28,6 +28,7 @@ export interface CampaignOptions {
   /** Programs handed to the backend at once. */
   batch?: number;
   maxOps?: number;
+  minOps?: number;
   known?: readonly KnownDivergence[];
   /** Re-runs of a shrunk divergence on a kernel backend to confirm it. */
   confirmRuns?: number;
@@ -68,8 +69,8 @@ export interface Finding {
 
 export const signatureOf = (d: Divergence): string => `${d.kind}:${d.rule}`;
 
-export function genOptionsFor(backend: Backend, maxOps = 20, config?: Config): GenOptions {
-  return { config: config ?? backend.info.config, maxOps, unsupported: backend.info.unsupported };
+export function genOptionsFor(backend: Backend, maxOps = 20, minOps = 1): GenOptions {
+  return { config: backend.info.config, maxOps, minOps, unsupported: backend.info.unsupported };
 }
 
 /** Run one program and judge it: the divergence, or null when the spec accepts the trace. */
@@ -82,7 +83,7 @@ export async function runAndCheck(backend: Backend, program: Program, profile: P
 export async function runCampaign(o: CampaignOptions): Promise<{ stats: CampaignStats; findings: Finding[] }> {
   const { backend, profile, seed } = o;
   const config = backend.info.config;
-  const gen = genOptionsFor(backend, o.maxOps ?? 20);
+  const gen = genOptionsFor(backend, o.maxOps ?? 20, o.minOps ?? 1);
   const stride = o.stride ?? 1;
   const offset = o.offset ?? 0;
   const batch = o.batch ?? (backend.runSync ? 256 : 16);
@@ -165,7 +166,9 @@ async function investigate(
     }
     confirmed = { reproduced, of };
   }
-  const known = matchKnown(o.known ?? [], last.divergence, o.profile, o.backend.info);
+  const fired = new Map<string, number>();
+  checkTrace(shrunk, config, o.profile, last.trace, fired);
+  const known = matchKnown(o.known ?? [], last.divergence, o.profile, o.backend.info, fired);
   return {
     signature: sig, divergence, seed: o.seed, index, original: program, shrunk, shrinkRuns,
     shrunkDivergence: last.divergence, trace: last.trace, confirmed, known, count: 1,

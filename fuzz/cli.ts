@@ -259,14 +259,15 @@ async function cmdReplay(argv: string[]): Promise<number> {
       }
       const config: Config = isModel ? c.config : { ...c.config, pmus: backend.info.config.pmus };
       const [trace] = backend.runSync ? backend.runSync([c.program], config) : await backend.run([c.program], config);
-      const v = checkTrace(c.program, config, profile, trace);
+      const fired = new Map<string, number>();
+      const v = checkTrace(c.program, config, profile, trace, fired);
       const exp = isModel || !c.bugs?.length ? checkExpect(c, trace) : null;
       let r: ReplayResult;
       if (exp) r = { ...base, status: "divergence", divergence: exp };
       else if (bugs.length) r = v.accepted ? { ...base, status: "bug-missed", reason: `the spec no longer catches bug ${bugs.join(", ")}` } : { ...base, status: "bug-caught", divergence: v.divergence };
       else if (v.accepted) r = { ...base, status: "agrees" };
       else {
-        const k: KnownDivergence | null = matchKnown(known, v.divergence, profile, backend.info);
+        const k: KnownDivergence | null = matchKnown(known, v.divergence, profile, backend.info, fired);
         r = { ...base, status: k ? "known" : "divergence", divergence: v.divergence, ...(k ? { reason: `${k.id}: ${k.explanation}` } : {}) };
       }
       results.push(r);

@@ -18,6 +18,8 @@ export const KnownDivergence = z.object({
   profiles: z.array(ProfileId).min(1),
   /** Backend names it applies to: "host", "vm:*", "model" ... (default: any kernel backend). */
   backends: z.array(z.string()).optional(),
+  /** Rule ids of which at least one must have fired in the divergent program (the mechanism). */
+  requires: z.array(z.string()).optional(),
   explanation: z.string().min(1),
   kernelsSeen: z.array(z.string()),
   /** Path of the minimal reproducer case, relative to the repository root. */
@@ -38,9 +40,14 @@ function backendMatches(pattern: string, name: string): boolean {
   return pattern.endsWith("*") ? name.startsWith(pattern.slice(0, -1)) : pattern === name;
 }
 
-export function matchKnown(known: readonly KnownDivergence[], d: Divergence, profile: string, backend: BackendInfo): KnownDivergence | null {
+/**
+ * The known divergence that explains `d`, if any: same kind and rule, a listed profile and
+ * backend, and (when the entry names its mechanism) one of its rules fired in the program.
+ */
+export function matchKnown(known: readonly KnownDivergence[], d: Divergence, profile: string, backend: BackendInfo, fired?: ReadonlyMap<string, number>): KnownDivergence | null {
   for (const k of known) {
     if (k.kind !== d.kind || k.rule !== d.rule) continue;
+    if (k.requires && !k.requires.some((r) => (fired?.get(r) ?? 0) > 0)) continue;
     if (!k.profiles.includes(profile as ProfileId)) continue;
     const pats = k.backends ?? ["host", "vm:*"];
     if (!pats.some((p) => backendMatches(p, backend.name))) continue;

@@ -117,10 +117,10 @@ function auditMismatch(a: Audit, p: { vmPinKb: number; budgetPages: number; live
 /** Conservation as seen in an observed audit (independent of any prediction). */
 function observedConservation(a: Audit, cfg: Config): { id: string; detail: string } | null {
   const limit = (cfg.mlockKb >> 2) * cfg.cpus;
-  if (a.vmPinKb !== 0) return { id: "conserve.pinned_vm", detail: `observed VmPin ${a.vmPinKb} kB after teardown` };
-  if (a.budgetPages !== undefined && cfg.paranoid > -1 && a.budgetPages !== limit) return { id: "conserve.locked_vm", detail: `observed budget ${a.budgetPages} pages after teardown, limit ${limit}` };
-  if (a.liveAux !== undefined && a.liveAux !== 0) return { id: "conserve.aux_freed", detail: `observed ${a.liveAux} AUX areas still set up` };
-  if (a.auxSetups !== undefined && a.auxFrees !== undefined && a.auxSetups !== a.auxFrees) return { id: "conserve.aux_freed", detail: `observed ${a.auxSetups} setups, ${a.auxFrees} frees` };
+  if (a.vmPinKb !== 0) return { id: "conserve.pinned_vm", detail: `VmPin ${a.vmPinKb} kB after teardown` };
+  if (a.budgetPages !== undefined && cfg.paranoid > -1 && a.budgetPages !== limit) return { id: "conserve.locked_vm", detail: `budget ${a.budgetPages} pages after teardown, limit ${limit}` };
+  if (a.liveAux !== undefined && a.liveAux !== 0) return { id: "conserve.aux_freed", detail: `${a.liveAux} AUX areas still set up` };
+  if (a.auxSetups !== undefined && a.auxFrees !== undefined && a.auxSetups !== a.auxFrees) return { id: "conserve.aux_freed", detail: `${a.auxSetups} setups, ${a.auxFrees} frees` };
   return null;
 }
 
