@@ -15,7 +15,7 @@ import type { Config, Program } from "../../spec/program.ts";
 import { profileFor } from "../../spec/profiles.ts";
 import type { Trace } from "../../spec/trace.ts";
 import { provisionKernel, type ProvisionedKernel } from "./provision.ts";
-import { GuestError, GuestVM, busyboxBinary, defaultAgent, qemuBinary, type GuestHello } from "./qemu.ts";
+import { AGENT_ARGS, GuestError, GuestVM, busyboxBinary, defaultAgent, qemuBinary, type GuestHello } from "./qemu.ts";
 import { PROJECT_ROOT } from "./provision.ts";
 import { bundleAgent } from "./bundle.ts";
 import { versionForProfile } from "./release.ts";
@@ -82,7 +82,7 @@ async function guestAgent(log: (m: string) => void): Promise<string[]> {
   if (process.env.AUXSPEC_VM_TSX !== "1") {
     try {
       const bundle = await bundleAgent(PROJECT_ROOT, log);
-      return ["node", bundle, "--allow-sysctl"];
+      return ["node", bundle, ...AGENT_ARGS];
     } catch (e) {
       log(`could not bundle the agent (${(e as Error).message.split("\n")[0]}); the guest runs it under tsx`);
     }
@@ -128,7 +128,7 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
     notes: [
       `Debian kernel ${hello.release}${k.debVersion ? ` (package ${k.debVersion})` : ""} under QEMU TCG, 1 CPU: profile ${choice.profile} (${choice.why})`,
       `AUX PMU: the auxspec_pmu test module (type ${hello.auxType}); auxFault switches its setup_aux to fail; the audit reads its live/setups/frees counters`,
-      "the guest runs the host executor's agent (fresh uid per program); kernel WARN/BUG/Oops lines of a program come back as audit.warnings",
+      "the guest runs the host executor's agent (fresh uid per program, page accesses in-process); kernel WARN/BUG/Oops lines of a program come back as audit.warnings",
       `boot took ${vm.bootSeconds} s; programs run one at a time in the guest`,
       ...(hello.bootWarnings.length ? [`kernel warnings during boot: ${hello.bootWarnings.join(" | ")}`] : []),
     ],

@@ -68,8 +68,16 @@ export interface BootOptions {
   append?: string;
 }
 
+/**
+ * The guest agent's flags: sysctlMlock is allowed (the guest is ours alone), and page accesses
+ * run in-process as the host backend does by default (hwtest/host/backend.ts). In "child" mode
+ * the agent reported ENODEV for a failing perf_event_open after a SIGSEGV in an earlier
+ * program, on the host kernel too (a harness artefact, reported to the lead).
+ */
+export const AGENT_ARGS = ["--allow-sysctl", "--touch=inproc"] as const;
+
 export function defaultAgent(project: string): string[] {
-  return ["node", join(project, "node_modules", "tsx", "dist", "cli.mjs"), join(project, "hwtest", "host", "agent.ts"), "--allow-sysctl"];
+  return ["node", join(project, "node_modules", "tsx", "dist", "cli.mjs"), join(project, "hwtest", "host", "agent.ts"), ...AGENT_ARGS];
 }
 
 export function qemuBinary(): string | null {
