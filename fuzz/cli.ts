@@ -22,6 +22,7 @@ import { runCampaign, type CampaignStats, type Finding } from "./campaign.ts";
 import { runParallel } from "./parallel.ts";
 import { loadKnown, matchKnown, type KnownDivergence } from "./known.ts";
 import { loadCase, listCases, findingToCase, writeCase, CaseError, rel } from "./cases.ts";
+import { replayCases } from "./replay.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const KNOWN_PATH = join(ROOT, "cases", "known-divergences.json");
@@ -208,19 +209,6 @@ async function cmdFuzz(argv: string[]): Promise<number> {
   }
 }
 
-interface ReplayResult { case: string; name: string; backend: string; profile: ProfileId; status: "agrees" | "divergence" | "known" | "bug-caught" | "bug-missed" | "skipped"; divergence?: Divergence; reason?: string }
-
-function checkExpect(c: Case, trace: Trace): Divergence | null {
-  if (!c.expect) return null;
-  for (let i = 0; i < c.expect.length; i++) {
-    const got = trace.steps[i]?.outcome;
-    if (!got || !sameOutcome(got, c.expect[i])) {
-      return { kind: "expect", opIndex: i, rule: "case.expect", expected: [showOutcome(c.expect[i])], observed: got ? showOutcome(got) : "(no step)", detail: `the case asserts ${showOutcome(c.expect[i])} for op ${i}` };
-    }
-  }
-  return null;
-}
-
 async function cmdReplay(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
@@ -236,50 +224,11 @@ async function cmdReplay(argv: string[]): Promise<number> {
   }
   const cases = files.map((f) => ({ file: f, c: loadCase(f) })); // all parsed before anything runs
   const known = loadKnown(KNOWN_PATH);
-  const results: ReplayResult[] = [];
-  const kernelBackend = a.backend === "model" ? null : await openBackend(a.backend, { log });
-  try {
-    for (const { file, c } of cases) {
-      const isModel = kernelBackend === null;
-      const bugs = isModel ? c.bugs ?? [] : [];
-      const backend = kernelBackend ?? await openBackend("model", { profile: a.profile === "auto" ? c.profile ?? "6.18" : a.profile, bugs });
-      const profile: ProfileId = a.profile !== "auto" ? a.profile : isModel ? (c.profile ?? backend.info.profile) : backend.info.profile;
-      const base = { case: rel(file), name: c.name, backend: backend.info.name, profile };
-      if (!isModel) {
-        if (c.bugs?.length) { results.push({ ...base, status: "skipped", reason: "a model-bug case (replay it on the model)" }); continue; }
-        const bad = c.program.find((op) => backend.info.unsupported.has(op.op));
-        if (bad) { results.push({ ...base, status: "skipped", reason: `op ${bad.op} is not supported on ${backend.info.name}` }); continue; }
-        if (c.program.some((op) => op.op === "open" && op.pmu === "aux") && backend.info.config.pmus.aux === null) {
-          results.push({ ...base, status: "skipped", reason: "needs an AUX PMU" }); continue;
-        }
-        if (c.config.cpus !== backend.info.config.cpus || c.config.mlockKb !== backend.info.config.mlockKb) {
-          results.push({ ...base, status: "skipped", reason: `made for cpus=${c.config.cpus} mlock_kb=${c.config.mlockKb}; this kernel has cpus=${backend.info.config.cpus} mlock_kb=${backend.info.config.mlockKb}` });
-          continue;
-        }
-      }
-      const config: Config = isModel ? c.config : { ...c.config, pmus: backend.info.config.pmus };
-      const [trace] = backend.runSync ? backend.runSync([c.program], config) : await backend.run([c.program], config);
-      const fired = new Map<string, number>();
-      const v = checkTrace(c.program, config, profile, trace, fired);
-      const exp = isModel || !c.bugs?.length ? checkExpect(c, trace) : null;
-      let r: ReplayResult;
-      if (exp) r = { ...base, status: "divergence", divergence: exp };
-      else if (bugs.length) r = v.accepted ? { ...base, status: "bug-missed", reason: `the spec no longer catches bug ${bugs.join(", ")}` } : { ...base, status: "bug-caught", divergence: v.divergence };
-      else if (v.accepted) r = { ...base, status: "agrees" };
-      else {
-        const k: KnownDivergence | null = matchKnown(known, v.divergence, profile, backend.info, fired);
-        r = { ...base, status: k ? "known" : "divergence", divergence: v.divergence, ...(k ? { reason: `${k.id}: ${k.explanation}` } : {}) };
-      }
-      results.push(r);
-      if (!a.json) {
-        const d = r.divergence;
-        log(`${r.status.toUpperCase().padEnd(10)} ${r.case} [${r.backend}, ${r.profile}]${d ? ` ${d.kind} at ${d.opIndex >= 0 ? `op ${d.opIndex}` : "audit"} (${d.rule}): spec allows ${d.expected.join(" | ")}, observed ${d.observed}` : ""}${r.reason ? ` -- ${r.reason}` : ""}`);
-      }
-      if (isModel) await backend.close();
-    }
-  } finally {
-    await kernelBackend?.close();
-  }
+  const results = await replayCases(cases, a.backend, a.profile, known, log, (r) => {
+    if (a.json) return;
+    const d = r.divergence;
+    log(`${r.status.toUpperCase().padEnd(10)} ${r.case} [${r.backend}, ${r.profile}]${d ? ` ${d.kind} at ${d.opIndex >= 0 ? `op ${d.opIndex}` : "audit"} (${d.rule}): spec allows ${d.expected.join(" | ")}, observed ${d.observed}` : ""}${r.reason ? ` -- ${r.reason}` : ""}`);
+  });
   const failed = results.filter((r) => r.status === "divergence" || r.status === "bug-missed");
   if (a.json) console.log(JSON.stringify({ results, failed: failed.length }, null, 2));
   else log(`${results.length} cases: ${results.filter((r) => r.status === "agrees").length} agree, ${results.filter((r) => r.status === "bug-caught").length} bugs caught, ${results.filter((r) => r.status === "known").length} known, ${results.filter((r) => r.status === "skipped").length} skipped, ${failed.length} failed`);

@@ -20,6 +20,7 @@ export interface WorkerJob {
   stride: number;
   offset: number;
   maxOps: number;
+  minOps?: number;
   known: KnownDivergence[];
 }
 

@@ -406,30 +406,53 @@ static void STEP(int i, const char *desc, int got, int preferred, const int *all
 	printf("ok %d - %s: %s\\n", ++tap_n, desc, name_of(got));
 }
 
-/* Budget probe: map fresh 1-page buffers (user page only, 1 page of locked_vm each) until EPERM. */
-static long probe_budget(void)
+static int map_fresh(long len_pages, int *fdp)
+{
+	int fd = perf_open(0, -1, 0, -1, 0);
+	void *p;
+
+	if (fd < 0)
+		return 0;
+	p = mmap(NULL, len_pages * PGSZ, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		close(fd);
+		return 0;
+	}
+	*fdp = fd;
+	return 1;
+}
+
+/*
+ * Budget probe, as every auxspec backend does it: with RLIMIT_MEMLOCK 0 and no CAP_IPC_LOCK,
+ * map fresh buffers greedily, 2^k + 1 pages from the largest under the cap down, then 1-page
+ * ones, until EPERM; count the pages. With nothing leaked that is user_lock_limit exactly.
+ */
+static long probe_budget(long limit)
 {
 	static int pfd[4096];
-	long n = 0, i;
+	long pages = 0, cap = limit + 16, n;
+	int k = 0, nfd = 0, i;
 
 	if (op_rlimit(0)) {
 		printf("# cannot set RLIMIT_MEMLOCK to 0: %s\\n", strerror(errno));
 		return -1;
 	}
-	for (; n < 4096; n++) {
-		void *p;
-		pfd[n] = perf_open(0, -1, 0, -1, 0);
-		if (pfd[n] < 0)
-			break;
-		p = mmap(NULL, PGSZ, PROT_READ, MAP_SHARED, pfd[n], 0);
-		if (p == MAP_FAILED) {
-			close(pfd[n]);
-			break;
+	while ((2L << k) + 1 <= cap)
+		k++;
+	for (; k >= 0; k--) {
+		n = 1L << k;
+		while (pages + n + 1 <= cap && nfd < 4096 && map_fresh(n + 1, &pfd[nfd])) {
+			nfd++;
+			pages += n + 1;
 		}
 	}
-	for (i = 0; i < n; i++)
+	while (pages + 1 <= cap && nfd < 4096 && map_fresh(1, &pfd[nfd])) {
+		nfd++;
+		pages++;
+	}
+	for (i = 0; i < nfd; i++)
 		close(pfd[i]); /* the mappings stay until exit; the probe runs last */
-	return n;
+	return pages;
 }
 
 static int find_aux_pmu(void)
@@ -520,7 +543,7 @@ ${lines.join("\n")}
 	if (was_root) {
 		usleep(50000); /* let deferred frees settle */
 		limit = (mlock_kb >> 2) * cpus;
-		budget = probe_budget();
+		budget = probe_budget(limit);
 		if (budget == limit)
 			printf("ok %d - audit: locked-memory budget %ld pages back in full\\n", ++tap_n, budget);
 		else {

@@ -10,7 +10,7 @@ process.once("message", async (job: WorkerJob) => {
     const backend = modelBackend(job.profile, job.bugs);
     const { stats } = await runCampaign({
       backend, profile: job.profile, seed: job.seed, runs: job.runs, seconds: job.seconds,
-      stride: job.stride, offset: job.offset, maxOps: job.maxOps, known: job.known,
+      stride: job.stride, offset: job.offset, maxOps: job.maxOps, minOps: job.minOps, known: job.known,
       onProgress: (s) => send({ t: "progress", programs: s.programs, ops: s.ops, divergences: s.divergences, known: s.known }),
       onDivergence: (f) => send({ t: "finding", finding: f }),
     });

@@ -1323,7 +1323,8 @@ export class Kernel {
    * The uid's remaining budget as the harness's probe measures it (hwtest/host/executor.ts
    * runAudit + perf.ts probeBudget): with perf_event_mlock_kb restored, RLIMIT_MEMLOCK set to
    * the pages pinned_vm holds after teardown (normally 0), no CAP_IPC_LOCK, it maps fresh
-   * 1-page buffers (user_extra = 1 each) until EPERM, at most user_lock_limit + 16 of them.
+   * buffers greedily, largest first (2^k + 1 pages, then 1-page ones), until EPERM, at most
+   * user_lock_limit + 16 pages.
    * Computed with this profile's own accounting arithmetic (limitsFor(): the 6.x clamp
    * min(locked_vm, limit), the seed's and mlock-negative's unclamped unsigned sum), so a
    * negative locked_vm probes as 0 on 6.x and, in the seed, as limit + 1 when it is -1.
@@ -1338,16 +1339,26 @@ export class Kernel {
     // Fast path: 0 <= L <= limit, P >= 0: every probe mapping until L reaches the limit charges
     // locked_vm only (extra = 0); the next one needs a pinned page the rlimit does not have.
     if (L >= 0 && L <= limit && P >= 0 && this.config.paranoid > -1) return Math.min(cap, limit - L);
+    // Slow path: the probe's own greedy order (perf.ts probeBudget: 2^k + 1 page buffers from the
+    // largest that fits under the cap down, each while it maps, then 1-page buffers), because with
+    // an unclamped or negative locked_vm the order decides where EPERM first strikes.
     let pinned = P;
-    let n = 0;
-    while (n < cap) {
-      const lim = this.limitsFor(L, pinned, memlock, false, 1);
-      if (lim.eperm) break;
-      L += this.era.splitCharge ? lim.userExtra : 1;
+    let pages = 0;
+    const tryMap = (userExtra: number): boolean => {
+      const lim = this.limitsFor(L, pinned, memlock, false, userExtra);
+      if (lim.eperm) return false;
+      L += this.era.splitCharge ? lim.userExtra : userExtra;
       pinned += lim.extra;
-      n++;
+      return true;
+    };
+    let k = 0;
+    while (2 ** (k + 1) + 1 <= cap) k++;
+    for (; k >= 0; k--) {
+      const n = 2 ** k;
+      while (pages + n + 1 <= cap && tryMap(n + 1)) pages += n + 1;
     }
-    return n;
+    while (pages + 1 <= cap && tryMap(1)) pages += 1;
+    return pages;
   }
 
   // =============================================================================================

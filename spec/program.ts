@@ -165,6 +165,13 @@ export const Case = z.object({
   program: Program,
   /** The outcome of each op that the case asserts (same length as program). */
   expect: z.array(Outcome).optional(),
+  /** The verdict the spec gives the case under its profile, when it is not "accepted": a
+   *  profile whose own rules break a conservation invariant (the seed, the pre-fix LTS
+   *  kernels) or predict a kernel warning must say so. Replay on the model checks it. */
+  verdict: z.union([
+    z.literal("accepted"),
+    z.object({ kind: z.enum(["outcome", "vmpin", "invariant", "kernel-warning"]), rule: z.string().min(1) }).strict(),
+  ]).optional(),
   /** Reference-model bugs this case was found with (reference/bugs.ts ids). */
   bugs: z.array(z.string()).optional(),
 }).strict().superRefine((c, ctx) => {

@@ -1,0 +1,96 @@
+/**
+ * Replay: run cases on a backend and judge them. Shared by `npm run replay` and the test
+ * that replays every case under cases/.
+ *
+ * Statuses: agrees; divergence (the spec, or the case's `expect`, disagrees); known (a
+ * divergence on the known list); bug-caught / bug-missed (a case with `bugs` replays on
+ * the model with those bugs on, and the spec must still reject it with a divergence that
+ * is not already explained by the known list); skipped (the backend cannot run it, with
+ * the reason).
+ */
+import { checkTrace } from "../spec/index.ts";
+import type { Case, Config, ProfileId } from "../spec/program.ts";
+import { sameOutcome, showOutcome, type Divergence, type Trace } from "../spec/trace.ts";
+import type { Backend } from "./backend.ts";
+import { openBackend } from "./backends.ts";
+import { matchKnown, type KnownDivergence } from "./known.ts";
+import { rel } from "./cases.ts";
+
+export type ReplayStatus = "agrees" | "divergence" | "known" | "bug-caught" | "bug-missed" | "skipped";
+export interface ReplayResult { case: string; name: string; backend: string; profile: ProfileId; status: ReplayStatus; divergence?: Divergence; reason?: string }
+
+export function checkExpect(c: Case, trace: Trace): Divergence | null {
+  if (!c.expect) return null;
+  for (let i = 0; i < c.expect.length; i++) {
+    const got = trace.steps[i]?.outcome;
+    if (!got || !sameOutcome(got, c.expect[i])) {
+      return { kind: "expect", opIndex: i, rule: "case.expect", expected: [showOutcome(c.expect[i])], observed: got ? showOutcome(got) : "(no step)", detail: `the case asserts ${showOutcome(c.expect[i])} for op ${i}` };
+    }
+  }
+  return null;
+}
+
+/** The case's declared verdict against the spec's (model replays only). */
+export function checkVerdict(c: Case, d: Divergence | null): Divergence | null {
+  const want = c.verdict ?? "accepted";
+  const got = d === null ? "accepted" : `${d.kind} ${d.rule}`;
+  const wanted = want === "accepted" ? "accepted" : `${want.kind} ${want.rule}`;
+  if (got === wanted || (want === "accepted" && c.bugs?.length)) return null;
+  if (want === "accepted" && d) return null; // judged below: known list, bug cases
+  return { kind: "expect", opIndex: d?.opIndex ?? -1, rule: "case.verdict", expected: [wanted], observed: got, detail: `the case says the spec's verdict is ${wanted}` };
+}
+
+/** Why a kernel backend cannot run this case, or null. */
+export function cannotRun(c: Case, backend: Backend): string | null {
+  const info = backend.info;
+  if (c.bugs?.length) return "a model-bug case (replay it on the model)";
+  const bad = c.program.find((op) => info.unsupported.has(op.op));
+  if (bad) return `op ${bad.op} is not supported on ${info.name}`;
+  if (c.program.some((op) => op.op === "open" && op.pmu === "aux") && info.config.pmus.aux === null) return "needs an AUX PMU";
+  if (c.config.cpus !== info.config.cpus || c.config.mlockKb !== info.config.mlockKb) {
+    return `made for cpus=${c.config.cpus} mlock_kb=${c.config.mlockKb}; this kernel has cpus=${info.config.cpus} mlock_kb=${info.config.mlockKb}`;
+  }
+  return null;
+}
+
+export async function replayCases(
+  cases: readonly { file: string; c: Case }[], backendName: string, profileOpt: ProfileId | "auto",
+  known: readonly KnownDivergence[], log: (s: string) => void, onResult?: (r: ReplayResult) => void,
+): Promise<ReplayResult[]> {
+  const results: ReplayResult[] = [];
+  const kernelBackend = backendName === "model" ? null : await openBackend(backendName, { log });
+  try {
+    for (const { file, c } of cases) {
+      const bugs = kernelBackend ? [] : c.bugs ?? [];
+      const modelProfile = profileOpt !== "auto" ? profileOpt : c.profile ?? "6.18";
+      const backend = kernelBackend ?? await openBackend("model", { profile: modelProfile, bugs });
+      const profile: ProfileId = kernelBackend ? (profileOpt !== "auto" ? profileOpt : backend.info.profile) : modelProfile;
+      const base = { case: rel(file), name: c.name, backend: backend.info.name, profile };
+      const why = kernelBackend ? cannotRun(c, backend) : null;
+      let r: ReplayResult;
+      if (why) r = { ...base, status: "skipped", reason: why };
+      else {
+        const config: Config = kernelBackend ? { ...c.config, pmus: backend.info.config.pmus } : c.config;
+        const [trace] = backend.runSync ? backend.runSync([c.program], config) : await backend.run([c.program], config);
+        const fired = new Map<string, number>();
+        const v = checkTrace(c.program, config, profile, trace, fired);
+        const k = v.accepted ? null : matchKnown(known, v.divergence, profile, backend.info, fired);
+        const exp = kernelBackend ? null : checkExpect(c, trace) ?? checkVerdict(c, v.accepted ? null : v.divergence);
+        if (exp) r = { ...base, status: "divergence", divergence: exp };
+        else if (!kernelBackend && c.verdict && c.verdict !== "accepted") r = { ...base, status: "agrees", reason: `the spec reports ${c.verdict.kind} ${c.verdict.rule}, as the case says`, divergence: v.accepted ? undefined : v.divergence };
+        else if (bugs.length) {
+          r = v.accepted || k
+            ? { ...base, status: "bug-missed", reason: `the spec no longer tells bug ${bugs.join(", ")} apart${k ? ` (only the known ${k.id} shows)` : ""}` }
+            : { ...base, status: "bug-caught", divergence: v.divergence };
+        } else if (v.accepted) r = { ...base, status: "agrees" };
+        else r = { ...base, status: k ? "known" : "divergence", divergence: v.divergence, ...(k ? { reason: `${k.id}: ${k.explanation}` } : {}) };
+      }
+      results.push(r);
+      onResult?.(r);
+      if (!kernelBackend) await backend.close();
+    }
+  } finally {
+    await kernelBackend?.close();
+  }
+  return results;
+}
