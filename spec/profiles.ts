@@ -33,9 +33,12 @@ export function profileFor(release: string, version?: string): ProfileChoice {
   let v = parseRelease(release);
   if (!v) throw new Error(`cannot parse kernel release ${JSON.stringify(release)}`);
   if (version && v.patch === 0) {
-    const deb = /Debian (\d+\.\d+\.\d+)/.exec(version);
-    const real = deb ? parseRelease(deb[1]) : null;
-    if (real && real.major === v.major && real.minor === v.minor) v = real;
+    // "... (gcc-12 (Debian 12.2.0-14) 12.2.0 ...) ... Debian 6.1.170-1 ...": the first
+    // "Debian X.Y.Z" can be the compiler's; take the one of the same major.minor.
+    for (const deb of version.matchAll(/Debian (\d+\.\d+\.\d+)/g)) {
+      const real = parseRelease(deb[1]);
+      if (real && real.major === v.major && real.minor === v.minor) { v = real; break; }
+    }
   }
   const { major, minor, patch } = v;
   const at = `${major}.${minor}.${patch}`;
