@@ -58,8 +58,10 @@ const DATA_NR = [1, 0, 2, 4, 8, 3, 16, 32, 5, 64, 128, 7, 256, 9, 6, 512];
 /** AUX sizes in pages. */
 const AUX_NR = [1, 2, 4, 8, 3, 16, 32, 64, 0, 5, 128, 256, 6, 512];
 /** aux_offset relative to the end of the data area (1 + nr pages). */
-const AUX_OFF_DELTA = [0, 1, -1, 2, 4, -2, 8, 3];
+const AUX_OFF_DELTA = [0, 0, 1, 0, -1, 2, 0, 4, -2, 8, 3];
 const PROTS: readonly Prot[] = ["rw", "r", "rw", "none", "rx", "rwx"];
+/** Data mappings: mostly writable, so that setAux can write the user page. */
+const DATA_PROTS: readonly Prot[] = ["rw", "rw", "r", "rw", "none", "rw", "rx", "rwx"];
 const RLIMITS: ReadonlyArray<number | "unlimited"> = [0, 1, 2, 4, 8, 16, 64, 256, 512, "unlimited", 3, 32, 128];
 const MLOCK_KB = [516, 0, 4, 8, 64, 260, 1024, 12, 2048];
 
@@ -79,6 +81,7 @@ export function decode(genes: readonly Gene[], opts: GenOptions): Program {
   const maps: MapInfo[] = [];
   /** per event: nr of its last data mapping, and the aux offset/size last written through it */
   const lastDataNr: number[] = [];
+  const lastDataMap: string[] = [];
   const lastAux: Array<{ off: number; size: number } | undefined> = [];
   const ev = (i: number) => `e${i}`;
 
@@ -94,6 +97,9 @@ export function decode(genes: readonly Gene[], opts: GenOptions): Program {
     if (nEv === 0 && kind !== "rlimit" && kind !== "sysctlMlock" && kind !== "auxFault") kind = "open";
     if (maps.length === 0 && (kind === "munmap" || kind === "mremap" || kind === "mprotect" || kind === "mapFixedAnon" ||
       kind === "touch" || kind === "readUserPage" || kind === "setAux")) kind = "mmapData";
+
+    // An AUX mapping needs a data mapping first: mostly make that instead.
+    if (kind === "mmapAux" && a % 8 < 6 && !maps.some((m) => m.pgoff === 0)) kind = "mmapData";
 
     switch (kind) {
       case "open": {
@@ -113,11 +119,12 @@ export function decode(genes: readonly Gene[], opts: GenOptions): Program {
         // Half the time reuse the size the event was last mapped with (a second map of the same buffer).
         const nr = lastDataNr[e] !== undefined && c % 2 === 1 ? lastDataNr[e]! : pick(DATA_NR, b);
         const h = `m${maps.length}`;
-        const op: Extract<Op, { op: "mmap" }> = { op: "mmap", map: h, ev: ev(e), pages: 1 + nr, pgoff: 0, prot: pick(PROTS, d) };
+        const op: Extract<Op, { op: "mmap" }> = { op: "mmap", map: h, ev: ev(e), pages: 1 + nr, pgoff: 0, prot: pick(DATA_PROTS, d) };
         if (c % 13 === 7) op.shared = false;
         prog.push(op);
         maps.push({ handle: h, ev: e, pages: 1 + nr, pgoff: 0 });
         lastDataNr[e] = nr;
+        lastDataMap[e] = h;
         break;
       }
       case "setAux": {
@@ -131,7 +138,24 @@ export function decode(genes: readonly Gene[], opts: GenOptions): Program {
         break;
       }
       case "mmapAux": {
-        const e = a % nEv;
+        // Mostly an event whose user page already says where AUX goes; else one with a data
+        // mapping, writing aux_offset/aux_size first (one gene, two ops); else any event.
+        const withAux: number[] = [];
+        const withData: number[] = [];
+        for (let i = 0; i < nEv; i++) {
+          if (lastAux[i]) withAux.push(i);
+          else if (lastDataMap[i] !== undefined) withData.push(i);
+        }
+        const how = a % 8;
+        let e: number;
+        if (withAux.length && how < 4) e = withAux[(a >> 3) % withAux.length];
+        else if (withData.length && how < 7) {
+          e = withData[(a >> 3) % withData.length];
+          const off = 1 + lastDataNr[e]!;
+          const sz = pick(AUX_NR, c);
+          prog.push({ op: "setAux", map: lastDataMap[e], offsetPages: off, sizePages: sz });
+          lastAux[e] = { off, size: sz };
+        } else e = (a >> 3) % nEv;
         const want = lastAux[e] ?? { off: 1 + (lastDataNr[e] ?? 1), size: pick(AUX_NR, c) };
         // b: 0..5 use the user page's values; then size or offset mismatches.
         const mode = b % 9;

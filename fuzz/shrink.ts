@@ -64,8 +64,21 @@ export async function shrink(
       if (await test(dense)) { prog = dense; changed = true; }
     }
   }
+  // 4. Drop optional fields that do not matter (cpu, inherit, outputTo, ...), one at a time.
+  for (let i = 0; i < prog.length; i++) {
+    for (const key of OPTIONAL_KEYS) {
+      if (!(key in prog[i])) continue;
+      const op = { ...prog[i] } as Record<string, unknown>;
+      delete op[key];
+      const cand = prog.slice();
+      cand[i] = op as Op;
+      if (programProblems(cand).length === 0 && (await test(cand))) prog = cand;
+    }
+  }
   return { program: renumber(prog), runs };
 }
+
+const OPTIONAL_KEYS = ["cpu", "inherit", "outputTo", "shared", "mayMove"] as const;
 
 /** Rename handles densely in order of introduction (e0, e1 ..., m0, m1 ...). */
 export function renumber(program: Program): Program {
