@@ -47,6 +47,7 @@ export function cannotRun(c: Case, backend: Backend): string | null {
   const bad = c.program.find((op) => info.unsupported.has(op.op));
   if (bad) return `op ${bad.op} is not supported on ${info.name}`;
   if (c.program.some((op) => op.op === "open" && op.pmu === "aux") && info.config.pmus.aux === null) return "needs an AUX PMU";
+  if (c.config.paranoid !== info.config.paranoid) return `made for perf_event_paranoid ${c.config.paranoid}; this kernel has ${info.config.paranoid}`;
   if (c.config.cpus !== info.config.cpus || c.config.mlockKb !== info.config.mlockKb) {
     return `made for cpus=${c.config.cpus} mlock_kb=${c.config.mlockKb}; this kernel has cpus=${info.config.cpus} mlock_kb=${info.config.mlockKb}`;
   }
@@ -56,9 +57,11 @@ export function cannotRun(c: Case, backend: Backend): string | null {
 export async function replayCases(
   cases: readonly { file: string; c: Case }[], backendName: string, profileOpt: ProfileId | "auto",
   known: readonly KnownDivergence[], log: (s: string) => void, onResult?: (r: ReplayResult) => void,
+  /** An already opened kernel backend to use (and leave open). */
+  opened?: Backend,
 ): Promise<ReplayResult[]> {
   const results: ReplayResult[] = [];
-  const kernelBackend = backendName === "model" ? null : await openBackend(backendName, { log });
+  const kernelBackend = opened ?? (backendName === "model" ? null : await openBackend(backendName, { log }));
   try {
     for (const { file, c } of cases) {
       const bugs = kernelBackend ? [] : c.bugs ?? [];
@@ -70,7 +73,10 @@ export async function replayCases(
       let r: ReplayResult;
       if (why) r = { ...base, status: "skipped", reason: why };
       else {
-        const config: Config = kernelBackend ? { ...c.config, pmus: backend.info.config.pmus } : c.config;
+        // On a kernel the PMUs and the memlock hard limit are the machine's, and the spec judges with them.
+        const config: Config = kernelBackend
+          ? { ...c.config, pmus: backend.info.config.pmus, memlockHardPages: backend.info.config.memlockHardPages }
+          : c.config;
         const [trace] = backend.runSync ? backend.runSync([c.program], config) : await backend.run([c.program], config);
         const fired = new Map<string, number>();
         const v = checkTrace(c.program, config, profile, trace, fired);
@@ -90,7 +96,7 @@ export async function replayCases(
       if (!kernelBackend) await backend.close();
     }
   } finally {
-    await kernelBackend?.close();
+    if (!opened) await kernelBackend?.close();
   }
   return results;
 }
