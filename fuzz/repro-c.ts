@@ -99,6 +99,7 @@ ${(c.description ?? "").split("\n").map((l) => ` * ${l.replace(/\*\//g, "* /")}`
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <setjmp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -247,60 +248,65 @@ static UNUSED int op_map_fixed_anon(int m, long off, long pages)
 	return p == MAP_FAILED ? errno : 0;
 }
 
-/* Memory accesses happen in a child so that SIGBUS/SIGSEGV end the child, not us. */
-static int probe(unsigned long addr, int nwords, unsigned long *out, int wr)
-{
-	int pfd[2], st, i;
-	pid_t pid;
+/*
+ * Memory accesses run here under temporary SIGSEGV/SIGBUS handlers that siglongjmp back:
+ * a forked child cannot do them, because perf mappings are VM_DONTCOPY (the child would
+ * see no mapping at all and always get SIGSEGV).
+ */
+static sigjmp_buf access_jb;
+static volatile sig_atomic_t access_sig;
 
-	if (pipe(pfd))
-		return errno;
-	pid = fork();
-	if (pid == 0) {
-		volatile unsigned long *p = (volatile unsigned long *)addr;
-		unsigned long v[8];
-		close(pfd[0]);
+static void on_access_fault(int sig)
+{
+	access_sig = sig;
+	siglongjmp(access_jb, 1);
+}
+
+static int probe(unsigned long addr, int nwords, unsigned long *buf, int wr)
+{
+	struct sigaction sa, old_segv, old_bus;
+	volatile unsigned long *p = (volatile unsigned long *)addr;
+	int i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_access_fault;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &old_segv);
+	sigaction(SIGBUS, &sa, &old_bus);
+	access_sig = 0;
+	if (sigsetjmp(access_jb, 1) == 0) {
 		for (i = 0; i < nwords; i++) {
 			if (wr)
-				p[i] = out[i];
+				p[i] = buf[i];
 			else
-				v[i] = p[i];
+				buf[i] = p[i];
 		}
-		if (!wr && write(pfd[1], v, nwords * sizeof(long)) < 0)
-			_exit(2);
-		_exit(0);
 	}
-	close(pfd[1]);
-	if (!wr && read(pfd[0], out, nwords * sizeof(long)) < 0)
-		memset(out, 0, nwords * sizeof(long));
-	close(pfd[0]);
-	waitpid(pid, &st, 0);
-	if (WIFSIGNALED(st))
-		return -WTERMSIG(st);
-	return 0;
+	sigaction(SIGSEGV, &old_segv, NULL);
+	sigaction(SIGBUS, &old_bus, NULL);
+	return access_sig ? -access_sig : 0;
 }
 
 static UNUSED int op_touch(int m, long page, int wr)
 {
-	unsigned long v = 0;
-	int pfd[2], st;
-	pid_t pid;
+	struct sigaction sa, old_segv, old_bus;
+	volatile char *p = (volatile char *)(base(m) + page * PGSZ);
 
-	if (!wr) {
-		if (pipe(pfd))
-			return errno;
-		pid = fork();
-		if (pid == 0) {
-			volatile char c = *(volatile char *)(base(m) + page * PGSZ);
-			(void)c;
-			_exit(0);
-		}
-		close(pfd[0]);
-		close(pfd[1]);
-		waitpid(pid, &st, 0);
-		return WIFSIGNALED(st) ? -WTERMSIG(st) : 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_access_fault;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &old_segv);
+	sigaction(SIGBUS, &sa, &old_bus);
+	access_sig = 0;
+	if (sigsetjmp(access_jb, 1) == 0) {
+		if (wr)
+			*p = *p;
+		else
+			(void)*p;
 	}
-	return probe(base(m) + page * PGSZ, 1, &v, 1);
+	sigaction(SIGSEGV, &old_segv, NULL);
+	sigaction(SIGBUS, &old_bus, NULL);
+	return access_sig ? -access_sig : 0;
 }
 
 static unsigned long page_words[5];

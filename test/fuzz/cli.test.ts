@@ -1,0 +1,109 @@
+/**
+ * The command line as a user meets it: help, clear errors naming what is wrong (exit 2),
+ * --json output, exit 1 on a divergence, replay of a written case, and C reproducers that
+ * compile with gcc -static and agree with the replay verdict on the host kernel.
+ */
+import { describe, expect, it } from "vitest";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, readdirSync, existsSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { say, skipRoot } from "../hwtest/live.ts";
+
+const ROOT = join(import.meta.dirname, "../..");
+const cli = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "fuzz/cli.ts"), ...args], { cwd: ROOT, encoding: "utf8", timeout: 120_000 });
+
+describe("auxspec CLI", () => {
+  it("--help for fuzz and replay", () => {
+    const f = cli("fuzz", "--help");
+    expect(f.status).toBe(0);
+    expect(f.stdout).toMatch(/--backend B/);
+    expect(cli("replay", "--help").stdout).toMatch(/CASE\.json/);
+  });
+
+  it("bad options exit 2 naming the option", () => {
+    const r = cli("fuzz", "--backend", "model", "--runs", "0");
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--runs.*at least 1/);
+    const p = cli("fuzz", "--profile", "5.4");
+    expect(p.status).toBe(2);
+    expect(p.stderr).toMatch(/--profile/);
+    expect(cli("fuzz", "--frobnicate").status).toBe(2);
+    const b = cli("fuzz", "--backend", "qemu");
+    expect(b.status).toBe(2);
+    expect(b.stderr).toMatch(/unknown backend "qemu"/);
+    const bug = cli("fuzz", "--bug", "nonesuch");
+    expect(bug.status).toBe(2);
+    expect(bug.stderr).toMatch(/unknown bug "nonesuch"/);
+  });
+
+  it("a malformed case exits 2 with the Zod path, and nothing runs", () => {
+    const dir = mkdtempSync(join(tmpdir(), "auxspec-cli-"));
+    const bad = join(dir, "bad.json");
+    writeFileSync(bad, JSON.stringify({ format: "auxspec-case/1", name: "x", config: { pageSize: 4096, cpus: 2, mlockKb: 516, memlockPages: 16, capIpcLock: false, paranoid: 2, pmus: { aux: null } },
+      program: [{ op: "open", ev: "e0", pmu: "sw" }, { op: "mmap", map: "m0", ev: "e7", pages: 3, pgoff: 0, prot: "rw" }, { op: "touch", map: "m0", page: "one", write: false }] }));
+    const r = cli("replay", bad);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/program\.2\.page: .*expected number/);
+    // Handle discipline is checked once the shapes are right.
+    const c = JSON.parse(readFileSync(bad, "utf8"));
+    c.program[2].page = 1;
+    writeFileSync(bad, JSON.stringify(c));
+    const h = cli("replay", bad);
+    expect(h.status).toBe(2);
+    expect(h.stderr).toMatch(/program\.1\.ev: event handle e7 is used before an open introduces it/);
+    writeFileSync(bad, "{ not json");
+    expect(cli("replay", bad).status).toBe(2);
+    expect(cli("replay", join(dir, "missing.json")).stderr).toMatch(/no such file/);
+  });
+
+  it("fuzz --json on the seed finds divergences (exit 1), writes cases that replay and reproducers that compile", () => {
+    const out = mkdtempSync(join(tmpdir(), "auxspec-fuzz-"));
+    const r = cli("fuzz", "--backend", "model", "--profile", "seed", "--runs", "400", "--seed", "1", "--out", out, "--json");
+    expect(r.status).toBe(1);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ backend: "model", profile: "seed", seed: 1, programs: 400 });
+    expect(j.divergences.length).toBeGreaterThan(0);
+    expect(j.divergences[0]).toHaveProperty("shrunk");
+    expect(Object.keys(j.coverage).length).toBeGreaterThan(20);
+    const cases = readdirSync(out).filter((f) => f.endsWith(".json"));
+    expect(cases.length).toBe(j.divergences.length + j.known.length);
+    // A model case replays under its profile and still shows its divergence.
+    const rp = cli("replay", join(out, cases[0]), "--json");
+    expect(rp.status).toBe(1);
+    expect(JSON.parse(rp.stdout).results[0].status).toBe("divergence");
+    for (const c of readdirSync(out).filter((f) => f.endsWith(".c"))) {
+      execFileSync("gcc", ["-static", "-O2", "-Wall", "-Werror", "-o", join(out, c.replace(/\.c$/, "")), join(out, c)], { stdio: "pipe" });
+    }
+  }, 180_000);
+
+  it("the same seed prints the same programs", () => {
+    const a = JSON.parse(cli("fuzz", "--backend", "model", "--profile", "seed", "--runs", "200", "--seed", "5", "--out", mkdtempSync(join(tmpdir(), "a-")), "--json").stdout);
+    const b = JSON.parse(cli("fuzz", "--backend", "model", "--profile", "seed", "--runs", "200", "--seed", "5", "--out", mkdtempSync(join(tmpdir(), "b-")), "--json").stdout);
+    expect(a.divergences.map((d: { shrunk: unknown }) => d.shrunk)).toEqual(b.divergences.map((d: { shrunk: unknown }) => d.shrunk));
+  }, 60_000);
+});
+
+say(skipRoot, "C reproducers on the host");
+describe.skipIf(skipRoot !== null)("C reproducers on the host kernel", () => {
+  it("exit codes agree with replay --backend host (0 agrees, 1 diverges)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "auxspec-repro-"));
+    const pairs: Array<[string, number]> = [];
+    // The known 6.18 re-map leak (diverges on 6.18), and two litmus cases that agree.
+    const known = join(ROOT, "cases/known/6.18-remap-leaks-locked-vm.json");
+    for (const f of [known, join(ROOT, "cases/spec/touch.6.18.json"), join(ROOT, "cases/spec/open-output-ok.6.18.json")]) {
+      if (!existsSync(f)) throw new Error(`missing ${f}`);
+      const rp = cli("replay", f, "--backend", "host", "--json");
+      const status = JSON.parse(rp.stdout).results[0].status as string;
+      const want = status === "agrees" ? 0 : 1;
+      const src = join(dir, "r.c");
+      execFileSync(process.execPath, ["--import", "tsx", "-e",
+        `import { loadCase } from ${JSON.stringify(join(ROOT, "fuzz/cases.ts"))}; import { reproC } from ${JSON.stringify(join(ROOT, "fuzz/repro-c.ts"))}; import { writeFileSync } from "node:fs"; writeFileSync(${JSON.stringify(src)}, reproC(loadCase(${JSON.stringify(f)}), "6.18"));`], { cwd: ROOT });
+      execFileSync("gcc", ["-static", "-O2", "-o", join(dir, "r"), src]);
+      const run = spawnSync(join(dir, "r"), { encoding: "utf8" });
+      expect(run.stdout).toMatch(/^TAP version 13/);
+      pairs.push([`${f}: replay ${status}, reproducer exit ${run.status}\n${run.stdout}`, run.status === want ? 1 : 0]);
+    }
+    for (const [what, agree] of pairs) expect(agree, what).toBe(1);
+  }, 180_000);
+});
