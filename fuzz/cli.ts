@@ -12,7 +12,7 @@ import { existsSync, statSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { RULES, checkTrace } from "../spec/index.ts";
+import { RULES, NON_DECIDING } from "../spec/index.ts";
 import { PROFILES, ProfileId, formatZodError, type Case, type Config } from "../spec/program.ts";
 import { showOutcome, sameOutcome, type Divergence, type Trace } from "../spec/trace.ts";
 import { BUGS } from "../reference/index.ts";
@@ -100,13 +100,18 @@ function progressLine(s: { programs: number; ops: number; divergences: number; k
   process.stderr.write(`\r\x1b[K  ${s.programs} programs (${rate}/s)  ${s.ops} ops  ${s.divergences} divergences  ${s.known} known${cov}  ${s.seconds.toFixed(1)}s`);
 }
 
+/** Rules x hits on this backend; rules that never decide an outcome (side-effect clauses,
+ *  unreachable with this op set: spec/rules/index.ts NON_DECIDING) are listed apart. */
 function coverageTable(coverage: Map<string, number>, profile: ProfileId): string[] {
   const rules = RULES.filter((r) => r.profiles.includes(profile));
+  const deciding = rules.filter((r) => !NON_DECIDING.has(r.id));
   const w = Math.max(...rules.map((r) => r.id.length), 4);
   const lines = [`  ${"rule".padEnd(w)}  hits`];
-  for (const r of rules) lines.push(`  ${r.id.padEnd(w)}  ${coverage.get(r.id) ?? 0}`);
-  const hit = rules.filter((r) => (coverage.get(r.id) ?? 0) > 0).length;
-  lines.push(`  ${hit}/${rules.length} rules of profile ${profile} hit`);
+  for (const r of deciding) lines.push(`  ${r.id.padEnd(w)}  ${coverage.get(r.id) ?? 0}`);
+  const hit = deciding.filter((r) => (coverage.get(r.id) ?? 0) > 0).length;
+  const missed = deciding.filter((r) => !coverage.get(r.id)).map((r) => r.id);
+  lines.push(`  ${hit}/${deciding.length} deciding rules of profile ${profile} hit${missed.length ? `; not hit: ${missed.join(", ")}` : ""}`);
+  lines.push(`  (${rules.length - deciding.length} more never decide an outcome here: side effects or unreachable)`);
   return lines;
 }
 
@@ -148,7 +153,7 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     const info = backend.info;
     const profile: ProfileId = a.profile === "auto" ? info.profile : a.profile;
     const seconds = a.runs === undefined ? (a.time ?? 60) : a.time;
-    const total = RULES.filter((r) => r.profiles.includes(profile)).length;
+    const total = RULES.filter((r) => r.profiles.includes(profile) && !NON_DECIDING.has(r.id)).length;
     if (!a.json) {
       log(`auxspec fuzz: backend ${info.name}${info.kernel ? ` (kernel ${info.kernel})` : ""}, profile ${profile}, seed ${seed}`);
       log(`  why this backend: ${why}`);
@@ -178,7 +183,7 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     } else {
       result = await runCampaign({
         backend, profile, seed, runs: a.runs, seconds, maxOps: a["max-ops"], known,
-        onProgress: (s) => progressLine({ ...s, covered: [...s.coverage.keys()].length }, total),
+        onProgress: (s) => progressLine({ ...s, covered: [...s.coverage.keys()].filter((k) => !NON_DECIDING.has(k)).length }, total),
         onDivergence: onFinding,
       });
     }

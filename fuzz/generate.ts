@@ -128,9 +128,9 @@ export function decode(genes: readonly Gene[], opts: GenOptions): Program {
         break;
       }
       case "setAux": {
-        // Prefer a data mapping (pgoff 0): that is where the user page is.
+        // Prefer a data mapping (pgoff 0): that is where the user page is; now and then page 0 of another.
         const data = maps.filter((m) => m.pgoff === 0);
-        const m = data.length ? data[a % data.length] : maps[a % maps.length];
+        const m = data.length && d % 8 !== 7 ? data[a % data.length] : maps[a % maps.length];
         const off = Math.max(0, m.pages + pick(AUX_OFF_DELTA, b));
         const size = pick(AUX_NR, c);
         prog.push({ op: "setAux", map: m.handle, offsetPages: off, sizePages: size });
