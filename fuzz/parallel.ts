@@ -30,21 +30,32 @@ export type WorkerMsg =
   | { t: "done"; stats: Omit<CampaignStats, "coverage"> & { coverage: [string, number][] } }
   | { t: "error"; message: string };
 
+/**
+ * V8 flags for fuzz workers. The hot loop allocates fast: a 64 MiB young generation halves
+ * the time spent in scavenges (measured: 15k -> 30k programs/s of 20 ops for one worker).
+ * Several workers on few cores contend for V8's parallel GC helper threads, so each then
+ * collects on its own thread (2 workers: 1.56x one worker, against 1.1x with parallel GC).
+ */
+export function workerFlags(workers: number): string[] {
+  return ["--import", "tsx", "--max-semi-space-size=64", ...(workers > 1 ? ["--single-threaded-gc"] : [])];
+}
+
 export async function runParallel(
   job: Omit<WorkerJob, "stride" | "offset">, workers: number,
   onProgress: (s: { programs: number; ops: number; divergences: number; known: number; seconds: number }) => void,
   onFinding: (f: Finding) => void,
-): Promise<{ stats: CampaignStats; findings: Finding[] }> {
+): Promise<{ stats: CampaignStats; findings: Finding[]; busySeconds: number }> {
   const workerPath = fileURLToPath(new URL("./worker.ts", import.meta.url));
   const t0 = performance.now();
   const per: Array<{ programs: number; ops: number; divergences: number; known: number }> = [];
+  let busySeconds = 0; // the longest worker's own campaign time (process start-up excluded)
   const coverage = new Map<string, number>();
   const findings = new Map<string, Finding>();
   const perRuns = job.runs === undefined ? undefined : Math.ceil(job.runs / workers);
   const done: Promise<void>[] = [];
   for (let w = 0; w < workers; w++) {
     per.push({ programs: 0, ops: 0, divergences: 0, known: 0 });
-    const child = fork(workerPath, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const child = fork(workerPath, [], { execArgv: workerFlags(workers), stdio: ["ignore", "inherit", "inherit", "ipc"] });
     const runs = perRuns === undefined ? undefined : Math.max(0, Math.min(perRuns, job.runs! - w * perRuns));
     child.send({ ...job, runs, stride: workers, offset: w } satisfies WorkerJob);
     done.push(new Promise((resolve, reject) => {
@@ -60,6 +71,7 @@ export async function runParallel(
           else prev.count += m.finding.count;
         } else if (m.t === "done") {
           per[w] = m.stats;
+          busySeconds = Math.max(busySeconds, m.stats.seconds);
           for (const [k, v] of m.stats.coverage) coverage.set(k, (coverage.get(k) ?? 0) + v);
           child.disconnect();
         } else if (m.t === "error") reject(new Error(`worker ${w}: ${m.message}`));
@@ -69,5 +81,5 @@ export async function runParallel(
   }
   await Promise.all(done);
   const sum = per.reduce((a, b) => ({ programs: a.programs + b.programs, ops: a.ops + b.ops, divergences: a.divergences + b.divergences, known: a.known + b.known }));
-  return { stats: { ...sum, seconds: (performance.now() - t0) / 1000, coverage }, findings: [...findings.values()] };
+  return { stats: { ...sum, seconds: (performance.now() - t0) / 1000, coverage }, findings: [...findings.values()], busySeconds };
 }
