@@ -122,7 +122,7 @@ export async function runColumn(col: Column, b: Backend, corpus: readonly Progra
       col.hits.set(rule, h);
     }
     if (!v.accepted && opts.known) {
-      const k = matchKnown(opts.known, v.divergence, v.profile, info);
+      const k = matchKnown(opts.known, v.divergence, v.profile, info, cov);
       if (k) col.known.set(i, k.id);
     }
     if (trace.audit?.warnings?.length) col.warnings.push({ index: i, lines: trace.audit.warnings });
