@@ -189,6 +189,9 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     }
     if (tty && !a.json) process.stderr.write("\r\x1b[K");
     const { stats, findings } = result;
+    // Write (again) what the run settled on: with several workers the finding kept for a
+    // signature is the one with the lowest program index, whatever arrived first.
+    for (const f of findings) written.set(f.signature, writeCase(a.out, findingToCase(f, info, profile, info.config, a.bug)));
     const unexplained = findings.filter((f) => !f.known);
     if (a.json) {
       console.log(JSON.stringify({

@@ -27,7 +27,7 @@ export interface WorkerJob {
 export type WorkerMsg =
   | { t: "progress"; programs: number; ops: number; divergences: number; known: number }
   | { t: "finding"; finding: Finding }
-  | { t: "done"; stats: Omit<CampaignStats, "coverage"> & { coverage: [string, number][] } }
+  | { t: "done"; stats: Omit<CampaignStats, "coverage"> & { coverage: [string, number][] }; counts: [string, number][] }
   | { t: "error"; message: string };
 
 /**
@@ -49,6 +49,7 @@ export async function runParallel(
   const t0 = performance.now();
   const per: Array<{ programs: number; ops: number; divergences: number; known: number }> = [];
   let busySeconds = 0; // the longest worker's own campaign time (process start-up excluded)
+  const counts = new Map<string, number>();
   const coverage = new Map<string, number>();
   const findings = new Map<string, Finding>();
   const perRuns = job.runs === undefined ? undefined : Math.ceil(job.runs / workers);
@@ -67,11 +68,12 @@ export async function runParallel(
         } else if (m.t === "finding") {
           const prev = findings.get(m.finding.signature);
           if (!prev) { findings.set(m.finding.signature, m.finding); onFinding(m.finding); }
-          else if (m.finding.index < prev.index) findings.set(m.finding.signature, { ...m.finding, count: prev.count + m.finding.count });
-          else prev.count += m.finding.count;
+          else if (m.finding.index < prev.index) findings.set(m.finding.signature, { ...m.finding, count: prev.count });
+          // counts come with "done" (a finding is sent when first seen, before later ones are counted)
         } else if (m.t === "done") {
           per[w] = m.stats;
           busySeconds = Math.max(busySeconds, m.stats.seconds);
+          for (const [sig, n] of m.counts) counts.set(sig, (counts.get(sig) ?? 0) + n);
           for (const [k, v] of m.stats.coverage) coverage.set(k, (coverage.get(k) ?? 0) + v);
           child.disconnect();
         } else if (m.t === "error") reject(new Error(`worker ${w}: ${m.message}`));
@@ -81,5 +83,6 @@ export async function runParallel(
   }
   await Promise.all(done);
   const sum = per.reduce((a, b) => ({ programs: a.programs + b.programs, ops: a.ops + b.ops, divergences: a.divergences + b.divergences, known: a.known + b.known }));
+  for (const f of findings.values()) f.count = counts.get(f.signature) ?? f.count;
   return { stats: { ...sum, seconds: (performance.now() - t0) / 1000, coverage }, findings: [...findings.values()], busySeconds };
 }

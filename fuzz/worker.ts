@@ -8,14 +8,14 @@ const send = (m: WorkerMsg) => process.send!(m);
 process.once("message", async (job: WorkerJob) => {
   try {
     const backend = modelBackend(job.profile, job.bugs);
-    const { stats } = await runCampaign({
+    const { stats, findings } = await runCampaign({
       backend, profile: job.profile, seed: job.seed, runs: job.runs, seconds: job.seconds,
       stride: job.stride, offset: job.offset, maxOps: job.maxOps, minOps: job.minOps, known: job.known,
       onProgress: (s) => send({ t: "progress", programs: s.programs, ops: s.ops, divergences: s.divergences, known: s.known }),
       onDivergence: (f) => send({ t: "finding", finding: f }),
     });
     const { coverage, ...rest } = stats;
-    send({ t: "done", stats: { ...rest, coverage: [...coverage] } });
+    send({ t: "done", stats: { ...rest, coverage: [...coverage] }, counts: findings.map((f) => [f.signature, f.count]) });
   } catch (e) {
     send({ t: "error", message: (e as Error).stack ?? String(e) });
     process.exitCode = 1;
