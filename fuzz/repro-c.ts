@@ -262,7 +262,10 @@ static void on_access_fault(int sig)
 	siglongjmp(access_jb, 1);
 }
 
-static int probe(unsigned long addr, int nwords, unsigned long *buf, int wr)
+enum { ACCESS_READ, ACCESS_WRITE, ACCESS_TOUCH_WRITE };
+
+/* Read or write nwords words at addr; ACCESS_TOUCH_WRITE writes back what it reads. */
+static int probe(unsigned long addr, int nwords, unsigned long *buf, int mode)
 {
 	struct sigaction sa, old_segv, old_bus;
 	volatile unsigned long *p = (volatile unsigned long *)addr;
@@ -276,8 +279,10 @@ static int probe(unsigned long addr, int nwords, unsigned long *buf, int wr)
 	access_sig = 0;
 	if (sigsetjmp(access_jb, 1) == 0) {
 		for (i = 0; i < nwords; i++) {
-			if (wr)
+			if (mode == ACCESS_WRITE)
 				p[i] = buf[i];
+			else if (mode == ACCESS_TOUCH_WRITE)
+				p[i] = p[i];
 			else
 				buf[i] = p[i];
 		}
@@ -289,31 +294,16 @@ static int probe(unsigned long addr, int nwords, unsigned long *buf, int wr)
 
 static UNUSED int op_touch(int m, long page, int wr)
 {
-	struct sigaction sa, old_segv, old_bus;
-	volatile char *p = (volatile char *)(base(m) + page * PGSZ);
+	unsigned long v;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_access_fault;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGSEGV, &sa, &old_segv);
-	sigaction(SIGBUS, &sa, &old_bus);
-	access_sig = 0;
-	if (sigsetjmp(access_jb, 1) == 0) {
-		if (wr)
-			*p = *p;
-		else
-			(void)*p;
-	}
-	sigaction(SIGSEGV, &old_segv, NULL);
-	sigaction(SIGBUS, &old_bus, NULL);
-	return access_sig ? -access_sig : 0;
+	return probe(base(m) + page * PGSZ, 1, &v, wr ? ACCESS_TOUCH_WRITE : ACCESS_READ);
 }
 
 static unsigned long page_words[5];
 static UNUSED int op_read_user_page(int m)
 {
 	unsigned long w[8];
-	int r = probe(base(m) + 1040, 8, w, 0);
+	int r = probe(base(m) + 1040, 8, w, ACCESS_READ);
 	/* data_offset 1040, data_size 1048, aux_head 1056, aux_tail 1064, aux_offset 1072, aux_size 1080 */
 	page_words[0] = w[0]; page_words[1] = w[1]; page_words[2] = w[2]; page_words[3] = w[4]; page_words[4] = w[5];
 	return r;
@@ -322,7 +312,7 @@ static UNUSED int op_read_user_page(int m)
 static UNUSED int op_set_aux(int m, long off, long size)
 {
 	unsigned long w[2] = { off * PGSZ, size * PGSZ };
-	return probe(base(m) + 1072, 2, w, 1);
+	return probe(base(m) + 1072, 2, w, ACCESS_WRITE);
 }
 
 static UNUSED int op_set_output(int ev, int target)

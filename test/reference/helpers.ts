@@ -1,4 +1,5 @@
 /** Shared helpers for the reference tests. */
+import { MODEL_CONFIG } from "../../fuzz/backends.ts";
 import type { Config, Op, ProfileId, Program } from "../../spec/program.ts";
 import { PROFILES } from "../../spec/program.ts";
 import type { Trace } from "../../spec/trace.ts";
@@ -6,15 +7,7 @@ import { showOutcome } from "../../spec/trace.ts";
 import { runReference } from "../../reference/index.ts";
 
 /** This machine's kind (2 CPUs, perf_event_mlock_kb 516 -> 258 pages per user) plus an AUX PMU. */
-export const CONFIG: Config = {
-  pageSize: 4096,
-  cpus: 2,
-  mlockKb: 516,
-  memlockPages: 16,
-  capIpcLock: false,
-  paranoid: 2,
-  pmus: { aux: "model_aux" },
-};
+export const CONFIG: Config = MODEL_CONFIG;
 
 /** The same without an AUX PMU (what the host has). */
 export const CONFIG_NO_AUX: Config = { ...CONFIG, pmus: { aux: null } };
