@@ -18,7 +18,6 @@ import { provisionKernel, type ProvisionedKernel } from "./provision.ts";
 import { AGENT_ARGS, GuestError, GuestVM, busyboxBinary, defaultAgent, qemuBinary, type GuestHello } from "./qemu.ts";
 import { PROJECT_ROOT } from "./provision.ts";
 import { bundleAgent } from "./bundle.ts";
-import { versionForProfile } from "./release.ts";
 
 export { provisionKernel, type ProvisionedKernel } from "./provision.ts";
 
@@ -117,7 +116,7 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
     await vm.close();
     throw new BackendUnavailable(`the test PMU auxspec_pmu did not register in ${hello.release}:\n${consoleLines(c)}`);
   }
-  const choice = profileFor(hello.release, versionForProfile(hello.release, hello.version));
+  const choice = profileFor(hello.release, hello.version ?? undefined);
   const name = `vm:${kernel}`;
   const info: BackendInfo = {
     name,

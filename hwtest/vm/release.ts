@@ -221,17 +221,6 @@ export function debianVersionOf(procVersion: string, release: string): string | 
   return found;
 }
 
-/**
- * The `version` argument for profileFor(release, version): spec/profiles.ts takes the first
- * "Debian X.Y.Z" of /proc/version, which on Debian kernels is gcc's ("Debian 12.2.0"), so a
- * 6.1.0-N release would be judged as 6.1.0 (pre-148). Hand it only the kernel's own.
- */
-export function versionForProfile(release: string, procVersion: string | null): string | undefined {
-  if (!procVersion) return undefined;
-  const v = debianVersionOf(procVersion, release);
-  return v ? `Debian ${v}` : procVersion;
-}
-
 /** One file of the initramfs. */
 export type InitramfsEntry =
   | { path: string; type: "dir"; mode: number }
