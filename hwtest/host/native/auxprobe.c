@@ -27,6 +27,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "vmpin.h"
 
 enum { K_READ = 0, K_WRITE = 1, K_SETAUX = 2, K_READPAGE = 3 };
 
@@ -111,22 +112,8 @@ int auxprobe_access(int kind, uint64_t addr, uint64_t a, uint64_t b, uint64_t *o
   return -3000;
 }
 
-/*
- * VmPin in kB from an open /proc/self/status fd. The kernel prints pinned_vm unsigned
- * (fs/proc/task_mmu.c task_mem, SEQ_PUT_DEC), so a negative pinned_vm shows as a huge
- * value: it is returned as the signed kB count it stands for. Failure: LONG_MIN.
- */
-long auxprobe_vmpin_kb(int fd) {
-  static char buf[16384];
-  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-  if (n < 0) return LONG_MIN;
-  buf[n] = 0;
-  char *p = strstr(buf, "\nVmPin:");
-  if (!p) return LONG_MIN;
-  p += 7;
-  while (*p == ' ' || *p == '\t') p++;
-  return (long)strtoull(p, NULL, 10);
-}
+/* VmPin in kB from an open /proc/self/status fd (vmpin.h). */
+long auxprobe_vmpin_kb(int fd) { return vmpin_kb_from(fd); }
 
 int auxprobe_signo(int which) { return which == 0 ? SIGBUS : SIGSEGV; }
 

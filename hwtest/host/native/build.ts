@@ -40,7 +40,8 @@ export function cacheDirs(): string[] {
 
 function fileName(t: NativeTarget): string {
   const src = readFileSync(t.source);
-  const h = createHash("sha1").update(src).update(process.arch).update(CFLAGS.join(" ")).update(String(t.shared)).digest("hex").slice(0, 12);
+  const header = readFileSync(join(HERE, "vmpin.h")); // included by both sources
+  const h = createHash("sha1").update(src).update(header).update(process.arch).update(CFLAGS.join(" ")).update(String(t.shared)).digest("hex").slice(0, 12);
   return `${t.name}-${process.arch}-${h}${t.shared ? ".so" : ""}`;
 }
 

@@ -37,6 +37,7 @@
 #include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
+#include "vmpin.h"
 
 #define PAGE 4096UL
 #define SLOT_PAGES 8192UL
@@ -106,16 +107,7 @@ static int access_mem(int kind, uint64_t addr, uint64_t a, uint64_t b, uint64_t 
   return -2000;
 }
 
-static long vmpin(void) {
-  static char buf[16384];
-  ssize_t n = pread(status_fd, buf, sizeof buf - 1, 0);
-  if (n < 0) return LONG_MIN;
-  buf[n] = 0;
-  char *p = strstr(buf, "\nVmPin:");
-  if (!p) return LONG_MIN;
-  p += 7; while (*p == ' ' || *p == '\t') p++;
-  return (long)strtoull(p, NULL, 10);
-}
+static long vmpin(void) { return vmpin_kb_from(status_fd); }
 
 static unsigned char attr[ATTR_SIZE];
 static int perf_open(int type, uint64_t config, int inherit, int cpu, int group, unsigned long flags) {
