@@ -3,7 +3,9 @@
  * each op's transitions by observed outcome and VmPin), report the first divergence, then
  * compare the audit after the shared teardown, then check conservation.
  */
-import { SLOT_PAGES, handleIndex, programHandles, type Config, type Op, type Outcome, type ProfileId, type Program } from "../program.ts";
+import { match } from "ts-pattern";
+import { budgetCap, budgetLimit, budgetProbe, teardownSteps } from "../audit.ts";
+import { handleIndex, type Config, type Op, type Outcome, type ProfileId, type Program } from "../program.ts";
 import { sameOutcome, showOp, showOutcome, type Audit, type Divergence, type Trace, type Verdict } from "../trace.ts";
 import { checkEnd } from "../invariants.ts";
 import { unmapRange } from "./mm.ts";
@@ -20,57 +22,40 @@ export function vmPinMatches(spec: number, observed: number): boolean {
 export function teardownState(s: State, profile: ProfileId, program: Program): State[] {
   if (s.era.id !== profile) s = { ...s, era: ERAS[profile] };
   const d = new Draft(s);
-  d.mlockKb = s.cfg.mlockKb;
-  d.auxFault = false;
-  const { evs, maps } = programHandles(program);
-  for (const mh of maps) {
-    const m = handleIndex(mh);
-    unmapRange(d, slotOf(m, 0), 0, SLOT_PAGES);
-    unmapRange(d, slotOf(m, 1), 0, SLOT_PAGES);
-  }
-  for (const eh of evs) {
-    const e = handleIndex(eh);
-    const ev = d.ev(e);
-    if (ev !== undefined && ev.fd) { d.evW(e).fd = false; maybeFree(d, e); }
+  for (const t of teardownSteps(program)) {
+    match(t)
+      .with({ kind: "restore" }, () => { d.mlockKb = s.cfg.mlockKb; d.auxFault = false; })
+      .with({ kind: "munmap" }, (u) => unmapRange(d, slotOf(handleIndex(u.map), u.slot), 0, u.pages))
+      .with({ kind: "close" }, (c) => {
+        const e = handleIndex(c.ev);
+        const ev = d.ev(e);
+        if (ev !== undefined && ev.fd) { d.evW(e).fd = false; maybeFree(d, e); }
+      })
+      .exhaustive();
   }
   return [d.finish()];
 }
 
-/** How far above the limit the harness's probe goes (hwtest/host/executor.ts DEFAULT_BUDGET_MARGIN). */
-export const BUDGET_PROBE_MARGIN = 16;
-
 /**
- * The budget the harness's probe measures after teardown (hwtest/host/perf.ts probeBudget):
- * with perf_event_mlock_kb restored, no CAP_IPC_LOCK and RLIMIT_MEMLOCK at the mm's pinned
- * pages, it maps fresh buffers of 2^k + 1 pages from the largest k down, each while it fits,
- * then 1-page buffers, up to limit + 16 pages. Simulated with the era's own accounting: 6.1+
- * clamp a negative (huge unsigned) locked_vm to the limit, so it probes as 0; the seed has no
- * clamp, so locked_vm = -2 probes as limit + 2 (a 257-page buffer fits: -2 + 257 <= limit).
+ * The budget the harness's probe measures after teardown (spec/audit.ts budgetProbe),
+ * simulated with the era's own accounting: 6.1+ clamp a negative (huge unsigned) locked_vm to
+ * the limit, so it probes as 0; the seed has no clamp, so locked_vm = -2 probes as limit + 2
+ * (a 257-page buffer fits: -2 + 257 <= limit).
  */
 export function probeBudget(s: State): number {
-  const limit = (s.mlockKb >> 2) * s.cfg.cpus;
-  const cap = limit + BUDGET_PROBE_MARGIN;
+  const limit = budgetLimit(s.mlockKb, s.cfg.cpus);
   const st = {
     era: s.era, cfg: { ...s.cfg, capIpcLock: false }, mlockKb: s.mlockKb,
     lockedVm: s.lockedVm, pinnedVm: s.pinnedVm, rlimit: s.pinnedVm < 0 ? RLIM_INF_PAGES : s.pinnedVm,
   };
   if (st.lockedVm >= 0 && st.lockedVm <= limit && st.pinnedVm >= 0 && s.cfg.paranoid > -1) return limit - st.lockedVm;
-  const fits = (pages: number): boolean => {
-    const a = calcLimits(st, pages);
+  return budgetProbe(budgetCap(s.mlockKb, s.cfg.cpus), (dataPages) => {
+    const a = calcLimits(st, dataPages + 1);
     if (!a.ok) return false;
     st.lockedVm += a.userExtra;
     st.pinnedVm += a.extra;
     return true;
-  };
-  let pages = 0;
-  let k = 0;
-  while (2 ** (k + 1) + 1 <= cap) k++;
-  for (; k >= 0; k--) {
-    const n = 2 ** k;
-    while (pages + n + 1 <= cap && fits(n + 1)) pages += n + 1;
-  }
-  while (pages + 1 <= cap && fits(1)) pages += 1;
-  return pages;
+  });
 }
 
 export function auditOf(s: State): { vmPinKb: number; budgetPages: number; liveAux: number } {
