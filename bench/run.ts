@@ -9,7 +9,7 @@ import { initialState, step, checkTrace } from "../spec/index.ts";
 import type { Program, ProfileId } from "../spec/program.ts";
 import { runReference } from "../reference/index.ts";
 import { decode, genesAt, type GenOptions } from "../fuzz/generate.ts";
-import { MODEL_CONFIG, modelBackend } from "../fuzz/backends.ts";
+import { MODEL_CONFIG, modelBackend } from "../backend/model.ts";
 import { runCampaign } from "../fuzz/campaign.ts";
 import { runParallel } from "../fuzz/parallel.ts";
 

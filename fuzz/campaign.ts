@@ -9,7 +9,7 @@
 import { checkTrace } from "../spec/index.ts";
 import type { Config, ProfileId, Program } from "../spec/program.ts";
 import type { Divergence, Trace } from "../spec/trace.ts";
-import type { Backend } from "./backend.ts";
+import type { Backend } from "../backend/contract.ts";
 import { decode, genesAt, type Gene, type GenOptions } from "./generate.ts";
 import { shrink } from "./shrink.ts";
 import { matchKnown, type KnownDivergence } from "./known.ts";

@@ -7,7 +7,7 @@ import { join, relative } from "node:path";
 import { Case, CASE_FORMAT, formatZodError, type Config, type ProfileId } from "../spec/program.ts";
 import { showOutcome } from "../spec/trace.ts";
 import type { Finding } from "./campaign.ts";
-import type { BackendInfo } from "./backend.ts";
+import type { BackendInfo } from "../backend/contract.ts";
 import { reproC } from "./repro-c.ts";
 
 export class CaseError extends Error { override name = "CaseError"; }

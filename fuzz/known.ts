@@ -8,7 +8,7 @@ import { readFileSync, existsSync } from "node:fs";
 import { z } from "zod";
 import { DivergenceKind, type Divergence } from "../spec/trace.ts";
 import { ProfileId, formatZodError } from "../spec/program.ts";
-import type { BackendInfo } from "./backend.ts";
+import type { BackendInfo } from "../backend/contract.ts";
 
 export const KnownDivergence = z.object({
   id: z.string().min(1),

@@ -11,8 +11,8 @@
 import { checkTrace } from "../spec/index.ts";
 import type { Case, Config, ProfileId } from "../spec/program.ts";
 import { sameOutcome, showOutcome, type Divergence, type Trace } from "../spec/trace.ts";
-import type { Backend } from "./backend.ts";
-import { openBackend } from "./backends.ts";
+import type { Backend } from "../backend/contract.ts";
+import { modelBackend } from "../backend/model.ts";
 import { matchKnown, type KnownDivergence } from "./known.ts";
 import { rel } from "./cases.ts";
 
@@ -54,19 +54,20 @@ export function cannotRun(c: Case, backend: Backend): string | null {
   return null;
 }
 
+/**
+ * Replay cases on `kernelBackend` (opened by the caller, left open), or on the model when it
+ * is null (a model per case, with the case's profile and historic bugs).
+ */
 export async function replayCases(
-  cases: readonly { file: string; c: Case }[], backendName: string, profileOpt: ProfileId | "auto",
-  known: readonly KnownDivergence[], log: (s: string) => void, onResult?: (r: ReplayResult) => void,
-  /** An already opened kernel backend to use (and leave open). */
-  opened?: Backend,
+  cases: readonly { file: string; c: Case }[], kernelBackend: Backend | null, profileOpt: ProfileId | "auto",
+  known: readonly KnownDivergence[], onResult?: (r: ReplayResult) => void,
 ): Promise<ReplayResult[]> {
   const results: ReplayResult[] = [];
-  const kernelBackend = opened ?? (backendName === "model" ? null : await openBackend(backendName, { log }));
-  try {
+  {
     for (const { file, c } of cases) {
       const bugs = kernelBackend ? [] : c.bugs ?? [];
       const modelProfile = profileOpt !== "auto" ? profileOpt : c.profile ?? "6.18";
-      const backend = kernelBackend ?? await openBackend("model", { profile: modelProfile, bugs });
+      const backend = kernelBackend ?? modelBackend(modelProfile, bugs);
       const profile: ProfileId = kernelBackend ? (profileOpt !== "auto" ? profileOpt : backend.info.profile) : modelProfile;
       const base = { case: rel(file), name: c.name, backend: backend.info.name, profile };
       const why = kernelBackend ? cannotRun(c, backend) : null;
@@ -95,8 +96,6 @@ export async function replayCases(
       onResult?.(r);
       if (!kernelBackend) await backend.close();
     }
-  } finally {
-    if (!opened) await kernelBackend?.close();
   }
   return results;
 }

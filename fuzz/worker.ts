@@ -1,5 +1,5 @@
 /** A model-fuzzing worker process (see parallel.ts). */
-import { modelBackend } from "./backends.ts";
+import { modelBackend } from "../backend/model.ts";
 import { runCampaign } from "./campaign.ts";
 import type { WorkerJob, WorkerMsg } from "./parallel.ts";
 

@@ -22,7 +22,7 @@ describe("cases/ on the model", () => {
   });
 
   it("replays every case: no divergence, no missed bug", async () => {
-    const results = await replayCases(cases, "model", "auto", known, () => {});
+    const results = await replayCases(cases, null, "auto", known);
     const bad = results.filter((r) => r.status === "divergence" || r.status === "bug-missed" || r.status === "skipped");
     expect(bad.map((r) => `${r.case}: ${r.status} ${r.divergence ? `${r.divergence.kind} ${r.divergence.rule} ${r.divergence.observed}` : r.reason ?? ""}`)).toEqual([]);
     const bugCases = results.filter((r) => r.status === "bug-caught");
@@ -36,7 +36,7 @@ describe("cases/ on the model", () => {
     for (const k of known) {
       const path = join(ROOT, k.case);
       expect(existsSync(path), k.case).toBe(true);
-      const [r] = await replayCases([{ file: path, c: loadCase(path) }], "model", k.profiles[0], known, () => {});
+      const [r] = await replayCases([{ file: path, c: loadCase(path) }], null, k.profiles[0], known);
       expect(r.status === "known" || (r.status === "agrees" && r.divergence !== undefined), `${k.id}: ${r.status}`).toBe(true);
     }
   });

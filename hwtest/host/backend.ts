@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import type { Config, Program } from "../../spec/program.ts";
 import type { Trace } from "../../spec/trace.ts";
-import { BackendUnavailable, type Backend, type BackendInfo } from "../../fuzz/backend.ts";
+import { BackendUnavailable, type Backend, type BackendInfo } from "../../backend/contract.ts";
 import { discoverHost, type HostFacts } from "./discover.ts";
 import { configProblem } from "./executor.ts";
 import { HostPool } from "./pool.ts";

@@ -10,7 +10,7 @@
  * after another in the guest. A guest that hangs or dies aborts the program in flight (its
  * trace carries the console tail) and is booted again for the programs after it.
  */
-import { BackendUnavailable, type Backend, type BackendInfo } from "../../fuzz/backend.ts";
+import { BackendUnavailable, type Backend, type BackendInfo } from "../../backend/contract.ts";
 import type { Config, Program } from "../../spec/program.ts";
 import { profileFor } from "../../spec/profiles.ts";
 import type { Trace } from "../../spec/trace.ts";

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { BUGS } from "../../reference/index.ts";
-import { modelBackend } from "../../fuzz/backends.ts";
+import { modelBackend } from "../../backend/model.ts";
 import { runAndCheck, runCampaign, signatureOf } from "../../fuzz/campaign.ts";
 import { loadKnown } from "../../fuzz/known.ts";
 import { programProblems } from "../../spec/program.ts";

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { say, skipRoot } from "../hwtest/live.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
-const cli = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "fuzz/cli.ts"), ...args], { cwd: ROOT, encoding: "utf8", timeout: 120_000 });
+const cli = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "cli/main.ts"), ...args], { cwd: ROOT, encoding: "utf8", timeout: 120_000 });
 
 describe("auxspec CLI", () => {
   it("--help for fuzz and replay", () => {

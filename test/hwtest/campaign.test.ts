@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { hostBackend } from "../../hwtest/host/backend.ts";
-import type { Backend } from "../../fuzz/backend.ts";
+import type { Backend } from "../../backend/contract.ts";
 import { runCampaign } from "../../fuzz/campaign.ts";
 import { loadKnown } from "../../fuzz/known.ts";
 import { listCases, loadCase } from "../../fuzz/cases.ts";
@@ -33,7 +33,7 @@ describe.skipIf(skipRoot !== null)("host kernel campaign", () => {
 
   it("replays every host-runnable case under cases/", async () => {
     const cases = listCases(join(ROOT, "cases")).map((file) => ({ file, c: loadCase(file) }));
-    const results = await replayCases(cases, "host", "auto", known, () => {}, undefined, backend);
+    const results = await replayCases(cases, backend, "auto", known);
     const ran = results.filter((r) => r.status !== "skipped");
     const bad = results.filter((r) => r.status === "divergence");
     expect(bad.map((r) => `${r.case}: ${r.divergence?.kind} ${r.divergence?.rule}: spec ${r.divergence?.expected.join("|")} kernel ${r.divergence?.observed}`)).toEqual([]);

@@ -1,5 +1,5 @@
 /** Shared helpers for the reference tests. */
-import { MODEL_CONFIG } from "../../fuzz/backends.ts";
+import { MODEL_CONFIG } from "../../backend/model.ts";
 import type { Config, Op, ProfileId, Program } from "../../spec/program.ts";
 import { PROFILES } from "../../spec/program.ts";
 import type { Trace } from "../../spec/trace.ts";

@@ -9,7 +9,7 @@
  * guest's uid switching need root). CI installs QEMU with scripts/setup-vm.sh.
  */
 import { describe, expect, it } from "vitest";
-import type { Backend } from "../../fuzz/backend.ts";
+import type { Backend } from "../../backend/contract.ts";
 import type { Trace } from "../../spec/trace.ts";
 import { vmBackend } from "../../hwtest/vm/backend.ts";
 import { provisionKernel } from "../../hwtest/vm/provision.ts";

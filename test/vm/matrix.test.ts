@@ -8,14 +8,14 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { BackendUnavailable } from "../../fuzz/backend.ts";
-import { MODEL_CONFIG, modelBackend } from "../../fuzz/backends.ts";
+import { BackendUnavailable } from "../../backend/contract.ts";
+import { MODEL_CONFIG, modelBackend } from "../../backend/model.ts";
 import { Case } from "../../spec/program.ts";
 import { AUX_PROGRAMS } from "../../hwtest/vm/programs.ts";
 import {
   cell, columnSummary, divergences, pairAgreement, renderHtml, renderMarkdown, ruleRows, runMatrix, sampleCorpus, writeReport,
   type MatrixResult,
-} from "../../hwtest/vm/matrix.ts";
+} from "../../matrix/matrix.ts";
 
 const out = mkdtempSync(join(tmpdir(), "auxspec-matrix-test-"));
 afterAll(() => rmSync(out, { recursive: true, force: true }));

@@ -1,52 +1,16 @@
 /**
- * Backend selection: `model` (the reference implementation, optionally with historic
- * bugs switched on), `host` (the live kernel through koffi), `vm:KERNEL` (a Debian
- * kernel under QEMU with the test PMU). Kernel backends are imported lazily so that
- * model-only runs never load koffi or look for QEMU.
+ * Backend selection, the composition root: `model` (the reference implementation, optionally
+ * with historic bugs switched on), `host` (the live kernel through koffi), `vm:KERNEL` (a
+ * Debian kernel under QEMU with the test PMU). Only the CLI picks backends; fuzz/ and hwtest/
+ * know each other only through backend/contract.ts. The kernel backends are imported when
+ * chosen (not to hide a cycle: this module sits above both), so that model-only runs never
+ * load koffi or look for QEMU.
  */
-import type { Config, ProfileId, Program } from "../spec/program.ts";
-import type { Trace } from "../spec/trace.ts";
-import { runReference, BUGS } from "../reference/index.ts";
-import { BackendUnavailable, type Backend, type BackendInfo } from "./backend.ts";
+import type { ProfileId } from "../spec/program.ts";
+import { BackendUnavailable, type Backend } from "../backend/contract.ts";
+import { modelBackend } from "../backend/model.ts";
 
-/** The configuration the model runs with unless told otherwise: this machine's kind, plus an AUX PMU. */
-export const MODEL_CONFIG: Config = {
-  pageSize: 4096,
-  cpus: 2,
-  mlockKb: 516,
-  memlockPages: 16,
-  capIpcLock: false,
-  paranoid: 2,
-  pmus: { aux: "model_aux" },
-};
-
-export function modelBackend(profile: ProfileId, bugs: readonly string[] = [], config: Config = MODEL_CONFIG): Backend {
-  for (const id of bugs) {
-    const bug = BUGS.find((b) => b.id === id);
-    if (!bug) throw new BackendUnavailable(`unknown bug ${JSON.stringify(id)}; known: ${BUGS.map((b) => b.id).join(", ")}`);
-  }
-  const bugSet = new Set(bugs);
-  const info: BackendInfo = {
-    name: bugs.length ? `model+bug:${bugs.join(",")}` : "model",
-    kernel: null,
-    profile,
-    config,
-    unsupported: new Set(),
-    notes: [bugs.length
-      ? `reference implementation under profile ${profile} with historic bug(s) ${bugs.join(", ")} switched on`
-      : `reference implementation under profile ${profile}`],
-  };
-  return {
-    info,
-    async run(programs: readonly Program[], cfg?: Config): Promise<Trace[]> {
-      return programs.map((p) => runReference(p, cfg ?? config, profile, bugSet));
-    },
-    runSync(programs: readonly Program[], cfg?: Config): Trace[] {
-      return programs.map((p) => runReference(p, cfg ?? config, profile, bugSet));
-    },
-    async close() {},
-  };
-}
+export { MODEL_CONFIG, modelBackend } from "../backend/model.ts";
 
 export interface OpenOptions {
   /** Profile for the model backend ("auto" = 6.18). Kernel backends pick theirs from uname. */

@@ -5,7 +5,7 @@
  * kernels x rules with hits and agreement, each divergence with its kernel, kind and program,
  * and how often the kernels observed the same outcomes.
  *
- *   npm run matrix -- [--seed N] [--programs N] [--max-ops N] [--kernels 6.1,6.12] [--no-host]
+^ *   npm run matrix -- [--seed N] [--programs N] [--max-ops N] [--kernels 6.1,6.12] [--no-host]
  *                     [--no-builtin] [--kernel bzImage --headers DIR] [--out DIR] [--strict]
  *
  * The corpus opens with the hand-written AUX programs of programs.ts (so the main AUX rules are
@@ -18,17 +18,14 @@
  */
 import fc from "fast-check";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { join, relative, resolve } from "node:path";
-import { parseArgs } from "node:util";
-import { fileURLToPath } from "node:url";
-import { BackendUnavailable, type Backend } from "../../fuzz/backend.ts";
-import { programArb } from "../../fuzz/generate.ts";
-import { loadKnown, matchKnown, type KnownDivergence } from "../../fuzz/known.ts";
-import { RULES, RULE_BY_ID, checkTrace } from "../../spec/index.ts";
-import { CASE_FORMAT, type Case, type Config, type ProfileId, type Program } from "../../spec/program.ts";
-import { sameOutcome, showOp, showOutcome, type Divergence, type Trace, type Verdict } from "../../spec/trace.ts";
-import { PROJECT_ROOT } from "./provision.ts";
-import { AUX_PROGRAMS } from "./programs.ts";
+import { join } from "node:path";
+import { BackendUnavailable, type Backend } from "../backend/contract.ts";
+import { programArb } from "../fuzz/generate.ts";
+import { matchKnown, type KnownDivergence } from "../fuzz/known.ts";
+import { RULES, RULE_BY_ID, checkTrace } from "../spec/index.ts";
+import { CASE_FORMAT, type Case, type Config, type ProfileId, type Program } from "../spec/program.ts";
+import { sameOutcome, showOp, showOutcome, type Divergence, type Trace, type Verdict } from "../spec/trace.ts";
+import { AUX_PROGRAMS } from "../hwtest/vm/programs.ts";
 
 export interface MatrixOptions {
   seed: number;
@@ -501,100 +498,10 @@ export function writeReport(r: MatrixResult, outDir: string): { md: string; html
   return { md, html, json, cases };
 }
 
-// ---------------------------------------------------------------------------------------------
-// CLI
-
-const HELP = `usage: npm run matrix -- [options]
-
-Runs one seeded program corpus on the host kernel and on Debian kernels under QEMU (with the
-auxspec_pmu test PMU), judges every trace with the spec and writes a report.
-
-  --seed N          corpus seed (default 1)
-  --programs N      corpus size (default 200)
-  --max-ops N       longest program (default 20)
-  --kernels LIST    VM kernels, comma-separated: 6.1, 6.12, a Debian release (default 6.1,6.12)
-  --kernel FILE     also boot this bzImage (needs --headers DIR, a configured tree of it)
-  --headers DIR
-  --no-host         leave the host kernel out
-  --no-builtin      leave out the hand-written AUX programs that open the corpus
-  --out DIR         report folder (default out/matrix)
-  --strict          exit 1 when a divergence is not known or a trace was aborted
-`;
-
-async function main(): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
-      options: {
-        seed: { type: "string", default: "1" }, programs: { type: "string", default: "200" }, "max-ops": { type: "string", default: "20" },
-        kernels: { type: "string", default: "6.1,6.12" }, kernel: { type: "string" }, headers: { type: "string" },
-        "no-host": { type: "boolean", default: false }, "no-builtin": { type: "boolean", default: false }, out: { type: "string", default: "out/matrix" }, strict: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n${HELP}`);
-    return 2;
-  }
-  const v = args.values;
-  if (v.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  const num = (s: string, name: string, min: number) => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
-    return n;
-  };
-  let seed: number, programs: number, maxOps: number;
-  try {
-    seed = num(v.seed!, "seed", 0);
-    programs = num(v.programs!, "programs", 1);
-    maxOps = num(v["max-ops"]!, "max-ops", 1);
-    if (!!v.kernel !== !!v.headers) throw new Error("--kernel and --headers go together");
-  } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n${HELP}`);
-    return 2;
-  }
-  const log = (m: string) => process.stderr.write(`matrix: ${m}\n`);
-  const slots: BackendSlot[] = [];
-  if (!v["no-host"]) {
-    slots.push({ name: "host", open: async () => (await import("../host/backend.ts")).hostBackend({ log }) });
-  }
-  const { vmBackend } = await import("./backend.ts");
-  for (const k of v.kernels!.split(",").map((s) => s.trim()).filter(Boolean)) {
-    slots.push({ name: `vm:${k}`, open: () => vmBackend(k, { log }) });
-  }
-  if (v.kernel) slots.push({ name: "vm:custom", open: () => vmBackend("custom", { bzImage: v.kernel, headers: v.headers, log }) });
-  const known = loadKnown(join(PROJECT_ROOT, "cases", "known-divergences.json"));
-  const r = await runMatrix(slots, { seed, programs, maxOps, log, known, builtin: !v["no-builtin"] });
-  const outDir = resolve(v.out!);
-  const files = writeReport(r, outDir);
-  const rel = (p: string) => relative(process.cwd(), p) || p;
-  process.stdout.write(`${renderSummary(r)}\nreport: ${rel(files.md)}, ${rel(files.html)} (${files.cases.length} divergence cases in ${rel(join(outDir, "cases"))})\n`);
-  if (r.columns.every((c) => c.unavailable)) return 2;
-  if (v.strict) {
-    const bad = r.columns.some((c) => {
-      if (c.unavailable) return false;
-      const s = columnSummary(c);
-      return s.diverged > 0 || s.aborted > 0;
-    });
-    return bad ? 1 : 0;
-  }
-  return 0;
-}
-
 export function renderSummary(r: MatrixResult): string {
   return r.columns.map((c) => {
     if (c.unavailable) return `${c.name}: unavailable (${c.unavailable.split("\n")[0]})`;
     const s = columnSummary(c);
     return `${c.name} (${c.kernel}, profile ${c.profile}): ${s.ran} ran, ${s.accepted} accepted, ${s.diverged} divergent, ${s.known} known, ${s.aborted} aborted, ${s.skipped} skipped, ${s.perSecond.toFixed(1)} programs/s`;
   }).join("\n");
-}
-
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().then((code) => process.exit(code), (e) => {
-    process.stderr.write(`matrix: ${(e as Error).stack ?? e}\n`);
-    process.exit(2);
-  });
 }

@@ -16,13 +16,13 @@ import { RULES, NON_DECIDING } from "../spec/index.ts";
 import { PROFILES, ProfileId, formatZodError, type Case, type Config } from "../spec/program.ts";
 import { showOutcome, sameOutcome, type Divergence, type Trace } from "../spec/trace.ts";
 import { BUGS } from "../reference/index.ts";
-import { BackendUnavailable, type Backend } from "./backend.ts";
+import { BackendUnavailable, type Backend } from "../backend/contract.ts";
 import { openBackend, bestBackend } from "./backends.ts";
-import { runCampaign, type CampaignStats, type Finding } from "./campaign.ts";
-import { runParallel } from "./parallel.ts";
-import { loadKnown, matchKnown, type KnownDivergence } from "./known.ts";
-import { loadCase, listCases, findingToCase, writeCase, CaseError, rel } from "./cases.ts";
-import { replayCases } from "./replay.ts";
+import { runCampaign, type CampaignStats, type Finding } from "../fuzz/campaign.ts";
+import { runParallel } from "../fuzz/parallel.ts";
+import { loadKnown, matchKnown, type KnownDivergence } from "../fuzz/known.ts";
+import { loadCase, listCases, findingToCase, writeCase, CaseError, rel } from "../fuzz/cases.ts";
+import { replayCases } from "../fuzz/replay.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const KNOWN_PATH = join(ROOT, "cases", "known-divergences.json");
@@ -232,11 +232,17 @@ async function cmdReplay(argv: string[]): Promise<number> {
   }
   const cases = files.map((f) => ({ file: f, c: loadCase(f) })); // all parsed before anything runs
   const known = loadKnown(KNOWN_PATH);
-  const results = await replayCases(cases, a.backend, a.profile, known, log, (r) => {
-    if (a.json) return;
-    const d = r.divergence;
-    log(`${r.status.toUpperCase().padEnd(10)} ${r.case} [${r.backend}, ${r.profile}]${d ? ` ${d.kind} at ${d.opIndex >= 0 ? `op ${d.opIndex}` : "audit"} (${d.rule}): spec allows ${d.expected.join(" | ")}, observed ${d.observed}` : ""}${r.reason ? ` -- ${r.reason}` : ""}`);
-  });
+  const kernel = a.backend === "model" ? null : await openBackend(a.backend, { log });
+  let results;
+  try {
+    results = await replayCases(cases, kernel, a.profile, known, (r) => {
+      if (a.json) return;
+      const d = r.divergence;
+      log(`${r.status.toUpperCase().padEnd(10)} ${r.case} [${r.backend}, ${r.profile}]${d ? ` ${d.kind} at ${d.opIndex >= 0 ? `op ${d.opIndex}` : "audit"} (${d.rule}): spec allows ${d.expected.join(" | ")}, observed ${d.observed}` : ""}${r.reason ? ` -- ${r.reason}` : ""}`);
+    });
+  } finally {
+    await kernel?.close();
+  }
   const failed = results.filter((r) => r.status === "divergence" || r.status === "bug-missed");
   if (a.json) console.log(JSON.stringify({ results, failed: failed.length }, null, 2));
   else log(`${results.length} cases: ${results.filter((r) => r.status === "agrees").length} agree, ${results.filter((r) => r.status === "bug-caught").length} bugs caught, ${results.filter((r) => r.status === "known").length} known, ${results.filter((r) => r.status === "skipped").length} skipped, ${failed.length} failed`);

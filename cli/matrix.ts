@@ -1,0 +1,97 @@
+/**
+ * `npm run matrix`: the kernel matrix's command line (the runner and the report are matrix/).
+ * The composition root for the matrix: it picks the backends (host, vm:K, vm:custom).
+ */
+import { join, relative, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { loadKnown } from "../fuzz/known.ts";
+import { PROJECT_ROOT } from "../hwtest/vm/provision.ts";
+import { columnSummary, renderSummary, runMatrix, writeReport, type BackendSlot } from "../matrix/matrix.ts";
+
+const HELP = `usage: npm run matrix -- [options]
+
+Runs one seeded program corpus on the host kernel and on Debian kernels under QEMU (with the
+auxspec_pmu test PMU), judges every trace with the spec and writes a report.
+
+  --seed N          corpus seed (default 1)
+  --programs N      corpus size (default 200)
+  --max-ops N       longest program (default 20)
+  --kernels LIST    VM kernels, comma-separated: 6.1, 6.12, a Debian release (default 6.1,6.12)
+  --kernel FILE     also boot this bzImage (needs --headers DIR, a configured tree of it)
+  --headers DIR
+  --no-host         leave the host kernel out
+  --no-builtin      leave out the hand-written AUX programs that open the corpus
+  --out DIR         report folder (default out/matrix)
+  --strict          exit 1 when a divergence is not known or a trace was aborted
+`;
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        seed: { type: "string", default: "1" }, programs: { type: "string", default: "200" }, "max-ops": { type: "string", default: "20" },
+        kernels: { type: "string", default: "6.1,6.12" }, kernel: { type: "string" }, headers: { type: "string" },
+        "no-host": { type: "boolean", default: false }, "no-builtin": { type: "boolean", default: false }, out: { type: "string", default: "out/matrix" }, strict: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n${HELP}`);
+    return 2;
+  }
+  const v = args.values;
+  if (v.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const num = (s: string, name: string, min: number) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
+    return n;
+  };
+  let seed: number, programs: number, maxOps: number;
+  try {
+    seed = num(v.seed!, "seed", 0);
+    programs = num(v.programs!, "programs", 1);
+    maxOps = num(v["max-ops"]!, "max-ops", 1);
+    if (!!v.kernel !== !!v.headers) throw new Error("--kernel and --headers go together");
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n${HELP}`);
+    return 2;
+  }
+  const log = (m: string) => process.stderr.write(`matrix: ${m}\n`);
+  const slots: BackendSlot[] = [];
+  if (!v["no-host"]) {
+    slots.push({ name: "host", open: async () => (await import("../hwtest/host/backend.ts")).hostBackend({ log }) });
+  }
+  const { vmBackend } = await import("../hwtest/vm/backend.ts");
+  for (const k of v.kernels!.split(",").map((s) => s.trim()).filter(Boolean)) {
+    slots.push({ name: `vm:${k}`, open: () => vmBackend(k, { log }) });
+  }
+  if (v.kernel) slots.push({ name: "vm:custom", open: () => vmBackend("custom", { bzImage: v.kernel, headers: v.headers, log }) });
+  const known = loadKnown(join(PROJECT_ROOT, "cases", "known-divergences.json"));
+  const r = await runMatrix(slots, { seed, programs, maxOps, log, known, builtin: !v["no-builtin"] });
+  const outDir = resolve(v.out!);
+  const files = writeReport(r, outDir);
+  const rel = (p: string) => relative(process.cwd(), p) || p;
+  process.stdout.write(`${renderSummary(r)}\nreport: ${rel(files.md)}, ${rel(files.html)} (${files.cases.length} divergence cases in ${rel(join(outDir, "cases"))})\n`);
+  if (r.columns.every((c) => c.unavailable)) return 2;
+  if (v.strict) {
+    const bad = r.columns.some((c) => {
+      if (c.unavailable) return false;
+      const s = columnSummary(c);
+      return s.diverged > 0 || s.aborted > 0;
+    });
+    return bad ? 1 : 0;
+  }
+  return 0;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().then((code) => process.exit(code), (e) => {
+    process.stderr.write(`matrix: ${(e as Error).stack ?? e}\n`);
+    process.exit(2);
+  });
+}
