@@ -87,6 +87,8 @@ export function parseOutput(text: string, kernel: string | null): { traces: Trac
     } else if (line[0] === "A" && cur) {
       const [, v, b] = line.split(" ");
       cur.audit = { vmPinKb: Number(v), ...(Number(b) >= 0 ? { budgetPages: Number(b) } : {}) };
+    } else if (line[0] === "W" && cur?.audit) {
+      (cur.audit.warnings ??= []).push(line.slice(2));
     } else if (line[0] === "X" && cur) {
       cur.aborted = line.slice(2);
     } else if (line[0] === "E") {
