@@ -587,6 +587,62 @@ AX_FN int ax_read_user_page(struct ax_run *r, long m)
 	return ax_access_op(r, AX_READPAGE, ax_base(r, m), 0, 0, r->page);
 }
 
+/*
+ * One op as data: the op table of the C twin executor (exec.c reads it as text, one letter
+ * and up to six numbers per line) and of the C reproducers (the AX_* constructors below).
+ * Events and maps are handle numbers; prot is PROT_* bits; -1 pages in rlimit is unlimited.
+ */
+struct ax_op {
+	char kind;
+	long a[6];
+};
+#define AX_OPEN(ev, aux, cpu, inherit, out_ev) { 'o', { ev, aux, cpu, inherit, out_ev } }
+#define AX_CLOSE(ev) { 'c', { ev } }
+#define AX_MMAP(m, ev, pages, pgoff, prot, shared) { 'm', { m, ev, pages, pgoff, prot, shared } }
+#define AX_MUNMAP(m, off, pages) { 'u', { m, off, pages } }
+#define AX_MREMAP(m, off, oldp, newp, maymove, fresh) { 'r', { m, off, oldp, newp, maymove, fresh } }
+#define AX_MPROTECT(m, off, pages, prot) { 'p', { m, off, pages, prot } }
+#define AX_MAP_FIXED_ANON(m, off, pages) { 'f', { m, off, pages } }
+#define AX_SET_AUX(m, off_pages, size_pages) { 'a', { m, off_pages, size_pages } }
+#define AX_SET_OUTPUT(ev, target) { 's', { ev, target } } /* target -2: none */
+#define AX_RLIMIT(pages) { 'l', { pages } }
+#define AX_SYSCTL_MLOCK(kb) { 'k', { kb } }
+#define AX_AUX_FAULT(on) { 'x', { on } }
+#define AX_TOUCH(m, page, write) { 't', { m, page, write } }
+#define AX_READ_USER_PAGE(m) { 'g', { m } }
+
+/* Runs one op: a result code (0, errno, -signal, AX_HARNESS). */
+AX_FN int ax_run_op(struct ax_run *r, const struct ax_op *o)
+{
+	const long *a = o->a;
+
+	switch (o->kind) {
+	case 'o': return ax_open(r, a[0], a[1], a[2], a[3], a[4]);
+	case 'c': return ax_close(r, a[0]);
+	case 'm': return ax_mmap(r, a[0], a[1], a[2], a[3], a[4], a[5]);
+	case 'u': return ax_munmap(r, a[0], a[1], a[2]);
+	case 'r': return ax_mremap(r, a[0], a[1], a[2], a[3], a[4], a[5]);
+	case 'p': return ax_mprotect(r, a[0], a[1], a[2], a[3]);
+	case 'f': return ax_map_fixed_anon(r, a[0], a[1], a[2]);
+	case 'a': return ax_set_aux(r, a[0], a[1], a[2]);
+	case 's': return ax_set_output(r, a[0], a[1]);
+	case 'l': return ax_rlimit(r, a[0]);
+	case 'k': return ax_sysctl_mlock(r, a[0]);
+	case 'x': return ax_aux_fault(r, a[0]);
+	case 't': return ax_touch(r, a[0], a[1], a[2]);
+	case 'g': return ax_read_user_page(r, a[0]);
+	}
+	snprintf(ax_harness_msg, sizeof(ax_harness_msg), "unknown op '%c'", o->kind);
+	return AX_HARNESS;
+}
+
+/* One teardown step as data (spec/audit.ts TeardownStep): 'r' restore, 'u' munmap slot of map h, 'c' close event h. */
+struct ax_td_step {
+	char kind;
+	long h;
+	int slot;
+};
+
 /* ---- teardown, in the protocol's order (spec/audit.ts teardownSteps) ---- */
 
 /* perf_event_mlock_kb back to mlock_kb and the test PMU's fault switch off, where used. */

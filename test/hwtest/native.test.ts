@@ -68,7 +68,7 @@ const CROSS_PROGRAMS: Program[] = [
 describe.skipIf(skipRoot !== null || !gcc)("C twin executor", () => {
   it("serialises a batch in its line format", () => {
     const text = serialiseBatch([[open("e0"), mm("m2", "e0", 3), { op: "setOutput", ev: "e0", target: null }]], liveFacts!.config, [7]);
-    expect(text).toBe(`B 1\nP 3 ${liveFacts!.config.memlockPages === "unlimited" ? -1 : liveFacts!.config.memlockPages} 0 7\nH 1 1 2\no 0 0 -1 0 -1\nm 2 0 3 0 2 1\ns 0 -2\n`);
+    expect(text).toBe(`B 1\nP 3 ${liveFacts!.config.memlockPages === "unlimited" ? -1 : liveFacts!.config.memlockPages} 0 7\nH 1 1 2\no 0 0 -1 0 -1\nm 2 0 3 0 3 1\ns 0 -2\n`);
   });
 
   it("gives the same traces as the koffi executor", () => {

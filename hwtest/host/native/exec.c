@@ -10,11 +10,8 @@
  *   P <nops> <memlockPages|-1 unlimited> <capIpcLock 0/1> <uid or 0 for none>
  *   H <nevs> <nmaps> <map handle index>...      (maps in order of introduction = handle order)
  *   then one line per op:
- *   o <ev> <pmu 0 sw|1 aux> <cpu> <inherit> <out ev|-1>
- *   c <ev> | m <map> <ev> <pages> <pgoff> <prot> <shared> | u <map> <off> <pages>
- *   r <map> <off> <old> <new> <mayMove> <toFresh> | p <map> <off> <pages> <prot>
- *   f <map> <off> <pages> | a <map> <offPages> <sizePages> | s <ev> <target ev|-2 none>
- *   l <pages|-1> | t <map> <page> <write> | g <map>
+ *   the op's letter and numbers, as struct ax_op (runtime/auxspec.h: AX_OPEN ... AX_READ_USER_PAGE;
+ *   prot is PROT_* bits), e.g. "o <ev> <pmu 0 sw|1 aux> <cpu> <inherit> <out ev|-1>"
  *   (events are dense indexes in order of introduction; maps are handle indexes)
  * Output: per program one line "T" followed by steps "o:<vmpin>" (ok), "e<errno>:<vmpin>",
  *   "s<signo>:<vmpin>", "p<do>,<ds>,<ah>,<ao>,<as>:<vmpin>"; then "A <vmpin> <budget|-1>" and
@@ -24,40 +21,18 @@
 #include "../../../runtime/auxspec.h"
 #include <time.h>
 
-struct op { char k; long a[6]; };
 struct prog {
   int nops, nevs, nmaps, cap, uid;
   long memlock;
   long *maps;
-  struct op *ops;
+  struct ax_op *ops;
 };
 
 static int touch_inproc, no_budget, cpus = 1, aux_type = AX_NO_SUCH_PMU_TYPE;
 static long mlock_kb = 516;
 static int status_fd, kmsg_fd = -1, my_pid;
-static const int prots[] = { PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE, PROT_READ | PROT_EXEC, PROT_READ | PROT_WRITE | PROT_EXEC };
 
 static long maxmap(struct prog *p) { long m = 0; for (int i = 0; i < p->nmaps; i++) if (p->maps[i] > m) m = p->maps[i]; return m; }
-
-/* One op of the table through the runtime: a result code (0, errno, -signal, AX_HARNESS). */
-static int run_op(struct ax_run *r, const struct op *o) {
-  const long *a = o->a;
-  switch (o->k) {
-    case 'o': return ax_open(r, a[0], a[1], a[2], a[3], a[4]);
-    case 'c': return ax_close(r, a[0]);
-    case 'm': return ax_mmap(r, a[0], a[1], a[2], a[3], prots[a[4]], a[5]);
-    case 'u': return ax_munmap(r, a[0], a[1], a[2]);
-    case 'r': return ax_mremap(r, a[0], a[1], a[2], a[3], a[4], a[5]);
-    case 'p': return ax_mprotect(r, a[0], a[1], a[2], prots[a[3]]);
-    case 'f': return ax_map_fixed_anon(r, a[0], a[1], a[2]);
-    case 'a': return ax_set_aux(r, a[0], a[1], a[2]);
-    case 's': return ax_set_output(r, a[0], a[1]);
-    case 'l': return ax_rlimit(r, a[0]);
-    case 't': return ax_touch(r, a[0], a[1], a[2]);
-    case 'g': return ax_read_user_page(r, a[0]);
-    default: snprintf(ax_harness_msg, sizeof ax_harness_msg, "bad op %c", o->k); return AX_HARNESS;
-  }
-}
 
 static void print_warning(const char *msg, void *out) { fprintf(out, "W %s\n", msg); }
 
@@ -84,13 +59,13 @@ static void run(struct prog *p, FILE *out) {
   }
   if (ax_set_ipc_lock(p->cap)) { fprintf(out, "\nX capset\n"); aborted = 1; goto teardown; }
   for (int i = 0; i < p->nops; i++) {
-    int res = run_op(&r, &p->ops[i]);
+    int res = ax_run_op(&r, &p->ops[i]);
     if (res == AX_HARNESS) { fprintf(out, "\nX %s\n", ax_harness_msg); aborted = 1; goto teardown; }
     long v = ax_vmpin_kb(status_fd);
     const uint64_t *pg = r.page;
     if (res > 0) fprintf(out, " e%d:%ld", res, v);
     else if (res < 0) fprintf(out, " s%d:%ld", -res, v);
-    else if (p->ops[i].k == 'g') fprintf(out, " p%llu,%llu,%llu,%llu,%llu:%ld", (unsigned long long)pg[0], (unsigned long long)pg[1], (unsigned long long)pg[2], (unsigned long long)pg[3], (unsigned long long)pg[4], v);
+    else if (p->ops[i].kind == 'g') fprintf(out, " p%llu,%llu,%llu,%llu,%llu:%ld", (unsigned long long)pg[0], (unsigned long long)pg[1], (unsigned long long)pg[2], (unsigned long long)pg[3], (unsigned long long)pg[4], v);
     else fprintf(out, " o:%ld", v);
   }
 teardown:
@@ -142,11 +117,11 @@ int main(int argc, char **argv) {
     p->maps = calloc(p->nmaps + 1, sizeof(long));
     char *q = line + off;
     for (int j = 0; j < p->nmaps; j++) p->maps[j] = strtol(q, &q, 10);
-    p->ops = calloc(p->nops + 1, sizeof(struct op));
+    p->ops = calloc(p->nops + 1, sizeof(struct ax_op));
     for (int j = 0; j < p->nops; j++) {
       if (!fgets(line, sizeof line, stdin)) { fprintf(stderr, "exec: short input\n"); return 2; }
-      struct op *o = &p->ops[j];
-      o->k = line[0];
+      struct ax_op *o = &p->ops[j];
+      o->kind = line[0];
       char *t = line + 1;
       for (int k = 0; k < 6; k++) o->a[k] = strtol(t, &t, 10);
     }
