@@ -4,7 +4,7 @@
  * lines the TypeScript regex matches, and the C budget probe walks the same greedy order.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -118,6 +118,15 @@ int main(void) {
   it("is what the native build hash covers", () => {
     expect(sourceClosure(join(ROOT, "hwtest/host/native/exec.c"))).toContain(HEADER);
     expect(sourceClosure(join(ROOT, "hwtest/host/native/auxprobe.c"))).toContain(HEADER);
+  });
+});
+
+describe("the kernel-warning pattern", () => {
+  it("of the guest shim (plain JavaScript, cannot import spec/audit.ts) is KERNEL_WARNING", () => {
+    const shim = readFileSync(join(ROOT, "hwtest/vm/guest/shim.mjs"), "utf8");
+    const m = /^const WARN_RE = \/(.*)\/([a-z]*);$/m.exec(shim);
+    expect(m, "WARN_RE not found in hwtest/vm/guest/shim.mjs").not.toBeNull();
+    expect({ source: m![1], flags: m![2] }).toEqual({ source: KERNEL_WARNING.source, flags: KERNEL_WARNING.flags });
   });
 });
 
