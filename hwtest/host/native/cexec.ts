@@ -40,7 +40,7 @@ function opLine(op: Op, E: (h: string) => number, M: (h: string) => number, mapP
   switch (op.op) {
     case "open": return `o ${E(op.ev)} ${op.pmu === "sw" ? 0 : 1} ${op.cpu ?? -1} ${op.inherit ? 1 : 0} ${op.outputTo !== undefined ? E(op.outputTo) : -1}`;
     case "close": return `c ${E(op.ev)}`;
-    case "mmap": return `m ${M(op.map)} ${E(op.ev)} ${op.pages} ${op.pgoff} ${PROT[op.prot]} ${op.shared ? 1 : 0}`;
+    case "mmap": return `m ${M(op.map)} ${E(op.ev)} ${op.pages} ${op.pgoff} ${PROT[op.prot]} ${op.shared === false ? 0 : 1}`;
     case "munmap": return `u ${M(op.map)} ${op.offset ?? 0} ${op.pages ?? mapPages.get(op.map) ?? 0}`;
     case "mremap": return `r ${M(op.map)} ${op.offset ?? 0} ${op.oldPages} ${op.newPages} ${op.mayMove ? 1 : 0} ${op.toFresh ? 1 : 0}`;
     case "mprotect": return `p ${M(op.map)} ${op.offset ?? 0} ${op.pages ?? mapPages.get(op.map) ?? 0} ${PROT[op.prot]}`;
