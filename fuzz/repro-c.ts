@@ -6,26 +6,35 @@
  * permission, no AUX PMU, not root for a sysctl op, or the kernel took another allowed
  * path than the one recorded).
  *
- * Expectations come from fuzz/expect.ts (the spec's preferred path), embedded as data:
- * each op's allowed outcomes (0 = success, >0 errno, <0 -signal) and allowed VmPin.
+ * The C runtime is not written here: runtime/auxspec.h (the ops, page access, teardown,
+ * budget probe and kernel-log scan, shared with the host's C executor) and runtime/repro.h
+ * (the kselftest driver) are inlined as they are, so the file compiles alone. This module
+ * adds only the case as data: its config, the op table with the spec's expectations
+ * (fuzz/expect.ts: each op's allowed outcomes and VmPin) and the teardown steps
+ * (spec/audit.ts teardownSteps).
  */
+import { readFileSync } from "node:fs";
 import type { Case, Op, Outcome } from "../spec/program.ts";
-import { programHandles, handleIndex, SLOT_PAGES } from "../spec/program.ts";
+import { programHandles, handleIndex } from "../spec/program.ts";
+import { teardownSteps } from "../spec/audit.ts";
 import { showOp } from "../spec/trace.ts";
 import { expectProgram } from "./expect.ts";
 
-export const ERRNO: Record<string, number> = {
-  EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, E2BIG: 7, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13,
-  EFAULT: 14, EBUSY: 16, EEXIST: 17, ENODEV: 19, EINVAL: 22, ENFILE: 23, EMFILE: 24, ENOTTY: 25, ENOSPC: 28,
-  ENOSYS: 38, EOVERFLOW: 75, EOPNOTSUPP: 95, ENOTSUPP: 524,
-};
+const RUNTIME = ["auxspec.h", "repro.h"].map((f) => new URL(`../runtime/${f}`, import.meta.url));
 
-function code(o: Outcome): number {
-  if ("ok" in o) return 0;
-  if ("signal" in o) return o.signal === "SIGBUS" ? -7 : -11;
-  const n = ERRNO[o.errno] ?? (/^ERRNO_(\d+)$/.exec(o.errno)?.[1] ? Number(/^ERRNO_(\d+)$/.exec(o.errno)![1]) : NaN);
-  if (!Number.isFinite(n)) throw new Error(`no errno number for ${o.errno}`);
-  return n;
+/** The runtime headers' text, read at generation time (a generated file never includes them). */
+export function runtimeText(): string {
+  return RUNTIME.map((u) => `/* ---- runtime/${u.pathname.split("/").pop()} (inlined) ---- */\n${readFileSync(u, "utf8")}`).join("\n");
+}
+
+/** An outcome as a C result-code expression: 0, the errno's symbol from <errno.h>, -SIGBUS/-SIGSEGV. */
+function code(o: Outcome): string {
+  if ("ok" in o) return "0";
+  if ("signal" in o) return o.signal === "SIGBUS" ? "-SIGBUS" : "-SIGSEGV";
+  const n = /^ERRNO_(\d+)$/.exec(o.errno);
+  if (n) return n[1];
+  if (!/^E[A-Z0-9_]+$/.test(o.errno)) throw new Error(`no errno symbol for ${o.errno}`);
+  return o.errno;
 }
 
 const PROT: Record<string, string> = {
@@ -36,27 +45,28 @@ function cStr(s: string): string {
   return JSON.stringify(s).replace(/\?/g, "\\?");
 }
 
-function opCall(op: Op, mapPages: Map<string, number>): string {
-  const e = (h: string) => handleIndex(h);
-  const m = (h: string) => handleIndex(h);
+function comment(s: string): string {
+  return s.replace(/\*\//g, "* /");
+}
+
+/** The op as an AX_* constructor of runtime/auxspec.h (handles by number). */
+function opData(op: Op, mapPages: Map<string, number>): string {
+  const h = handleIndex;
   switch (op.op) {
-    case "open":
-      return `op_open(${e(op.ev)}, ${op.pmu === "aux" ? 1 : 0}, ${op.cpu ?? -1}, ${op.inherit ? 1 : 0}, ${op.outputTo !== undefined ? e(op.outputTo) : -1})`;
-    case "close": return `op_close(${e(op.ev)})`;
-    case "mmap":
-      return `op_mmap(${m(op.map)}, ${e(op.ev)}, ${op.pages}, ${op.pgoff}, ${PROT[op.prot]}, ${op.shared === false ? 0 : 1})`;
-    case "munmap": return `op_munmap(${m(op.map)}, ${op.offset ?? 0}, ${op.pages ?? mapPages.get(op.map) ?? 0})`;
-    case "mremap":
-      return `op_mremap(${m(op.map)}, ${op.offset ?? 0}, ${op.oldPages}, ${op.newPages}, ${op.mayMove ? 1 : 0}, ${op.toFresh ? 1 : 0})`;
-    case "mprotect": return `op_mprotect(${m(op.map)}, ${op.offset ?? 0}, ${op.pages ?? mapPages.get(op.map) ?? 0}, ${PROT[op.prot]})`;
-    case "mapFixedAnon": return `op_map_fixed_anon(${m(op.map)}, ${op.offset}, ${op.pages})`;
-    case "setAux": return `op_set_aux(${m(op.map)}, ${op.offsetPages}, ${op.sizePages})`;
-    case "setOutput": return `op_set_output(${e(op.ev)}, ${op.target === null ? -2 : e(op.target)})`;
-    case "rlimit": return `op_rlimit(${op.memlockPages === "unlimited" ? -1 : op.memlockPages})`;
-    case "sysctlMlock": return `op_sysctl_mlock(${op.kb})`;
-    case "auxFault": return `op_aux_fault(${op.fail ? 1 : 0})`;
-    case "touch": return `op_touch(${m(op.map)}, ${op.page}, ${op.write ? 1 : 0})`;
-    case "readUserPage": return `op_read_user_page(${m(op.map)})`;
+    case "open": return `AX_OPEN(${h(op.ev)}, ${op.pmu === "aux" ? 1 : 0}, ${op.cpu ?? -1}, ${op.inherit ? 1 : 0}, ${op.outputTo !== undefined ? h(op.outputTo) : -1})`;
+    case "close": return `AX_CLOSE(${h(op.ev)})`;
+    case "mmap": return `AX_MMAP(${h(op.map)}, ${h(op.ev)}, ${op.pages}, ${op.pgoff}, ${PROT[op.prot]}, ${op.shared === false ? 0 : 1})`;
+    case "munmap": return `AX_MUNMAP(${h(op.map)}, ${op.offset ?? 0}, ${op.pages ?? mapPages.get(op.map) ?? 0})`;
+    case "mremap": return `AX_MREMAP(${h(op.map)}, ${op.offset ?? 0}, ${op.oldPages}, ${op.newPages}, ${op.mayMove ? 1 : 0}, ${op.toFresh ? 1 : 0})`;
+    case "mprotect": return `AX_MPROTECT(${h(op.map)}, ${op.offset ?? 0}, ${op.pages ?? mapPages.get(op.map) ?? 0}, ${PROT[op.prot]})`;
+    case "mapFixedAnon": return `AX_MAP_FIXED_ANON(${h(op.map)}, ${op.offset}, ${op.pages})`;
+    case "setAux": return `AX_SET_AUX(${h(op.map)}, ${op.offsetPages}, ${op.sizePages})`;
+    case "setOutput": return `AX_SET_OUTPUT(${h(op.ev)}, ${op.target === null ? -2 : h(op.target)})`;
+    case "rlimit": return `AX_RLIMIT(${op.memlockPages === "unlimited" ? -1 : op.memlockPages})`;
+    case "sysctlMlock": return `AX_SYSCTL_MLOCK(${op.kb})`;
+    case "auxFault": return `AX_AUX_FAULT(${op.fail ? 1 : 0})`;
+    case "touch": return `AX_TOUCH(${h(op.map)}, ${op.page}, ${op.write ? 1 : 0})`;
+    case "readUserPage": return `AX_READ_USER_PAGE(${h(op.map)})`;
   }
 }
 
@@ -67,499 +77,59 @@ export function reproC(c: Case, profile = c.profile ?? "6.18"): string {
   const nMap = Math.max(1, ...maps.map(handleIndex).map((i) => i + 1));
   const usesAux = c.program.some((o) => o.op === "open" && o.pmu === "aux");
   const needsRoot = c.program.some((o) => o.op === "sysctlMlock" || o.op === "auxFault");
-  const lines: string[] = [];
-  c.program.forEach((op, i) => {
+  const steps = c.program.map((op, i) => {
     const x = exp.perOp[i];
     const allowed = x.allowed.map(code);
     const page = "ok" in x.preferred && x.preferred.page ? x.preferred.page : null;
-    lines.push(`\t/* ${i}: ${showOp(op).replace(/\*\//g, "* /")} -- spec rule ${x.rule} */`);
-    lines.push(`\tSTEP(${i}, ${cStr(showOp(op))}, ${opCall(op, mapPages)}, ${code(x.preferred)}, ((const int[]){${allowed.join(", ")}}), ${allowed.length}, ((const long[]){${x.allowedVmPinKb.join(", ")}}), ${x.allowedVmPinKb.length}, ${page ? `((const long[]){${page.dataOffset}, ${page.dataSize}, ${page.auxHead}, ${page.auxOffset}, ${page.auxSize}})` : "NULL"});`);
+    return `\t/* ${i}: ${comment(showOp(op))} -- spec rule ${x.rule} */\n` +
+      `\t{ ${cStr(showOp(op))}, ${opData(op, mapPages)}, ${code(x.preferred)},\n` +
+      `\t  (const int[]){ ${allowed.join(", ")} }, ${allowed.length}, (const long[]){ ${x.allowedVmPinKb.join(", ")} }, ${x.allowedVmPinKb.length},\n` +
+      `\t  ${page ? `(const long[]){ ${page.dataOffset}, ${page.dataSize}, ${page.auxHead}, ${page.auxOffset}, ${page.auxSize} }` : "NULL"} },`;
   });
+  const teardown = teardownSteps(c.program).map((t) =>
+    t.kind === "restore" ? `\t{ 'r', 0, 0 },` : t.kind === "munmap" ? `\t{ 'u', ${handleIndex(t.map)}, ${t.slot} },` : `\t{ 'c', ${handleIndex(t.ev)}, 0 },`);
   const config = c.config;
   return `// SPDX-License-Identifier: GPL-2.0
 /*
- * auxspec reproducer: ${c.name.replace(/\*\//g, "* /")}
-${(c.description ?? "").split("\n").map((l) => ` * ${l.replace(/\*\//g, "* /")}`).join("\n")}
+ * auxspec reproducer: ${comment(c.name)}
+${(c.description ?? "").split("\n").map((l) => ` * ${comment(l)}`).join("\n")}
  *
  * Generated by auxspec (format auxspec-case/1) under profile ${profile}.
  * Build: gcc -static -O2 -o repro repro.c    Run: ./repro   (as root for a fresh uid)
  * Exit: 0 the kernel agrees with the spec, 1 it diverges, 4 cannot run here (KSFT_SKIP).
  * Config of the case: cpus=${config.cpus} perf_event_mlock_kb=${config.mlockKb} RLIMIT_MEMLOCK=${config.memlockPages} pages CAP_IPC_LOCK=${config.capIpcLock}
+ * The case itself is at the end of the file, after auxspec's C runtime.
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/perf_event.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <setjmp.h>
-#include <sys/wait.h>
-#include <unistd.h>
+${runtimeText()}
+/* ---- the case ---- */
+static const struct ax_step steps[] = {
+${steps.join("\n")}
+};
 
-#ifndef MAP_FIXED_NOREPLACE
-#define MAP_FIXED_NOREPLACE 0x100000
-#endif
-#ifndef MREMAP_FIXED
-#define MREMAP_FIXED 2
-#endif
-#define UNUSED __attribute__((unused))
-#define KSFT_PASS 0
-#define KSFT_FAIL 1
-#define KSFT_SKIP 4
-#define NEV ${nEv}
-#define NMAP ${nMap}
-#define NSTEPS ${c.program.length}
-#define PGSZ 4096UL
-#define SLOT_PAGES ${SLOT_PAGES}UL
-#define SLOT_BASE 0x600000000000UL
-#define CFG_MLOCK_KB ${config.mlockKb}
-#define CFG_MEMLOCK_PAGES ${config.memlockPages === "unlimited" ? -1 : config.memlockPages}
-#define CFG_CAP_IPC_LOCK ${config.capIpcLock ? 1 : 0}
-#define USES_AUX ${usesAux ? 1 : 0}
-#define NEEDS_ROOT ${needsRoot ? 1 : 0}
-#define EXPECT_VMPIN_KB ${exp.audit.vmPinKb}
+/* Teardown (spec/audit.ts teardownSteps): restore, both slots of every map handle, close every event handle. */
+static const struct ax_td_step teardown[] = {
+${teardown.join("\n")}
+};
 
-static int fds[NEV];
-static int flip[NMAP];
-static int aux_type = -1;
-static int was_root;
-static char aux_pmu_dir[256];
-
-static unsigned long slot(int m, int w) { return SLOT_BASE + ((unsigned long)m * 2 + w) * SLOT_PAGES * PGSZ; }
-static unsigned long base(int m) { return slot(m, flip[m]); }
-static int err(long r) { return r < 0 ? errno : 0; }
-
-static const char *name_of(int c)
-{
-	static char buf[32];
-	switch (c) {
-	case 0: return "ok";
-	case -7: return "SIGBUS";
-	case -11: return "SIGSEGV";
-${Object.entries(ERRNO).map(([n, v]) => `\tcase ${v}: return "${n}";`).join("\n")}
-	}
-	snprintf(buf, sizeof(buf), "ERRNO_%d", c);
-	return buf;
-}
-
-static long vmpin_kb(void)
-{
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
-static int write_file(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY), r;
-	if (fd < 0)
-		return errno;
-	r = write(fd, s, strlen(s)) < 0 ? errno : 0;
-	close(fd);
-	return r;
-}
-
-static long read_long(const char *path)
-{
-	char buf[64] = "";
-	int fd = open(path, O_RDONLY);
-	long v = -1;
-	if (fd >= 0) {
-		if (read(fd, buf, sizeof(buf) - 1) > 0)
-			v = strtol(buf[0] == 'Y' ? "1" : buf[0] == 'N' ? "0" : buf, NULL, 10);
-		close(fd);
-	}
-	return v;
-}
-
-static int perf_open(int aux, int cpu, int inherit, int group, unsigned long flags)
-{
-	struct perf_event_attr a;
-
-	memset(&a, 0, sizeof(a));
-	a.size = sizeof(a);
-	a.type = aux ? (unsigned)aux_type : PERF_TYPE_SOFTWARE;
-	a.config = aux ? 0 : PERF_COUNT_SW_DUMMY;
-	a.disabled = 1;
-	a.exclude_kernel = 1;
-	a.inherit = inherit;
-	return syscall(__NR_perf_event_open, &a, 0, cpu, group, flags);
-}
-
-static UNUSED int op_open(int ev, int aux, int cpu, int inherit, int out)
-{
-	int fd = perf_open(aux, cpu, inherit, out >= 0 ? fds[out] : -1, out >= 0 ? PERF_FLAG_FD_OUTPUT : 0);
-	if (fd < 0)
-		return errno;
-	fds[ev] = fd;
-	return 0;
-}
-
-static UNUSED int op_close(int ev)
-{
-	int r = close(fds[ev]) ? errno : 0;
-	fds[ev] = -1;
-	return r;
-}
-
-static UNUSED int op_mmap(int m, int ev, long pages, long pgoff, int prot, int shared)
-{
-	void *p = mmap((void *)base(m), pages * PGSZ, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE,
-		       fds[ev], pgoff * PGSZ);
-	return p == MAP_FAILED ? errno : 0;
-}
-
-static UNUSED int op_munmap(int m, long off, long pages) { return err(munmap((void *)(base(m) + off * PGSZ), pages * PGSZ)); }
-
-static UNUSED int op_mremap(int m, long off, long oldp, long newp, int maymove, int fresh)
-{
-	void *p;
-	if (fresh) {
-		p = mremap((void *)(base(m) + off * PGSZ), oldp * PGSZ, newp * PGSZ, MREMAP_MAYMOVE | MREMAP_FIXED,
-			   (void *)(slot(m, !flip[m]) + off * PGSZ));
-		if (p != MAP_FAILED)
-			flip[m] = !flip[m];
-	} else {
-		p = mremap((void *)(base(m) + off * PGSZ), oldp * PGSZ, newp * PGSZ, maymove ? MREMAP_MAYMOVE : 0);
-	}
-	return p == MAP_FAILED ? errno : 0;
-}
-
-static UNUSED int op_mprotect(int m, long off, long pages, int prot) { return err(mprotect((void *)(base(m) + off * PGSZ), pages * PGSZ, prot)); }
-
-static UNUSED int op_map_fixed_anon(int m, long off, long pages)
-{
-	void *p = mmap((void *)(base(m) + off * PGSZ), pages * PGSZ, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-	return p == MAP_FAILED ? errno : 0;
-}
-
-/*
- * Memory accesses run here under temporary SIGSEGV/SIGBUS handlers that siglongjmp back:
- * a forked child cannot do them, because perf mappings are VM_DONTCOPY (the child would
- * see no mapping at all and always get SIGSEGV).
- */
-static sigjmp_buf access_jb;
-static volatile sig_atomic_t access_sig;
-
-static void on_access_fault(int sig)
-{
-	access_sig = sig;
-	siglongjmp(access_jb, 1);
-}
-
-enum { ACCESS_READ, ACCESS_WRITE, ACCESS_TOUCH_WRITE };
-
-/* Read or write nwords words at addr; ACCESS_TOUCH_WRITE writes back what it reads. */
-static int probe(unsigned long addr, int nwords, unsigned long *buf, int mode)
-{
-	struct sigaction sa, old_segv, old_bus;
-	volatile unsigned long *p = (volatile unsigned long *)addr;
-	int i;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_access_fault;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGSEGV, &sa, &old_segv);
-	sigaction(SIGBUS, &sa, &old_bus);
-	access_sig = 0;
-	if (sigsetjmp(access_jb, 1) == 0) {
-		for (i = 0; i < nwords; i++) {
-			if (mode == ACCESS_WRITE)
-				p[i] = buf[i];
-			else if (mode == ACCESS_TOUCH_WRITE)
-				p[i] = p[i];
-			else
-				buf[i] = p[i];
-		}
-	}
-	sigaction(SIGSEGV, &old_segv, NULL);
-	sigaction(SIGBUS, &old_bus, NULL);
-	return access_sig ? -access_sig : 0;
-}
-
-static UNUSED int op_touch(int m, long page, int wr)
-{
-	unsigned long v;
-
-	return probe(base(m) + page * PGSZ, 1, &v, wr ? ACCESS_TOUCH_WRITE : ACCESS_READ);
-}
-
-static unsigned long page_words[5];
-static UNUSED int op_read_user_page(int m)
-{
-	unsigned long w[8];
-	int r = probe(base(m) + 1040, 8, w, ACCESS_READ);
-	/* data_offset 1040, data_size 1048, aux_head 1056, aux_tail 1064, aux_offset 1072, aux_size 1080 */
-	page_words[0] = w[0]; page_words[1] = w[1]; page_words[2] = w[2]; page_words[3] = w[4]; page_words[4] = w[5];
-	return r;
-}
-
-static UNUSED int op_set_aux(int m, long off, long size)
-{
-	unsigned long w[2] = { off * PGSZ, size * PGSZ };
-	return probe(base(m) + 1072, 2, w, ACCESS_WRITE);
-}
-
-static UNUSED int op_set_output(int ev, int target)
-{
-	long r;
-	if (target == -2)
-		r = ioctl(fds[ev], PERF_EVENT_IOC_SET_OUTPUT, (unsigned long)-1);
-	else
-		r = ioctl(fds[ev], PERF_EVENT_IOC_SET_OUTPUT, fds[target]); /* a dead handle is the int -1: EBADF */
-	return err(r);
-}
-
-/* The soft limit only: the hard limit stays as found (raising it needs CAP_SYS_RESOURCE). */
-static UNUSED int op_rlimit(long pages)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_MEMLOCK, &rl))
-		return errno;
-	rl.rlim_cur = pages < 0 ? RLIM_INFINITY : (rlim_t)pages * PGSZ;
-	return err(setrlimit(RLIMIT_MEMLOCK, &rl));
-}
-
-static int with_root(const char *path, const char *val)
-{
-	int r;
-	if (seteuid(0))
-		return errno;
-	r = write_file(path, val);
-	if (seteuid(getuid()))
-		return errno;
-	return r;
-}
-
-static UNUSED int op_sysctl_mlock(long kb)
-{
-	char buf[32];
-	snprintf(buf, sizeof(buf), "%ld", kb);
-	return with_root("/proc/sys/kernel/perf_event_mlock_kb", buf);
-}
-
-static UNUSED int op_aux_fault(int on)
-{
-	char path[300];
-	snprintf(path, sizeof(path), "%s/fail_setup_aux", aux_pmu_dir);
-	return with_root(path, on ? "1" : "0");
-}
-
-static int step_fail, step_skip, tap_n;
-
-static void STEP(int i, const char *desc, int got, int preferred, const int *allowed, int nallowed,
-		 const long *pins, int npins, const long *page)
-{
-	long pin = vmpin_kb();
-	int ok = 0, pin_ok = 0, k;
-
-	if (step_fail || step_skip) {
-		printf("ok %d - %s # SKIP after an earlier result\\n", ++tap_n, desc);
-		return;
-	}
-	for (k = 0; k < nallowed; k++)
-		ok |= allowed[k] == got;
-	for (k = 0; k < npins; k++)
-		pin_ok |= pins[k] == pin;
-	if (ok && got == 0 && page && preferred == 0)
-		for (k = 0; k < 5; k++)
-			if ((long)page_words[k] != page[k]) {
-				ok = 0;
-				printf("# op %d: user page word %d is %lu, spec says %ld\\n", i, k, page_words[k], page[k]);
-			}
-	if (!ok || (got == preferred && !pin_ok)) {
-		printf("not ok %d - %s: got %s VmPin %ld kB; spec allows", ++tap_n, desc, name_of(got), pin);
-		for (k = 0; k < nallowed; k++)
-			printf(" %s", name_of(allowed[k]));
-		printf(" with VmPin");
-		for (k = 0; k < npins; k++)
-			printf(" %ld", pins[k]);
-		printf(" kB\\n");
-		step_fail = 1;
-		return;
-	}
-	if (got != preferred) {
-		printf("ok %d - %s: %s (allowed, but not the recorded path) # SKIP\\n", ++tap_n, desc, name_of(got));
-		step_skip = 1;
-		return;
-	}
-	printf("ok %d - %s: %s\\n", ++tap_n, desc, name_of(got));
-}
-
-static int map_fresh(long len_pages, int *fdp)
-{
-	int fd = perf_open(0, -1, 0, -1, 0);
-	void *p;
-
-	if (fd < 0)
-		return 0;
-	p = mmap(NULL, len_pages * PGSZ, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		close(fd);
-		return 0;
-	}
-	*fdp = fd;
-	return 1;
-}
-
-/*
- * Budget probe, as every auxspec backend does it: with RLIMIT_MEMLOCK 0 and no CAP_IPC_LOCK,
- * map fresh buffers greedily, 2^k + 1 pages from the largest under the cap down, then 1-page
- * ones, until EPERM; count the pages. With nothing leaked that is user_lock_limit exactly.
- */
-static long probe_budget(long limit)
-{
-	static int pfd[4096];
-	long pages = 0, cap = limit + 16, n;
-	int k = 0, nfd = 0, i;
-
-	if (op_rlimit(0)) {
-		printf("# cannot set RLIMIT_MEMLOCK to 0: %s\\n", strerror(errno));
-		return -1;
-	}
-	while ((2L << k) + 1 <= cap)
-		k++;
-	for (; k >= 0; k--) {
-		n = 1L << k;
-		while (pages + n + 1 <= cap && nfd < 4096 && map_fresh(n + 1, &pfd[nfd])) {
-			nfd++;
-			pages += n + 1;
-		}
-	}
-	while (pages + 1 <= cap && nfd < 4096 && map_fresh(1, &pfd[nfd])) {
-		nfd++;
-		pages++;
-	}
-	for (i = 0; i < nfd; i++)
-		close(pfd[i]); /* the mappings stay until exit; the probe runs last */
-	return pages;
-}
-
-static int find_aux_pmu(void)
-{
-	static const char *names[] = { "auxspec_pmu", "intel_pt", "intel_bts", "cs_etm", "hisi_ptt", "arm_spe_0", NULL };
-	char path[300];
-	int i;
-
-	for (i = 0; names[i]; i++) {
-		snprintf(path, sizeof(path), "/sys/bus/event_source/devices/%s/type", names[i]);
-		if ((aux_type = read_long(path)) >= 0) {
-			snprintf(aux_pmu_dir, sizeof(aux_pmu_dir), "/sys/module/%s/parameters", names[i]);
-			return 0;
-		}
-	}
-	return -1;
-}
+static const struct ax_case the_case = {
+	.profile = ${cStr(profile)},
+	.nev = ${nEv},
+	.nmap = ${nMap},
+	.mlock_kb = ${config.mlockKb},
+	.memlock_pages = ${config.memlockPages === "unlimited" ? -1 : config.memlockPages},
+	.cap_ipc_lock = ${config.capIpcLock ? 1 : 0},
+	.uses_aux = ${usesAux ? 1 : 0},
+	.needs_root = ${needsRoot ? 1 : 0},
+	.expect_vmpin_kb = ${exp.audit.vmPinKb},
+	.steps = steps,
+	.nsteps = ${c.program.length},
+	.teardown = teardown,
+	.nteardown = ${teardownSteps(c.program).length},
+};
 
 int main(void)
 {
-	int i, fd;
-	long pin, budget, limit, mlock_kb, cpus;
-
-	setvbuf(stdout, NULL, _IONBF, 0);
-	printf("TAP version 13\\n1..%d\\n", NSTEPS + 2);
-	for (i = 0; i < NEV; i++)
-		fds[i] = -1;
-	fd = perf_open(0, -1, 0, -1, 0);
-	if (fd < 0) {
-		printf("# perf_event_open: %s (see /proc/sys/kernel/perf_event_paranoid)\\n", strerror(errno));
-		printf("1..0 # SKIP perf not permitted\\n");
-		return KSFT_SKIP;
-	}
-	close(fd);
-	if (USES_AUX && find_aux_pmu()) {
-		printf("1..0 # SKIP no AUX-capable PMU (intel_pt, cs_etm, arm_spe, auxspec_pmu ...)\\n");
-		return KSFT_SKIP;
-	}
-	mlock_kb = read_long("/proc/sys/kernel/perf_event_mlock_kb");
-	cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	was_root = geteuid() == 0;
-	if (NEEDS_ROOT && !was_root) {
-		printf("1..0 # SKIP needs root (sysctl or test PMU parameter)\\n");
-		return KSFT_SKIP;
-	}
-	if (mlock_kb != CFG_MLOCK_KB)
-		printf("# note: perf_event_mlock_kb is %ld here, the case was made with %d\\n", mlock_kb, CFG_MLOCK_KB);
-	op_rlimit(CFG_MEMLOCK_PAGES);
-	if (was_root) {
-		/* A fresh uid: user->locked_vm is per uid and outlives processes. Keep saved uid 0 for sysctls. */
-		uid_t uid = 400000 + (getpid() % 100000);
-		if (setresgid(uid, uid, 0) || setresuid(uid, uid, 0)) {
-			perror("setresuid");
-			return KSFT_SKIP;
-		}
-	} else {
-		printf("# not root: accounting is shared with this user's other processes\\n");
-	}
-	if (CFG_CAP_IPC_LOCK && !was_root) {
-		printf("1..0 # SKIP the case needs CAP_IPC_LOCK\\n");
-		return KSFT_SKIP;
-	}
-
-${lines.join("\n")}
-
-	/* Teardown, as every auxspec backend does it: restore sysctls, unmap both slots of every map handle, close fds. */
-	if (NEEDS_ROOT) {
-		char buf[32];
-		snprintf(buf, sizeof(buf), "%d", CFG_MLOCK_KB);
-		with_root("/proc/sys/kernel/perf_event_mlock_kb", buf);
-		if (USES_AUX)
-			op_aux_fault(0);
-	}
-	for (i = 0; i < NMAP; i++) {
-		munmap((void *)slot(i, 0), SLOT_PAGES * PGSZ);
-		munmap((void *)slot(i, 1), SLOT_PAGES * PGSZ);
-	}
-	for (i = 0; i < NEV; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	pin = vmpin_kb();
-	if (pin == EXPECT_VMPIN_KB && pin == 0)
-		printf("ok %d - audit: VmPin back to 0\\n", ++tap_n);
-	else {
-		printf("not ok %d - audit: VmPin %ld kB after teardown (conservation wants 0; the spec predicted %d)\\n", ++tap_n, pin, EXPECT_VMPIN_KB);
-		step_fail = 1;
-	}
-	if (was_root) {
-		usleep(50000); /* let deferred frees settle */
-		limit = (mlock_kb >> 2) * cpus;
-		budget = probe_budget(limit);
-		if (budget == limit)
-			printf("ok %d - audit: locked-memory budget %ld pages back in full\\n", ++tap_n, budget);
-		else {
-			printf("not ok %d - audit: locked-memory budget %ld pages, conservation wants %ld (user->locked_vm %s)\\n",
-			       ++tap_n, budget, limit, budget < limit ? "leaked" : "over-refunded");
-			step_fail = 1;
-		}
-	} else {
-		printf("ok %d - audit: budget probe # SKIP not root\\n", ++tap_n);
-	}
-	if (step_fail) {
-		printf("# FAIL: the kernel diverges from the spec (profile ${profile})\\n");
-		return KSFT_FAIL;
-	}
-	if (step_skip) {
-		printf("# SKIP: the kernel took another allowed path\\n");
-		return KSFT_SKIP;
-	}
-	printf("# PASS: the kernel agrees with the spec (profile ${profile})\\n");
-	return KSFT_PASS;
+	return ax_repro_main(&the_case);
 }
 `;
 }

@@ -2,8 +2,9 @@
  * The audit protocol: what every backend does after a program's last op, defined once.
  *
  * The spec (spec/model/check.ts), the reference (reference/), the host executor
- * (hwtest/host/), the VM guests and the C runtime (hwtest/c/auxspec.h, through the constants
- * below, checked equal by test/audit.test.ts) all follow it:
+ * (hwtest/host/), the VM guests and the C runtime (runtime/auxspec.h: the C twin executor and
+ * the C reproducers; its constants and warning ERE are checked equal to the ones below, and its
+ * budget probe to `budgetProbe`, by test/hwtest/runtime.test.ts) all follow it:
  *
  *   1. teardown, in this order: perf_event_mlock_kb back to config.mlockKb and the test PMU's
  *      fault switch off; then for every map handle, in handle order, munmap slot A then slot B

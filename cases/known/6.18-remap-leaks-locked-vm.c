@@ -7,109 +7,127 @@
  * Build: gcc -static -O2 -o repro repro.c    Run: ./repro   (as root for a fresh uid)
  * Exit: 0 the kernel agrees with the spec, 1 it diverges, 4 cannot run here (KSFT_SKIP).
  * Config of the case: cpus=2 perf_event_mlock_kb=516 RLIMIT_MEMLOCK=16 pages CAP_IPC_LOCK=false
+ * The case itself is at the end of the file, after auxspec's C runtime.
  */
+/* ---- runtime/auxspec.h (inlined) ---- */
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * auxspec.h: the C side of auxspec, once. The C twin executor (hwtest/host/native/exec.c),
+ * the koffi helper library (hwtest/host/native/auxprobe.c) and every generated C reproducer
+ * (fuzz/repro-c.ts inlines this file) use these ops, this page access, this budget probe,
+ * this teardown and this kernel-log scan, so they cannot drift apart.
+ *
+ * The audit protocol is spec/audit.ts; the constants below are written once here and
+ * test/hwtest/runtime.test.ts checks that they equal the TypeScript ones.
+ *
+ * Result codes of the ops: 0 success, > 0 an errno, -SIGBUS / -SIGSEGV when a page access
+ * faulted, AX_HARNESS when the harness itself failed (the reason is in ax_harness_msg).
+ */
+#ifndef AUXSPEC_RUNTIME_H
+#define AUXSPEC_RUNTIME_H
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/capability.h>
 #include <linux/perf_event.h>
+#include <regex.h>
+#include <sched.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <setjmp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* ---- constants shared with spec/audit.ts (checked equal by test/hwtest/runtime.test.ts) ---- */
+#define AX_PAGE_SIZE 4096UL
+#define AX_SLOT_PAGES 8192UL
+#define AX_SLOT_BYTES (AX_SLOT_PAGES * AX_PAGE_SIZE)
+#define AX_SLOT_BASE 0x600000000000UL
+#define AX_BUDGET_PROBE_MARGIN 16
+#define AX_KERNEL_WARNING_ERE "WARNING:|BUG:|kernel BUG|Oops|general protection fault|refcount_t:|UBSAN:|KASAN:|list_(add|del) corruption|Kernel panic|rcu.*detected stall|blocked for more than|Bad page|page allocation failure|invalid opcode"
+
+/* A PMU type nobody has: what pmu "aux" opens without an AUX PMU (the kernel says ENOENT). */
+#define AX_NO_SUCH_PMU_TYPE 0x7ffffff0
+/* include/uapi/linux/perf_event.h PERF_ATTR_SIZE_VER8 (config3, 6.3+); older kernels accept
+ * a larger attr whose unknown bytes are zero. The koffi executor writes the same size. */
+#define AX_ATTR_SIZE 136
+#define AX_HARNESS (-10000)
+#define AX_MAX_STRAYS 256
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 #ifndef MREMAP_FIXED
 #define MREMAP_FIXED 2
 #endif
-#define UNUSED __attribute__((unused))
-#define KSFT_PASS 0
-#define KSFT_FAIL 1
-#define KSFT_SKIP 4
-#define NEV 1
-#define NMAP 2
-#define NSTEPS 3
-#define PGSZ 4096UL
-#define SLOT_PAGES 8192UL
-#define SLOT_BASE 0x600000000000UL
-#define CFG_MLOCK_KB 516
-#define CFG_MEMLOCK_PAGES 16
-#define CFG_CAP_IPC_LOCK 0
-#define USES_AUX 0
-#define NEEDS_ROOT 0
-#define EXPECT_VMPIN_KB 0
+#ifndef ENOTSUPP
+#define ENOTSUPP 524 /* kernel-internal (include/linux/errno.h); the seed's rb_alloc_aux returns it */
+#endif
+#define AX_FN static __attribute__((unused))
+#define AX_PROC_MLOCK "/proc/sys/kernel/perf_event_mlock_kb"
 
-static int fds[NEV];
-static int flip[NMAP];
-static int aux_type = -1;
-static int was_root;
-static char aux_pmu_dir[256];
+/* Page-access kinds (the numbers are auxprobe's ABI with hwtest/host/libc.ts ACCESS). */
+enum { AX_READ = 0, AX_WRITE = 1, AX_SETAUX = 2, AX_READPAGE = 3 };
 
-static unsigned long slot(int m, int w) { return SLOT_BASE + ((unsigned long)m * 2 + w) * SLOT_PAGES * PGSZ; }
-static unsigned long base(int m) { return slot(m, flip[m]); }
-static int err(long r) { return r < 0 ? errno : 0; }
+static char ax_harness_msg[256];
 
-static const char *name_of(int c)
+AX_FN int ax_harness(const char *what)
+{
+	snprintf(ax_harness_msg, sizeof(ax_harness_msg), "%s", what);
+	return AX_HARNESS;
+}
+
+/* Slot w (0 = A, 1 = B) of map handle m. */
+AX_FN unsigned long ax_slot(long m, int w)
+{
+	return AX_SLOT_BASE + ((unsigned long)m * 2 + (unsigned long)w) * AX_SLOT_BYTES;
+}
+
+/* ---- names ---- */
+
+/* errno names from <errno.h> through glibc (one canonical name per number: EAGAIN, EOPNOTSUPP). */
+AX_FN const char *ax_errno_name(int e)
 {
 	static char buf[32];
-	switch (c) {
-	case 0: return "ok";
-	case -7: return "SIGBUS";
-	case -11: return "SIGSEGV";
-	case 1: return "EPERM";
-	case 2: return "ENOENT";
-	case 3: return "ESRCH";
-	case 4: return "EINTR";
-	case 5: return "EIO";
-	case 7: return "E2BIG";
-	case 9: return "EBADF";
-	case 11: return "EAGAIN";
-	case 12: return "ENOMEM";
-	case 13: return "EACCES";
-	case 14: return "EFAULT";
-	case 16: return "EBUSY";
-	case 17: return "EEXIST";
-	case 19: return "ENODEV";
-	case 22: return "EINVAL";
-	case 23: return "ENFILE";
-	case 24: return "EMFILE";
-	case 25: return "ENOTTY";
-	case 28: return "ENOSPC";
-	case 38: return "ENOSYS";
-	case 75: return "EOVERFLOW";
-	case 95: return "EOPNOTSUPP";
-	case 524: return "ENOTSUPP";
-	}
-	snprintf(buf, sizeof(buf), "ERRNO_%d", c);
+	const char *n;
+
+	if (e == ENOTSUPP)
+		return "ENOTSUPP";
+	n = strerrorname_np(e);
+	if (n)
+		return n;
+	snprintf(buf, sizeof(buf), "ERRNO_%d", e);
 	return buf;
 }
 
-static long vmpin_kb(void)
+/* Name of a result code: "ok", "SIGBUS", "SIGSEGV" or the errno's name. */
+AX_FN const char *ax_result_name(int r)
 {
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
+	if (r == 0)
+		return "ok";
+	if (r == -SIGBUS)
+		return "SIGBUS";
+	if (r == -SIGSEGV)
+		return "SIGSEGV";
+	if (r == AX_HARNESS)
+		return "harness failure";
+	return ax_errno_name(r);
 }
 
-static int write_file(const char *path, const char *s)
+/* ---- files ---- */
+
+AX_FN int ax_write_file(const char *path, const char *s)
 {
-	int fd = open(path, O_WRONLY), r;
+	int fd = open(path, O_WRONLY | O_CLOEXEC), r;
+
 	if (fd < 0)
 		return errno;
 	r = write(fd, s, strlen(s)) < 0 ? errno : 0;
@@ -117,11 +135,13 @@ static int write_file(const char *path, const char *s)
 	return r;
 }
 
-static long read_long(const char *path)
+/* A number (or Y/N as 1/0) from a small file; -1 when unreadable. */
+AX_FN long ax_read_long(const char *path)
 {
 	char buf[64] = "";
-	int fd = open(path, O_RDONLY);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	long v = -1;
+
 	if (fd >= 0) {
 		if (read(fd, buf, sizeof(buf) - 1) > 0)
 			v = strtol(buf[0] == 'Y' ? "1" : buf[0] == 'N' ? "0" : buf, NULL, 10);
@@ -130,383 +150,977 @@ static long read_long(const char *path)
 	return v;
 }
 
-static int perf_open(int aux, int cpu, int inherit, int group, unsigned long flags)
+/*
+ * VmPin in kB from an open /proc/self/status (or thread-self) fd, with one pread (seq_file
+ * regenerates at offset 0). The kernel prints pinned_vm unsigned (fs/proc/task_mmu.c
+ * task_mem, SEQ_PUT_DEC), so a negative pinned_vm shows as a huge value: it is returned as
+ * the signed kB count it stands for. Failure: LONG_MIN.
+ */
+AX_FN long ax_vmpin_kb(int fd)
 {
-	struct perf_event_attr a;
+	static char buf[16384];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	char *p;
 
-	memset(&a, 0, sizeof(a));
-	a.size = sizeof(a);
-	a.type = aux ? (unsigned)aux_type : PERF_TYPE_SOFTWARE;
-	a.config = aux ? 0 : PERF_COUNT_SW_DUMMY;
-	a.disabled = 1;
-	a.exclude_kernel = 1;
-	a.inherit = inherit;
-	return syscall(__NR_perf_event_open, &a, 0, cpu, group, flags);
+	if (n < 0)
+		return LONG_MIN;
+	buf[n] = 0;
+	p = strstr(buf, "\nVmPin:");
+	if (!p)
+		return LONG_MIN;
+	p += 7;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return (long)strtoull(p, NULL, 10);
 }
 
-static UNUSED int op_open(int ev, int aux, int cpu, int inherit, int out)
+/* ---- identity ---- */
+
+/* CAP_IPC_LOCK in this thread's effective set: 0 or -1 (capset refused). */
+AX_FN int ax_set_ipc_lock(int want)
 {
-	int fd = perf_open(aux, cpu, inherit, out >= 0 ? fds[out] : -1, out >= 0 ? PERF_FLAG_FD_OUTPUT : 0);
-	if (fd < 0)
-		return errno;
-	fds[ev] = fd;
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+	int has;
+
+	if (syscall(SYS_capget, &h, d))
+		return -1;
+	has = (d[0].effective >> CAP_IPC_LOCK) & 1;
+	if (has == !!want)
+		return 0;
+	if (want)
+		d[0].effective |= 1u << CAP_IPC_LOCK;
+	else
+		d[0].effective &= ~(1u << CAP_IPC_LOCK);
+	if (syscall(SYS_capset, &h, d))
+		return -1;
+	if (syscall(SYS_capget, &h, d) || (int)((d[0].effective >> CAP_IPC_LOCK) & 1) != !!want)
+		return -1;
 	return 0;
 }
 
-static UNUSED int op_close(int ev)
-{
-	int r = close(fds[ev]) ? errno : 0;
-	fds[ev] = -1;
-	return r;
-}
-
-static UNUSED int op_mmap(int m, int ev, long pages, long pgoff, int prot, int shared)
-{
-	void *p = mmap((void *)base(m), pages * PGSZ, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE,
-		       fds[ev], pgoff * PGSZ);
-	return p == MAP_FAILED ? errno : 0;
-}
-
-static UNUSED int op_munmap(int m, long off, long pages) { return err(munmap((void *)(base(m) + off * PGSZ), pages * PGSZ)); }
-
-static UNUSED int op_mremap(int m, long off, long oldp, long newp, int maymove, int fresh)
-{
-	void *p;
-	if (fresh) {
-		p = mremap((void *)(base(m) + off * PGSZ), oldp * PGSZ, newp * PGSZ, MREMAP_MAYMOVE | MREMAP_FIXED,
-			   (void *)(slot(m, !flip[m]) + off * PGSZ));
-		if (p != MAP_FAILED)
-			flip[m] = !flip[m];
-	} else {
-		p = mremap((void *)(base(m) + off * PGSZ), oldp * PGSZ, newp * PGSZ, maymove ? MREMAP_MAYMOVE : 0);
-	}
-	return p == MAP_FAILED ? errno : 0;
-}
-
-static UNUSED int op_mprotect(int m, long off, long pages, int prot) { return err(mprotect((void *)(base(m) + off * PGSZ), pages * PGSZ, prot)); }
-
-static UNUSED int op_map_fixed_anon(int m, long off, long pages)
-{
-	void *p = mmap((void *)(base(m) + off * PGSZ), pages * PGSZ, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-	return p == MAP_FAILED ? errno : 0;
-}
-
-/*
- * Memory accesses run here under temporary SIGSEGV/SIGBUS handlers that siglongjmp back:
- * a forked child cannot do them, because perf mappings are VM_DONTCOPY (the child would
- * see no mapping at all and always get SIGSEGV).
- */
-static sigjmp_buf access_jb;
-static volatile sig_atomic_t access_sig;
-
-static void on_access_fault(int sig)
-{
-	access_sig = sig;
-	siglongjmp(access_jb, 1);
-}
-
-enum { ACCESS_READ, ACCESS_WRITE, ACCESS_TOUCH_WRITE };
-
-/* Read or write nwords words at addr; ACCESS_TOUCH_WRITE writes back what it reads. */
-static int probe(unsigned long addr, int nwords, unsigned long *buf, int mode)
-{
-	struct sigaction sa, old_segv, old_bus;
-	volatile unsigned long *p = (volatile unsigned long *)addr;
-	int i;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_access_fault;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGSEGV, &sa, &old_segv);
-	sigaction(SIGBUS, &sa, &old_bus);
-	access_sig = 0;
-	if (sigsetjmp(access_jb, 1) == 0) {
-		for (i = 0; i < nwords; i++) {
-			if (mode == ACCESS_WRITE)
-				p[i] = buf[i];
-			else if (mode == ACCESS_TOUCH_WRITE)
-				p[i] = p[i];
-			else
-				buf[i] = p[i];
-		}
-	}
-	sigaction(SIGSEGV, &old_segv, NULL);
-	sigaction(SIGBUS, &old_bus, NULL);
-	return access_sig ? -access_sig : 0;
-}
-
-static UNUSED int op_touch(int m, long page, int wr)
-{
-	unsigned long v;
-
-	return probe(base(m) + page * PGSZ, 1, &v, wr ? ACCESS_TOUCH_WRITE : ACCESS_READ);
-}
-
-static unsigned long page_words[5];
-static UNUSED int op_read_user_page(int m)
-{
-	unsigned long w[8];
-	int r = probe(base(m) + 1040, 8, w, ACCESS_READ);
-	/* data_offset 1040, data_size 1048, aux_head 1056, aux_tail 1064, aux_offset 1072, aux_size 1080 */
-	page_words[0] = w[0]; page_words[1] = w[1]; page_words[2] = w[2]; page_words[3] = w[4]; page_words[4] = w[5];
-	return r;
-}
-
-static UNUSED int op_set_aux(int m, long off, long size)
-{
-	unsigned long w[2] = { off * PGSZ, size * PGSZ };
-	return probe(base(m) + 1072, 2, w, ACCESS_WRITE);
-}
-
-static UNUSED int op_set_output(int ev, int target)
-{
-	long r;
-	if (target == -2)
-		r = ioctl(fds[ev], PERF_EVENT_IOC_SET_OUTPUT, (unsigned long)-1);
-	else
-		r = ioctl(fds[ev], PERF_EVENT_IOC_SET_OUTPUT, fds[target]); /* a dead handle is the int -1: EBADF */
-	return err(r);
-}
-
-/* The soft limit only: the hard limit stays as found (raising it needs CAP_SYS_RESOURCE). */
-static UNUSED int op_rlimit(long pages)
+/* RLIMIT_MEMLOCK soft limit in pages (-1: unlimited); the hard limit stays as it is. Returns errno. */
+AX_FN int ax_set_memlock(long pages)
 {
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_MEMLOCK, &rl))
 		return errno;
-	rl.rlim_cur = pages < 0 ? RLIM_INFINITY : (rlim_t)pages * PGSZ;
-	return err(setrlimit(RLIMIT_MEMLOCK, &rl));
+	rl.rlim_cur = pages < 0 ? RLIM_INFINITY : (rlim_t)pages * AX_PAGE_SIZE;
+	return setrlimit(RLIMIT_MEMLOCK, &rl) ? errno : 0;
 }
 
-static int with_root(const char *path, const char *val)
+/* Raise the RLIMIT_MEMLOCK hard limit to unlimited where allowed (root: CAP_SYS_RESOURCE). */
+AX_FN void ax_raise_memlock_hard(void)
 {
-	int r;
-	if (seteuid(0))
-		return errno;
-	r = write_file(path, val);
-	if (seteuid(getuid()))
-		return errno;
-	return r;
-}
+	struct rlimit rl;
 
-static UNUSED int op_sysctl_mlock(long kb)
-{
-	char buf[32];
-	snprintf(buf, sizeof(buf), "%ld", kb);
-	return with_root("/proc/sys/kernel/perf_event_mlock_kb", buf);
-}
-
-static UNUSED int op_aux_fault(int on)
-{
-	char path[300];
-	snprintf(path, sizeof(path), "%s/fail_setup_aux", aux_pmu_dir);
-	return with_root(path, on ? "1" : "0");
-}
-
-static int step_fail, step_skip, tap_n;
-
-static void STEP(int i, const char *desc, int got, int preferred, const int *allowed, int nallowed,
-		 const long *pins, int npins, const long *page)
-{
-	long pin = vmpin_kb();
-	int ok = 0, pin_ok = 0, k;
-
-	if (step_fail || step_skip) {
-		printf("ok %d - %s # SKIP after an earlier result\n", ++tap_n, desc);
-		return;
+	if (!getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_max != RLIM_INFINITY) {
+		rl.rlim_max = RLIM_INFINITY;
+		setrlimit(RLIMIT_MEMLOCK, &rl);
 	}
-	for (k = 0; k < nallowed; k++)
-		ok |= allowed[k] == got;
-	for (k = 0; k < npins; k++)
-		pin_ok |= pins[k] == pin;
-	if (ok && got == 0 && page && preferred == 0)
-		for (k = 0; k < 5; k++)
-			if ((long)page_words[k] != page[k]) {
-				ok = 0;
-				printf("# op %d: user page word %d is %lu, spec says %ld\n", i, k, page_words[k], page[k]);
-			}
-	if (!ok || (got == preferred && !pin_ok)) {
-		printf("not ok %d - %s: got %s VmPin %ld kB; spec allows", ++tap_n, desc, name_of(got), pin);
-		for (k = 0; k < nallowed; k++)
-			printf(" %s", name_of(allowed[k]));
-		printf(" with VmPin");
-		for (k = 0; k < npins; k++)
-			printf(" %ld", pins[k]);
-		printf(" kB\n");
-		step_fail = 1;
-		return;
-	}
-	if (got != preferred) {
-		printf("ok %d - %s: %s (allowed, but not the recorded path) # SKIP\n", ++tap_n, desc, name_of(got));
-		step_skip = 1;
-		return;
-	}
-	printf("ok %d - %s: %s\n", ++tap_n, desc, name_of(got));
-}
-
-static int map_fresh(long len_pages, int *fdp)
-{
-	int fd = perf_open(0, -1, 0, -1, 0);
-	void *p;
-
-	if (fd < 0)
-		return 0;
-	p = mmap(NULL, len_pages * PGSZ, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		close(fd);
-		return 0;
-	}
-	*fdp = fd;
-	return 1;
 }
 
 /*
- * Budget probe, as every auxspec backend does it: with RLIMIT_MEMLOCK 0 and no CAP_IPC_LOCK,
- * map fresh buffers greedily, 2^k + 1 pages from the largest under the cap down, then 1-page
- * ones, until EPERM; count the pages. With nothing leaked that is user_lock_limit exactly.
+ * A fresh uid for this thread, keeping saved uid 0 (to write sysctls and go back): raw
+ * setresgid/setresuid(uid, uid, 0), which change only the calling thread. user->locked_vm
+ * is per uid and outlives processes, so no two programs may share one. Returns errno.
  */
-static long probe_budget(long limit)
+AX_FN int ax_switch_uid(unsigned uid)
 {
-	static int pfd[4096];
-	long pages = 0, cap = limit + 16, n;
-	int k = 0, nfd = 0, i;
+	if (syscall(SYS_setresgid, uid, uid, 0) || syscall(SYS_setresuid, uid, uid, 0))
+		return errno;
+	return 0;
+}
 
-	if (op_rlimit(0)) {
-		printf("# cannot set RLIMIT_MEMLOCK to 0: %s\n", strerror(errno));
-		return -1;
+AX_FN int ax_back_to_root(void)
+{
+	if (syscall(SYS_setresuid, 0, 0, 0) || syscall(SYS_setresgid, 0, 0, 0))
+		return errno;
+	return 0;
+}
+
+/* ---- page access that may fault ---- */
+
+struct ax_req {
+	int kind;
+	volatile unsigned char *addr;
+	uint64_t a, b;
+	uint64_t *out;
+};
+
+/* The one place that touches a perf buffer: user page words (struct perf_event_mmap_page). */
+static void ax_do_access(struct ax_req *r)
+{
+	volatile uint64_t *p = (volatile uint64_t *)r->addr;
+
+	switch (r->kind) {
+	case AX_READ: { unsigned char v = *r->addr; (void)v; break; }
+	case AX_WRITE: { unsigned char v = *r->addr; *r->addr = v; break; }
+	case AX_SETAUX:
+		p[1072 / 8] = r->a; /* aux_offset */
+		p[1080 / 8] = r->b; /* aux_size */
+		break;
+	case AX_READPAGE:
+		r->out[0] = p[1040 / 8]; /* data_offset */
+		r->out[1] = p[1048 / 8]; /* data_size */
+		r->out[2] = p[1056 / 8]; /* aux_head */
+		r->out[3] = p[1072 / 8]; /* aux_offset */
+		r->out[4] = p[1080 / 8]; /* aux_size */
+		break;
 	}
+}
+
+static void ax_on_fault_child(int sig) { syscall(SYS_exit_group, 100 + sig); }
+
+static int ax_child_fn(void *arg)
+{
+	struct ax_req *r = arg;
+	struct sigaction sa;
+	sigset_t un;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = ax_on_fault_child;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSEGV, &sa, NULL) || sigaction(SIGBUS, &sa, NULL))
+		syscall(SYS_exit_group, 90);
+	sigemptyset(&un);
+	sigaddset(&un, SIGSEGV);
+	sigaddset(&un, SIGBUS);
+	sigprocmask(SIG_UNBLOCK, &un, NULL);
+	if (r->kind < AX_READ || r->kind > AX_READPAGE)
+		syscall(SYS_exit_group, 91);
+	ax_do_access(r);
+	syscall(SYS_exit_group, 0);
+	return 0;
+}
+
+/*
+ * In a clone(CLONE_VM | CLONE_VFORK) child: a fork() child cannot do it, perf_mmap() marks
+ * every buffer VMA VM_DONTCOPY (the child would have no mapping and always get SIGSEGV).
+ * The child shares the mm (same VMAs, same pinned_vm), is its own thread group, and exits
+ * with 100 + signo from its own SIGSEGV/SIGBUS handlers. Returns 0, the signal number, or
+ * negative: -errno (clone, waitpid), -1000 - code (unexpected exit), -2000 - sig.
+ */
+AX_FN int ax_access_child(int kind, uint64_t addr, uint64_t a, uint64_t b, uint64_t *out)
+{
+	enum { STACK = 64 * 1024 };
+	static char *stack;
+	struct ax_req r = { kind, (volatile unsigned char *)(uintptr_t)addr, a, b, out };
+	int status = 0, code;
+	pid_t pid;
+
+	if (!stack) {
+		void *s = mmap(NULL, STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+		if (s == MAP_FAILED)
+			return -errno;
+		stack = s;
+	}
+	pid = clone(ax_child_fn, stack + STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &r);
+	if (pid < 0)
+		return -errno;
+	for (;;) {
+		pid_t w = waitpid(pid, &status, 0);
+		if (w == pid)
+			break;
+		if (w < 0 && errno == EINTR)
+			continue;
+		return -errno;
+	}
+	if (WIFEXITED(status)) {
+		code = WEXITSTATUS(status);
+		if (code == 0)
+			return 0;
+		if (code == 100 + SIGBUS)
+			return SIGBUS;
+		if (code == 100 + SIGSEGV)
+			return SIGSEGV;
+		return -1000 - code;
+	}
+	if (WIFSIGNALED(status))
+		return -2000 - WTERMSIG(status);
+	return -3000;
+}
+
+static sigjmp_buf ax_jb;
+static volatile sig_atomic_t ax_armed;
+
+static void ax_on_fault_inproc(int sig)
+{
+	if (ax_armed) {
+		ax_armed = 0;
+		siglongjmp(ax_jb, sig);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/*
+ * The same access in this thread under temporary SIGSEGV/SIGBUS handlers that siglongjmp
+ * back: ~30x cheaper than the child, but for a few microseconds the process-wide handlers
+ * are ours (a fault in another thread then would be misattributed).
+ */
+AX_FN int ax_access_inproc(int kind, uint64_t addr, uint64_t a, uint64_t b, uint64_t *out)
+{
+	struct ax_req r = { kind, (volatile unsigned char *)(uintptr_t)addr, a, b, out };
+	struct sigaction sa, old_segv, old_bus;
+	int sig;
+
+	if (kind < AX_READ || kind > AX_READPAGE)
+		return -1091;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = ax_on_fault_inproc;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_NODEFER;
+	if (sigaction(SIGSEGV, &sa, &old_segv))
+		return -errno;
+	if (sigaction(SIGBUS, &sa, &old_bus)) {
+		int e = errno;
+		sigaction(SIGSEGV, &old_segv, NULL);
+		return -e;
+	}
+	sig = sigsetjmp(ax_jb, 1);
+	if (sig == 0) {
+		ax_armed = 1;
+		ax_do_access(&r);
+		ax_armed = 0;
+	}
+	sigaction(SIGSEGV, &old_segv, NULL);
+	sigaction(SIGBUS, &old_bus, NULL);
+	return sig;
+}
+
+/* ---- one program's state and its ops ---- */
+
+struct ax_run {
+	int *fds;             /* event handle -> fd, -1 when none */
+	int nev;
+	unsigned char *flip;  /* map handle -> 0 mapped at slot A, 1 moved to slot B */
+	long nmap;
+	unsigned long strays[AX_MAX_STRAYS][2]; /* mremap moved a mapping outside the slots */
+	int nstray;
+	int aux_type;         /* PMU type for pmu "aux" */
+	int inproc;           /* page access in-process (1) or in a CLONE_VM child (0) */
+	int cap_ipc_lock;     /* CAP_IPC_LOCK wanted in the effective set */
+	unsigned uid;         /* the program's uid, 0 when not switched */
+	const char *aux_param_dir; /* the test PMU's module parameters (auxFault) */
+	int mlock_touched, fault_touched;
+	uint64_t page[5];     /* the user page words the last readUserPage read */
+};
+
+/* Every handle empty; fds and flip have nev and nmap entries. */
+AX_FN void ax_run_init(struct ax_run *r, int *fds, int nev, unsigned char *flip, long nmap)
+{
+	memset(r, 0, sizeof(*r));
+	r->fds = fds;
+	r->nev = nev;
+	r->flip = flip;
+	r->nmap = nmap;
+	r->aux_type = AX_NO_SUCH_PMU_TYPE;
+	for (int i = 0; i < nev; i++)
+		fds[i] = -1;
+	memset(flip, 0, nmap);
+}
+
+AX_FN unsigned long ax_base(const struct ax_run *r, long m) { return ax_slot(m, r->flip[m]); }
+AX_FN int ax_fd(const struct ax_run *r, int ev) { return ev >= 0 && ev < r->nev ? r->fds[ev] : -1; }
+static int ax_err(long rc) { return rc < 0 ? errno : 0; }
+
+/* A disabled event of this process, exclude_kernel; -1 with errno on failure. */
+AX_FN int ax_perf_open(unsigned type, uint64_t config, int inherit, int cpu, int group, unsigned long flags)
+{
+	union { struct perf_event_attr a; unsigned char b[AX_ATTR_SIZE + sizeof(struct perf_event_attr)]; } u;
+
+	memset(&u, 0, sizeof(u));
+	u.a.type = type;
+	u.a.size = AX_ATTR_SIZE;
+	u.a.config = config;
+	u.a.disabled = 1;
+	u.a.inherit = !!inherit;
+	u.a.exclude_kernel = 1;
+	return syscall(SYS_perf_event_open, &u.a, 0, cpu, group, flags);
+}
+
+AX_FN int ax_open(struct ax_run *r, int ev, int aux, int cpu, int inherit, int out_ev)
+{
+	int fd = ax_perf_open(aux ? (unsigned)r->aux_type : PERF_TYPE_SOFTWARE, aux ? 0 : PERF_COUNT_SW_DUMMY,
+			      inherit, cpu, out_ev >= 0 ? ax_fd(r, out_ev) : -1,
+			      PERF_FLAG_FD_CLOEXEC | (out_ev >= 0 ? PERF_FLAG_FD_OUTPUT : 0));
+
+	r->fds[ev] = fd < 0 ? -1 : fd;
+	return fd < 0 ? errno : 0;
+}
+
+/* The handle never reuses its number, whatever close says. */
+AX_FN int ax_close(struct ax_run *r, int ev)
+{
+	int fd = r->fds[ev];
+
+	r->fds[ev] = -1;
+	return close(fd) ? errno : 0;
+}
+
+/* At slot A, MAP_FIXED_NOREPLACE; landing elsewhere is a harness failure (flag ignored?). */
+AX_FN int ax_mmap(struct ax_run *r, long m, int ev, long pages, long pgoff, int prot, int shared)
+{
+	unsigned long addr = ax_slot(m, 0);
+	void *p;
+
+	r->flip[m] = 0;
+	p = mmap((void *)addr, pages * AX_PAGE_SIZE, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE,
+		 ax_fd(r, ev), pgoff * AX_PAGE_SIZE);
+	if (p == MAP_FAILED)
+		return errno;
+	if ((unsigned long)p != addr) {
+		if (r->nstray < AX_MAX_STRAYS) {
+			r->strays[r->nstray][0] = (unsigned long)p;
+			r->strays[r->nstray++][1] = pages * AX_PAGE_SIZE;
+		}
+		return ax_harness("mmap landed outside its slot (MAP_FIXED_NOREPLACE ignored?)");
+	}
+	return 0;
+}
+
+AX_FN int ax_munmap(struct ax_run *r, long m, long off, long pages)
+{
+	return ax_err(munmap((void *)(ax_base(r, m) + off * AX_PAGE_SIZE), pages * AX_PAGE_SIZE));
+}
+
+/* fresh: MREMAP_MAYMOVE | MREMAP_FIXED to the other slot (the handle follows it). */
+AX_FN int ax_mremap(struct ax_run *r, long m, long off, long oldp, long newp, int maymove, int fresh)
+{
+	unsigned long from = ax_base(r, m) + off * AX_PAGE_SIZE, to = 0;
+	int flags = maymove ? MREMAP_MAYMOVE : 0;
+	void *p;
+
+	if (fresh) {
+		flags |= MREMAP_MAYMOVE | MREMAP_FIXED;
+		to = ax_slot(m, !r->flip[m]) + off * AX_PAGE_SIZE;
+	}
+	p = mremap((void *)from, oldp * AX_PAGE_SIZE, newp * AX_PAGE_SIZE, flags, (void *)to);
+	if (p == MAP_FAILED)
+		return errno;
+	if (fresh)
+		r->flip[m] = !r->flip[m];
+	else if ((unsigned long)p != from && r->nstray < AX_MAX_STRAYS) {
+		r->strays[r->nstray][0] = (unsigned long)p;
+		r->strays[r->nstray++][1] = newp * AX_PAGE_SIZE;
+	}
+	return 0;
+}
+
+AX_FN int ax_mprotect(struct ax_run *r, long m, long off, long pages, int prot)
+{
+	return ax_err(mprotect((void *)(ax_base(r, m) + off * AX_PAGE_SIZE), pages * AX_PAGE_SIZE, prot));
+}
+
+AX_FN int ax_map_fixed_anon(struct ax_run *r, long m, long off, long pages)
+{
+	void *p = mmap((void *)(ax_base(r, m) + off * AX_PAGE_SIZE), pages * AX_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	return p == MAP_FAILED ? errno : 0;
+}
+
+/* target -2: (unsigned long)-1, "no output"; a dead target is the C int -1 widened (0xffffffff): EBADF. */
+AX_FN int ax_set_output(struct ax_run *r, int ev, int target)
+{
+	unsigned long arg = target == -2 ? (unsigned long)-1 : ax_fd(r, target) < 0 ? 0xffffffffUL : (unsigned long)ax_fd(r, target);
+
+	return ax_err(syscall(SYS_ioctl, ax_fd(r, ev), PERF_EVENT_IOC_SET_OUTPUT, arg));
+}
+
+AX_FN int ax_rlimit(struct ax_run *r, long pages)
+{
+	(void)r;
+	return ax_set_memlock(pages);
+}
+
+/* Write a root-owned file: euid 0 (the saved uid) for the write, then back to the program's uid. */
+AX_FN int ax_write_as_root(struct ax_run *r, const char *path, const char *s)
+{
+	int e;
+
+	if (!r->uid)
+		return ax_write_file(path, s);
+	if (syscall(SYS_setresuid, -1, 0, -1))
+		return ax_harness("setresuid(-1, 0, -1) to write a root-owned file");
+	e = ax_write_file(path, s);
+	if (syscall(SYS_setresuid, -1, r->uid, -1) || ax_set_ipc_lock(r->cap_ipc_lock))
+		return ax_harness("back to the program's uid after a root-owned write");
+	return e;
+}
+
+AX_FN int ax_sysctl_mlock(struct ax_run *r, long kb)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%ld", kb);
+	r->mlock_touched = 1;
+	return ax_write_as_root(r, AX_PROC_MLOCK, buf);
+}
+
+AX_FN int ax_aux_fault(struct ax_run *r, int on)
+{
+	char path[320];
+
+	if (!r->aux_param_dir)
+		return ax_harness("auxFault needs the auxspec_pmu test module");
+	snprintf(path, sizeof(path), "%s/fail_setup_aux", r->aux_param_dir);
+	r->fault_touched = 1;
+	return ax_write_as_root(r, path, on ? "Y" : "N");
+}
+
+/* A page access as a result code. */
+AX_FN int ax_access_op(struct ax_run *r, int kind, unsigned long addr, uint64_t a, uint64_t b, uint64_t *out)
+{
+	int s = r->inproc ? ax_access_inproc(kind, addr, a, b, out) : ax_access_child(kind, addr, a, b, out);
+
+	if (s == 0)
+		return 0;
+	if (s == SIGBUS || s == SIGSEGV)
+		return -s;
+	snprintf(ax_harness_msg, sizeof(ax_harness_msg), "page access at 0x%lx failed in the harness (code %d)", addr, s);
+	return AX_HARNESS;
+}
+
+AX_FN int ax_touch(struct ax_run *r, long m, long page, int write)
+{
+	return ax_access_op(r, write ? AX_WRITE : AX_READ, ax_base(r, m) + page * AX_PAGE_SIZE, 0, 0, NULL);
+}
+
+AX_FN int ax_set_aux(struct ax_run *r, long m, long off_pages, long size_pages)
+{
+	return ax_access_op(r, AX_SETAUX, ax_base(r, m), off_pages * AX_PAGE_SIZE, size_pages * AX_PAGE_SIZE, NULL);
+}
+
+/* Fills r->page: data_offset, data_size, aux_head, aux_offset, aux_size. */
+AX_FN int ax_read_user_page(struct ax_run *r, long m)
+{
+	return ax_access_op(r, AX_READPAGE, ax_base(r, m), 0, 0, r->page);
+}
+
+/*
+ * One op as data: the op table of the C twin executor (exec.c reads it as text, one letter
+ * and up to six numbers per line) and of the C reproducers (the AX_* constructors below).
+ * Events and maps are handle numbers; prot is PROT_* bits; -1 pages in rlimit is unlimited.
+ */
+struct ax_op {
+	char kind;
+	long a[6];
+};
+#define AX_OPEN(ev, aux, cpu, inherit, out_ev) { 'o', { ev, aux, cpu, inherit, out_ev } }
+#define AX_CLOSE(ev) { 'c', { ev } }
+#define AX_MMAP(m, ev, pages, pgoff, prot, shared) { 'm', { m, ev, pages, pgoff, prot, shared } }
+#define AX_MUNMAP(m, off, pages) { 'u', { m, off, pages } }
+#define AX_MREMAP(m, off, oldp, newp, maymove, fresh) { 'r', { m, off, oldp, newp, maymove, fresh } }
+#define AX_MPROTECT(m, off, pages, prot) { 'p', { m, off, pages, prot } }
+#define AX_MAP_FIXED_ANON(m, off, pages) { 'f', { m, off, pages } }
+#define AX_SET_AUX(m, off_pages, size_pages) { 'a', { m, off_pages, size_pages } }
+#define AX_SET_OUTPUT(ev, target) { 's', { ev, target } } /* target -2: none */
+#define AX_RLIMIT(pages) { 'l', { pages } }
+#define AX_SYSCTL_MLOCK(kb) { 'k', { kb } }
+#define AX_AUX_FAULT(on) { 'x', { on } }
+#define AX_TOUCH(m, page, write) { 't', { m, page, write } }
+#define AX_READ_USER_PAGE(m) { 'g', { m } }
+
+/* Runs one op: a result code (0, errno, -signal, AX_HARNESS). */
+AX_FN int ax_run_op(struct ax_run *r, const struct ax_op *o)
+{
+	const long *a = o->a;
+
+	switch (o->kind) {
+	case 'o': return ax_open(r, a[0], a[1], a[2], a[3], a[4]);
+	case 'c': return ax_close(r, a[0]);
+	case 'm': return ax_mmap(r, a[0], a[1], a[2], a[3], a[4], a[5]);
+	case 'u': return ax_munmap(r, a[0], a[1], a[2]);
+	case 'r': return ax_mremap(r, a[0], a[1], a[2], a[3], a[4], a[5]);
+	case 'p': return ax_mprotect(r, a[0], a[1], a[2], a[3]);
+	case 'f': return ax_map_fixed_anon(r, a[0], a[1], a[2]);
+	case 'a': return ax_set_aux(r, a[0], a[1], a[2]);
+	case 's': return ax_set_output(r, a[0], a[1]);
+	case 'l': return ax_rlimit(r, a[0]);
+	case 'k': return ax_sysctl_mlock(r, a[0]);
+	case 'x': return ax_aux_fault(r, a[0]);
+	case 't': return ax_touch(r, a[0], a[1], a[2]);
+	case 'g': return ax_read_user_page(r, a[0]);
+	}
+	snprintf(ax_harness_msg, sizeof(ax_harness_msg), "unknown op '%c'", o->kind);
+	return AX_HARNESS;
+}
+
+/* One teardown step as data (spec/audit.ts TeardownStep): 'r' restore, 'u' munmap slot of map h, 'c' close event h. */
+struct ax_td_step {
+	char kind;
+	long h;
+	int slot;
+};
+
+/* ---- teardown, in the protocol's order (spec/audit.ts teardownSteps) ---- */
+
+/* perf_event_mlock_kb back to mlock_kb and the test PMU's fault switch off, where used. */
+AX_FN void ax_td_restore(struct ax_run *r, long mlock_kb)
+{
+	char buf[32];
+
+	if (r->mlock_touched) {
+		snprintf(buf, sizeof(buf), "%ld", mlock_kb);
+		ax_write_as_root(r, AX_PROC_MLOCK, buf);
+	}
+	if (r->fault_touched)
+		ax_aux_fault(r, 0);
+}
+
+/* One slot (0 = A, 1 = B) of map handle m, whole (AX_SLOT_PAGES). */
+AX_FN void ax_td_munmap(struct ax_run *r, long m, int slot)
+{
+	(void)r;
+	munmap((void *)ax_slot(m, slot), AX_SLOT_BYTES);
+}
+
+/* Mappings mremap moved outside the slots (after the slots, before the closes). */
+AX_FN void ax_td_strays(struct ax_run *r)
+{
+	for (int i = 0; i < r->nstray; i++)
+		munmap((void *)r->strays[i][0], r->strays[i][1]);
+	r->nstray = 0;
+}
+
+/* Close an event handle whose fd is still open. */
+AX_FN void ax_td_close(struct ax_run *r, int ev)
+{
+	if (r->fds[ev] >= 0) {
+		close(r->fds[ev]);
+		r->fds[ev] = -1;
+	}
+}
+
+/* ---- audit ---- */
+
+/* The per-user limit in pages (budgetLimit) and the probe's cap (budgetCap). */
+AX_FN long ax_budget_limit(long mlock_kb, long cpus) { return (mlock_kb >> 2) * cpus; }
+AX_FN long ax_budget_cap(long mlock_kb, long cpus) { return ax_budget_limit(mlock_kb, cpus) + AX_BUDGET_PROBE_MARGIN; }
+
+/*
+ * Before the probe: no CAP_IPC_LOCK and RLIMIT_MEMLOCK at the pages pinned_vm still holds
+ * (normally 0), so that every charge to pinned_vm fails. Returns 0 or an errno (-1: capset).
+ */
+AX_FN int ax_budget_prepare(long vmpin_kb)
+{
+	if (ax_set_ipc_lock(0))
+		return -1;
+	return ax_set_memlock(vmpin_kb > 0 ? (vmpin_kb + 3) / 4 : 0);
+}
+
+/*
+ * The budget probe (spec/audit.ts budgetProbe): fresh data buffers, each on a fresh software
+ * event, 2^k data pages (+ the user page) from the largest k under the cap down to k = 0,
+ * each size repeated while it maps, then user-page-only buffers; stop at EPERM or at `cap`.
+ * Everything is unmapped and closed before it returns. Pages, or -1 (ax_harness_msg says why).
+ */
+AX_FN long ax_budget_probe(long cap)
+{
+	struct { void *p; size_t len; int fd; } *b = NULL;
+	long pages = 0, n;
+	int k = 0, nb = 0, spare = -1, err = 0, size = 0, i;
+
 	while ((2L << k) + 1 <= cap)
 		k++;
-	for (; k >= 0; k--) {
-		n = 1L << k;
-		while (pages + n + 1 <= cap && nfd < 4096 && map_fresh(n + 1, &pfd[nfd])) {
-			nfd++;
+	for (; k >= -1 && !err; k--) {
+		n = k >= 0 ? 1L << k : 0;
+		while (pages + n + 1 <= cap) {
+			void *p;
+			if (spare < 0) {
+				spare = ax_perf_open(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_DUMMY, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+				if (spare < 0) {
+					snprintf(ax_harness_msg, sizeof(ax_harness_msg), "budget probe: perf_event_open failed with %s", ax_errno_name(errno));
+					err = 1;
+					break;
+				}
+			}
+			p = mmap(NULL, (n + 1) * AX_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, spare, 0);
+			if (p == MAP_FAILED) {
+				if (errno != EPERM) {
+					snprintf(ax_harness_msg, sizeof(ax_harness_msg), "budget probe: mmap of %ld pages failed with %s", n + 1, ax_errno_name(errno));
+					err = 1;
+				}
+				break;
+			}
+			if (nb == size) {
+				void *nbp = realloc(b, (size = size ? 2 * size : 32) * sizeof(*b));
+				if (!nbp) {
+					munmap(p, (n + 1) * AX_PAGE_SIZE);
+					snprintf(ax_harness_msg, sizeof(ax_harness_msg), "budget probe: out of memory");
+					err = 1;
+					break;
+				}
+				b = nbp;
+			}
+			b[nb].p = p;
+			b[nb].len = (n + 1) * AX_PAGE_SIZE;
+			b[nb++].fd = spare;
+			spare = -1;
 			pages += n + 1;
 		}
 	}
-	while (pages + 1 <= cap && nfd < 4096 && map_fresh(1, &pfd[nfd])) {
-		nfd++;
-		pages++;
-	}
-	for (i = 0; i < nfd; i++)
-		close(pfd[i]); /* the mappings stay until exit; the probe runs last */
-	return pages;
+	for (i = 0; i < nb; i++)
+		munmap(b[i].p, b[i].len);
+	for (i = 0; i < nb; i++)
+		close(b[i].fd);
+	if (spare >= 0)
+		close(spare);
+	free(b);
+	return err ? -1 : pages;
 }
 
-static int find_aux_pmu(void)
+/* /dev/kmsg, non-blocking, at the end of the log (older records are not this program's); -1 if it cannot be read. */
+AX_FN int ax_kmsg_open(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0)
+		lseek(fd, 0, SEEK_END);
+	return fd;
+}
+
+/*
+ * Kernel-log records since the last call that match AX_KERNEL_WARNING_ERE (case-insensitive),
+ * skipping records that name another PID ("PID: n"; other workers share the log). Calls
+ * `found` with each message (the record's first line, after the ';' header). Returns the
+ * count, or -1 when the pattern does not compile.
+ */
+AX_FN int ax_kmsg_warnings(int fd, int pid, void (*found)(const char *msg, void *arg), void *arg)
+{
+	static regex_t re;
+	static int compiled;
+	char rec[8192];
+	int count = 0;
+
+	if (!compiled) {
+		if (regcomp(&re, AX_KERNEL_WARNING_ERE, REG_EXTENDED | REG_ICASE | REG_NOSUB))
+			return -1;
+		compiled = 1;
+	}
+	if (fd < 0)
+		return 0;
+	for (int i = 0; i < 10000; i++) {
+		ssize_t n = read(fd, rec, sizeof(rec) - 1);
+		char *msg, *nl, *p;
+		if (n < 0) {
+			if (errno == EPIPE)
+				continue; /* records were overwritten; the next read goes on */
+			break; /* EAGAIN: nothing more */
+		}
+		if (n == 0)
+			break;
+		rec[n] = 0;
+		msg = strchr(rec, ';');
+		msg = msg ? msg + 1 : rec;
+		nl = strchr(msg, '\n');
+		if (nl)
+			*nl = 0;
+		if (regexec(&re, msg, 0, NULL, 0))
+			continue;
+		p = strstr(msg, "PID: ");
+		if (p && atoi(p + 5) != pid)
+			continue;
+		while (*msg == ' ' || *msg == '\t')
+			msg++;
+		for (p = msg + strlen(msg); p > msg && (p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\r'); p--)
+			p[-1] = 0;
+		count++;
+		if (found)
+			found(msg, arg);
+	}
+	return count;
+}
+
+#endif
+
+/* ---- runtime/repro.h (inlined) ---- */
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * repro.h: the kselftest driver of the C reproducers (fuzz/repro-c.ts inlines it after
+ * auxspec.h, then adds only the case: config, op table, expectations, teardown steps).
+ *
+ * TAP: one line per op, then the audit (VmPin back to 0, the uid's locked-memory budget back
+ * in full, no kernel warnings). Exit: KSFT_PASS when the kernel agrees with the spec,
+ * KSFT_FAIL when it diverges, KSFT_SKIP when it cannot run here (no perf permission, no AUX
+ * PMU, not root for a sysctl op, a harness failure) or took another allowed path.
+ */
+#ifndef AUXSPEC_REPRO_H
+#define AUXSPEC_REPRO_H
+#define KSFT_PASS 0
+#define KSFT_FAIL 1
+#define KSFT_SKIP 4
+
+/* One op with what the spec allows after it (result codes as in auxspec.h). */
+struct ax_step {
+	const char *desc;
+	struct ax_op op;
+	int preferred;
+	const int *allowed;
+	int nallowed;
+	const long *pins;   /* allowed VmPin in kB */
+	int npins;
+	const long *page;   /* readUserPage: the 5 words the spec predicts, or NULL */
+};
+
+struct ax_case {
+	const char *profile;
+	int nev;
+	long nmap;
+	long mlock_kb, memlock_pages;
+	int cap_ipc_lock, uses_aux, needs_root;
+	long expect_vmpin_kb;
+	const struct ax_step *steps;
+	int nsteps;
+	const struct ax_td_step *teardown;
+	int nteardown;
+};
+
+static int ax_step_fail, ax_step_skip, ax_tap_n;
+
+/* Checks one op's result against the case; prints its TAP line. */
+static void ax_check_step(const struct ax_run *r, int i, const struct ax_step *s, int got, long pin)
+{
+	int ok = 0, pin_ok = 0, k;
+
+	if (ax_step_fail || ax_step_skip) {
+		printf("ok %d - %s # SKIP after an earlier result\n", ++ax_tap_n, s->desc);
+		return;
+	}
+	for (k = 0; k < s->nallowed; k++)
+		ok |= s->allowed[k] == got;
+	for (k = 0; k < s->npins; k++)
+		pin_ok |= s->pins[k] == pin;
+	if (ok && got == 0 && s->page && s->preferred == 0)
+		for (k = 0; k < 5; k++)
+			if ((long)r->page[k] != s->page[k]) {
+				ok = 0;
+				printf("# op %d: user page word %d is %llu, spec says %ld\n", i, k, (unsigned long long)r->page[k], s->page[k]);
+			}
+	if (!ok || (got == s->preferred && !pin_ok)) {
+		printf("not ok %d - %s: got %s VmPin %ld kB; spec allows", ++ax_tap_n, s->desc, ax_result_name(got), pin);
+		for (k = 0; k < s->nallowed; k++)
+			printf(" %s", ax_result_name(s->allowed[k]));
+		printf(" with VmPin");
+		for (k = 0; k < s->npins; k++)
+			printf(" %ld", s->pins[k]);
+		printf(" kB\n");
+		ax_step_fail = 1;
+		return;
+	}
+	if (got != s->preferred) {
+		printf("ok %d - %s: %s (allowed, but not the recorded path) # SKIP\n", ++ax_tap_n, s->desc, ax_result_name(got));
+		ax_step_skip = 1;
+		return;
+	}
+	printf("ok %d - %s: %s\n", ++ax_tap_n, s->desc, ax_result_name(got));
+}
+
+/* The AUX PMU's type and its module parameter directory (auxFault); -1 when there is none. */
+static int ax_find_aux_pmu(char *param_dir, size_t len)
 {
 	static const char *names[] = { "auxspec_pmu", "intel_pt", "intel_bts", "cs_etm", "hisi_ptt", "arm_spe_0", NULL };
 	char path[300];
-	int i;
+	long type;
 
-	for (i = 0; names[i]; i++) {
+	for (int i = 0; names[i]; i++) {
 		snprintf(path, sizeof(path), "/sys/bus/event_source/devices/%s/type", names[i]);
-		if ((aux_type = read_long(path)) >= 0) {
-			snprintf(aux_pmu_dir, sizeof(aux_pmu_dir), "/sys/module/%s/parameters", names[i]);
-			return 0;
+		if ((type = ax_read_long(path)) >= 0) {
+			snprintf(param_dir, len, "/sys/module/%s/parameters", names[i]);
+			return (int)type;
 		}
 	}
 	return -1;
 }
 
-int main(void)
+static void ax_print_warning(const char *msg, void *arg)
 {
-	int i, fd;
+	(void)arg;
+	printf("# kernel: %s\n", msg);
+}
+
+static int ax_repro_main(const struct ax_case *c)
+{
+	static int fds[4096];
+	static unsigned char flip[4096];
+	static char param_dir[300];
+	struct ax_run r;
+	int i, fd, status_fd, kmsg_fd, was_root, harness = 0, warnings;
 	long pin, budget, limit, mlock_kb, cpus;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
-	printf("TAP version 13\n1..%d\n", NSTEPS + 2);
-	for (i = 0; i < NEV; i++)
-		fds[i] = -1;
-	fd = perf_open(0, -1, 0, -1, 0);
+	printf("TAP version 13\n1..%d\n", c->nsteps + 3);
+	if (c->nev > 4096 || c->nmap > 4096) {
+		printf("1..0 # SKIP more handles than this reproducer's tables hold\n");
+		return KSFT_SKIP;
+	}
+	ax_run_init(&r, fds, c->nev, flip, c->nmap);
+	fd = ax_perf_open(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_DUMMY, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
 	if (fd < 0) {
 		printf("# perf_event_open: %s (see /proc/sys/kernel/perf_event_paranoid)\n", strerror(errno));
 		printf("1..0 # SKIP perf not permitted\n");
 		return KSFT_SKIP;
 	}
 	close(fd);
-	if (USES_AUX && find_aux_pmu()) {
-		printf("1..0 # SKIP no AUX-capable PMU (intel_pt, cs_etm, arm_spe, auxspec_pmu ...)\n");
-		return KSFT_SKIP;
+	if (c->uses_aux) {
+		if ((r.aux_type = ax_find_aux_pmu(param_dir, sizeof(param_dir))) < 0) {
+			printf("1..0 # SKIP no AUX-capable PMU (intel_pt, cs_etm, arm_spe, auxspec_pmu ...)\n");
+			return KSFT_SKIP;
+		}
+		r.aux_param_dir = param_dir;
 	}
-	mlock_kb = read_long("/proc/sys/kernel/perf_event_mlock_kb");
+	mlock_kb = ax_read_long(AX_PROC_MLOCK);
 	cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	was_root = geteuid() == 0;
-	if (NEEDS_ROOT && !was_root) {
+	if (c->needs_root && !was_root) {
 		printf("1..0 # SKIP needs root (sysctl or test PMU parameter)\n");
 		return KSFT_SKIP;
 	}
-	if (mlock_kb != CFG_MLOCK_KB)
-		printf("# note: perf_event_mlock_kb is %ld here, the case was made with %d\n", mlock_kb, CFG_MLOCK_KB);
-	op_rlimit(CFG_MEMLOCK_PAGES);
+	if (c->cap_ipc_lock && !was_root) {
+		printf("1..0 # SKIP the case needs CAP_IPC_LOCK\n");
+		return KSFT_SKIP;
+	}
+	if (mlock_kb != c->mlock_kb)
+		printf("# note: perf_event_mlock_kb is %ld here, the case was made with %ld\n", mlock_kb, c->mlock_kb);
+	status_fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	kmsg_fd = was_root ? ax_kmsg_open() : -1;
+	if (was_root)
+		ax_raise_memlock_hard(); /* the spec's rlimit ops leave the hard limit unlimited */
+	ax_set_memlock(c->memlock_pages);
 	if (was_root) {
 		/* A fresh uid: user->locked_vm is per uid and outlives processes. Keep saved uid 0 for sysctls. */
-		uid_t uid = 400000 + (getpid() % 100000);
-		if (setresgid(uid, uid, 0) || setresuid(uid, uid, 0)) {
+		r.uid = 400000 + (getpid() % 100000);
+		if (ax_switch_uid(r.uid)) {
 			perror("setresuid");
+			return KSFT_SKIP;
+		}
+		r.cap_ipc_lock = c->cap_ipc_lock;
+		if (ax_set_ipc_lock(r.cap_ipc_lock)) {
+			printf("1..0 # SKIP cannot set CAP_IPC_LOCK as the case says\n");
 			return KSFT_SKIP;
 		}
 	} else {
 		printf("# not root: accounting is shared with this user's other processes\n");
 	}
-	if (CFG_CAP_IPC_LOCK && !was_root) {
-		printf("1..0 # SKIP the case needs CAP_IPC_LOCK\n");
+
+	for (i = 0; i < c->nsteps && !harness; i++) {
+		int got = ax_run_op(&r, &c->steps[i].op);
+		if (got == AX_HARNESS) {
+			printf("# harness failure at op %d: %s\n", i, ax_harness_msg);
+			harness = 1;
+			break;
+		}
+		ax_check_step(&r, i, &c->steps[i], got, ax_vmpin_kb(status_fd));
+	}
+
+	/* Teardown, as every auxspec backend does it (spec/audit.ts teardownSteps). */
+	for (i = 0; i < c->nteardown; i++) {
+		const struct ax_td_step *t = &c->teardown[i];
+		if (t->kind == 'r')
+			ax_td_restore(&r, c->mlock_kb);
+		else if (t->kind == 'u')
+			ax_td_munmap(&r, t->h, t->slot);
+		else {
+			if (i == 0 || c->teardown[i - 1].kind != 'c')
+				ax_td_strays(&r);
+			ax_td_close(&r, t->h);
+		}
+	}
+	ax_td_strays(&r);
+	if (harness) {
+		printf("# SKIP: the harness failed; nothing was judged\n");
 		return KSFT_SKIP;
 	}
-
-	/* 0: open ev=e0 pmu=sw -- spec rule open.ok */
-	STEP(0, "open ev=e0 pmu=sw", op_open(0, 0, -1, 0, -1), 0, ((const int[]){0}), 1, ((const long[]){0}), 1, NULL);
-	/* 1: mmap map=m0 ev=e0 pages=2 pgoff=0 prot=r -- spec rule mmap.data.new */
-	STEP(1, "mmap map=m0 ev=e0 pages=2 pgoff=0 prot=r", op_mmap(0, 0, 2, 0, PROT_READ, 1), 0, ((const int[]){0, 12}), 2, ((const long[]){0}), 1, NULL);
-	/* 2: mmap map=m1 ev=e0 pages=2 pgoff=0 prot=rw -- spec rule mmap.data.remap.charged */
-	STEP(2, "mmap map=m1 ev=e0 pages=2 pgoff=0 prot=rw", op_mmap(1, 0, 2, 0, PROT_READ|PROT_WRITE, 1), 0, ((const int[]){0}), 1, ((const long[]){0}), 1, NULL);
-
-	/* Teardown, as every auxspec backend does it: restore sysctls, unmap both slots of every map handle, close fds. */
-	if (NEEDS_ROOT) {
-		char buf[32];
-		snprintf(buf, sizeof(buf), "%d", CFG_MLOCK_KB);
-		with_root("/proc/sys/kernel/perf_event_mlock_kb", buf);
-		if (USES_AUX)
-			op_aux_fault(0);
-	}
-	for (i = 0; i < NMAP; i++) {
-		munmap((void *)slot(i, 0), SLOT_PAGES * PGSZ);
-		munmap((void *)slot(i, 1), SLOT_PAGES * PGSZ);
-	}
-	for (i = 0; i < NEV; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	pin = vmpin_kb();
-	if (pin == EXPECT_VMPIN_KB && pin == 0)
-		printf("ok %d - audit: VmPin back to 0\n", ++tap_n);
+	pin = ax_vmpin_kb(status_fd);
+	if (pin == c->expect_vmpin_kb && pin == 0)
+		printf("ok %d - audit: VmPin back to 0\n", ++ax_tap_n);
 	else {
-		printf("not ok %d - audit: VmPin %ld kB after teardown (conservation wants 0; the spec predicted %d)\n", ++tap_n, pin, EXPECT_VMPIN_KB);
-		step_fail = 1;
+		printf("not ok %d - audit: VmPin %ld kB after teardown (conservation wants 0; the spec predicted %ld)\n", ++ax_tap_n, pin, c->expect_vmpin_kb);
+		ax_step_fail = 1;
 	}
 	if (was_root) {
 		usleep(50000); /* let deferred frees settle */
-		limit = (mlock_kb >> 2) * cpus;
-		budget = probe_budget(limit);
-		if (budget == limit)
-			printf("ok %d - audit: locked-memory budget %ld pages back in full\n", ++tap_n, budget);
+		limit = ax_budget_limit(mlock_kb, cpus);
+		budget = ax_budget_prepare(pin) ? -1 : ax_budget_probe(ax_budget_cap(mlock_kb, cpus));
+		if (budget < 0)
+			printf("ok %d - audit: budget probe # SKIP harness: %s\n", ++ax_tap_n, ax_harness_msg[0] ? ax_harness_msg : "cannot drop CAP_IPC_LOCK or set RLIMIT_MEMLOCK");
+		else if (budget == limit)
+			printf("ok %d - audit: locked-memory budget %ld pages back in full\n", ++ax_tap_n, budget);
 		else {
 			printf("not ok %d - audit: locked-memory budget %ld pages, conservation wants %ld (user->locked_vm %s)\n",
-			       ++tap_n, budget, limit, budget < limit ? "leaked" : "over-refunded");
-			step_fail = 1;
+			       ++ax_tap_n, budget, limit, budget < limit ? "leaked" : "over-refunded");
+			ax_step_fail = 1;
 		}
 	} else {
-		printf("ok %d - audit: budget probe # SKIP not root\n", ++tap_n);
+		printf("ok %d - audit: budget probe # SKIP not root\n", ++ax_tap_n);
 	}
-	if (step_fail) {
-		printf("# FAIL: the kernel diverges from the spec (profile 6.18)\n");
+	warnings = ax_kmsg_warnings(kmsg_fd, getpid(), ax_print_warning, NULL);
+	if (kmsg_fd < 0 || warnings < 0)
+		printf("ok %d - audit: kernel log # SKIP %s\n", ++ax_tap_n, kmsg_fd < 0 ? "cannot read /dev/kmsg" : "the warning pattern does not compile");
+	else if (warnings == 0)
+		printf("ok %d - audit: no kernel warnings\n", ++ax_tap_n);
+	else {
+		printf("not ok %d - audit: %d kernel warning(s) during the program\n", ++ax_tap_n, warnings);
+		ax_step_fail = 1;
+	}
+	if (ax_step_fail) {
+		printf("# FAIL: the kernel diverges from the spec (profile %s)\n", c->profile);
 		return KSFT_FAIL;
 	}
-	if (step_skip) {
+	if (ax_step_skip) {
 		printf("# SKIP: the kernel took another allowed path\n");
 		return KSFT_SKIP;
 	}
-	printf("# PASS: the kernel agrees with the spec (profile 6.18)\n");
+	printf("# PASS: the kernel agrees with the spec (profile %s)\n", c->profile);
 	return KSFT_PASS;
+}
+#endif
+
+/* ---- the case ---- */
+static const struct ax_step steps[] = {
+	/* 0: open ev=e0 pmu=sw -- spec rule open.ok */
+	{ "open ev=e0 pmu=sw", AX_OPEN(0, 0, -1, 0, -1), 0,
+	  (const int[]){ 0 }, 1, (const long[]){ 0 }, 1,
+	  NULL },
+	/* 1: mmap map=m0 ev=e0 pages=2 pgoff=0 prot=r -- spec rule mmap.data.new */
+	{ "mmap map=m0 ev=e0 pages=2 pgoff=0 prot=r", AX_MMAP(0, 0, 2, 0, PROT_READ, 1), 0,
+	  (const int[]){ 0, ENOMEM }, 2, (const long[]){ 0 }, 1,
+	  NULL },
+	/* 2: mmap map=m1 ev=e0 pages=2 pgoff=0 prot=rw -- spec rule mmap.data.remap.charged */
+	{ "mmap map=m1 ev=e0 pages=2 pgoff=0 prot=rw", AX_MMAP(1, 0, 2, 0, PROT_READ|PROT_WRITE, 1), 0,
+	  (const int[]){ 0 }, 1, (const long[]){ 0 }, 1,
+	  NULL },
+};
+
+/* Teardown (spec/audit.ts teardownSteps): restore, both slots of every map handle, close every event handle. */
+static const struct ax_td_step teardown[] = {
+	{ 'r', 0, 0 },
+	{ 'u', 0, 0 },
+	{ 'u', 0, 1 },
+	{ 'u', 1, 0 },
+	{ 'u', 1, 1 },
+	{ 'c', 0, 0 },
+};
+
+static const struct ax_case the_case = {
+	.profile = "6.18",
+	.nev = 1,
+	.nmap = 2,
+	.mlock_kb = 516,
+	.memlock_pages = 16,
+	.cap_ipc_lock = 0,
+	.uses_aux = 0,
+	.needs_root = 0,
+	.expect_vmpin_kb = 0,
+	.steps = steps,
+	.nsteps = 3,
+	.teardown = teardown,
+	.nteardown = 6,
+};
+
+int main(void)
+{
+	return ax_repro_main(&the_case);
 }

@@ -13,6 +13,7 @@ import {
   MAP_SHARED, PROT,
 } from "./libc.ts";
 import { errnoName } from "./errno.ts";
+import { budgetProbe } from "../../spec/audit.ts";
 
 export const ATTR_FLAG_DISABLED = 1n << 0n;
 export const ATTR_FLAG_INHERIT = 1n << 1n;
@@ -87,10 +88,11 @@ export interface BudgetProbe {
  * the mm's current pinned_vm when that is not 0) and dropped CAP_IPC_LOCK: then a buffer of
  * n data pages maps iff min(locked_vm, limit) + n + 1 <= limit (perf_mmap_calc_limits(),
  * kernel/events/core.c 6.18; the same test inline in perf_mmap() in 6.1/6.12), i.e. the probe
- * measures limit - locked_vm exactly. Greedy: 2^k + 1 page buffers for k from high to low,
- * each repeated while it fits, then 1-page buffers (user page only, costs 1) -- this finds
- * every single page of budget. Stops at `cap` (limit + margin): a budget above the limit
- * means locked_vm went below where it started.
+ * measures limit - locked_vm exactly. The greedy order is spec/audit.ts budgetProbe (the C
+ * runtime's ax_budget_probe is checked against it): 2^k + 1 page buffers for k from high to
+ * low, each repeated while it fits, then 1-page buffers (user page only, costs 1) -- this
+ * finds every single page of budget. Stops at `cap` (limit + margin): a budget above the
+ * limit means locked_vm went below where it started.
  *
  * Note (source, 6.1 to 6.18): user_locked is an unsigned long clamped to the limit, so a
  * NEGATIVE locked_vm reads as huge, is clamped, and the budget probes as 0, not as more.
@@ -123,13 +125,7 @@ export function probeBudget(cap: number): BudgetProbe {
     return true;
   };
   try {
-    let k = 0;
-    while ((2 ** (k + 1)) + 1 <= cap) k++;
-    for (; k >= 0 && !error; k--) {
-      const n = 2 ** k;
-      while (!error && pages + n + 1 <= cap && tryMap(n)) pages += n + 1;
-    }
-    while (!error && pages + 1 <= cap && tryMap(0)) pages += 1;
+    pages = budgetProbe(cap, tryMap, () => error !== undefined);
   } finally {
     for (const [a, len] of maps) l.munmap(a, len);
     for (const fd of fds) l.close(fd);

@@ -63,12 +63,14 @@ const CROSS_PROGRAMS: Program[] = [
   [{ op: "rlimit", memlockPages: 1 }, open("e0"), mm("m0", "e0", 257), open("e1"), mm("m1", "e1", 3), mm("m2", "e1", 2), { op: "munmap", map: "m0" }],
   [open("e0"), { op: "close", ev: "e0" }, { op: "close", ev: "e0" }, open("e1"), { op: "setOutput", ev: "e1", target: "e0" }],
   [open("e0"), mm("m3", "e0", 2), mm("m7", "e0", 2), { op: "munmap", map: "m3" }],
+  // `shared` left out (it defaults to true), as the generator writes it
+  [open("e0"), { op: "mmap", map: "m0", ev: "e0", pages: 3, pgoff: 0, prot: "rw" }, { op: "touch", map: "m0", page: 1, write: true }, { op: "readUserPage", map: "m0" }],
 ];
 
 describe.skipIf(skipRoot !== null || !gcc)("C twin executor", () => {
   it("serialises a batch in its line format", () => {
     const text = serialiseBatch([[open("e0"), mm("m2", "e0", 3), { op: "setOutput", ev: "e0", target: null }]], liveFacts!.config, [7]);
-    expect(text).toBe(`B 1\nP 3 ${liveFacts!.config.memlockPages === "unlimited" ? -1 : liveFacts!.config.memlockPages} 0 7\nH 1 1 2\no 0 0 -1 0 -1\nm 2 0 3 0 2 1\ns 0 -2\n`);
+    expect(text).toBe(`B 1\nP 3 ${liveFacts!.config.memlockPages === "unlimited" ? -1 : liveFacts!.config.memlockPages} 0 7\nH 1 1 2\no 0 0 -1 0 -1\nm 2 0 3 0 3 1\ns 0 -2\n`);
   });
 
   it("gives the same traces as the koffi executor", () => {

@@ -38,10 +38,25 @@ export function cacheDirs(): string[] {
   return dirs;
 }
 
+/**
+ * The source and every project header it includes with `#include "..."`, transitively
+ * (runtime/auxspec.h for both targets), in include order: what the build hash covers.
+ */
+export function sourceClosure(source: string, seen: Set<string> = new Set()): string[] {
+  const path = resolve(source);
+  if (seen.has(path)) return [];
+  seen.add(path);
+  const out = [path];
+  for (const m of readFileSync(path, "utf8").matchAll(/^\s*#\s*include\s+"([^"]+)"/gm)) {
+    out.push(...sourceClosure(resolve(dirname(path), m[1]), seen));
+  }
+  return out;
+}
+
 function fileName(t: NativeTarget): string {
-  const src = readFileSync(t.source);
-  const header = readFileSync(join(HERE, "vmpin.h")); // included by both sources
-  const h = createHash("sha1").update(src).update(header).update(process.arch).update(CFLAGS.join(" ")).update(String(t.shared)).digest("hex").slice(0, 12);
+  const hash = createHash("sha1");
+  for (const f of sourceClosure(t.source)) hash.update(readFileSync(f));
+  const h = hash.update(process.arch).update(CFLAGS.join(" ")).update(String(t.shared)).digest("hex").slice(0, 12);
   return `${t.name}-${process.arch}-${h}${t.shared ? ".so" : ""}`;
 }
 

@@ -12,7 +12,7 @@ import type { HostFacts } from "../discover.ts";
 import { errnoName } from "../errno.ts";
 import { cexecPath } from "./build.ts";
 
-const PROT_CODE = { none: 0, r: 1, rw: 2, rx: 3, rwx: 4 } as const;
+import { PROT } from "../libc.ts";
 
 export interface CBatchOptions {
   /** uid for program i (root only); default: a fresh random range. 0 = stay as is. */
@@ -40,10 +40,10 @@ function opLine(op: Op, E: (h: string) => number, M: (h: string) => number, mapP
   switch (op.op) {
     case "open": return `o ${E(op.ev)} ${op.pmu === "sw" ? 0 : 1} ${op.cpu ?? -1} ${op.inherit ? 1 : 0} ${op.outputTo !== undefined ? E(op.outputTo) : -1}`;
     case "close": return `c ${E(op.ev)}`;
-    case "mmap": return `m ${M(op.map)} ${E(op.ev)} ${op.pages} ${op.pgoff} ${PROT_CODE[op.prot]} ${op.shared ? 1 : 0}`;
+    case "mmap": return `m ${M(op.map)} ${E(op.ev)} ${op.pages} ${op.pgoff} ${PROT[op.prot]} ${op.shared === false ? 0 : 1}`;
     case "munmap": return `u ${M(op.map)} ${op.offset ?? 0} ${op.pages ?? mapPages.get(op.map) ?? 0}`;
     case "mremap": return `r ${M(op.map)} ${op.offset ?? 0} ${op.oldPages} ${op.newPages} ${op.mayMove ? 1 : 0} ${op.toFresh ? 1 : 0}`;
-    case "mprotect": return `p ${M(op.map)} ${op.offset ?? 0} ${op.pages ?? mapPages.get(op.map) ?? 0} ${PROT_CODE[op.prot]}`;
+    case "mprotect": return `p ${M(op.map)} ${op.offset ?? 0} ${op.pages ?? mapPages.get(op.map) ?? 0} ${PROT[op.prot]}`;
     case "mapFixedAnon": return `f ${M(op.map)} ${op.offset} ${op.pages}`;
     case "setAux": return `a ${M(op.map)} ${op.offsetPages} ${op.sizePages}`;
     case "setOutput": return `s ${E(op.ev)} ${op.target === null ? -2 : E(op.target)}`;
@@ -87,6 +87,8 @@ export function parseOutput(text: string, kernel: string | null): { traces: Trac
     } else if (line[0] === "A" && cur) {
       const [, v, b] = line.split(" ");
       cur.audit = { vmPinKb: Number(v), ...(Number(b) >= 0 ? { budgetPages: Number(b) } : {}) };
+    } else if (line[0] === "W" && cur?.audit) {
+      (cur.audit.warnings ??= []).push(line.slice(2));
     } else if (line[0] === "X" && cur) {
       cur.aborted = line.slice(2);
     } else if (line[0] === "E") {
