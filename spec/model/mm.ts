@@ -5,6 +5,7 @@
  * (perf_mmap_to_page) for touches.
  */
 import type { Errno } from "../program.ts";
+import type { RuleId } from "../rules/index.ts";
 import { evHasVma, maybeFree, perfClose, perfOpen } from "./perf.ts";
 import { Draft, P_R, P_W, anonPgoff, type AnonWrite, type Buf, type PageKind, type Pte, type Vma } from "./state.ts";
 
@@ -137,7 +138,7 @@ function closeRemoved(d: Draft, removed: readonly Vma[]): void {
   }
 }
 
-export interface OpResult { errno?: Errno; rule: string }
+export interface OpResult { errno?: Errno; rule: RuleId }
 
 /** mprotect(base + s, e - s, prot). */
 export function mprotect(d: Draft, slot: number, s: number, e: number, prot: number): OpResult {

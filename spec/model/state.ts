@@ -15,6 +15,7 @@
  *   (objects freed with counts not back at zero).
  */
 import type { Config, Errno, ProfileId } from "../program.ts";
+import type { RuleId } from "../rules/index.ts";
 
 /** REFCOUNT_SATURATED (INT_MIN / 2): what a refcount_t holds after a WARN. */
 export const SAT = -1073741824;
@@ -94,11 +95,11 @@ export interface Era {
   readonly auxRefT: boolean;
   readonly lazyPtes: boolean;
   readonly nosetup: Errno;
-  readonly nosetupRule: string;
+  readonly nosetupRule: RuleId;
   /** munmap split of the first VMA uses new_below = 1 (6.12+), else 0 */
   readonly munmapStartBelow: boolean;
   readonly mapfixedErr: Errno;
-  readonly mapfixedRule: string;
+  readonly mapfixedRule: RuleId;
 }
 
 const BASE: Omit<Era, "id"> = {

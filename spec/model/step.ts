@@ -4,12 +4,13 @@
  * allocation, or the PMU's setup_aux refusing); with the fault switch on, AUX allocation
  * gives ENOMEM only. Transitions are listed preferred first (success before ENOMEM).
  */
+import type { RuleId } from "../rules/index.ts";
 import { handleIndex, type Op, type Outcome, type UserPageObs } from "../program.ts";
 import { anonWriteFault, mapFixedAnon, findIdx, insertVma, mprotect, mremap318, mremap61, mremap618, resolve, unmapRange as unmap, type MremapArgs, type OpResult } from "./mm.ts";
 import { calcLimits, detachEv, inc, maybeFree, putBuf } from "./perf.ts";
 import { Draft, ERAS, P_W, P_X, PROT_BITS, RLIM_INF_PAGES, isPow2, slotOf, type Ev, type State, type Vma } from "./state.ts";
 
-export interface Tr { outcome: Outcome; vmPinKb: number; next: State; rule: string }
+export interface Tr { outcome: Outcome; vmPinKb: number; next: State; rule: RuleId }
 
 const PAGE = 4096;
 export const OK: Outcome = Object.freeze({ ok: true as const });
@@ -23,10 +24,10 @@ export function err(e: string): Outcome {
 }
 const okPage = (page: UserPageObs): Outcome => ({ ok: true, page });
 
-function trS(s: State, outcome: Outcome, rule: string): Tr {
+function trS(s: State, outcome: Outcome, rule: RuleId): Tr {
   return { outcome, vmPinKb: s.pinnedVm * 4, next: s, rule };
 }
-function trD(d: Draft, outcome: Outcome, rule: string): Tr {
+function trD(d: Draft, outcome: Outcome, rule: RuleId): Tr {
   const next = d.finish();
   return { outcome, vmPinKb: next.pinnedVm * 4, next, rule };
 }

@@ -1,7 +1,7 @@
 /** The knobs a program may turn: RLIMIT_MEMLOCK, perf_event_mlock_kb, the test PMU's fault switch. */
-import { ALL, V, rule, type Rule } from "./types.ts";
+import { ALL, V, rule } from "./types.ts";
 
-export const MISC_RULES: readonly Rule[] = [
+export const MISC_RULES = [
   rule("rlimit.set", ALL, undefined, "do_prlimit", "kernel/sys.c", V.all,
     "RLIMIT_MEMLOCK soft limit set (at most the hard limit); read by the next accounting check"),
   rule("rlimit.hard", ALL, "EINVAL", "do_prlimit", "kernel/sys.c", V.all,
@@ -12,4 +12,4 @@ export const MISC_RULES: readonly Rule[] = [
     "the test PMU's setup_aux returns NULL while the switch is on (rb_alloc_aux then fails with ENOMEM)"),
   rule("spec.internal", ALL, "ESPECBUG", "step", "spec/model/step.ts", "-",
     "the spec itself failed on this op (a bug in the spec, never a kernel fact); property tests check it never happens"),
-];
+] as const;

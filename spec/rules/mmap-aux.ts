@@ -3,9 +3,9 @@
  * the order written here; the size checks read aux_offset/aux_size from the user page.
  * The seed introduced all of them (perf-aux-area-v8.patch); later kernels kept the order.
  */
-import { ALL, CORE, LTS, M618, MODERN, NOT618, PATCH, PRE_FIX, RB, SEED, V, rule, type Rule } from "./types.ts";
+import { ALL, CORE, LTS, M618, MODERN, NOT618, PATCH, PRE_FIX, RB, SEED, V, rule } from "./types.ts";
 
-export const MMAP_AUX_RULES: readonly Rule[] = [
+export const MMAP_AUX_RULES = [
   rule("mmap.aux.norb", ALL, "EINVAL", "perf_mmap", CORE, V.all,
     "AUX mapping of an event without a buffer: EINVAL before any size check [seen on 6.18]"),
   rule("mmap.aux.intmax", LTS, "ENOMEM", "perf_mmap", CORE, V.lts,
@@ -48,4 +48,4 @@ export const MMAP_AUX_RULES: readonly Rule[] = [
     "seed failure path calls rb_free_aux() with aux_refcount 0: atomic_dec_and_test(0) is false, so the pages stay, aux_nr_pages stays set (rb_has_aux true) and aux_pgoff keeps its old value (6.1+ call __rb_free_aux directly)"),
   rule("mmap.aux.to-page-stale", SEED, undefined, "perf_mmap_to_page", PATCH, V.seed,
     "with a stale aux_nr_pages, perf_mmap_to_page maps pgoffs from the stale aux_pgoff (0 if never set) to AUX pages and returns NULL above aux_pgoff + aux_nr_pages, so data pages faulted later become AUX pages or SIGBUS"),
-];
+] as const;

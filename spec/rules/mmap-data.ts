@@ -3,9 +3,9 @@
  * Errno order per era = the kernel's check order: generic mm checks (fd, length, noexec),
  * then perf_mmap's inherit and VM_SHARED checks, then the size rules, then the buffer.
  */
-import { ALL, CORE, M618, NOT618, RB, V, rule, type Rule } from "./types.ts";
+import { ALL, CORE, M618, NOT618, RB, V, rule } from "./types.ts";
 
-export const MMAP_DATA_RULES: readonly Rule[] = [
+export const MMAP_DATA_RULES = [
   rule("mmap.ebadf", ALL, "EBADF", "ksys_mmap_pgoff", "mm/mmap.c", V.all,
     "mmap of a dead handle: fget(-1) fails before any length check [seen on 6.18]"),
   rule("mmap.len0", ALL, "EINVAL", "do_mmap", "mm/mmap.c", V.all,
@@ -34,4 +34,4 @@ export const MMAP_DATA_RULES: readonly Rule[] = [
     "new buffer: rb_alloc, rb->mmap_count = 1, mmap_locked = extra, mmap_user = current user, user page initialised (data_offset = PAGE_SIZE, data_size), event->rb = rb, event->mmap_count = 1, charges per acct.limit.*"),
   rule("mmap.data.enomem", ALL, "ENOMEM", "rb_alloc", RB, V.all,
     "rb_alloc may fail after the accounting check: nothing changes"),
-];
+] as const;

@@ -6,9 +6,9 @@
  * event's group leader (no PERF_FLAG_FD_NO_GROUP), so the group-leader checks of
  * perf_event_open run *before* perf_event_set_output's. All of them answer EINVAL.
  */
-import { ALL, CORE, MODERN, SEED, V, rule, type Rule } from "./types.ts";
+import { ALL, CORE, MODERN, SEED, V, rule } from "./types.ts";
 
-export const OPEN_RULES: readonly Rule[] = [
+export const OPEN_RULES = [
   rule("open.ok", ALL, undefined, "perf_event_open", CORE, V.all,
     "a disabled event is created (software dummy or the AUX PMU's type); the fd is live"),
   rule("open.nopmu", ALL, "ENOENT", "perf_init_event", CORE, V.all,
@@ -35,4 +35,4 @@ export const OPEN_RULES: readonly Rule[] = [
     "close of a dead handle (fd -1)"),
   rule("event.free", ALL, undefined, "_free_event", CORE, V.all,
     "when the last file reference goes, the event detaches from its buffer (ring_buffer_attach(event, NULL)) and its group siblings become singletons (perf_group_detach)"),
-];
+] as const;

@@ -3,9 +3,9 @@
  * Order: self, cpu, (task), clock, write_backward, AUX PMU, then under mmap_mutex:
  * mapped, target buffer. 3.18 lacks the clock/backward/"rb has no mmap" checks.
  */
-import { ALL, CORE, MODERN, V, rule, type Rule } from "./types.ts";
+import { ALL, CORE, MODERN, V, rule } from "./types.ts";
 
-export const SET_OUTPUT_RULES: readonly Rule[] = [
+export const SET_OUTPUT_RULES = [
   rule("setoutput.ebadf", ALL, "EBADF", "perf_ioctl", CORE, V.all,
     "ioctl on a dead handle (fd -1)"),
   rule("setoutput.target-ebadf", ALL, "EBADF", "perf_fget_light", CORE, V.all,
@@ -26,4 +26,4 @@ export const SET_OUTPUT_RULES: readonly Rule[] = [
     "event->rb = target's buffer (its old buffer, if any, is released); no accounting"),
   rule("setoutput.detach", ALL, undefined, "perf_event_set_output", CORE, V.all,
     "target (unsigned long)-1: the event drops its buffer [seen on 6.18]"),
-];
+] as const;

@@ -6,9 +6,9 @@
  * of a PROT_WRITE VMA, any other write is SIGBUS, a write to a read-only VMA or any access
  * to a PROT_NONE VMA or an unmapped address is SIGSEGV.
  */
-import { ALL, CORE, V, rule, type Rule } from "./types.ts";
+import { ALL, CORE, V, rule } from "./types.ts";
 
-export const TOUCH_RULES: readonly Rule[] = [
+export const TOUCH_RULES = [
   rule("touch.ok", ALL, undefined, "perf_mmap_fault", CORE, V.all,
     "read of a covered page, or write of the user page of a PROT_WRITE VMA [seen on 6.18]"),
   rule("touch.anon", ALL, undefined, "handle_mm_fault", "mm/memory.c", V.all,
@@ -49,4 +49,4 @@ export const TOUCH_RULES: readonly Rule[] = [
     "the event behind page 0 has no buffer: SIGBUS"),
   rule("readpage.beyond", ALL, undefined, "perf_mmap_to_page", "kernel/events/ring_buffer.c", V.all,
     "page 0's pgoff is not backed by the buffer: SIGBUS"),
-];
+] as const;

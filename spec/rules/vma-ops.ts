@@ -5,12 +5,12 @@
  * 3.18 shrinks without looking the VMA up; 6.1/6.12 look it up first (EFAULT); 6.17+
  * moves a whole range of VMAs when the move keeps the size (remap_move).
  */
-import { ALL, M618, MAY_SPLIT, MODERN, NOT618, SEED, SPLITTING, V, rule, type Rule } from "./types.ts";
+import { ALL, M618, MAY_SPLIT, MODERN, NOT618, SEED, SPLITTING, V, rule } from "./types.ts";
 
 const MPROTECT = "mm/mprotect.c";
 const MREMAP = "mm/mremap.c";
 
-export const VMA_OPS_RULES: readonly Rule[] = [
+export const VMA_OPS_RULES = [
   rule("mprotect.ok", ALL, undefined, "do_mprotect_pkey", MPROTECT, V.all,
     "protection changed on every VMA of the range (a VMA already at that protection is left alone, no split) [seen on 6.18]"),
   rule("mprotect.len0", ALL, undefined, "do_mprotect_pkey", MPROTECT, V.all,
@@ -75,4 +75,4 @@ export const VMA_OPS_RULES: readonly Rule[] = [
     "MAP_FIXED over part of a perf VMA splits it (perf_mmap_open on the new piece), closes the covered piece"),
   rule("vma.noexec-ok", NOT618, undefined, "do_mmap", "mm/mmap.c", `${V.v318}, ${V.lts}`,
     "before 6.15 the anon inode mount is not noexec: PROT_EXEC mappings and mprotect(PROT_EXEC) of perf VMAs are allowed"),
-];
+] as const;
