@@ -357,11 +357,11 @@ export interface PageRef { buf: number; kind: PageKind; idx: number }
 
 /** perf_mmap_to_page(rb, pgoff) of the seed patch (same shape in 6.1 .. 6.18). */
 export function mmapToPage(b: Buf, pgoff: number): PageRef | null {
-  if (b.auxNr !== 0) {
-    if (pgoff > b.auxPgoff + b.auxNr) return null;
-    if (pgoff >= b.auxPgoff) return { buf: b.id, kind: 3, idx: pgoff - b.auxPgoff >= b.auxNr ? 0 : pgoff - b.auxPgoff }; // array_index_nospec (6.1+); 3.18 reads past the array
+  if (b.auxNrPages !== 0) {
+    if (pgoff > b.auxPgoff + b.auxNrPages) return null;
+    if (pgoff >= b.auxPgoff) return { buf: b.id, kind: 3, idx: pgoff - b.auxPgoff >= b.auxNrPages ? 0 : pgoff - b.auxPgoff }; // array_index_nospec (6.1+); 3.18 reads past the array
   }
-  if (pgoff > b.nr) return null;
+  if (pgoff > b.nrPages) return null;
   if (pgoff === 0) return { buf: b.id, kind: 1, idx: 0 };
   return { buf: b.id, kind: 2, idx: pgoff - 1 };
 }

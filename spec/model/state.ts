@@ -38,29 +38,29 @@ export interface Ev {
   readonly cpu: number;
   readonly inherit: boolean;
   readonly rb: number;
-  readonly mc: number;
-  readonly leader: number;
+  readonly mmapCount: number;
+  readonly groupLeader: number;
   readonly freed: boolean;
 }
 
 export interface Buf {
   readonly id: number;
-  readonly nr: number;
-  readonly mc: number;
-  readonly locked: number;
+  readonly nrPages: number;
+  readonly mmapCount: number;
+  readonly mmapLocked: number;
   readonly overwrite: boolean;
-  readonly auxOff: number;
+  readonly auxOffset: number;
   readonly auxSize: number;
-  readonly auxNr: number;
+  readonly auxNrPages: number;
   readonly auxPgoff: number;
-  readonly auxMc: number;
-  readonly auxLocked: number;
-  readonly auxRef: number;
+  readonly auxMmapCount: number;
+  readonly auxMmapLocked: number;
+  readonly auxRefcount: number;
   readonly auxPriv: boolean;
   readonly auxOverwrite: boolean;
   readonly dead: boolean;
   /** seed: aux_offset/aux_size written into AUX page 0 through a stale mapping. */
-  readonly aux0Off: number;
+  readonly aux0Offset: number;
   readonly aux0Size: number;
 }
 

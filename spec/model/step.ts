@@ -59,14 +59,14 @@ function opOpen(s: State, op: OpOf<"open">): Tr[] {
   if (aux && s.cfg.pmus.aux === null) return [trS(s, err("ENOENT"), "open.nopmu")];
   const d = new Draft(s);
   if (T !== undefined) {
-    if (T.leader !== ti) return [trS(s, err("EINVAL"), "open.group.notleader")];
+    if (T.groupLeader !== ti) return [trS(s, err("EINVAL"), "open.group.notleader")];
     if (T.cpu !== cpu) return [trS(s, err("EINVAL"), era.seed ? "open.output.cpu" : "open.group.cpu")];
     if (T.rb < 0) return [trS(s, err("EINVAL"), "open.output.norb")];
-    if (!era.seed && s.bufs[T.rb].mc === 0) return [trS(s, err("EINVAL"), "setoutput.rb-unmapped")];
-    d.setEv(e, { fd: true, aux, cpu, inherit, rb: T.rb, mc: 0, leader: ti, freed: false });
+    if (!era.seed && s.bufs[T.rb].mmapCount === 0) return [trS(s, err("EINVAL"), "setoutput.rb-unmapped")];
+    d.setEv(e, { fd: true, aux, cpu, inherit, rb: T.rb, mmapCount: 0, groupLeader: ti, freed: false });
     return [trD(d, OK, "open.output.ok")];
   }
-  d.setEv(e, { fd: true, aux, cpu, inherit, rb: -1, mc: 0, leader: e, freed: false });
+  d.setEv(e, { fd: true, aux, cpu, inherit, rb: -1, mmapCount: 0, groupLeader: e, freed: false });
   return [trD(d, OK, op.outputTo !== undefined ? "open.output.deadfd" : "open.ok")];
 }
 
@@ -85,7 +85,7 @@ function opSetOutput(s: State, op: OpOf<"setOutput">): Tr[] {
   const E = s.evs[e];
   if (E === undefined || !E.fd) return [trS(s, err("EBADF"), "setoutput.ebadf")];
   if (op.target === null) {
-    if (E.mc !== 0) return [trS(s, err("EINVAL"), "setoutput.mapped")];
+    if (E.mmapCount !== 0) return [trS(s, err("EINVAL"), "setoutput.mapped")];
     const d = new Draft(s);
     detachEv(d, e);
     return [trD(d, OK, "setoutput.detach")];
@@ -95,9 +95,9 @@ function opSetOutput(s: State, op: OpOf<"setOutput">): Tr[] {
   if (T === undefined || !T.fd) return [trS(s, err("EBADF"), "setoutput.target-ebadf")];
   if (t === e) return [trS(s, err("EINVAL"), "setoutput.self")];
   if (T.cpu !== E.cpu) return [trS(s, err("EINVAL"), "setoutput.cpu")];
-  if (E.mc !== 0) return [trS(s, err("EINVAL"), "setoutput.mapped")];
+  if (E.mmapCount !== 0) return [trS(s, err("EINVAL"), "setoutput.mapped")];
   if (T.rb < 0) return [trS(s, err("EINVAL"), "setoutput.target-norb")];
-  if (!s.era.seed && s.bufs[T.rb].mc === 0) return [trS(s, err("EINVAL"), "setoutput.rb-unmapped")];
+  if (!s.era.seed && s.bufs[T.rb].mmapCount === 0) return [trS(s, err("EINVAL"), "setoutput.rb-unmapped")];
   const d = new Draft(s);
   const old = E.rb;
   d.evW(e).rb = T.rb;
@@ -137,14 +137,14 @@ function mmapData(s: State, op: OpOf<"mmap">, m: number, e: number, E: Ev, prot:
   if (nr !== 0 && !isPow2(nr)) return [trS(s, err("EINVAL"), "mmap.data.pow2")];
   if (E.rb >= 0) {
     const R = s.bufs[E.rb];
-    if (R.nr !== nr) return [trS(s, err("EINVAL"), "mmap.data.size")];
-    if (era.ebusy && E.mc === 0) return [trS(s, err("EBUSY"), "mmap.data.ebusy")];
-    if (R.mc !== 0) {
+    if (R.nrPages !== nr) return [trS(s, err("EINVAL"), "mmap.data.size")];
+    if (era.ebusy && E.mmapCount === 0) return [trS(s, err("EBUSY"), "mmap.data.ebusy")];
+    if (R.mmapCount !== 0) {
       const d = new Draft(s);
       const b = d.bufW(E.rb);
-      b.mc = inc(d, b.mc, "rb->mmap_count", era.refcountT);
+      b.mmapCount = inc(d, b.mmapCount, "rb->mmap_count", era.refcountT);
       const ew = d.evW(e);
-      ew.mc = inc(d, ew.mc, "event->mmap_count", era.refcountT);
+      ew.mmapCount = inc(d, ew.mmapCount, "event->mmap_count", era.refcountT);
       if (era.remapCharges) d.lockedVm += pages;
       insertVma(d, newVma(s, m, op, e, prot));
       return [trD(d, OK, era.remapCharges ? "mmap.data.remap.charged" : "mmap.data.remap")];
@@ -156,13 +156,13 @@ function mmapData(s: State, op: OpOf<"mmap">, m: number, e: number, E: Ev, prot:
   if (E.rb >= 0) detachEv(d, e); // raced with perf_mmap_close: continue as if !event->rb
   const id = d.bufs.length;
   d.addBuf({
-    id, nr, mc: 1, locked: acct.extra, overwrite: (prot & P_W) === 0, auxOff: 0, auxSize: 0,
-    auxNr: 0, auxPgoff: 0, auxMc: 0, auxLocked: 0, auxRef: 0, auxPriv: false, auxOverwrite: false,
-    dead: false, aux0Off: 0, aux0Size: 0,
+    id, nrPages: nr, mmapCount: 1, mmapLocked: acct.extra, overwrite: (prot & P_W) === 0, auxOffset: 0, auxSize: 0,
+    auxNrPages: 0, auxPgoff: 0, auxMmapCount: 0, auxMmapLocked: 0, auxRefcount: 0, auxPriv: false, auxOverwrite: false,
+    dead: false, aux0Offset: 0, aux0Size: 0,
   });
   const ew = d.evW(e);
   ew.rb = id;
-  ew.mc = era.refcountT ? 1 : ew.mc + 1;
+  ew.mmapCount = era.refcountT ? 1 : ew.mmapCount + 1;
   d.lockedVm += acct.userExtra;
   d.pinnedVm += acct.extra;
   insertVma(d, newVma(s, m, op, e, prot));
@@ -176,23 +176,23 @@ function mmapAux(s: State, op: OpOf<"mmap">, m: number, e: number, E: Ev, prot: 
   const R = s.bufs[id];
   const pages = op.pages;
   const pgoff = op.pgoff;
-  if (R.auxOff < (R.nr + 1) * PAGE) return [trS(s, err("EINVAL"), "mmap.aux.overlap")];
-  if (R.auxOff !== pgoff * PAGE) return [trS(s, err("EINVAL"), "mmap.aux.offset")];
-  const hasAux = R.auxNr !== 0;
+  if (R.auxOffset < (R.nrPages + 1) * PAGE) return [trS(s, err("EINVAL"), "mmap.aux.overlap")];
+  if (R.auxOffset !== pgoff * PAGE) return [trS(s, err("EINVAL"), "mmap.aux.offset")];
+  const hasAux = R.auxNrPages !== 0;
   if (hasAux && R.auxPgoff !== pgoff) return [trS(s, err("EINVAL"), "mmap.aux.pgoff-mismatch")];
   if (R.auxSize !== pages * PAGE) return [trS(s, err("EINVAL"), "mmap.aux.size")];
-  if (hasAux && R.auxNr !== pages) return [trS(s, err("EINVAL"), "mmap.aux.nr-mismatch")];
+  if (hasAux && R.auxNrPages !== pages) return [trS(s, err("EINVAL"), "mmap.aux.nr-mismatch")];
   if (!isPow2(pages)) return [trS(s, err("EINVAL"), "mmap.aux.pow2")];
-  if (R.mc === 0) return [trS(s, err("EINVAL"), "mmap.aux.rb-unmapped")];
+  if (R.mmapCount === 0) return [trS(s, err("EINVAL"), "mmap.aux.rb-unmapped")];
   const refT = era.refcountT;
-  const warnRedirect = refT && E.mc === 0;
+  const warnRedirect = refT && E.mmapCount === 0;
   if (hasAux) {
     const d = new Draft(s);
     const b = d.bufW(id);
-    b.mc = inc(d, b.mc, "rb->mmap_count", refT);
-    b.auxMc = inc(d, b.auxMc, "rb->aux_mmap_count", refT);
+    b.mmapCount = inc(d, b.mmapCount, "rb->mmap_count", refT);
+    b.auxMmapCount = inc(d, b.auxMmapCount, "rb->aux_mmap_count", refT);
     const ew = d.evW(e);
-    ew.mc = inc(d, ew.mc, "event->mmap_count", refT);
+    ew.mmapCount = inc(d, ew.mmapCount, "event->mmap_count", refT);
     if (era.remapCharges) d.lockedVm += pages;
     insertVma(d, newVma(s, m, op, e, prot));
     return [trD(d, OK, warnRedirect ? "mmap.aux.redirected.warn" : era.remapCharges ? "mmap.aux.remap.charged" : "mmap.aux.remap")];
@@ -200,7 +200,7 @@ function mmapAux(s: State, op: OpOf<"mmap">, m: number, e: number, E: Ev, prot: 
   // New AUX area. Seed and pre-fix kernels set aux_mmap_count = 1 before the accounting check.
   const failed = (): Draft => {
     const d = new Draft(s);
-    if (era.auxCountEarly) d.bufW(id).auxMc = 1;
+    if (era.auxCountEarly) d.bufW(id).auxMmapCount = 1;
     return d;
   };
   const acct = calcLimits(s, pages);
@@ -210,21 +210,21 @@ function mmapAux(s: State, op: OpOf<"mmap">, m: number, e: number, E: Ev, prot: 
   if (!s.auxFault) {
     const d = new Draft(s);
     const b = d.bufW(id);
-    b.mc = inc(d, b.mc, "rb->mmap_count", refT);
-    b.auxNr = pages;
+    b.mmapCount = inc(d, b.mmapCount, "rb->mmap_count", refT);
+    b.auxNrPages = pages;
     b.auxPgoff = pgoff;
-    b.auxRef = 1;
+    b.auxRefcount = 1;
     b.auxPriv = true;
     b.auxOverwrite = (prot & P_W) === 0;
-    b.auxMc = 1;
-    b.auxLocked = acct.extra;
-    b.aux0Off = 0;
+    b.auxMmapCount = 1;
+    b.auxMmapLocked = acct.extra;
+    b.aux0Offset = 0;
     b.aux0Size = 0;
     d.auxAllocs++;
     d.lockedVm += acct.userExtra;
     d.pinnedVm += acct.extra;
     const ew = d.evW(e);
-    ew.mc = inc(d, ew.mc, "event->mmap_count", refT);
+    ew.mmapCount = inc(d, ew.mmapCount, "event->mmap_count", refT);
     insertVma(d, newVma(s, m, op, e, prot));
     out.push(trD(d, OK, warnRedirect ? "mmap.aux.redirected.warn" : "mmap.aux.new"));
   }
@@ -233,9 +233,9 @@ function mmapAux(s: State, op: OpOf<"mmap">, m: number, e: number, E: Ev, prot: 
   const refused = failed();
   if (era.seed) {
     const b = refused.bufW(id);
-    b.auxNr = pages;
-    b.auxRef -= 1;
-    b.aux0Off = 0;
+    b.auxNrPages = pages;
+    b.auxRefcount -= 1;
+    b.aux0Offset = 0;
     b.aux0Size = 0;
   }
   if (s.auxFault) out.push(trD(refused, err("ENOMEM"), "mmap.aux.setup-refused"));
@@ -321,7 +321,7 @@ function opSetAux(s: State, op: OpOf<"setAux">): Tr[] {
   const r = resolve(d, idx, rel, true);
   if ("sig" in r) return [trD(d, SIGBUS, r.why === "norb" ? "setaux.norb" : "setaux.nonuser")];
   const b = d.bufW(r.page.buf);
-  if (r.page.kind === 1) { b.auxOff = off; b.auxSize = size; } else { b.aux0Off = off; b.aux0Size = size; }
+  if (r.page.kind === 1) { b.auxOffset = off; b.auxSize = size; } else { b.aux0Offset = off; b.aux0Size = size; }
   return [trD(d, OK, "setaux.ok")];
 }
 
@@ -361,10 +361,10 @@ function opReadUserPage(s: State, op: OpOf<"readUserPage">): Tr[] {
   if ("sig" in r) return [trD(d, SIGBUS, r.why === "norb" ? "readpage.norb" : "readpage.beyond")];
   const b = d.buf(r.page.buf);
   if (r.page.kind === 1) {
-    return [trD(d, okPage({ dataOffset: PAGE, dataSize: b.nr * PAGE, auxHead: 0, auxOffset: b.auxOff, auxSize: b.auxSize }), "readpage.user")];
+    return [trD(d, okPage({ dataOffset: PAGE, dataSize: b.nrPages * PAGE, auxHead: 0, auxOffset: b.auxOffset, auxSize: b.auxSize }), "readpage.user")];
   }
-  if (r.page.kind === 3 && r.page.idx === 0 && (b.aux0Off !== 0 || b.aux0Size !== 0)) {
-    return [trD(d, okPage({ dataOffset: 0, dataSize: 0, auxHead: 0, auxOffset: b.aux0Off, auxSize: b.aux0Size }), "readpage.other")];
+  if (r.page.kind === 3 && r.page.idx === 0 && (b.aux0Offset !== 0 || b.aux0Size !== 0)) {
+    return [trD(d, okPage({ dataOffset: 0, dataSize: 0, auxHead: 0, auxOffset: b.aux0Offset, auxSize: b.aux0Size }), "readpage.other")];
   }
   return [trD(d, okPage(ZERO_PAGE), "readpage.other")];
 }
