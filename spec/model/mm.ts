@@ -27,6 +27,21 @@ export function overlapping(vmas: readonly Vma[], slot: number, s: number, e: nu
   return out;
 }
 
+/**
+ * Would unmapping [s, e) of `slot` split a perf VMA (cut its first VMA's head or its last
+ * VMA's tail)? What may_split refuses, and what splits without it.
+ */
+export function perfCut(vmas: readonly Vma[], slot: number, s: number, e: number): boolean {
+  let first = -1, last = -1;
+  for (let i = 0; i < vmas.length; i++) {
+    const v = vmas[i];
+    if (v.slot === slot && v.start < e && v.end > s) { if (first < 0) first = i; last = i; }
+  }
+  if (first < 0) return false;
+  const X = vmas[first], Y = vmas[last];
+  return (X.start < s && X.ev >= 0) || (Y.end > e && Y.ev >= 0);
+}
+
 export function insertVma(d: Draft, v: Vma): number {
   const vs = d.vmasW();
   let i = 0;
@@ -112,8 +127,8 @@ export function unmapRange(d: Draft, slot: number, s: number, e: number): UnmapR
   const Y = d.vmas[ov[ov.length - 1]];
   const cutS = X.start < s;
   const cutE = Y.end > e;
-  if (d.era.maySplit && ((cutS && X.ev >= 0) || (cutE && Y.ev >= 0))) return "EINVAL";
-  const perfSplit = (cutS && X.ev >= 0) || (cutE && Y.ev >= 0);
+  const perfSplit = perfCut(d.vmas, slot, s, e);
+  if (d.era.maySplit && perfSplit) return "EINVAL";
   if (cutS) splitAt(d, ov[0], s, d.era.munmapStartBelow);
   if (cutE) splitAt(d, findIdx(d.vmas, slot, e - 1), e, !d.era.munmapStartBelow);
   const vs = d.vmasW();
@@ -140,16 +155,17 @@ function closeRemoved(d: Draft, removed: readonly Vma[]): void {
 
 export interface OpResult { errno?: Errno; rule: RuleId }
 
-/** mprotect(base + s, e - s, prot). */
-export function mprotect(d: Draft, slot: number, s: number, e: number, prot: number): OpResult {
-  if (s >= e) return { rule: "mprotect.len0" };
+/**
+ * mprotect(base + s, e - s, prot) once mprotect.len0 and a hole at s are ruled out: the
+ * walk over the VMAs; `noexec`: the profile has mprotect.exec (VM_MAYEXEC cleared).
+ */
+export function mprotect(d: Draft, slot: number, s: number, e: number, prot: number, noexec: boolean): OpResult {
   let idx = findIdx(d.vmas, slot, s);
-  if (idx < 0) return { errno: "ENOMEM", rule: "mprotect.hole" };
   let nstart = s;
   let split = false;
   for (;;) {
     const X = d.vmas[idx];
-    if (d.era.noexec && X.ev >= 0 && (prot & 4)) return { errno: "EACCES", rule: "mprotect.exec" };
+    if (noexec && X.ev >= 0 && (prot & 4)) return { errno: "EACCES", rule: "mprotect.exec" };
     const tmp = Math.min(e, X.end);
     if (X.prot !== prot) {
       const cutS = X.start < nstart;
@@ -178,12 +194,13 @@ export function mprotect(d: Draft, slot: number, s: number, e: number, prot: num
   }
 }
 
-/** mmap(base + s, e - s, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED). */
-export function mapFixedAnon(d: Draft, slot: number, s: number, e: number): OpResult {
-  const r = unmapRange(d, slot, s, e);
-  if (r === "EINVAL") return { errno: d.era.mapfixedErr, rule: d.era.mapfixedRule };
+/**
+ * mmap(base + s, e - s, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED) once the
+ * profile's rules let it through (mapfixed.split.*): unmap, then a fresh anonymous VMA.
+ */
+export function mapFixedAnon(d: Draft, slot: number, s: number, e: number): void {
+  unmapRange(d, slot, s, e);
   mergeAround(d, insertVma(d, { slot, start: s, end: e, pgoff: anonPgoff(slot, s), prot: P_R | P_W, ev: -1 }));
-  return { rule: r === "split" ? "mapfixed.split.ok" : "mapfixed.ok" };
 }
 
 function rangeFree(d: Draft, slot: number, s: number, e: number): boolean {

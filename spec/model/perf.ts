@@ -3,6 +3,7 @@
  * the accounting check, and the counters' atomic_t / refcount_t arithmetic per era.
  * Everything here works on a Draft (spec/model/state.ts); callers decide outcomes.
  */
+import type { MmapCtx } from "../rules/context.ts";
 import { Draft, SAT, ugt, type Era, type MBuf, type State, type Vma } from "./state.ts";
 
 // ---------------------------------------------------------------------------------------
@@ -61,6 +62,11 @@ export function calcLimits(s: AcctInput, userExtra: number): Acct {
   const locked = s.pinnedVm + extra;
   const ok = !(ugt(locked, s.rlimit) && cfg.paranoid > -1 && !cfg.capIpcLock);
   return { ok, userExtra, extra };
+}
+
+/** The accounting check of an mmap, computed once per step (the guards of mmap.*.eperm). */
+export function acctOf(c: MmapCtx): Acct {
+  return c.acct ??= calcLimits(c.s, c.op.pages);
 }
 
 // ---------------------------------------------------------------------------------------

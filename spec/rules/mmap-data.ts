@@ -4,6 +4,14 @@
  * then perf_mmap's inherit and VM_SHARED checks, then the size rules, then the buffer.
  */
 import { ALL, CORE, M618, NOT618, RB, V, rule } from "./types.ts";
+import { acctOf } from "../model/perf.ts";
+import { P_X, isPow2 } from "../model/state.ts";
+import type { MmapCtx } from "./context.ts";
+import { otherwise, when, type Decision } from "./decision.ts";
+
+// Module-local copies of hot imports: tsx compiles an imported binding to a getter call
+// per use, which V8 does not always inline; guards and the step run millions of times.
+const acctOf_ = acctOf, P_X_ = P_X, isPow2_ = isPow2;
 
 export const MMAP_DATA_RULES = [
   rule("mmap.ebadf", ALL, "EBADF", "ksys_mmap_pgoff", "mm/mmap.c", V.all,
@@ -35,3 +43,23 @@ export const MMAP_DATA_RULES = [
   rule("mmap.data.enomem", ALL, "ENOMEM", "rb_alloc", RB, V.all,
     "rb_alloc may fail after the accounting check: nothing changes"),
 ] as const;
+
+/** mmap of a perf fd, the checks before perf_mmap splits into data and AUX (vm_pgoff == 0 or not). */
+export const MMAP_DECIDE: readonly Decision<MmapCtx>[] = [
+  when("mmap.ebadf", (c) => !c.E.fd),
+  when("mmap.len0", (c) => c.op.pages === 0),
+  when("mmap.noexec", (c) => (c.prot & P_X_) !== 0),
+  when("mmap.inherit", (c) => c.E.cpu === -1 && c.E.inherit),
+  when("mmap.shared", (c) => c.op.shared === false),
+];
+
+/** perf_mmap, vm_pgoff == 0: size, then an existing buffer (EBUSY, re-map), then a new one. */
+export const MMAP_DATA_DECIDE: readonly Decision<MmapCtx>[] = [
+  when("mmap.data.pow2", (c) => c.nr !== 0 && !isPow2_(c.nr)),
+  when("mmap.data.size", (c) => c.E.rb >= 0 && c.R.nrPages !== c.nr),
+  when("mmap.data.ebusy", (c) => c.E.rb >= 0 && c.E.mmapCount === 0),
+  when("mmap.data.remap.charged", (c) => c.E.rb >= 0 && c.R.mmapCount !== 0),
+  when("mmap.data.remap", (c) => c.E.rb >= 0 && c.R.mmapCount !== 0),
+  when("mmap.data.eperm", (c) => !acctOf_(c).ok),
+  otherwise("mmap.data.new", ["mmap.data.enomem"]),
+];

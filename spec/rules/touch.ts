@@ -7,6 +7,13 @@
  * to a PROT_NONE VMA or an unmapped address is SIGSEGV.
  */
 import { ALL, CORE, V, rule } from "./types.ts";
+import { P_W } from "../model/state.ts";
+import type { PageCtx } from "./context.ts";
+import { proc, when, type Decision } from "./decision.ts";
+
+// Module-local copies of hot imports: tsx compiles an imported binding to a getter call
+// per use, which V8 does not always inline; guards and the step run millions of times.
+const P_W_ = P_W;
 
 export const TOUCH_RULES = [
   rule("touch.ok", ALL, undefined, "perf_mmap_fault", CORE, V.all,
@@ -50,3 +57,25 @@ export const TOUCH_RULES = [
   rule("readpage.beyond", ALL, undefined, "perf_mmap_to_page", "kernel/events/ring_buffer.c", V.all,
     "page 0's pgoff is not backed by the buffer: SIGBUS"),
 ] as const;
+
+/** The fault path (resolve in spec/model/mm.ts) decides what a perf page access gives. */
+export const TOUCH_DECIDE: readonly Decision<PageCtx<"touch">>[] = [
+  when("touch.unmapped", (c) => c.idx < 0),
+  when("touch.prot", (c) => c.v.prot === 0 || (c.op.write && (c.v.prot & P_W_) === 0)),
+  when("touch.anon", (c) => c.v.ev < 0),
+  proc("fault", ["touch.ok", "touch.norb", "touch.write-nonuser", "touch.beyond"]),
+];
+
+export const SETAUX_DECIDE: readonly Decision<PageCtx<"setAux">>[] = [
+  when("setaux.unmapped", (c) => c.idx < 0),
+  when("setaux.prot", (c) => (c.v.prot & P_W_) === 0),
+  when("setaux.anon", (c) => c.v.ev < 0),
+  proc("fault", ["setaux.ok", "setaux.norb", "setaux.nonuser"]),
+];
+
+export const READPAGE_DECIDE: readonly Decision<PageCtx<"readUserPage">>[] = [
+  when("readpage.unmapped", (c) => c.idx < 0),
+  when("readpage.prot", (c) => c.v.prot === 0),
+  when("readpage.anon", (c) => c.v.ev < 0),
+  proc("fault", ["readpage.user", "readpage.other", "readpage.norb", "readpage.beyond"]),
+];
