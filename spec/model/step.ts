@@ -27,6 +27,15 @@ const SIGSEGV: Outcome = Object.freeze({ signal: "SIGSEGV" as const });
 const SIGBUS: Outcome = Object.freeze({ signal: "SIGBUS" as const });
 const okPage = (page: UserPageObs): Outcome => ({ ok: true, page });
 
+/** A body that succeeds after `write` changes a Draft of the state (the common case). */
+function drafted<C extends { s: State }>(write: (d: Draft, c: C) => void): (c: C, id: RuleId) => Tr[] {
+  return (c, id) => {
+    const d = new Draft_(c.s);
+    write(d, c);
+    return [trD_(d, OK_, id)];
+  };
+}
+
 function trR(d: Draft, r: OpResult): Tr {
   return trD_(d, r.errno === undefined ? OK_ : err_(r.errno), r.rule);
 }
@@ -35,44 +44,32 @@ function trR(d: Draft, r: OpResult): Tr {
 // Events
 
 /** perf_event_open without a group (no outputTo, or a dead one: group_fd -1). */
-function openPlain(c: OpenCtx, id: RuleId): Tr[] {
-  const d = new Draft_(c.s);
+const openPlain = drafted<OpenCtx>((d, c) => {
   d.setEv(c.e, { fd: true, aux: c.aux, cpu: c.cpu, inherit: c.inherit, rb: -1, mmapCount: 0, groupLeader: c.e, freed: false });
-  return [trD_(d, OK_, id)];
-}
+});
 
 const OPEN: Bodies["open"] = {
-  "open.output.ok": (c, id) => {
-    const d = new Draft_(c.s);
+  "open.output.ok": drafted((d, c) => {
     d.setEv(c.e, { fd: true, aux: c.aux, cpu: c.cpu, inherit: c.inherit, rb: c.T.rb, mmapCount: 0, groupLeader: c.ti, freed: false });
-    return [trD_(d, OK_, id)];
-  },
+  }),
   "open.output.deadfd": openPlain,
   "open.ok": openPlain,
 };
 
 const CLOSE: Bodies["close"] = {
-  "close.ok": (c, id) => {
-    const d = new Draft_(c.s);
+  "close.ok": drafted((d, c) => {
     d.evW(c.e).fd = false;
     maybeFree(d, c.e);
-    return [trD_(d, OK_, id)];
-  },
+  }),
 };
 
 const SETOUTPUT: Bodies["setOutput"] = {
-  "setoutput.detach": (c, id) => {
-    const d = new Draft_(c.s);
-    detachEv(d, c.e);
-    return [trD_(d, OK_, id)];
-  },
-  "setoutput.attach": (c, id) => {
-    const d = new Draft_(c.s);
+  "setoutput.detach": drafted((d, c) => detachEv(d, c.e)),
+  "setoutput.attach": drafted((d, c) => {
     const old = c.E.rb;
     d.evW(c.e).rb = c.T.rb;
     if (old >= 0 && old !== c.T.rb) putBuf(d, old);
-    return [trD_(d, OK_, id)];
-  },
+  }),
 };
 
 // ---------------------------------------------------------------------------------------
@@ -183,23 +180,11 @@ const MMAP_AUX: Bodies["mmapAux"] = {
 // ---------------------------------------------------------------------------------------
 // VMA ops
 
-const MUNMAP: Bodies["munmap"] = {
-  "munmap.split.ok": (c, id) => {
-    const d = new Draft_(c.s);
-    unmapRange(d, c.slot, c.start, c.end);
-    return [trD_(d, OK_, id)];
-  },
-};
-MUNMAP["munmap.ok"] = MUNMAP["munmap.split.ok"];
+const unmapBody = drafted<RangeCtx<"munmap">>((d, c) => { unmapRange(d, c.slot, c.start, c.end); });
+const MUNMAP: Bodies["munmap"] = { "munmap.split.ok": unmapBody, "munmap.ok": unmapBody };
 
-const MAPFIXED: Bodies["mapFixedAnon"] = {
-  "mapfixed.split.ok": (c, id) => {
-    const d = new Draft_(c.s);
-    mapFixedAnon(d, c.slot, c.start, c.end);
-    return [trD_(d, OK_, id)];
-  },
-};
-MAPFIXED["mapfixed.ok"] = MAPFIXED["mapfixed.split.ok"];
+const mapFixedBody = drafted<RangeCtx<"mapFixedAnon">>((d, c) => mapFixedAnon(d, c.slot, c.start, c.end));
+const MAPFIXED: Bodies["mapFixedAnon"] = { "mapfixed.split.ok": mapFixedBody, "mapfixed.ok": mapFixedBody };
 
 const MPROTECT: Bodies["mprotect"] = {
   "mprotect.len0": (c, id) => [trS_(c.s, OK_, id)],
@@ -303,26 +288,10 @@ const READPAGE: Bodies["readUserPage"] = {
 // Knobs
 
 const RLIMIT: Bodies["rlimit"] = {
-  "rlimit.set": (c, id) => {
-    const d = new Draft_(c.s);
-    d.rlimit = c.op.memlockPages === "unlimited" ? RLIM_INF_PAGES : c.op.memlockPages;
-    return [trD_(d, OK_, id)];
-  },
+  "rlimit.set": drafted((d, c) => { d.rlimit = c.op.memlockPages === "unlimited" ? RLIM_INF_PAGES : c.op.memlockPages; }),
 };
-const SYSCTL: Bodies["sysctlMlock"] = {
-  "sysctl.mlock": (c, id) => {
-    const d = new Draft_(c.s);
-    d.mlockKb = c.op.kb;
-    return [trD_(d, OK_, id)];
-  },
-};
-const AUXFAULT: Bodies["auxFault"] = {
-  "auxfault.set": (c, id) => {
-    const d = new Draft_(c.s);
-    d.auxFault = c.op.fail;
-    return [trD_(d, OK_, id)];
-  },
-};
+const SYSCTL: Bodies["sysctlMlock"] = { "sysctl.mlock": drafted((d, c) => { d.mlockKb = c.op.kb; }) };
+const AUXFAULT: Bodies["auxFault"] = { "auxfault.set": drafted((d, c) => { d.auxFault = c.op.fail; }) };
 
 /** Every body, by decision point and rule id. */
 export const BODIES: Bodies = {
