@@ -153,7 +153,12 @@ function closeRemoved(d: Draft, removed: readonly Vma[]): void {
   }
 }
 
-export interface OpResult { errno?: Errno; rule: RuleId }
+/**
+ * What a procedure decided: the rule (its errno is the rule's, from spec/rules/); `errno`
+ * only where the rule has none of its own because the kernel returns the failing step's
+ * (mremap.multi.partial).
+ */
+export interface OpResult { rule: RuleId; errno?: Errno }
 
 /**
  * mprotect(base + s, e - s, prot) once mprotect.len0 and a hole at s are ruled out: the
@@ -165,13 +170,13 @@ export function mprotect(d: Draft, slot: number, s: number, e: number, prot: num
   let split = false;
   for (;;) {
     const X = d.vmas[idx];
-    if (noexec && X.ev >= 0 && (prot & 4)) return { errno: "EACCES", rule: "mprotect.exec" };
+    if (noexec && X.ev >= 0 && (prot & 4)) return { rule: "mprotect.exec" };
     const tmp = Math.min(e, X.end);
     if (X.prot !== prot) {
       const cutS = X.start < nstart;
       const cutE = tmp < X.end;
       if ((cutS || cutE) && X.ev >= 0) {
-        if (d.era.maySplit) return { errno: "EINVAL", rule: "mprotect.split" };
+        if (d.era.maySplit) return { rule: "mprotect.split" };
         split = true;
       }
       if (cutS) { splitAt(d, idx, nstart, true); idx++; }
@@ -190,7 +195,7 @@ export function mprotect(d: Draft, slot: number, s: number, e: number, prot: num
     if (nstart >= e) return { rule: split ? "mprotect.split.ok" : "mprotect.ok" };
     idx++;
     const n = d.vmas[idx];
-    if (n === undefined || n.slot !== slot || n.start !== nstart) return { errno: "ENOMEM", rule: "mprotect.hole" };
+    if (n === undefined || n.slot !== slot || n.start !== nstart) return { rule: "mprotect.hole" };
   }
 }
 
@@ -235,7 +240,7 @@ function growAnon(d: Draft, idx: number, a: number, oldP: number, newP: number, 
     mergeAround(d, idx);
     return { rule: "mremap.grow.inplace" };
   }
-  if (!maymove) return { errno: "ENOMEM", rule: "mremap.grow.enomem" };
+  if (!maymove) return { rule: "mremap.grow.enomem" };
   if (oldP === 0) return { rule: "mremap.dup" }; // 3.18 only: a fresh mapping elsewhere, the old one stays
   unmapRange(d, X.slot, a, a + oldP); // moved to a kernel-chosen address outside the slots
   return { rule: "mremap.grow.moved" };
@@ -249,10 +254,10 @@ export function mremap318(d: Draft, m: MremapArgs): OpResult {
     let old = oldP;
     if (oldP >= newP) { if (oldP > newP) unmapRange(d, S, s + newP, s + oldP); old = newP; }
     const idx = findIdx(d.vmas, S, s);
-    if (idx < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+    if (idx < 0) return { rule: "mremap.unmapped" };
     const X = d.vmas[idx];
-    if (old > X.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
-    if (newP > old && X.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
+    if (old > X.end - s) return { rule: "mremap.cross" };
+    if (newP > old && X.ev >= 0) return { rule: "mremap.dontexpand" };
     const split = moveVma(d, S, s, old, newP, T, t);
     if (old === 0) return { rule: "mremap.dup" };
     return { rule: split ? "mremap.move.split.ok" : "mremap.move.ok" };
@@ -265,45 +270,45 @@ export function mremap318(d: Draft, m: MremapArgs): OpResult {
     return { rule: r === "split" ? "mremap.shrink.split.ok" : "mremap.shrink.ok" };
   }
   const idx = findIdx(d.vmas, S, s);
-  if (idx < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+  if (idx < 0) return { rule: "mremap.unmapped" };
   const X = d.vmas[idx];
-  if (oldP > X.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
-  if (X.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
+  if (oldP > X.end - s) return { rule: "mremap.cross" };
+  if (X.ev >= 0) return { rule: "mremap.dontexpand" };
   return growAnon(d, idx, s, oldP, newP, maymove);
 }
 
 /** 6.1 and 6.12 mremap. */
 export function mremap61(d: Draft, m: MremapArgs): OpResult {
   const { S, s, oldP, newP, fixed, maymove, T, t } = m;
-  if (findIdx(d.vmas, S, s) < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+  if (findIdx(d.vmas, S, s) < 0) return { rule: "mremap.unmapped" };
   if (fixed) {
-    if (unmapRange(d, T, t, t + newP) === "EINVAL") return { errno: "EINVAL", rule: "mremap.target.split" };
+    if (unmapRange(d, T, t, t + newP) === "EINVAL") return { rule: "mremap.target.split" };
     let old = oldP;
     if (oldP > newP) {
-      if (unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { errno: "EINVAL", rule: "mremap.shrink.split" };
+      if (unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { rule: "mremap.shrink.split" };
       old = newP;
     }
     const idx = findIdx(d.vmas, S, s);
-    if (idx < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+    if (idx < 0) return { rule: "mremap.unmapped" };
     const X = d.vmas[idx];
-    if (old === 0 && X.ev < 0) return { errno: "EINVAL", rule: "mremap.dup-private" };
-    if (old > X.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
-    if (newP !== old && X.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
-    if (d.era.maySplit && X.ev >= 0 && (X.start !== s || X.end !== s + old)) return { errno: "EINVAL", rule: "mremap.move.split" };
+    if (old === 0 && X.ev < 0) return { rule: "mremap.dup-private" };
+    if (old > X.end - s) return { rule: "mremap.cross" };
+    if (newP !== old && X.ev >= 0) return { rule: "mremap.dontexpand" };
+    if (d.era.maySplit && X.ev >= 0 && (X.start !== s || X.end !== s + old)) return { rule: "mremap.move.split" };
     const split = moveVma(d, S, s, old, newP, T, t);
     return { rule: split ? "mremap.move.split.ok" : "mremap.move.ok" };
   }
   if (oldP >= newP) {
     if (oldP === newP) return { rule: "mremap.same" };
     const r = unmapRange(d, S, s + newP, s + oldP);
-    if (r === "EINVAL") return { errno: "EINVAL", rule: "mremap.shrink.split" };
+    if (r === "EINVAL") return { rule: "mremap.shrink.split" };
     return { rule: r === "split" ? "mremap.shrink.split.ok" : "mremap.shrink.ok" };
   }
   const idx = findIdx(d.vmas, S, s);
   const X = d.vmas[idx];
-  if (oldP === 0 && X.ev < 0) return { errno: "EINVAL", rule: "mremap.dup-private" };
-  if (oldP > X.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
-  if (X.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
+  if (oldP === 0 && X.ev < 0) return { rule: "mremap.dup-private" };
+  if (oldP > X.end - s) return { rule: "mremap.cross" };
+  if (X.ev >= 0) return { rule: "mremap.dontexpand" };
   return growAnon(d, idx, s, oldP, newP, maymove);
 }
 
@@ -313,7 +318,7 @@ export function mremap618(d: Draft, m: MremapArgs): OpResult {
   if (fixed && oldP === newP) {
     const end = s + oldP;
     const first = overlapping(d.vmas, S, s, end);
-    if (first.length === 0 || d.vmas[first[0]].start > s) return { errno: "EFAULT", rule: "mremap.multi.gap" };
+    if (first.length === 0 || d.vmas[first[0]].start > s) return { rule: "mremap.multi.gap" };
     let moved = 0;
     let cur = s;
     for (;;) {
@@ -338,32 +343,32 @@ export function mremap618(d: Draft, m: MremapArgs): OpResult {
     return { rule: moved > 1 ? "mremap.multi.ok" : "mremap.move.ok" };
   }
   const idx0 = findIdx(d.vmas, S, s);
-  if (idx0 < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+  if (idx0 < 0) return { rule: "mremap.unmapped" };
   const X0 = d.vmas[idx0];
   if (fixed) {
-    if (oldP === 0 && X0.ev < 0) return { errno: "EINVAL", rule: "mremap.dup-private" };
+    if (oldP === 0 && X0.ev < 0) return { rule: "mremap.dup-private" };
     const oldEff = oldP > newP ? newP : oldP;
-    if (oldEff > X0.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
-    if (newP !== oldEff && X0.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
-    if (unmapRange(d, T, t, t + newP) === "EINVAL") return { errno: "EINVAL", rule: "mremap.target.split" };
-    if (findIdx(d.vmas, S, s) < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+    if (oldEff > X0.end - s) return { rule: "mremap.cross" };
+    if (newP !== oldEff && X0.ev >= 0) return { rule: "mremap.dontexpand" };
+    if (unmapRange(d, T, t, t + newP) === "EINVAL") return { rule: "mremap.target.split" };
+    if (findIdx(d.vmas, S, s) < 0) return { rule: "mremap.unmapped" };
     if (oldP > newP) {
-      if (unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { errno: "EINVAL", rule: "mremap.shrink.split" };
-      if (findIdx(d.vmas, S, s) < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+      if (unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { rule: "mremap.shrink.split" };
+      if (findIdx(d.vmas, S, s) < 0) return { rule: "mremap.unmapped" };
     }
     const X = d.vmas[findIdx(d.vmas, S, s)];
-    if (X.ev >= 0 && (X.start !== s || X.end !== s + oldEff)) return { errno: "EINVAL", rule: "mremap.move.split" };
+    if (X.ev >= 0 && (X.start !== s || X.end !== s + oldEff)) return { rule: "mremap.move.split" };
     moveVma(d, S, s, oldEff, newP, T, t);
     return { rule: "mremap.move.ok" };
   }
   if (oldP === newP) return { rule: "mremap.same" };
   if (oldP > newP) {
-    if (unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { errno: "EINVAL", rule: "mremap.shrink.split" };
+    if (unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { rule: "mremap.shrink.split" };
     return { rule: "mremap.shrink.ok" };
   }
-  if (oldP === 0 && X0.ev < 0) return { errno: "EINVAL", rule: "mremap.dup-private" };
-  if (oldP > X0.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
-  if (X0.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
+  if (oldP === 0 && X0.ev < 0) return { rule: "mremap.dup-private" };
+  if (oldP > X0.end - s) return { rule: "mremap.cross" };
+  if (X0.ev >= 0) return { rule: "mremap.dontexpand" };
   return growAnon(d, idx0, s, oldP, newP, maymove);
 }
 

@@ -36,8 +36,13 @@ function drafted<C extends { s: State }>(write: (d: Draft, c: C) => void): (c: C
   };
 }
 
+function errnoOf(r: OpResult) {
+  return r.errno ?? ruleOf(r.rule).errno;
+}
+
 function trR(d: Draft, r: OpResult): Tr {
-  return trD_(d, r.errno === undefined ? OK_ : err_(r.errno), r.rule);
+  const errno = errnoOf(r);
+  return trD_(d, errno === undefined ? OK_ : err_(errno), r.rule);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -206,7 +211,7 @@ const MREMAP: Bodies["mremap"] = {
     const d = new Draft_(c.s);
     const mm = c.s.era.mm;
     const r = mm === 318 ? mremap318(d, args) : mm === 618 ? mremap618(d, args) : mremap61(d, args);
-    if (r.errno === undefined && fixed) d.setBase(m, 1 - base);
+    if (fixed && errnoOf(r) === undefined) d.setBase(m, 1 - base);
     return [trR(d, r)];
   },
 };
