@@ -65,12 +65,16 @@ export interface Buf {
   readonly aux0Size: number;
 }
 
-/** What a guard sees for an absent event, buffer or VMA (spec/rules/context.ts). */
-export const NO_EV: Ev = Object.freeze({ fd: false, aux: false, cpu: -2, inherit: false, rb: -1, mmapCount: 0, groupLeader: -1, freed: true });
-export const NO_BUF: Buf = Object.freeze({
+/**
+ * What a guard sees for an absent event, buffer or VMA (spec/rules/context.ts). Readonly
+ * by type (a Draft copies before it writes), not frozen: a frozen object has another
+ * hidden class, which would make every guard's property loads polymorphic.
+ */
+export const NO_EV: Ev = { fd: false, aux: false, cpu: -2, inherit: false, rb: -1, mmapCount: 0, groupLeader: -1, freed: true };
+export const NO_BUF: Buf = {
   id: -1, nrPages: 0, mmapCount: 0, mmapLocked: 0, overwrite: false, auxOffset: 0, auxSize: 0, auxNrPages: 0, auxPgoff: 0,
   auxMmapCount: 0, auxMmapLocked: 0, auxRefcount: 0, auxPriv: false, auxOverwrite: false, dead: true, aux0Offset: 0, aux0Size: 0,
-});
+};
 
 export interface Vma {
   readonly slot: number;
@@ -145,7 +149,7 @@ export interface State {
   readonly anomalies: readonly string[];
 }
 
-export const NO_VMA: Vma = Object.freeze({ slot: -1, start: 0, end: 0, pgoff: 0, prot: 0, ev: -1 });
+export const NO_VMA: Vma = { slot: -1, start: 0, end: 0, pgoff: 0, prot: 0, ev: -1 };
 
 type Mut<T> = { -readonly [K in keyof T]: T[K] };
 export type MEv = Mut<Ev>;
