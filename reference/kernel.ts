@@ -177,7 +177,7 @@ export class Kernel {
   // =============================================================================================
   // After the program: teardown + audit (audit.ts), the abstraction function (abstract.ts)
 
-  /** Teardown, then the audit (audit.ts). */
+  /** Teardown by spec/audit.ts teardownSteps(), then the audit (audit.ts). */
   finish(program: Program): Audit {
     return finish(this, program);
   }
