@@ -1,11 +1,12 @@
 /**
  * perf core (kernel/events/core.c): perf_event_open(2), close(2) and perf_release(),
  * PERF_EVENT_IOC_SET_OUTPUT / perf_event_set_output(), ring_buffer_attach/get/put, and the
- * perf_mmap_vmops .open/.close (perf_mmap_open(), perf_mmap_close()).
+ * AUX-area checks perf_mmap() makes in every era, and the perf_mmap_vmops .open/.close
+ * (perf_mmap_open(), perf_mmap_close()).
  */
 import type { Op, Outcome } from "../spec/program.ts";
-import { KernelOops, PerfBuffer, PerfEvent, Vma } from "./objects.ts";
-import { OK, errno, EINVAL, EBADF, ENOENT, type Err } from "./common.ts";
+import { KernelOops, PAGE_SIZE, PerfBuffer, PerfEvent, Vma } from "./objects.ts";
+import { OK, errno, EINVAL, EBADF, ENOENT, isPow2, type Err } from "./common.ts";
 import { refInc, refDecAndTest, refDecAndLock } from "./refcount.ts";
 import { rbHasAux, rbFreeAux } from "./ring-buffer.ts";
 import type { Kernel } from "./kernel.ts";
@@ -142,6 +143,24 @@ export function ringBufferGet(k: Kernel, event: PerfEvent): PerfBuffer | null {
 export function ringBufferPut(k: Kernel, rb: PerfBuffer): void {
   rb.refcount--;
   if (rb.refcount === 0) rb.alive = false;
+}
+
+// =============================================================================================
+// perf_mmap(): the AUX area's checks, the same in every era (v3.18 + v8 patch, 6.1, 6.12, and
+// 6.18's perf_mmap_aux()): aux_offset and aux_size in the user page against the VMA, an AUX
+// area already there against its offset and size, a power-of-two size.
+
+/** True when perf_mmap() refuses an AUX mapping of nrPages at pgoff with EINVAL before it
+ *  takes any reference. */
+export function perfMmapAuxMismatch(rb: PerfBuffer, pgoff: number, nrPages: number): boolean {
+  const up = rb.userPage;
+  if (up.auxOffset < rb.nrPages * PAGE_SIZE + PAGE_SIZE) return true;
+  if (up.auxOffset !== pgoff * PAGE_SIZE) return true;
+  if (rbHasAux(rb) && rb.auxPgoff !== pgoff) return true; // already mapped with a different offset
+  if (up.auxSize !== nrPages * PAGE_SIZE) return true;
+  if (rbHasAux(rb) && rb.auxNrPages !== nrPages) return true; // already mapped with a different size
+  if (!isPow2(nrPages)) return true;
+  return false;
 }
 
 // =============================================================================================

@@ -1,9 +1,9 @@
 /**
  * perf_mmap() of 6.1.192 / 6.12.117 (kernel/events/core.c; the two are identical here).
  */
-import { PAGE_SIZE, PerfBuffer, PerfEvent, Vma, VM_WRITE } from "./objects.ts";
+import { PerfBuffer, PerfEvent, Vma, VM_WRITE } from "./objects.ts";
 import { EINVAL, EPERM, isPow2, type Err } from "./common.ts";
-import { ringBufferAttach } from "./perf-core.ts";
+import { perfMmapAuxMismatch, ringBufferAttach } from "./perf-core.ts";
 import { rbAlloc, rbHasAux, rbAllocAux, mappedNrPages } from "./ring-buffer.ts";
 import { calcLimits, type Limits } from "./accounting.ts";
 import type { Kernel } from "./kernel.ts";
@@ -32,13 +32,7 @@ export function perfMmap61(k: Kernel, vma: Vma, event: PerfEvent): Err {
       if (!event.rb) return EINVAL;
       nrPages = vmaPages; // (nr_pages > INT_MAX -> ENOMEM cannot hold)
       rb = event.rb;
-      const up = rb.userPage;
-      if (up.auxOffset < rb.nrPages * PAGE_SIZE + PAGE_SIZE) return EINVAL;
-      if (up.auxOffset !== vma.pgoff * PAGE_SIZE) return EINVAL;
-      if (rbHasAux(rb) && rb.auxPgoff !== vma.pgoff) return EINVAL;
-      if (up.auxSize !== vmaPages * PAGE_SIZE) return EINVAL;
-      if (rbHasAux(rb) && rb.auxNrPages !== nrPages) return EINVAL;
-      if (!isPow2(nrPages)) return EINVAL;
+      if (perfMmapAuxMismatch(rb, vma.pgoff, nrPages)) return EINVAL;
       if (rb.mmapCount === 0) return EINVAL;
       rb.mmapCount++;
       if (rbHasAux(rb)) {

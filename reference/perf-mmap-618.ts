@@ -2,10 +2,10 @@
  * perf_mmap() of 6.15+ as in 6.18 (kernel/events/core.c): the body, perf_mmap_rb() and
  * perf_mmap_aux() (0c8a4e4139ad, PeterZ's split), refcount_t (448f97fba901), map_range().
  */
-import { PAGE_SIZE, PerfEvent, Vma, VM_WRITE } from "./objects.ts";
+import { PerfEvent, Vma, VM_WRITE } from "./objects.ts";
 import { EINVAL, EPERM, EBUSY, isPow2, type Err } from "./common.ts";
 import { refInc, refIncNotZero, refDec } from "./refcount.ts";
-import { ringBufferAttach, perfMmapClose } from "./perf-core.ts";
+import { perfMmapAuxMismatch, perfMmapClose, ringBufferAttach } from "./perf-core.ts";
 import { rbAlloc, rbHasAux, rbAllocAux, perfMmapToPage, perfMmapHasPage, mappedNrPages } from "./ring-buffer.ts";
 import { calcLimits } from "./accounting.ts";
 import type { Kernel } from "./kernel.ts";
@@ -79,13 +79,7 @@ export function perfMmapAux(k: Kernel, vma: Vma, event: PerfEvent, nrPages: numb
   let extra = 0;
   const rb = event.rb;
   if (!rb) return EINVAL;
-  const up = rb.userPage;
-  if (up.auxOffset < rb.nrPages * PAGE_SIZE + PAGE_SIZE) return EINVAL;
-  if (up.auxOffset !== vma.pgoff * PAGE_SIZE) return EINVAL;
-  if (rbHasAux(rb) && rb.auxPgoff !== vma.pgoff) return EINVAL;
-  if (up.auxSize !== nrPages * PAGE_SIZE) return EINVAL;
-  if (rbHasAux(rb) && rb.auxNrPages !== nrPages) return EINVAL;
-  if (!isPow2(nrPages)) return EINVAL;
+  if (perfMmapAuxMismatch(rb, vma.pgoff, nrPages)) return EINVAL;
   if (!refIncNotZero(k, rb, "mmapCount", "rb->mmap_count")) return EINVAL;
   let failed = false;
   if (rbHasAux(rb)) {

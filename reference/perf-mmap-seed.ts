@@ -1,9 +1,9 @@
 /**
  * perf_mmap() of v3.18 with the v8 AUX patch applied (the seed profile).
  */
-import { PAGE_SIZE, PerfBuffer, PerfEvent, Vma, VM_WRITE } from "./objects.ts";
+import { PerfBuffer, PerfEvent, Vma, VM_WRITE } from "./objects.ts";
 import { EINVAL, EPERM, isPow2, type Err } from "./common.ts";
-import { ringBufferAttach } from "./perf-core.ts";
+import { perfMmapAuxMismatch, ringBufferAttach } from "./perf-core.ts";
 import { rbAlloc, rbHasAux, rbAllocAux, mappedNrPages } from "./ring-buffer.ts";
 import { calcLimits, type Limits } from "./accounting.ts";
 import type { Kernel } from "./kernel.ts";
@@ -31,13 +31,7 @@ export function perfMmapSeed(k: Kernel, vma: Vma, event: PerfEvent): Err {
       if (!event.rb) return EINVAL;
       nrPages = vmaPages;
       rb = event.rb;
-      const up = rb.userPage;
-      if (up.auxOffset < rb.nrPages * PAGE_SIZE + PAGE_SIZE) return EINVAL;
-      if (up.auxOffset !== vma.pgoff * PAGE_SIZE) return EINVAL;
-      if (rbHasAux(rb) && rb.auxPgoff !== vma.pgoff) return EINVAL; // already mapped with a different offset
-      if (up.auxSize !== vmaPages * PAGE_SIZE) return EINVAL;
-      if (rbHasAux(rb) && rb.auxNrPages !== nrPages) return EINVAL; // already mapped with a different size
-      if (!isPow2(nrPages)) return EINVAL;
+      if (perfMmapAuxMismatch(rb, vma.pgoff, nrPages)) return EINVAL;
       if (rb.mmapCount === 0) return EINVAL; // atomic_inc_not_zero()
       rb.mmapCount++;
       if (rbHasAux(rb)) {
