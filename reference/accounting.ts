@@ -44,3 +44,10 @@ export function limitsFor(k: Kernel, lockedVm: number, pinnedVm: number, memlock
 export function calcLimits(k: Kernel, userExtra: number): Limits {
   return limitsFor(k, k.lockedVm, k.pinnedVm, k.memlock, k.config.capIpcLock, userExtra);
 }
+
+/** perf_mmap_account() (6.18; inline at the end of perf_mmap() before): charge a mapping that
+ *  went through: user->locked_vm += user_extra, mm->pinned_vm += extra. */
+export function perfMmapAccount(k: Kernel, userExtra: number, extra: number): void {
+  k.lockedVm += userExtra;
+  k.pinnedVm += extra;
+}

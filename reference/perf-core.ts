@@ -8,7 +8,7 @@ import type { Op, Outcome } from "../spec/program.ts";
 import { KernelOops, PAGE_SIZE, PerfBuffer, PerfEvent, Vma } from "./objects.ts";
 import { OK, errno, EINVAL, EBADF, ENOENT, isPow2, type Err } from "./common.ts";
 import { refInc, refDecAndTest, refDecAndLock } from "./refcount.ts";
-import { rbHasAux, rbFreeAux } from "./ring-buffer.ts";
+import { rbAlloc, rbHasAux, rbFreeAux } from "./ring-buffer.ts";
 import type { Kernel } from "./kernel.ts";
 
 // =============================================================================================
@@ -143,6 +143,16 @@ export function ringBufferGet(k: Kernel, event: PerfEvent): PerfBuffer | null {
 export function ringBufferPut(k: Kernel, rb: PerfBuffer): void {
   rb.refcount--;
   if (rb.refcount === 0) rb.alive = false;
+}
+
+/** perf_mmap()'s new data buffer, the same in every era: rb_alloc(), mmap_count 1
+ *  (atomic_set / refcount_set), rb->mmap_locked = extra, ring_buffer_attach(event, rb). */
+export function perfMmapNewRb(k: Kernel, event: PerfEvent, nrPages: number, writable: boolean, extra: number): PerfBuffer {
+  const rb = rbAlloc(k, nrPages, writable);
+  rb.mmapCount = 1;
+  rb.mmapLocked = extra;
+  ringBufferAttach(k, event, rb);
+  return rb;
 }
 
 // =============================================================================================

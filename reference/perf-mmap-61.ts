@@ -3,9 +3,9 @@
  */
 import { PerfBuffer, PerfEvent, Vma, VM_WRITE } from "./objects.ts";
 import { EINVAL, EPERM, isPow2, type Err } from "./common.ts";
-import { perfMmapAuxMismatch, ringBufferAttach } from "./perf-core.ts";
-import { rbAlloc, rbHasAux, rbAllocAux, mappedNrPages } from "./ring-buffer.ts";
-import { calcLimits, type Limits } from "./accounting.ts";
+import { perfMmapAuxMismatch, perfMmapNewRb } from "./perf-core.ts";
+import { rbHasAux, rbAllocAux, mappedNrPages } from "./ring-buffer.ts";
+import { calcLimits, perfMmapAccount, type Limits } from "./accounting.ts";
 import type { Kernel } from "./kernel.ts";
 
 /** perf_mmap() of 6.1.192 / 6.12.117 (identical); the pre-148/pre-42 profiles differ only in
@@ -45,10 +45,7 @@ export function perfMmap61(k: Kernel, vma: Vma, event: PerfEvent): Err {
     if (lim.eperm) { ret = EPERM; break unlock; }
     const writable = (vma.prot & VM_WRITE) !== 0;
     if (!rb) {
-      rb = rbAlloc(k, nrPages, writable);
-      rb.mmapCount = 1;
-      rb.mmapLocked = lim.extra;
-      ringBufferAttach(k, event, rb);
+      rb = perfMmapNewRb(k, event, nrPages, writable, lim.extra);
     } else {
       ret = rbAllocAux(k, rb, event, vma.pgoff, nrPages, writable);
       if (!ret) {
@@ -58,10 +55,7 @@ export function perfMmap61(k: Kernel, vma: Vma, event: PerfEvent): Err {
     }
   }
   if (!ret) {
-    if (lim) {
-      k.lockedVm += lim.userExtra;
-      k.pinnedVm += lim.extra;
-    }
+    if (lim) perfMmapAccount(k, lim.userExtra, lim.extra);
     event.mmapCount++;
   } else if (rb) {
     rb.mmapCount--; // AUX allocation failed

@@ -5,9 +5,9 @@
 import { PerfEvent, Vma, VM_WRITE } from "./objects.ts";
 import { EINVAL, EPERM, EBUSY, isPow2, type Err } from "./common.ts";
 import { refInc, refIncNotZero, refDec } from "./refcount.ts";
-import { perfMmapAuxMismatch, perfMmapClose, ringBufferAttach } from "./perf-core.ts";
-import { rbAlloc, rbHasAux, rbAllocAux, perfMmapToPage, perfMmapHasPage, mappedNrPages } from "./ring-buffer.ts";
-import { calcLimits } from "./accounting.ts";
+import { perfMmapAuxMismatch, perfMmapClose, perfMmapNewRb, ringBufferAttach } from "./perf-core.ts";
+import { rbHasAux, rbAllocAux, perfMmapToPage, perfMmapHasPage, mappedNrPages } from "./ring-buffer.ts";
+import { calcLimits, perfMmapAccount } from "./accounting.ts";
 import type { Kernel } from "./kernel.ts";
 
 /** perf_mmap() of 6.15+ as in 6.18 (perf_mmap_rb()/perf_mmap_aux(), refcount_t, map_range()). */
@@ -61,13 +61,8 @@ export function perfMmapRb(k: Kernel, vma: Vma, event: PerfEvent, nrPagesVma: nu
   }
   const lim = calcLimits(k, userExtra);
   if (lim.eperm) return EPERM;
-  const rb = rbAlloc(k, nrPages, (vma.prot & VM_WRITE) !== 0);
-  rb.mmapCount = 1;
-  rb.mmapLocked = lim.extra;
-  ringBufferAttach(k, event, rb);
-  // perf_mmap_account()
-  k.lockedVm += lim.userExtra;
-  k.pinnedVm += lim.extra;
+  perfMmapNewRb(k, event, nrPages, (vma.prot & VM_WRITE) !== 0, lim.extra);
+  perfMmapAccount(k, lim.userExtra, lim.extra);
   event.mmapCount = 1; // refcount_set()
   return null;
 }
@@ -107,8 +102,7 @@ export function perfMmapAux(k: Kernel, vma: Vma, event: PerfEvent, nrPages: numb
     }
   }
   // perf_mmap_account(vma, user_extra, extra); refcount_inc(&event->mmap_count);
-  k.lockedVm += userExtra;
-  k.pinnedVm += extra;
+  perfMmapAccount(k, userExtra, extra);
   event.mmapCount = refInc(k, event.mmapCount, "event->mmap_count");
   return failed ? "aux-failed" : null;
 }

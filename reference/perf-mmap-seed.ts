@@ -3,9 +3,9 @@
  */
 import { PerfBuffer, PerfEvent, Vma, VM_WRITE } from "./objects.ts";
 import { EINVAL, EPERM, isPow2, type Err } from "./common.ts";
-import { perfMmapAuxMismatch, ringBufferAttach } from "./perf-core.ts";
-import { rbAlloc, rbHasAux, rbAllocAux, mappedNrPages } from "./ring-buffer.ts";
-import { calcLimits, type Limits } from "./accounting.ts";
+import { perfMmapAuxMismatch, perfMmapNewRb } from "./perf-core.ts";
+import { rbHasAux, rbAllocAux, mappedNrPages } from "./ring-buffer.ts";
+import { calcLimits, perfMmapAccount, type Limits } from "./accounting.ts";
 import type { Kernel } from "./kernel.ts";
 
 /** perf_mmap() of v3.18 with the v8 AUX patch applied (shared/seed). */
@@ -46,10 +46,7 @@ export function perfMmapSeed(k: Kernel, vma: Vma, event: PerfEvent): Err {
     if (lim.eperm) { ret = EPERM; break unlock; }
     const writable = (vma.prot & VM_WRITE) !== 0;
     if (!rb) {
-      rb = rbAlloc(k, nrPages, writable);
-      rb.mmapCount = 1;
-      rb.mmapLocked = lim.extra;
-      ringBufferAttach(k, event, rb);
+      rb = perfMmapNewRb(k, event, nrPages, writable, lim.extra);
       // perf_event_init_userpage(), perf_event_update_userpage(): the constructor's values
     } else {
       ret = rbAllocAux(k, rb, event, vma.pgoff, nrPages, writable);
@@ -57,10 +54,7 @@ export function perfMmapSeed(k: Kernel, vma: Vma, event: PerfEvent): Err {
     }
   }
   if (!ret) {
-    if (lim) {
-      k.lockedVm += lim.userExtra;
-      k.pinnedVm += lim.extra;
-    }
+    if (lim) perfMmapAccount(k, lim.userExtra, lim.extra);
     event.mmapCount++;
   } else if (rb) {
     rb.mmapCount--;
