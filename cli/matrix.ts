@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { loadKnown } from "../fuzz/known.ts";
 import { PROJECT_ROOT } from "../hwtest/vm/provision.ts";
-import { columnSummary, renderSummary, runMatrix, writeReport, type BackendSlot } from "../matrix/matrix.ts";
+import { columnSummary, renderSummary, runMatrix, writeReport, type BackendSlot } from "../matrix/index.ts";
 
 const HELP = `usage: npm run matrix -- [options]
 
