@@ -123,7 +123,8 @@ function run(cmd: string, args: readonly string[], opts: { cwd?: string } = {}):
     execFile(cmd, args, { cwd: opts.cwd, maxBuffer: 256 * 1024 * 1024, env: { ...process.env, LC_ALL: "C" } }, (err, stdout, stderr) => {
       if (err) {
         const e = new Error(`${cmd} ${args.slice(0, 6).join(" ")}${args.length > 6 ? " ..." : ""} failed: ${String(stderr).trim().split("\n").slice(-4).join(" | ") || err.message}`);
-        (e as Error & { stderr?: string }).stderr = String(stderr);
+        (e as Error & { stderr?: string; stdout?: string }).stderr = String(stderr);
+        (e as Error & { stdout?: string }).stdout = String(stdout);
         rej(e);
       } else res({ stdout: String(stdout), stderr: String(stderr) });
     });
@@ -135,6 +136,8 @@ const isRoot = () => typeof process.getuid === "function" && process.getuid() ==
 /** apt-get/apt-cache against the private configuration in `dir` (<cache>/apt). */
 export class PrivateApt {
   private updated = false;
+  /** Set when an update found the archive unreachable: later calls in this process do not try again. */
+  offline = false;
   constructor(readonly dir: string, private readonly log: (m: string) => void = () => {}) {}
 
   private base(): string[] {
@@ -178,6 +181,7 @@ export class PrivateApt {
   async update(force = false): Promise<"fresh" | "reused" | "offline"> {
     this.configure();
     const age = this.listsAgeMs();
+    if (this.offline && age !== Infinity) return "offline";
     if (this.updated || (!force && age < LISTS_MAX_AGE_MS)) return "reused";
     this.log(`apt-get update (private lists in ${this.dir}${age === Infinity ? ", none yet" : `, ${Math.round(age / 3600000)} h old`})`);
     try {
@@ -185,6 +189,7 @@ export class PrivateApt {
       // apt-get update exits 0 with "W: Failed to fetch" when the archive is unreachable.
       if (/^(W|E): (Failed to fetch|Some index files failed)/m.test(r.stderr) && age !== Infinity) {
         this.log(`apt-get update could not reach the archive; using the cached lists (${Math.round(age / 3600000)} h old)`);
+        this.offline = true;
         return "offline";
       }
       this.updated = true;
@@ -192,6 +197,7 @@ export class PrivateApt {
     } catch (e) {
       if (age === Infinity) throw e;
       this.log(`apt-get update failed (${(e as Error).message.split("\n")[0]}); using the cached lists`);
+      this.offline = true;
       return "offline";
     }
   }
@@ -207,6 +213,26 @@ export class PrivateApt {
     } catch {
       return null;
     }
+  }
+
+  /**
+   * The candidate stanzas of several packages in one apt-cache call (each call loads the whole
+   * binary cache: about a second): name -> stanza, names apt does not know absent.
+   */
+  async showMany(pkgs: readonly string[]): Promise<Map<string, string>> {
+    let out: string;
+    try {
+      out = (await run("apt-cache", [...this.base(), "show", "--no-all-versions", ...pkgs])).stdout;
+    } catch (e) {
+      // Exit 100 when some name is unknown; the others are still printed.
+      out = (e as { stdout?: string }).stdout ?? "";
+    }
+    const m = new Map<string, string>();
+    for (const stanza of out.split(/\n\n+/)) {
+      const name = /^Package:\s*(\S+)/m.exec(stanza)?.[1];
+      if (name && pkgs.includes(name) && !m.has(name)) m.set(name, stanza + "\n");
+    }
+    return m;
   }
 
   async madison(pkg: string): Promise<Array<{ pkg: string; version: string; suite: string }>> {

@@ -358,8 +358,7 @@ async function provisionDebian(release: string, log: Log, t0: number, tQuery: nu
     await apt.update();
     const image = `linux-image-${release}`;
     const names = [image, `linux-binary-${release}`, `linux-modules-${release}`, `linux-base-${release}`, `linux-headers-${release}`];
-    const shows = new Map<string, string | null>();
-    await Promise.all(names.map(async (n) => shows.set(n, await apt.show(n))));
+    const shows = await apt.showMany(names);
     const layout = kernelLayout(release, shows.get(image) ? debField(shows.get(image)!, "Depends") : null, (n) => !!shows.get(n));
     const kernelShow = shows.get(layout.kernelPkg);
     if (!kernelShow) throw new Error(`apt knows neither ${image} nor linux-binary-${release}`);
@@ -559,7 +558,9 @@ export async function provisionKernel(
   const tQuery = since(t0);
   if (found) {
     try {
-      return await provisionDebian(found.release, log, t0, tQuery, false);
+      const k = await provisionDebian(found.release, log, t0, tQuery, false);
+      if (found.offline) k.notes.push("the archive was unreachable: the package lists and this kernel came from the cache");
+      return k;
     } catch (e) {
       why = (e as Error).message.split("\n")[0];
       if (!found.offline && !/fetch|resolve|connect|unreachable|Temporary failure|Could not/i.test(why)) throw e;
