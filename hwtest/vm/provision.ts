@@ -354,6 +354,7 @@ async function provisionDebian(release: string, log: Log, t0: number, tQuery: nu
   mkdirSync(join(work, "debs"), { recursive: true });
   const apt = cacheApt(log);
   const notes: string[] = [];
+  const tResolve = performance.now();
   try {
     await apt.update();
     const image = `linux-image-${release}`;
@@ -367,6 +368,7 @@ async function provisionDebian(release: string, log: Log, t0: number, tQuery: nu
     const deps = headersShow ? buildDependencies(debField(headersShow, "Depends") ?? "") : [];
     const pkgs = [...new Set([layout.kernelPkg, ...(layout.modulesPkg ? [layout.modulesPkg] : []), ...layout.extraPkgs, ...(layout.headersPkg ? [layout.headersPkg] : []), ...deps])];
     if (layout.missing.length) log(`${release}: not in the archive: ${layout.missing.join(", ")}`);
+    const resolveSecs = since(tResolve);
     const td = performance.now();
     log(`${release}: apt-get download ${pkgs.join(" ")}`);
     await apt.download(pkgs, join(work, "debs"));
@@ -413,6 +415,9 @@ async function provisionDebian(release: string, log: Log, t0: number, tQuery: nu
     checkBuiltins(config, release, log);
     const builtinPath = pickKernelFile("builtin", files);
     const builtinSet = builtinPath ? parseModulesBuiltin(readFileSync(builtinPath, "utf8")) : null;
+    if (!layout.modulesPkg && !config && !builtinSet) {
+      throw new Error(`the archive has no linux-modules-${release} and nothing says the guest's virtio/9p drivers are built in (no config, no modules.builtin): this kernel cannot mount the guest's 9p shares`);
+    }
     const cfgForModules = config ?? (builtinSet ? new Map([...Object.entries(MODULE_CONFIG)].filter(([n]) => builtinSet.has(n)).map(([, sym]) => [sym, "y"])) : null);
     let resolved: { guestModules: string[]; builtin: string[] };
     try {
@@ -462,7 +467,7 @@ async function provisionDebian(release: string, log: Log, t0: number, tQuery: nu
       guestModules: guestModules.map((p) => p.slice(work.length + 1)), builtin, headers: headersRel, moduleHash: hash, roots: [...GUEST_MODULES],
     };
     writeManifest(dir, manifest);
-    return fromManifest(dir, manifest, "none", { query: tQuery, download: download + prep.download, extract, toolchain: prep.seconds, build, total: since(t0) }, notes.filter((n) => !n.startsWith("the archive has no linux-headers")));
+    return fromManifest(dir, manifest, "none", { query: Math.round((tQuery + resolveSecs) * 100) / 100, download: Math.round((download + prep.download) * 100) / 100, extract, toolchain: prep.seconds, build, total: since(t0) }, notes.filter((n) => !n.startsWith("the archive has no linux-headers")));
   } catch (e) {
     rmSync(work, { recursive: true, force: true });
     throw e;
@@ -567,7 +572,10 @@ export async function provisionKernel(
     }
   }
   const cached = cachedReleases(series);
-  if (cached.length === 0) throw new Error(`cannot provision ${kernel}: ${why}`);
+  if (cached.length === 0) {
+    if (found?.offline) throw new Error(`cannot provision ${kernel}: the archive is unreachable and no ${series} kernel is cached (${found.release} is the newest the cached lists name)`);
+    throw new Error(`cannot provision ${kernel}: ${why}`);
+  }
   const fallback = cached[cached.length - 1];
   log(`${kernel}: ${why}; offline: using the cached ${fallback}`);
   return provisionDebian(fallback, log, t0, tQuery, true);
