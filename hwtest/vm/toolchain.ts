@@ -13,7 +13,7 @@
  */
 import { execFile } from "node:child_process";
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { PrivateApt } from "./apt.ts";
 
 export interface KernelCompiler {
@@ -193,6 +193,38 @@ export interface Toolchain {
 
 const since = (t0: number) => Math.round((performance.now() - t0) / 10) / 100;
 
+/**
+ * Run `make` (which fills `dir` and writes dir/ready) unless dir/ready exists, with `dir.lock`
+ * (mkdir is atomic) so that two processes sharing the cache (several worktrees) do not unpack
+ * into the same folder at once; the second waits for the first's `ready` (a lock older than
+ * 10 minutes is taken as stale).
+ */
+async function once(dir: string, make: () => Promise<void>): Promise<void> {
+  const lock = `${dir}.lock`;
+  for (let waited = 0; !existsSync(join(dir, "ready")); waited += 500) {
+    mkdirSync(dirname(dir), { recursive: true });
+    try {
+      mkdirSync(lock);
+    } catch {
+      let age = 0;
+      try {
+        age = Date.now() - lstatSync(lock).mtimeMs;
+      } catch {
+        continue;
+      }
+      if (age > 600_000) rmSync(lock, { recursive: true, force: true });
+      else if (waited > 900_000) throw new Error(`${lock} held for ${Math.round(age / 1000)} s`);
+      await new Promise((r) => setTimeout(r, 500));
+      continue;
+    }
+    try {
+      if (!existsSync(join(dir, "ready"))) await make();
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
+  }
+}
+
 async function unpackClosure(apt: PrivateApt, pkgs: string[], suite: string, dir: string, log: (m: string) => void): Promise<{ download: number }> {
   const debs = join(dir, "debs");
   const root = join(dir, "root");
@@ -249,6 +281,9 @@ export async function provisionToolchain(
   let download = 0;
   if (!existsSync(join(dir, "ready"))) {
     if (!suite || !version) throw new Error(`no cached ${cc.pkg} toolchain`);
+  }
+  await once(dir, async () => {
+    if (!suite || !version) throw new Error(`no cached ${cc.pkg} toolchain`);
     log(`${cc.pkg}: unpacking ${cc.pkg}=${version} from ${suite} into ${dir}`);
     ({ download } = await unpackClosure(apt, [`${cc.pkg}=${version}`, "binutils", "libelf1", "zlib1g"], suite, dir, log));
     const root = join(dir, "root");
@@ -265,7 +300,7 @@ export async function provisionToolchain(
       if (plain !== f && !existsSync(join(bin, plain)) && !existsSync(join(root, "usr/bin", plain))) symlinkSync(join(root, "usr/bin", f), join(bin, plain));
     }
     writeFileSync(join(dir, "ready"), JSON.stringify({ pkg: cc.pkg, version, suite, loader: rt.loader }) + "\n");
-  }
+  });
   const root = join(dir, "root");
   const rt = runtimeOf(root);
   if (!rt) throw new Error(`broken toolchain cache ${dir}`);
@@ -299,10 +334,10 @@ export async function wrapHostTools(
   if (!runtime) {
     if (!suite) throw new Error(`kbuild tools need a newer glibc than ${sys} and the kernel's suite is unknown`);
     const dir = join(cacheRoot, "runtimes", suite);
-    if (!existsSync(join(dir, "ready"))) {
+    await once(dir, async () => {
       await unpackClosure(apt, ["libc6", "libelf1", "zlib1g"], suite, dir, log);
       writeFileSync(join(dir, "ready"), "");
-    }
+    });
     runtime = runtimeOf(join(dir, "root"));
     if (!runtime) throw new Error(`no ld-linux-x86-64.so.2 in ${dir}`);
   }
