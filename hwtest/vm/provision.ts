@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import {
   GUEST_MODULES, MODULE_CONFIG, REQUIRED_BUILTIN, buildDependencies, compareReleases, debField, kernelLayout, moduleDepends,
-  moduleLoadOrder, moduleName, modinfoField, newestRelease, parseKernelConfig, parseKernelRequest, parseModulesBuiltin, pickKernelFile,
+  moduleClosureFromDep, moduleLoadOrder, moduleName, modinfoField, newestRelease, parseModulesDep, parseKernelConfig, parseKernelRequest, parseModulesBuiltin, pickKernelFile,
   seriesOf, seriesQuery, suiteOfRelease, type Series,
 } from "./release.ts";
 import { PrivateApt } from "./apt.ts";
@@ -500,7 +500,16 @@ async function provisionCustom(bzImage: string, headers: string, log: Log, t0: n
   const candidates = [join(headers, "..", "kernel"), join(realHeaders, "..", "kernel"), join("/lib/modules", release, "kernel")];
   let modRoot = candidates.find((c) => existsSync(c)) ?? null;
   if (!modRoot && existsSync(join(realHeaders, "fs")) && existsSync(join(realHeaders, "drivers"))) modRoot = realHeaders;
-  const available = modRoot ? moduleFilesUnder(modRoot) : new Map<string, string>();
+  let available = modRoot ? moduleFilesUnder(modRoot) : new Map<string, string>();
+  // With depmod's modules.dep beside the tree, only the guest's modules and their dependencies
+  // are read (and decompressed), not all of them.
+  const depFile = modRoot ? join(modRoot, "..", "modules.dep") : null;
+  if (depFile && existsSync(depFile)) {
+    const builtinFile = join(modRoot!, "..", "modules.builtin");
+    const closure = moduleClosureFromDep(GUEST_MODULES, parseModulesDep(readFileSync(depFile, "utf8")), existsSync(builtinFile) ? parseModulesBuiltin(readFileSync(builtinFile, "utf8")) : new Set());
+    const wanted = new Set(closure.order);
+    available = new Map([...available].filter(([n]) => wanted.has(n)));
+  }
   log(modRoot ? `${release}: modules from ${modRoot} (${available.size} found)` : `${release}: no module tree found next to ${headers}; virtio, virtio_console and 9p must be built in`);
   const { guestModules, builtin } = await resolveGuestModules(available, config, join(dir, "modules"), async () => available);
   const tb = performance.now();
