@@ -17,7 +17,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildInitramfs } from "./initramfs.ts";
 import { PROJECT_ROOT, type ProvisionedKernel } from "./provision.ts";
-import { initramfsEntries } from "./release.ts";
+import { initramfsEntries, type InitramfsEntry } from "./release.ts";
+import { cagentPath } from "../host/native/build.ts";
 
 export const GUEST_DIR = join(PROJECT_ROOT, "hwtest", "vm", "guest");
 
@@ -39,6 +40,8 @@ export interface GuestHello {
   uptime: number;
   bootWarnings: string[];
   agent: string[];
+  /** "c" when the C agent (runtime/agent.c) answers; absent from the Node shim. */
+  agentKind?: "c";
 }
 
 export interface PmuCounters {
@@ -56,7 +59,14 @@ export interface Probe {
 
 export interface BootOptions {
   kernel: ProvisionedKernel;
-  /** The agent command line in the guest; default: tsx running hwtest/host/agent.ts --allow-sysctl. */
+  /**
+   * Which agent the guest runs: "c" (default), the static C agent (runtime/agent.c) in the
+   * initramfs, which is also the guest's channel owner (no Node, no 9p share in the guest), or
+   * "ts": the Node shim (guest/shim.mjs) running `agent` from the host's /usr and the project
+   * shared over 9p.
+   */
+  agentKind?: "ts" | "c";
+  /** agentKind "ts": the agent command line in the guest; default: tsx running hwtest/host/agent.ts --allow-sysctl. */
   agent?: readonly string[];
   /** Project folder shared with the guest at the same path (default: this checkout). */
   project?: string;
@@ -94,6 +104,23 @@ export function busyboxBinary(): string | null {
 }
 
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** Modules only the 9p shares need: left out of a C-agent guest (it shares nothing). */
+const NINEP_ONLY = /^(9p|9pnet|9pnet_virtio|netfs|fscache|cachefiles)$/;
+
+/**
+ * What a C-agent guest adds to the initramfs: the static agent as /bin/auxspec-agent (built on
+ * the host, hwtest/host/native/build.ts), the guest modules without the 9p ones, and the
+ * environment init.sh reads (AUXSPEC_AGENT_KIND=c and the agent's flags).
+ */
+export function cAgentInitramfs(modules: readonly string[], args: readonly string[]): { modules: string[]; env: string; entry: InitramfsEntry } {
+  const name = (m: string) => m.split("/").pop()!.replace(/\.ko(\.(xz|zst|gz))?$/, "").replace(/-/g, "_");
+  return {
+    modules: modules.filter((m) => !NINEP_ONLY.test(name(m))),
+    env: `AUXSPEC_AGENT_KIND=c\nAUXSPEC_AGENT_ARGS=${shq(args.join(" "))}\nexport AUXSPEC_AGENT_KIND AUXSPEC_AGENT_ARGS\n`,
+    entry: { path: "bin/auxspec-agent", type: "file", mode: 0o755, source: cagentPath() },
+  };
+}
 
 /** Keeps the last `max` characters of a stream. */
 class Tail {
@@ -171,14 +198,18 @@ export class GuestVM {
     const agent = [...(opts.agent ?? defaultAgent(project))];
     const k = opts.kernel;
 
+    const kind = opts.agentKind ?? "c";
+
     const tmp = mkdtempSync(join(tmpdir(), "auxspec-vm-"));
+    const c = kind === "c" ? cAgentInitramfs(k.guestModules, AGENT_ARGS) : null;
     const entries = initramfsEntries({
       busybox,
-      modules: [...k.guestModules, ...(k.moduleKo ? [k.moduleKo] : [])],
+      modules: [...(c ? c.modules : k.guestModules), ...(k.moduleKo ? [k.moduleKo] : [])],
       init: readFileSync(join(GUEST_DIR, "init.sh"), "utf8"),
-      mountPoints: ["/usr", project],
-      files: { "/auxspec.env": `AUXSPEC_PROJECT=${shq(project)}\nAUXSPEC_AGENT=${shq(JSON.stringify(agent))}\nexport AUXSPEC_PROJECT AUXSPEC_AGENT\n` },
+      mountPoints: c ? [] : ["/usr", project],
+      files: { "/auxspec.env": c ? c.env : `AUXSPEC_PROJECT=${shq(project)}\nAUXSPEC_AGENT=${shq(JSON.stringify(agent))}\nexport AUXSPEC_PROJECT AUXSPEC_AGENT\n` },
     });
+    if (c) entries.push(c.entry);
     writeFileSync(join(tmp, "initrd.gz"), buildInitramfs(entries));
     const sockPath = join(tmp, "agent.sock");
     const args = [
@@ -190,8 +221,10 @@ export class GuestVM {
       "-device", "virtserialport,chardev=agent,name=auxspec",
       "-kernel", k.vmlinuz, "-initrd", join(tmp, "initrd.gz"),
       "-append", `console=ttyS0 panic=-1 quiet ${opts.append ?? ""}`.trim(),
-      "-virtfs", "local,path=/usr,mount_tag=hostusr,security_model=none,readonly=on,multidevs=remap",
-      "-virtfs", `local,path=${project},mount_tag=project,security_model=none,readonly=on,multidevs=remap`,
+      ...(c ? [] : [
+        "-virtfs", "local,path=/usr,mount_tag=hostusr,security_model=none,readonly=on,multidevs=remap",
+        "-virtfs", `local,path=${project},mount_tag=project,security_model=none,readonly=on,multidevs=remap`,
+      ]),
     ];
     const t0 = performance.now();
     log(`booting ${k.release} under QEMU TCG`);
@@ -306,7 +339,7 @@ export class GuestVM {
       clearTimeout(timer);
     }
     const bootSeconds = Math.round((performance.now() - t0) / 10) / 100;
-    log(`${hello.release} ready after ${bootSeconds} s (guest uptime ${hello.uptime} s, node ${hello.node})`);
+    log(`${hello.release} ready after ${bootSeconds} s (guest uptime ${hello.uptime} s, ${hello.agentKind === "c" ? "C agent" : `node ${hello.node}`})`);
     return new GuestVM(proc, sock, con, pending, state, tmp, hello, bootSeconds);
   }
 
