@@ -27,6 +27,9 @@ export interface VmBackendOptions {
   /** kernel "custom": a configured build or headers tree of that kernel (for the module build). */
   headers?: string;
   log?: (msg: string) => void;
+  /** The guest's agent: "c" (default; runtime/agent.c in the initramfs, no Node or 9p in the
+   *  guest) or "ts" (the Node shim and the TypeScript agent over 9p). */
+  agent?: "ts" | "c";
 }
 
 /** Guest-side limit per program: generous, TCG is 10 to 50 times slower than the host. */
@@ -99,11 +102,15 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
   } catch (e) {
     throw new BackendUnavailable(`cannot provision kernel ${kernel}: ${(e as Error).message}`);
   }
-  await ensureNative(log);
-  const agent = await guestAgent(log);
+  const agentKind = opts.agent ?? "c";
+  let agent: string[] | undefined;
+  if (agentKind === "ts") {
+    await ensureNative(log);
+    agent = await guestAgent(log);
+  }
   const boot = async (): Promise<GuestVM> => {
     try {
-      return await GuestVM.boot({ kernel: k, agent, log });
+      return await GuestVM.boot({ kernel: k, agent, agentKind, log });
     } catch (e) {
       const c = e instanceof GuestError ? `\n--- console ---\n${consoleLines(e.console)}` : "";
       throw new BackendUnavailable(`guest ${k.release} did not come up: ${(e as Error).message}${c}`);
@@ -129,7 +136,9 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
       hello.auxPmu
         ? `AUX PMU: the auxspec_pmu test module (type ${hello.auxType}); auxFault switches its setup_aux to fail; the audit reads its live/setups/frees counters`
         : `no AUX PMU (${k.notes.join("; ") || "no test PMU"}): pmu "aux" opens a PMU type no PMU has (ENOENT); software-event programs run`,
-      "the guest runs the host executor's agent (fresh uid per program, page accesses in-process); kernel WARN/BUG/Oops lines of a program come back as audit.warnings",
+      agentKind === "c"
+        ? "the guest runs the C agent (runtime/agent.c: fresh uid per program, page accesses in-process); kernel WARN/BUG/Oops lines printed during a program (bracketed by markers in the kernel log) come back as audit.warnings"
+        : "the guest runs the host executor's agent (fresh uid per program, page accesses in-process); kernel WARN/BUG/Oops lines of a program come back as audit.warnings",
       `boot took ${vm.bootSeconds} s; programs run one at a time in the guest`,
       ...(hello.bootWarnings.length ? [`kernel warnings during boot: ${hello.bootWarnings.join(" | ")}`] : []),
     ],
@@ -138,7 +147,7 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
 
   const runner = new GuestRunner({
     name, kernel: hello.release, first: vm, log,
-    boot: () => GuestVM.boot({ kernel: k, agent, log }),
+    boot: () => GuestVM.boot({ kernel: k, agent, agentKind, log }),
   });
   return {
     info,

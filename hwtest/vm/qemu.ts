@@ -60,7 +60,7 @@ export interface Probe {
 export interface BootOptions {
   kernel: ProvisionedKernel;
   /**
-   * Which agent the guest runs: "c" (default), the static C agent (runtime/agent.c) in the
+   * Which agent the guest runs (default "c", or "ts" when `agent` is given): the static C agent (runtime/agent.c) in the
    * initramfs, which is also the guest's channel owner (no Node, no 9p share in the guest), or
    * "ts": the Node shim (guest/shim.mjs) running `agent` from the host's /usr and the project
    * shared over 9p.
@@ -198,7 +198,7 @@ export class GuestVM {
     const agent = [...(opts.agent ?? defaultAgent(project))];
     const k = opts.kernel;
 
-    const kind = opts.agentKind ?? "c";
+    const kind = opts.agentKind ?? (opts.agent ? "ts" : "c");
 
     const tmp = mkdtempSync(join(tmpdir(), "auxspec-vm-"));
     const c = kind === "c" ? cAgentInitramfs(k.guestModules, AGENT_ARGS) : null;
