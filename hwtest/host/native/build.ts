@@ -59,7 +59,7 @@ export function sourceClosure(source: string, seen: Set<string> = new Set()): st
 function fileName(t: NativeTarget): string {
   const hash = createHash("sha1");
   for (const f of sourceClosure(t.source)) hash.update(readFileSync(f));
-  const h = hash.update(process.arch).update(CFLAGS.join(" ")).update(String(t.shared)).update(t.static ? "static" : "").digest("hex").slice(0, 12);
+  const h = hash.update(process.arch).update(CFLAGS.join(" ")).update(String(t.shared)).update(t.static ? "static -s" : "").digest("hex").slice(0, 12);
   return `${t.name}-${process.arch}-${h}${t.shared ? ".so" : ""}`;
 }
 
@@ -85,7 +85,7 @@ export function ensureBuilt(t: NativeTarget, log: (m: string) => void = () => {}
   if (!dir) throw new Error(`no writable cache directory for ${t.name} (tried ${dirs.join(", ")}); set AUXSPEC_NATIVE_DIR`);
   const out = join(dir, name);
   const tmp = `${out}.tmp-${process.pid}`;
-  const args = [...CFLAGS, ...(t.shared ? ["-shared", "-fPIC"] : []), ...(t.static ? ["-static"] : []), "-o", tmp, t.source];
+  const args = [...CFLAGS, ...(t.shared ? ["-shared", "-fPIC"] : []), ...(t.static ? ["-static", "-s"] : []), "-o", tmp, t.source];
   log(`building ${t.name}: gcc ${args.join(" ")}`);
   try {
     execFileSync(process.env.CC || "gcc", args, { stdio: ["ignore", "pipe", "pipe"] });
