@@ -52,7 +52,7 @@ export async function vmRows(quick: boolean): Promise<Row[]> {
   rows.push({ what: `vm:${kernel} warm provisioning (cache hit)`, value: (performance.now() - t) / 1000, unit: "s" });
 
   // The same programs for both agents: 20 ops each (the issue's unit), generated for the guest.
-  const n = quick ? 100 : 300;
+  const n = quick ? 200 : 400;
   const runs = {} as Record<Agent, AgentRun>;
   let release = "";
   for (const agent of ["c", "ts"] as const) {

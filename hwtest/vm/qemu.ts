@@ -107,12 +107,16 @@ export function busyboxBinary(): string | null {
 }
 
 /**
- * Kernel command line for a shorter boot under TCG: built-in initcalls that cost 0.1 to 0.4 s
+ * Kernel command line for speed under TCG. Boot: built-in initcalls that cost 0.1 to 0.4 s
  * each and nothing the guest needs (the system certificate list, the jitter entropy source,
  * BPF struct-ops registrations, the Opal and KDF self-tests, DMAR clean-up), and no lockup
- * detector. None of them touches perf.
+ * detector. Programs: expedited RCU grace periods (rcupdate.rcu_expedited=1): re-mapping an
+ * event after its last munmap waits for a grace period (ring_buffer_attach ->
+ * cond_synchronize_rcu), and the budget probe's closes queue RCU work; expedited, the 20-op
+ * programs run twice as fast in a 1-CPU guest, with byte-identical traces (measured on 6.12).
+ * None of this changes what perf answers.
  */
-export const FAST_BOOT = "nowatchdog initcall_blacklist=load_system_certificate_list,jent_mod_init,bpf_tcp_ca_kfunc_init,bpf_dummy_struct_ops_init,sed_opal_init,crypto_kdf108_init,dmar_free_unused_resources";
+export const FAST_BOOT = "nowatchdog rcupdate.rcu_expedited=1 initcall_blacklist=load_system_certificate_list,jent_mod_init,bpf_tcp_ca_kfunc_init,bpf_dummy_struct_ops_init,sed_opal_init,crypto_kdf108_init,dmar_free_unused_resources";
 
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
