@@ -1,10 +1,11 @@
 /**
  * VM rows of `npm run bench`: cold and warm provisioning, boot to a ready guest and programs per
  * second inside a guest, for both guest agents side by side on the same kernel and the same
- * programs: the C agent (runtime/agent.c, the default) and the Node shim + TypeScript agent.
+ * programs: the C agent (runtime/agent.c, the default) and the Node shim + TypeScript agent;
+ * then two guests of the same kernel against one (C agent).
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Backend } from "../backend/contract.ts";
 import type { Program } from "../spec/program.ts";
@@ -77,6 +78,20 @@ export async function vmRows(quick: boolean): Promise<Row[]> {
   for (const agent of ["c", "ts"] as const) {
     const r = runs[agent];
     rows.push({ what: `vm:${kernel} programs inside the guest (TCG), ${AGENT_NAME[agent]}`, value: r.rate, unit: "programs/s", target: agent === "c" ? ">= 300" : undefined, note: r.note });
+  }
+  // Two guests of the same kernel (C agent), the same programs spread over them.
+  {
+    const b = await vmBackend(kernel, { workers: 2 });
+    try {
+      const gen = { config: b.info.config, minOps: 20, maxOps: 20, unsupported: b.info.unsupported };
+      const programs = Array.from({ length: n }, (_, i) => decode(genesAt(3, i, gen), gen));
+      const r = await rate(b, programs, programs.slice(0, 16));
+      const guests = /^(\d+) guests/m.exec(b.info.notes.join("\n"))?.[1] ?? "1";
+      rows.push({ what: `vm:${kernel} programs inside ${guests} guests (TCG), C agent`, value: r.rate, unit: "programs/s", note: `${r.note}${b.info.notes.find((x) => x.startsWith("--workers")) ? `; ${b.info.notes.find((x) => x.startsWith("--workers"))}` : ""}` });
+      rows.push({ what: `vm:${kernel} ${guests} guests / 1 guest, programs/s (C agent)`, value: r.rate / runs.c.rate, unit: "x", target: ">= 1.8 on 2 cores", note: `${availableParallelism()} host cores, shared` });
+    } finally {
+      await b.close();
+    }
   }
   rows.push({ what: `vm:${kernel} C agent / Node agent, programs/s`, value: runs.c.rate / runs.ts.rate, unit: "x", target: ">= 10", note: "same kernel, same programs, one run" });
   rows.push({ what: `vm:${kernel} Node agent / C agent, boot to a ready guest`, value: runs.ts.boot / runs.c.boot, unit: "x" });
