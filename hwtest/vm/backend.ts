@@ -84,7 +84,7 @@ async function ensureNative(log: (m: string) => void): Promise<void> {
  * The agent command the guest runs: the bundled agent (bundle.ts; starts in about 1 s under
  * TCG) or, when bundling fails or AUXSPEC_VM_TSX=1, tsx on hwtest/host/agent.ts (10 to 20 s).
  */
-async function guestAgent(log: (m: string) => void): Promise<string[]> {
+export async function guestAgent(log: (m: string) => void): Promise<string[]> {
   if (process.env.AUXSPEC_VM_TSX !== "1") {
     try {
       const bundle = await bundleAgent(PROJECT_ROOT, log);

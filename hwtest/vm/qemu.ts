@@ -198,6 +198,17 @@ export class GuestVM {
     return this.state.dead;
   }
 
+  /** CPU seconds QEMU has used so far (user + system, /proc/PID/stat): a measure of the guest's
+   *  work that a busy host does not inflate as it does wall time. NaN when unreadable. */
+  cpuSeconds(): number {
+    try {
+      const f = readFileSync(`/proc/${this.proc.pid}/stat`, "utf8").split(") ")[1].split(" ");
+      return (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      return NaN;
+    }
+  }
+
   consoleTail(chars = 6000): string {
     const t = this.console.text();
     return t.length > chars ? t.slice(t.length - chars) : t;
