@@ -19,7 +19,7 @@ import { liveFacts, say, skipRoot } from "../hwtest/live.ts";
 import { AUX_PROGRAMS } from "../../hwtest/vm/programs.ts";
 import { provisionKernel } from "../../hwtest/vm/provision.ts";
 import { GuestVM, busyboxBinary, qemuBinary } from "../../hwtest/vm/qemu.ts";
-import { guestConfig } from "../../hwtest/vm/backend.ts";
+import { guestConfig, vmBackend } from "../../hwtest/vm/backend.ts";
 
 say(skipRoot, "C agent vs TypeScript agent on the host");
 
@@ -93,6 +93,8 @@ describe.skipIf(skipRoot !== null)("C agent on the host", () => {
 const vmSkip = !qemuBinary() || !busyboxBinary() ? "QEMU or busybox is not installed" : skipRoot;
 say(vmSkip, "C agent vs TypeScript agent in a 6.12 guest");
 
+let lastC: Trace[] | null = null;
+
 describe.skipIf(vmSkip !== null)("C agent in a 6.12 guest", () => {
   it("gives the TypeScript agent's traces, and attributes a kernel warning to the request that caused it", async () => {
     const k = await provisionKernel("6.12");
@@ -104,9 +106,14 @@ describe.skipIf(vmSkip !== null)("C agent in a 6.12 guest", () => {
         for (const p of ps(cfg)) traces.push((await vm.request<{ trace: Trace }>({ program: p, config: cfg, timeoutMs: 60_000 }, 120_000)).trace);
         let attribution: { warn: { selftestWarn: boolean; warnings?: string[] }; next: Trace } | null = null;
         if (agent === "c") {
-          const warn = await vm.request<{ selftestWarn: boolean; warnings?: string[] }>({ selftestWarn: true }, 30_000);
-          const next = (await vm.request<{ trace: Trace }>({ program: [{ op: "open", ev: "e0", pmu: "aux" }], config: cfg }, 60_000)).trace;
-          attribution = { warn, next };
+          // sent together (as the host's request window does): the agent takes them in order
+          const prog = [{ op: "open", ev: "e0", pmu: "aux" }];
+          const [, warn, next] = await Promise.all([
+            vm.request<{ trace: Trace }>({ program: prog, config: cfg }, 60_000),
+            vm.request<{ selftestWarn: boolean; warnings?: string[] }>({ selftestWarn: true }, 30_000),
+            vm.request<{ trace: Trace }>({ program: prog, config: cfg }, 60_000),
+          ]);
+          attribution = { warn, next: next.trace };
         }
         return { hello: vm.hello, boot: vm.bootSeconds, traces, attribution };
       } finally {
@@ -115,6 +122,7 @@ describe.skipIf(vmSkip !== null)("C agent in a 6.12 guest", () => {
     };
     const gen = (cfg: Config) => [...Object.values(AUX_PROGRAMS), ...programs(cfg, 40, 23, new Set())];
     const c = await run("c", gen);
+    lastC = c.traces;
     const t = await run("ts", gen);
     console.log(`test/vm/cagent: boot to hello: C agent ${c.boot} s, TypeScript agent ${t.boot} s`);
     expect(c.hello.agentKind).toBe("c");
@@ -129,4 +137,18 @@ describe.skipIf(vmSkip !== null)("C agent in a 6.12 guest", () => {
     expect(c.attribution!.next.aborted).toBeUndefined();
     expect(c.attribution!.next.audit?.warnings).toBeUndefined();
   }, 600_000);
+
+  it("two guests of the kernel (vmBackend workers 2) give the one guest's traces", async () => {
+    const b = await vmBackend("6.12", { workers: 2 });
+    try {
+      const guests = /^(\d+) guests/m.exec(b.info.notes.join("\n"))?.[1] ?? "1";
+      console.log(`test/vm/cagent: workers 2 -> ${guests} guest(s)${b.info.notes.find((n) => n.startsWith("--workers")) ? ` (${b.info.notes.find((n) => n.startsWith("--workers"))})` : ""}`);
+      const ps = [...Object.values(AUX_PROGRAMS), ...programs(b.info.config, 40, 23, new Set())];
+      const traces = await b.run(ps);
+      expect(lastC, "the first test ran").not.toBeNull();
+      traces.forEach((t, i) => same(t, lastC![i], `program ${i}`));
+    } finally {
+      await b.close();
+    }
+  }, 300_000);
 });
