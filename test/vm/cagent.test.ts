@@ -4,7 +4,8 @@
  * through its stdin/stdout as the host pool drives agent.ts) and in a 6.12 guest with the test
  * PMU (one boot per agent). Also: the C agent's protocol edges (bad JSON, bad programs, config
  * mismatches) and, in the guest, that a kernel warning is attributed to the request that caused
- * it (the test PMU's selftest WARN), never to the next program.
+ * it (the test PMU's selftest WARN), never to the next program, and that a panic is reported;
+ * and that two guests of the kernel (vmBackend workers 2) give the one guest's traces.
  */
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -18,7 +19,7 @@ import { decode, genesAt } from "../../fuzz/generate.ts";
 import { liveFacts, say, skipRoot } from "../hwtest/live.ts";
 import { AUX_PROGRAMS } from "../../hwtest/vm/programs.ts";
 import { provisionKernel } from "../../hwtest/vm/provision.ts";
-import { GuestVM, busyboxBinary, qemuBinary } from "../../hwtest/vm/qemu.ts";
+import { GuestError, GuestVM, busyboxBinary, qemuBinary } from "../../hwtest/vm/qemu.ts";
 import { guestConfig, vmBackend } from "../../hwtest/vm/backend.ts";
 
 say(skipRoot, "C agent vs TypeScript agent on the host");
@@ -114,6 +115,12 @@ describe.skipIf(vmSkip !== null)("C agent in a 6.12 guest", () => {
             vm.request<{ trace: Trace }>({ program: prog, config: cfg }, 60_000),
           ]);
           attribution = { warn, next: next.trace };
+          expect((await vm.probe()).pmu?.live).toBe(0);
+          // a kernel panic: the request fails at once with the console, QEMU is gone
+          const err = await vm.request({ selftestPanic: true }, 60_000).then(() => null, (e: unknown) => e);
+          expect(err).toBeInstanceOf(GuestError);
+          expect((err as GuestError).console).toMatch(/Kernel panic - not syncing/);
+          expect(vm.alive).toBe(false);
         }
         return { hello: vm.hello, boot: vm.bootSeconds, traces, attribution };
       } finally {
