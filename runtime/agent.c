@@ -23,12 +23,13 @@
  * timeoutMs has its worker killed (the trace says where it was stuck). The supervisor never runs
  * a program itself. The worker gets SIGKILL when the supervisor dies.
  *
- * Kernel-log attribution (--guest): each request is bracketed by two lines the agent writes
- * to /dev/kmsg ("auxspec: begin N.K", "auxspec: end N.K"), and the log is read up to the agent's
- * own end line before the answer is written, so every record printed during a request is that
- * request's (a program's trace, the selftestWarn answer) and never the next one's. Warnings
- * printed between requests (deferred work) are not blamed on any program: the next probe
- * reports them. printk_devkmsg is set to "on" so that the lines are not rate-limited. On the
+ * Kernel-log attribution (--guest): before a request the log is read to its end (what is
+ * there was printed between requests, by deferred work: not blamed on any program, the next
+ * probe reports it); after it the agent writes a boundary line to /dev/kmsg ("auxspec: end
+ * PID.K") and reads the log up to that line before the answer is written, so every record
+ * printed during a request is that request's (a program's trace, the selftestWarn answer) and
+ * never the next one's, and records that race in after the line are not. (A "begin" line would
+ * add nothing to the first read, which is synchronous with the log, and costs a printk.) printk_devkmsg is set to "on" so that the lines are not rate-limited. On the
  * host (no --guest) warnings are this worker's PID's, read after the program, as agent.ts does.
  */
 #include "auxspec.h"
@@ -266,6 +267,12 @@ static int kmsg_scan(int pid, const char *marker, struct strs *before, struct st
 		strs_add(seen ? after : before, msg);
 	}
 	return seen;
+}
+
+/* Reads the kernel log to its end now: warnings printed between requests (not blamed on a program). */
+static void kmsg_drain(struct strs *into)
+{
+	kmsg_scan(0, NULL, into, into);
 }
 
 /*
@@ -667,7 +674,7 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 	if (O.guest && F.test_pmu_dir)
 		ax_write_file(PARAMS "/reset_counts", "1");
 	if (O.guest)
-		kmsg_boundary("begin", &unattributed);
+		kmsg_drain(&unattributed);
 	fds = calloc(p.nev + 1, sizeof(int));
 	flip = calloc(p.max_map + 1, 1);
 	ax_run_init(&r, fds, p.nev, flip, p.max_map + 1);
@@ -860,7 +867,7 @@ static void worker_request(struct aj_buf *b, char *line, unsigned uid)
 		/* The WARN is this request's: it comes back in its answer, not with the next program. */
 		struct strs w = { 0 };
 		int e;
-		kmsg_boundary("begin", &unattributed);
+		kmsg_drain(&unattributed);
 		e = ax_write_file(PARAMS "/selftest_warn", "1");
 		kmsg_boundary("end", &w);
 		aj_printf(b, ",\"selftestWarn\":%s,\"error\":", e ? "false" : "true");
