@@ -124,6 +124,9 @@ export const Config = z.object({
   /** RLIMIT_MEMLOCK hard limit, in pages (default unlimited). An `rlimit` op asking for a soft
    *  limit above it answers EINVAL (do_prlimit: rlim_cur > rlim_max); backends keep it as found. */
   memlockHardPages: z.union([z.number().int().min(0), z.literal("unlimited")]).optional(),
+  /** user->locked_vm (pages) when the program starts: 0 for a fresh uid (default); a shared uid's
+   *  measured start (non-root host runs: earlier programs' leaks stay charged to the user). */
+  lockedVmPages: z.number().int().min(0).optional(),
   /** whether the program runs with CAP_IPC_LOCK */
   capIpcLock: z.boolean(),
   /** /proc/sys/kernel/perf_event_paranoid */
