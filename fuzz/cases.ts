@@ -4,7 +4,7 @@
  */
 import { readFileSync, writeFileSync, mkdirSync, readdirSync, statSync, lstatSync, realpathSync, renameSync, unlinkSync, existsSync, constants, accessSync } from "node:fs";
 import { createHash } from "node:crypto";
-import { join, relative, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { Case, CASE_FORMAT, formatZodError, type Config, type ProfileId } from "../spec/program.ts";
 import { showOutcome } from "../spec/trace.ts";
 import type { Finding } from "./campaign.ts";
@@ -79,7 +79,10 @@ export function checkOutDir(dir: string): void {
   const abs = resolve(dir);
   if (existsSync(abs) && !statSync(abs).isDirectory()) throw new CaseError(`--out ${dir} is not a directory`);
   try {
-    mkdirSync(abs, { recursive: true });
+    // One level at a time (mkdirSync's recursive mode spins forever on some pseudo file systems, /proc).
+    const missing: string[] = [];
+    for (let d = abs; !existsSync(d); d = dirname(d)) missing.unshift(d);
+    for (const d of missing) mkdirSync(d);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new CaseError(`--out ${dir} cannot be created (${code === "ENOTDIR" || code === "EEXIST" ? "a file is in the way" : code === "EROFS" ? "read-only file system" : code === "EACCES" ? "permission denied" : code})`);

@@ -121,7 +121,8 @@ export class HostPool {
     } catch {
       return this.malformed(w, `reply is not JSON: ${line.slice(0, 200)}`);
     }
-    if (msg?.id !== head.id) return this.malformed(w, `answer for request ${JSON.stringify(msg?.id)}, expected ${head.id}`);
+    // An answer out of turn is dropped: the head's time-out decides about a worker stuck on it.
+    if (msg?.id !== head.id) { this.opts.log?.(`worker ${w.proc.pid}: answer for ${JSON.stringify(msg?.id)}, expected ${head.id}`); return; }
     const trace = Trace.safeParse(msg.trace);
     if (!trace.success) return this.malformed(w, `reply is not a valid trace:\n${formatZodError(trace.error)}`);
     w.inflight.shift();
