@@ -9,6 +9,7 @@
  *   PID is gone (a SIGKILLed run) is removed by the next run's sweep, and dirs of this process
  *   are removed on exit and by the CLI's signal handler (removeOwnTempDirs).
  */
+import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -41,11 +42,21 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 const own = new Set<string>();
 let exitHook = false;
 
-/** A fresh temp dir auxspec-KIND-PID-XXXXXX, removed when this process exits (or by a later sweep). */
+/**
+ * A fresh temp dir auxspec-KIND-PID-XXXXXX, removed when this process exits; if it is
+ * SIGKILLed, a tiny reaper (sh, polling once a second, detached) removes it within a second or
+ * two, and any run's sweep removes what is left by then.
+ */
 export function makeTempDir(kind: string): string {
   const dir = mkdtempSync(join(tmpdir(), `auxspec-${kind}-${process.pid}-`));
   own.add(dir);
   if (!exitHook) { exitHook = true; process.on("exit", removeOwnTempDirs); }
+  try {
+    const reaper = spawn("/bin/sh", ["-c", 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; rm -rf -- "$2"', "reaper", String(process.pid), dir],
+      { detached: true, stdio: "ignore" });
+    reaper.on("error", () => { /* no sh: the sweep still runs */ });
+    reaper.unref();
+  } catch { /* the sweep still runs */ }
   return dir;
 }
 
