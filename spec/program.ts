@@ -118,7 +118,7 @@ export const Config = z.object({
   /** num_online_cpus() */
   cpus: z.number().int().min(1).max(4096),
   /** /proc/sys/kernel/perf_event_mlock_kb at the start */
-  mlockKb: z.number().int().min(0),
+  mlockKb: z.number().int().min(0).max(2147483647, "perf_event_mlock_kb is a C int: at most 2147483647"),
   /** RLIMIT_MEMLOCK soft limit at the start, in pages */
   memlockPages: z.union([z.number().int().min(0), z.literal("unlimited")]),
   /** RLIMIT_MEMLOCK hard limit, in pages (default unlimited). An `rlimit` op asking for a soft

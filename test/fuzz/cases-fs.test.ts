@@ -113,6 +113,14 @@ describe("temp dirs and kernels", () => {
 });
 
 describe("options of issue 10", () => {
+  it("a config perf_event_mlock_kb cannot hold is refused up front, not judged with a negative limit", () => {
+    const f = join(base, "huge-mlock.json");
+    writeFileSync(f, JSON.stringify({ ...mk(3), config: { ...MODEL_CONFIG, mlockKb: 2 ** 53 - 1 } }));
+    const r = cli("replay", f);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/config\.mlockKb: perf_event_mlock_kb is a C int/);
+  });
+
   it("--help states the host default the backend uses", () => {
     expect(CLI_HOST_WORKERS).toBe(DEFAULT_HOST_WORKERS);
     expect(cli("fuzz", "--help").stdout).toMatch(new RegExp(`default 1 \\(model\\), ${DEFAULT_HOST_WORKERS} \\(host\\)`));

@@ -12,6 +12,7 @@ import type { Config, Program } from "../../spec/program.ts";
 import type { Trace } from "../../spec/trace.ts";
 import { runReference } from "../../reference/index.ts";
 import { loadKnown } from "../../fuzz/known.ts";
+import { cannotRun } from "../../fuzz/replay.ts";
 
 const known = loadKnown(new URL("../../cases/known-divergences.json", import.meta.url).pathname);
 
@@ -83,5 +84,13 @@ describe("harness failures are not findings", () => {
     // ... judged from the measured start it is what the kernel does.
     expect(checkTrace(program, started, "6.18", trace).accepted).toBe(true);
     expect(trace.audit?.budgetPages).toBe(4);
+  });
+
+  it("a case asking for RLIMIT_MEMLOCK above the host's hard limit is skipped on replay, not judged", () => {
+    const b = fakeKernel((t) => t);
+    b.info = { ...b.info, config: { ...b.info.config, memlockHardPages: 64 } };
+    const c = { format: "auxspec-case/1" as const, name: "x", config: { ...b.info.config, memlockPages: 128 }, program: [{ op: "open" as const, ev: "e0", pmu: "sw" as const }] };
+    expect(cannotRun(c, b)).toMatch(/RLIMIT_MEMLOCK 128 pages; the hard limit here is 64 pages/);
+    expect(cannotRun({ ...c, config: { ...c.config, memlockPages: 16 } }, b)).toBeNull();
   });
 });
