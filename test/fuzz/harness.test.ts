@@ -87,8 +87,8 @@ describe("harness failures are not findings", () => {
   });
 
   it("a case asking for RLIMIT_MEMLOCK above the host's hard limit is skipped on replay, not judged", () => {
-    const b = fakeKernel((t) => t);
-    b.info = { ...b.info, config: { ...b.info.config, memlockHardPages: 64 } };
+    const k = fakeKernel((t) => t);
+    const b = { ...k, info: { ...k.info, config: { ...k.info.config, memlockHardPages: 64 } } };
     const c = { format: "auxspec-case/1" as const, name: "x", config: { ...b.info.config, memlockPages: 128 }, program: [{ op: "open" as const, ev: "e0", pmu: "sw" as const }] };
     expect(cannotRun(c, b)).toMatch(/RLIMIT_MEMLOCK 128 pages; the hard limit here is 64 pages/);
     expect(cannotRun({ ...c, config: { ...c.config, memlockPages: 16 } }, b)).toBeNull();
