@@ -257,7 +257,8 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     // What the summary is made of, kept current so that a signal can print it part-way.
     let live: Partial<CampaignStats> & { programs: number; ops: number; divergences: number; known: number; seconds: number } = { programs: 0, ops: 0, divergences: 0, known: 0, seconds: 0 };
     let settled: { stats: CampaignStats; findings: Finding[] } | null = null;
-    const summary = (partial: boolean) => report({ a, info, profile, seed, workers, live, settled, written, flakyWritten, partial, signal: stopper.signal });
+    let reported = false; // once per run: by the signal's grace timer or at the end, whichever is first
+    const summary = (partial: boolean) => !reported && (reported = true) && report({ a, info, profile, seed, workers, live, settled, written, flakyWritten, partial, signal: stopper.signal });
     stopper.force(() => summary(true));
     const workers = a.workers ?? 1;
     if (info.kernel === null && workers > 1) {
@@ -300,10 +301,7 @@ interface ReportIn {
   signal: NodeJS.Signals | null;
 }
 
-let reported = false;
 function report(r: ReportIn): void {
-  if (reported) return;
-  reported = true;
   const { a, info, profile, seed, workers, written, flakyWritten } = r;
   const stats = r.settled?.stats ?? { aborted: 0, retried: 0, flaky: 0, abortReasons: [], coverage: new Map<string, number>(), ...r.live };
   const findings = r.settled?.findings ?? [];
