@@ -11,7 +11,7 @@
  */
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -32,6 +32,29 @@ export function dieWithParent(): void {
   prctl?.(1 /* PR_SET_PDEATHSIG */, 9 /* SIGKILL */, 0, 0, 0);
   const want = Number(process.env[PARENT_ENV] ?? 0);
   if (want > 0 && process.ppid !== want) process.exit(1); // the parent died before we armed it
+}
+
+let setpriv: string | null | undefined;
+
+/** util-linux setpriv, or null. */
+export function setprivPath(): string | null {
+  if (setpriv === undefined) {
+    setpriv = null;
+    for (const d of (process.env.PATH ?? "").split(":").concat(["/usr/bin", "/bin"])) {
+      if (d && existsSync(join(d, "setpriv"))) { setpriv = join(d, "setpriv"); break; }
+    }
+  }
+  return setpriv;
+}
+
+/**
+ * A command line that has PR_SET_PDEATHSIG armed before the program even starts (setpriv
+ * --pdeathsig KILL execs it): a child still loading when its parent is SIGKILLed dies too,
+ * not only once it reaches dieWithParent().
+ */
+export function underPdeathsig(file: string, args: readonly string[]): { file: string; args: string[] } {
+  const sp = setprivPath();
+  return sp ? { file: sp, args: ["--pdeathsig", "KILL", "--", file, ...args] } : { file, args: [...args] };
 }
 
 /** Environment for a child that calls dieWithParent(). */

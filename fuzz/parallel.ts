@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import type { ProfileId } from "../spec/program.ts";
 import type { CampaignStats, Finding } from "./campaign.ts";
 import type { KnownDivergence } from "./known.ts";
-import { childEnv } from "../backend/lifecycle.ts";
+import { childEnv, underPdeathsig } from "../backend/lifecycle.ts";
 
 export interface WorkerJob {
   profile: ProfileId;
@@ -64,7 +64,10 @@ export async function runParallel(
     per.push({ programs: 0, ops: 0, divergences: 0, known: 0 });
     // Workers die with the parent: PR_SET_PDEATHSIG (worker.ts) and, while the parent lives on
     // but goes away from them, the IPC channel's disconnect.
-    const child = fork(workerPath, [], { execArgv: workerFlags(workers), stdio: ["ignore", "inherit", "inherit", "ipc"], env: childEnv() });
+    // setpriv --pdeathsig KILL in front of node (fork runs execPath + execArgv + module): armed
+    // before the worker has loaded anything.
+    const armed = underPdeathsig(process.execPath, workerFlags(workers));
+    const child = fork(workerPath, [], { execPath: armed.file, execArgv: armed.args, stdio: ["ignore", "inherit", "inherit", "ipc"], env: childEnv() });
     const runs = perRuns === undefined ? undefined : Math.max(0, Math.min(perRuns, job.runs! - w * perRuns));
     child.send({ ...job, runs, stride: workers, offset: w } satisfies WorkerJob);
     const sendStop = () => { if (child.connected) child.send({ t: "stop" } satisfies ParentMsg); };

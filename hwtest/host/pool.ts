@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import type { Config, Program } from "../../spec/program.ts";
 import { Trace } from "../../spec/trace.ts";
 import { formatZodError } from "../../spec/program.ts";
-import { childEnv } from "../../backend/lifecycle.ts";
+import { childEnv, underPdeathsig } from "../../backend/lifecycle.ts";
 import { PROJECT_ROOT } from "./native/build.ts";
 
 const AGENT = join(dirname(fileURLToPath(import.meta.url)), "agent.ts");
@@ -85,7 +85,8 @@ export class HostPool {
 
   private spawnWorker(): Worker {
     const cmd = this.opts.command ?? { file: process.execPath, args: ["--import", "tsx", AGENT, ...(this.opts.agentArgs ?? [])] };
-    const proc = spawn(cmd.file, cmd.args, {
+    const armed = underPdeathsig(cmd.file, cmd.args); // dies with us even while it is still loading
+    const proc = spawn(armed.file, armed.args, {
       cwd: PROJECT_ROOT,
       stdio: ["pipe", "pipe", "pipe"],
       // The agent arms PR_SET_PDEATHSIG (backend/lifecycle.ts): it dies with this process.

@@ -66,9 +66,17 @@ export async function killCli(args: string[], signal: NodeJS.Signals, delayMs: n
   child.kill(signal);
   const code = await exited;
   clearInterval(poll);
-  await new Promise((r) => setTimeout(r, opts.settleMs ?? 3000));
-  const leftProcesses = [...seen].filter(([p, s]) => { const now = stat(p); return now !== null && `${now.start} ${now.comm}` === s; }).map(([p, s]) => `${p} ${s}`);
-  const leftDirs = readdirSync(tmpdir()).filter((n) => n.startsWith("auxspec-") && n.includes(`-${child.pid}-`));
+  // Processes get settleMs to go (the kernel delivers the death signal at once, but a loaded
+  // machine may take a moment to reap); the reaper polls once a second.
+  const left = () => ({
+    procs: [...seen].filter(([p, s]) => { const now = stat(p); return now !== null && `${now.start} ${now.comm}` === s; }).map(([p, s]) => `${p} ${s}`),
+    dirs: readdirSync(tmpdir()).filter((n) => n.startsWith("auxspec-") && n.includes(`-${child.pid}-`)),
+  });
+  const until = Date.now() + (opts.settleMs ?? 5000);
+  let l = left();
+  while ((l.procs.length || l.dirs.length) && Date.now() < until) { await new Promise((r) => setTimeout(r, 200)); l = left(); }
+  const leftProcesses = l.procs;
+  const leftDirs = l.dirs;
   return { signal, afterMs: Date.now() - t0, code, seen: seen.size, comms: [...new Set([...seen.values()].map((s) => s.split(" ").slice(1).join(" ")))], leftProcesses, leftDirs, stderr };
 }
 
