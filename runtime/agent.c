@@ -954,6 +954,10 @@ static int worker_main(int rfd, int wfd)
 		}
 		b.len = 0;
 		worker_request(&b, line, uid);
+		/* a uid change clears PR_SET_PDEATHSIG (commit_creds): arm it again */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1 && !O.guest)
+			_exit(1);
 		pin = ax_vmpin_kb(status_fd);
 		if (pin != 0 || (F.root && (getuid() != 0 || geteuid() != 0)))
 			worker_dirty = 1;
