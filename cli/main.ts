@@ -56,7 +56,7 @@ C reproducer.
   --seed N       program stream seed (default: random, printed); same seed, same programs
   --workers K    processes (model), executor agents (host; at most 2 per CPU, 1 when not
                  root) or guests of the kernel (vm; at most 1 per CPU, as memory allows);
-                 default 1 (model, vm), ${DEFAULT_HOST_WORKERS} (host)
+                 default 1 (model), ${DEFAULT_HOST_WORKERS} (host), 1 (vm)
   --bug ID       switch on a historic bug in the model (repeatable): ${BUGS.map((b) => b.id).join(", ")}
   --max-ops N    longest program (default 20, at most ${MAX_OPS})
   --out DIR      where cases and reproducers go (default out/fuzz; checked before the first
