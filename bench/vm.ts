@@ -83,19 +83,29 @@ export async function vmRows(quick: boolean): Promise<Row[]> {
   rows.push({ what: `vm:${kernel} C agent / Node agent, programs/s (wall)`, value: runs.c.rate / runs.ts.rate, unit: "x", target: ">= 10", note: `per QEMU CPU-second: ${(runs.c.cpuRate / runs.ts.cpuRate).toFixed(2)}x; same kernel, same programs, one run` });
   rows.push({ what: `vm:${kernel} Node agent / C agent, boot to a ready guest (wall)`, value: runs.ts.boot / runs.c.boot, unit: "x", note: `QEMU CPU: ${(runs.ts.bootCpu / runs.c.bootCpu).toFixed(2)}x` });
 
-  // Two guests of the same kernel (C agent), the same programs spread over them.
-  const b = await vmBackend(kernel, { workers: 2 });
-  try {
-    await b.run(programs.slice(0, 16));
-    const t0 = performance.now();
-    const traces = await b.run(programs);
-    const rate = programs.length / ((performance.now() - t0) / 1000);
-    const guests = /^(\d+) guests/m.exec(b.info.notes.join("\n"))?.[1] ?? "1";
-    const why = b.info.notes.find((x) => x.startsWith("--workers"));
-    rows.push({ what: `vm:${kernel} programs inside ${guests} guest(s) (TCG), C agent`, value: rate, unit: "programs/s", note: `${traces.filter((x) => x.aborted).length} aborted${why ? `; ${why}` : ""}` });
-    rows.push({ what: `vm:${kernel} ${guests} guest(s) / 1 guest, programs/s (C agent)`, value: rate / runs.c.rate, unit: "x", target: ">= 1.8 on 2 cores", note: `${availableParallelism()} host cores, shared with other work` });
-  } finally {
-    await b.close();
+  // Two guests of the same kernel against one (C agent, vmBackend workers 2 vs 1), the same
+  // programs; alternated twice and the better of each kept (the host's other load comes and goes).
+  const par: Record<number, number[]> = { 1: [], 2: [] };
+  let used = 2;
+  let why: string | undefined;
+  for (const w of [1, 2, 1, 2]) {
+    const b = await vmBackend(kernel, { workers: w });
+    try {
+      await b.run(programs.slice(0, 16));
+      const t0 = performance.now();
+      await b.run(programs);
+      par[w].push(programs.length / ((performance.now() - t0) / 1000));
+      if (w === 2) {
+        used = Number(/^(\d+) guests/m.exec(b.info.notes.join("\n"))?.[1] ?? "1");
+        why = b.info.notes.find((x) => x.startsWith("--workers"));
+      }
+    } finally {
+      await b.close();
+    }
   }
+  const best = (xs: number[]) => Math.max(...xs);
+  rows.push({ what: `vm:${kernel} programs inside 1 guest (vmBackend), C agent`, value: best(par[1]), unit: "programs/s", note: `runs: ${par[1].map((x) => x.toFixed(1)).join(", ")}` });
+  rows.push({ what: `vm:${kernel} programs inside ${used} guest(s) (vmBackend workers 2), C agent`, value: best(par[2]), unit: "programs/s", note: `runs: ${par[2].map((x) => x.toFixed(1)).join(", ")}${why ? `; ${why}` : ""}` });
+  rows.push({ what: `vm:${kernel} ${used} guest(s) / 1 guest, programs/s (C agent)`, value: best(par[2]) / best(par[1]), unit: "x", target: ">= 1.8 on 2 cores", note: `best of 2 alternated runs each; ${availableParallelism()} host cores, shared with other work` });
   return rows;
 }
