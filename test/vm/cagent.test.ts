@@ -78,6 +78,19 @@ describe.skipIf(skipRoot !== null)("C agent on the host", () => {
     }
   }, 120_000);
 
+  it("kills a worker past its timeoutMs (aborted, where it was) and runs the next request on a fresh one", async () => {
+    const f = liveFacts!;
+    // 300 opens (and their closes, and the budget probe) do not finish in 1 ms
+    const opens = Array.from({ length: 300 }, (_, i) => ({ op: "open", ev: `e${i}`, pmu: "sw" }));
+    const [late, next] = await cAgent([
+      { id: 1, program: opens, config: f.config, timeoutMs: 1 },
+      { id: 2, program: [{ op: "open", ev: "e0", pmu: "sw" }], config: f.config },
+    ]);
+    expect(late.id).toBe(1);
+    expect(late.trace.aborted).toMatch(/^timed out after 1 ms in the guest \(agent \d+: .*\); agent killed$/);
+    expect(next).toMatchObject({ id: 2, trace: { steps: [{ outcome: { ok: true }, vmPinKb: 0 }], audit: { vmPinKb: 0 } } });
+  });
+
   it("works as the host pool's worker (pipelined, fresh uid per program)", async () => {
     const f = liveFacts!;
     const pool = new HostPool({ workers: 2, kernel: f.release, command: { file: cagentPath(), args: [] } });
