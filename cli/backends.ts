@@ -31,7 +31,7 @@ export async function openBackend(name: string, opts: OpenOptions = {}): Promise
   }
   if (name.startsWith("vm:")) {
     const { vmBackend } = await import("../hwtest/vm/backend.ts");
-    return vmBackend(name.slice(3), { log: opts.log });
+    return vmBackend(name.slice(3), { log: opts.log, workers: opts.workers });
   }
   throw new BackendUnavailable(`unknown backend ${JSON.stringify(name)}: use model, host or vm:KERNEL (vm:6.1, vm:6.12)`);
 }

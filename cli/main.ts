@@ -54,8 +54,9 @@ C reproducer.
   --runs N       stop after N programs
   --time S       stop after S seconds (default 60 when --runs is not given)
   --seed N       program stream seed (default: random, printed); same seed, same programs
-  --workers K    processes (model) or executor agents (host; at most 2 per CPU, 1 when not
-                 root); default 1 (model), ${DEFAULT_HOST_WORKERS} (host)
+  --workers K    processes (model), executor agents (host; at most 2 per CPU, 1 when not
+                 root) or guests of the kernel (vm; at most 1 per CPU, as memory allows);
+                 default 1 (model), ${DEFAULT_HOST_WORKERS} (host), 1 (vm)
   --bug ID       switch on a historic bug in the model (repeatable): ${BUGS.map((b) => b.id).join(", ")}
   --max-ops N    longest program (default 20, at most ${MAX_OPS})
   --out DIR      where cases and reproducers go (default out/fuzz; checked before the first

@@ -18,6 +18,7 @@ import { provisionKernel, type ProvisionedKernel } from "./provision.ts";
 import { AGENT_ARGS, GuestError, GuestVM, busyboxBinary, defaultAgent, qemuBinary, type GuestHello } from "./qemu.ts";
 import { PROJECT_ROOT } from "./provision.ts";
 import { bundleAgent } from "./bundle.ts";
+import { ParallelRunner, vmWorkers } from "./parallel.ts";
 
 export { provisionKernel, type ProvisionedKernel } from "./provision.ts";
 
@@ -27,6 +28,12 @@ export interface VmBackendOptions {
   /** kernel "custom": a configured build or headers tree of that kernel (for the module build). */
   headers?: string;
   log?: (msg: string) => void;
+  /** The guest's agent: "c" (default; runtime/agent.c in the initramfs, no Node or 9p in the
+   *  guest) or "ts" (the Node shim and the TypeScript agent over 9p). */
+  agent?: "ts" | "c";
+  /** Guests of this kernel to boot and spread programs over (`--workers`; default 1). Fewer
+   *  when the host's cores or memory cannot run more at full speed (parallel.ts vmWorkers). */
+  workers?: number;
 }
 
 /** Guest-side limit per program: generous, TCG is 10 to 50 times slower than the host. */
@@ -77,7 +84,7 @@ async function ensureNative(log: (m: string) => void): Promise<void> {
  * The agent command the guest runs: the bundled agent (bundle.ts; starts in about 1 s under
  * TCG) or, when bundling fails or AUXSPEC_VM_TSX=1, tsx on hwtest/host/agent.ts (10 to 20 s).
  */
-async function guestAgent(log: (m: string) => void): Promise<string[]> {
+export async function guestAgent(log: (m: string) => void): Promise<string[]> {
   if (process.env.AUXSPEC_VM_TSX !== "1") {
     try {
       const bundle = await bundleAgent(PROJECT_ROOT, log);
@@ -99,21 +106,35 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
   } catch (e) {
     throw new BackendUnavailable(`cannot provision kernel ${kernel}: ${(e as Error).message}`);
   }
-  await ensureNative(log);
-  const agent = await guestAgent(log);
+  const agentKind = opts.agent ?? "c";
+  let agent: string[] | undefined;
+  if (agentKind === "ts") {
+    await ensureNative(log);
+    agent = await guestAgent(log);
+  }
   const boot = async (): Promise<GuestVM> => {
     try {
-      return await GuestVM.boot({ kernel: k, agent, log });
+      return await GuestVM.boot({ kernel: k, agent, agentKind, log });
     } catch (e) {
       const c = e instanceof GuestError ? `\n--- console ---\n${consoleLines(e.console)}` : "";
       throw new BackendUnavailable(`guest ${k.release} did not come up: ${(e as Error).message}${c}`);
     }
   };
-  const vm: GuestVM = await boot();
+  const wc = vmWorkers(opts.workers ?? 1);
+  if (wc.why) log(wc.why);
+  // All guests boot at once; one that fails to boot fails the backend (the others are closed).
+  const booted = await Promise.allSettled(Array.from({ length: wc.workers }, () => boot()));
+  const failed = booted.find((b): b is PromiseRejectedResult => b.status === "rejected");
+  if (failed) {
+    await Promise.all(booted.map((b) => (b.status === "fulfilled" ? b.value.close() : undefined)));
+    throw failed.reason;
+  }
+  const vms = booted.map((b) => (b as PromiseFulfilledResult<GuestVM>).value);
+  const vm = vms[0];
   const hello = vm.hello;
   if (!hello.auxPmu && k.moduleKo) {
     const c = vm.consoleTail();
-    await vm.close();
+    await Promise.all(vms.map((v) => v.close()));
     throw new BackendUnavailable(`the test PMU auxspec_pmu did not register in ${hello.release}:\n${consoleLines(c)}`);
   }
   const choice = profileFor(hello.release, hello.version ?? undefined);
@@ -129,17 +150,22 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
       hello.auxPmu
         ? `AUX PMU: the auxspec_pmu test module (type ${hello.auxType}); auxFault switches its setup_aux to fail; the audit reads its live/setups/frees counters`
         : `no AUX PMU (${k.notes.join("; ") || "no test PMU"}): pmu "aux" opens a PMU type no PMU has (ENOENT); software-event programs run`,
-      "the guest runs the host executor's agent (fresh uid per program, page accesses in-process); kernel WARN/BUG/Oops lines of a program come back as audit.warnings",
-      `boot took ${vm.bootSeconds} s; programs run one at a time in the guest`,
+      agentKind === "c"
+        ? "the guest runs the C agent (runtime/agent.c: fresh uid per program, page accesses in-process); kernel WARN/BUG/Oops lines printed during a program (bracketed by markers in the kernel log) come back as audit.warnings"
+        : "the guest runs the host executor's agent (fresh uid per program, page accesses in-process); kernel WARN/BUG/Oops lines of a program come back as audit.warnings",
+      vms.length > 1
+        ? `${vms.length} guests (boot took ${vms.map((v) => v.bootSeconds).join(", ")} s); programs are spread over them in batches, one at a time in each guest`
+        : `boot took ${vm.bootSeconds} s; programs run one at a time in the guest`,
+      ...(wc.why ? [wc.why] : []),
       ...(hello.bootWarnings.length ? [`kernel warnings during boot: ${hello.bootWarnings.join(" | ")}`] : []),
     ],
   };
   log(`${name}: ${hello.release}, profile ${choice.profile}, boot ${vm.bootSeconds} s`);
 
-  const runner = new GuestRunner({
-    name, kernel: hello.release, first: vm, log,
-    boot: () => GuestVM.boot({ kernel: k, agent, log }),
-  });
+  const runner = new ParallelRunner(vms.map((first) => new GuestRunner({
+    name, kernel: hello.release, first, log,
+    boot: () => GuestVM.boot({ kernel: k, agent, agentKind, log }),
+  })));
   return {
     info,
     run: (programs: readonly Program[], config?: Config) => runner.run(programs, config ?? info.config),

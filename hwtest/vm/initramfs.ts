@@ -63,7 +63,12 @@ export function cpioNewc(entries: readonly InitramfsEntry[]): Buffer {
   return Buffer.concat(parts);
 }
 
-/** gzip -1 of the newc archive: what QEMU's -initrd takes. */
-export function buildInitramfs(entries: readonly InitramfsEntry[]): Buffer {
-  return gzipSync(cpioNewc(entries), { level: 1 });
+/**
+ * What QEMU's -initrd takes: gzip -1 of the newc archive, or with `gzip: false` the archive
+ * itself (the kernel unpacks an uncompressed archive as well; under TCG inflating the few MB of
+ * busybox, agent and modules costs the guest a noticeable part of its boot).
+ */
+export function buildInitramfs(entries: readonly InitramfsEntry[], opts: { gzip?: boolean } = {}): Buffer {
+  const cpio = cpioNewc(entries);
+  return opts.gzip === false ? cpio : gzipSync(cpio, { level: 1 });
 }

@@ -2,7 +2,9 @@
  * Builds the two small C pieces of the host backend with gcc, at first use, into a cache
  * directory, and finds them again:
  * - auxprobe.so: page accesses that may fault, and VmPin (loaded with koffi by libc.ts);
- * - exec: the C executor the benchmark compares the koffi executor with (cexec.ts).
+ * - exec: the C executor the benchmark compares the koffi executor with (cexec.ts);
+ * - agent: the C agent (runtime/agent.c), static: the VM guest's agent without Node, and the
+ *   TypeScript agent's differential twin on the host.
  *
  * File names carry a hash of the source, so an edited source is rebuilt and a stale binary
  * is never used. Cache directories tried, in order: $AUXSPEC_NATIVE_DIR, <project>/.cache/native
@@ -21,9 +23,10 @@ import { fileURLToPath } from "node:url";
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const PROJECT_ROOT = resolve(HERE, "../../..");
 
-export interface NativeTarget { name: string; source: string; shared: boolean }
+export interface NativeTarget { name: string; source: string; shared: boolean; static?: boolean }
 export const AUXPROBE: NativeTarget = { name: "auxprobe", source: join(HERE, "auxprobe.c"), shared: true };
 export const CEXEC: NativeTarget = { name: "exec", source: join(HERE, "exec.c"), shared: false };
+export const CAGENT: NativeTarget = { name: "agent", source: join(PROJECT_ROOT, "runtime", "agent.c"), shared: false, static: true };
 
 const CFLAGS = ["-O2", "-Wall", "-Wextra", "-std=gnu11"];
 
@@ -56,7 +59,7 @@ export function sourceClosure(source: string, seen: Set<string> = new Set()): st
 function fileName(t: NativeTarget): string {
   const hash = createHash("sha1");
   for (const f of sourceClosure(t.source)) hash.update(readFileSync(f));
-  const h = hash.update(process.arch).update(CFLAGS.join(" ")).update(String(t.shared)).digest("hex").slice(0, 12);
+  const h = hash.update(process.arch).update(CFLAGS.join(" ")).update(String(t.shared)).update(t.static ? "static -s" : "").digest("hex").slice(0, 12);
   return `${t.name}-${process.arch}-${h}${t.shared ? ".so" : ""}`;
 }
 
@@ -82,7 +85,7 @@ export function ensureBuilt(t: NativeTarget, log: (m: string) => void = () => {}
   if (!dir) throw new Error(`no writable cache directory for ${t.name} (tried ${dirs.join(", ")}); set AUXSPEC_NATIVE_DIR`);
   const out = join(dir, name);
   const tmp = `${out}.tmp-${process.pid}`;
-  const args = [...CFLAGS, ...(t.shared ? ["-shared", "-fPIC"] : []), "-o", tmp, t.source];
+  const args = [...CFLAGS, ...(t.shared ? ["-shared", "-fPIC"] : []), ...(t.static ? ["-static", "-s"] : []), "-o", tmp, t.source];
   log(`building ${t.name}: gcc ${args.join(" ")}`);
   try {
     execFileSync(process.env.CC || "gcc", args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -97,10 +100,11 @@ export function ensureBuilt(t: NativeTarget, log: (m: string) => void = () => {}
 
 export function auxprobePath(log?: (m: string) => void): string { return ensureBuilt(AUXPROBE, log); }
 export function cexecPath(log?: (m: string) => void): string { return ensureBuilt(CEXEC, log); }
+export function cagentPath(log?: (m: string) => void): string { return ensureBuilt(CAGENT, log); }
 
 // `tsx hwtest/host/native/build.ts`: build both now (npm run setup calls this).
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  for (const t of [AUXPROBE, CEXEC]) {
+  for (const t of [AUXPROBE, CEXEC, CAGENT]) {
     if (!existsSync(t.source)) continue;
     console.log(`${t.name}: ${ensureBuilt(t, (m) => console.log(m))}`);
   }

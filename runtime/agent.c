@@ -1,0 +1,1270 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * agent: the C twin of hwtest/host/agent.ts (and, with --guest, of hwtest/vm/guest/shim.mjs),
+ * one static binary: the VM guest's agent without Node, and a differential check of the
+ * TypeScript agent on the host (test/vm/cagent.test.ts). The ops, page access, identity,
+ * teardown, budget probe and warning pattern are runtime/auxspec.h; the JSON is runtime/json.h.
+ *
+ * Usage: agent [--allow-sysctl] [--touch=inproc|child] [--no-budget] [--guest]
+ *
+ * Protocol (JSON lines on stdin/stdout, as agent.ts): `{"id":N,"program":[...],"config":{...}}`
+ * (optional "uid":U, optional "timeoutMs":T) -> `{"id":N,"trace":{...}}`, in order, one line per
+ * request; a malformed request gets a trace with `aborted`. With --guest the agent also speaks
+ * the shim's part (guest/shim.mjs): a `{"hello":{...}}` line first; `{"id":N,"probe":true}`,
+ * `{"id":N,"selftestWarn":true}`, `{"id":N,"selftestPanic":true}` and `{"quit":true}`; the test
+ * PMU's setups/frees reset before each program; and kernel-log lines of every PID.
+ *
+ * Processes: this process (the supervisor) reads requests and writes answers; a forked worker
+ * runs them (requests over a pipe as "U<uid> <line>", answers back as "<line>\n" then ".\n", or
+ * "!\n" when the worker leaves because its process is dirty: VmPin != 0 after a program, or
+ * identity not restored; mm->pinned_vm is per process). A worker that dies or exits dirty is
+ * replaced by a fresh fork (a fork's mm starts with pinned_vm 0); a request it never answered
+ * because it exited dirty is resent, one it died during is aborted; a request past its
+ * timeoutMs has its worker killed (the trace says where it was stuck). The supervisor never runs
+ * a program itself. The worker gets SIGKILL when the supervisor dies.
+ *
+ * Kernel-log attribution (--guest): before a request the log is read to its end (what is
+ * there was printed between requests, by deferred work: not blamed on any program, the next
+ * probe reports it); after it the agent writes a boundary line to /dev/kmsg ("auxspec: end
+ * PID.K") and reads the log up to that line before the answer is written, so every record
+ * printed during a request is that request's (a program's trace, the selftestWarn answer) and
+ * never the next one's, and records that race in after the line are not. (A "begin" line would
+ * add nothing to the first read, which is synchronous with the log, and costs a printk.) printk_devkmsg is set to "on" so that the lines are not rate-limited. On the
+ * host (no --guest) warnings are this worker's PID's, read after the program, as agent.ts does.
+ */
+#include "auxspec.h"
+#include "json.h"
+#include <dirent.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#define MAX_MAP_HANDLE 507903 /* hwtest/host/executor.ts MAX_MAP_HANDLE */
+#define MAX_SAFE 9007199254740991.0
+#define PARAMS "/sys/module/auxspec_pmu/parameters"
+#define PMU_DIR "/sys/bus/event_source/devices/auxspec_pmu"
+#define EXIT_DIRTY 3
+
+static struct {
+	int allow_sysctl, inproc, no_budget, guest;
+} O;
+
+static struct {
+	char release[128];
+	int cpus, paranoid, root;
+	long mlock_kb;
+	char aux_name[64];
+	int aux_type; /* -1: none */
+	const char *test_pmu_dir;
+} F;
+
+static int kmsg_fd = -1;    /* shared by the supervisor and the worker (one read position) */
+static int kmsg_wfd = -1;   /* markers */
+static int status_fd = -1;
+static unsigned long mark_seq;
+
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logf_(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n = snprintf(buf, sizeof(buf), "auxspec-agent[%d]: ", getpid());
+
+	va_start(ap, fmt);
+	n += vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 2)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	if (write(2, buf, n) < 0) { /* nothing to do */ }
+}
+
+static int write_all(int fd, const char *s, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, s, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		s += w;
+		n -= w;
+	}
+	return 0;
+}
+
+static char *read_text(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return NULL;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		n--;
+	buf[n] = 0;
+	return buf;
+}
+
+/* ---- facts (hwtest/host/discover.ts) ---- */
+
+static int count_cpu_list(const char *s)
+{
+	int n = 0;
+
+	while (*s) {
+		char *e;
+		long a = strtol(s, &e, 10), b = a;
+		if (e == s)
+			break;
+		if (*e == '-')
+			b = strtol(e + 1, &e, 10);
+		n += b - a + 1;
+		s = *e == ',' ? e + 1 : e;
+	}
+	return n;
+}
+
+static int cmpstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* AUX PMUs by name, best first (discover.ts AUX_PMU_PATTERNS). */
+static void find_aux_pmu(void)
+{
+	static const char *pats[] = { "^auxspec_pmu$", "^intel_pt$", "^intel_bts$", "^arm_spe_[0-9]+$", "^cs_etm$", "^hisi_ptt[0-9]*(_[0-9]+)?$" };
+	char *names[512];
+	int nn = 0;
+	DIR *d = opendir("/sys/bus/event_source/devices");
+	struct dirent *e;
+
+	F.aux_type = -1;
+	if (!d)
+		return;
+	while ((e = readdir(d)) && nn < 512)
+		if (e->d_name[0] != '.')
+			names[nn++] = strdup(e->d_name);
+	closedir(d);
+	qsort(names, nn, sizeof(*names), cmpstr);
+	for (unsigned p = 0; p < sizeof(pats) / sizeof(*pats) && F.aux_type < 0; p++) {
+		regex_t re;
+		if (regcomp(&re, pats[p], REG_EXTENDED | REG_NOSUB))
+			continue;
+		for (int i = 0; i < nn && F.aux_type < 0; i++) {
+			char path[512], buf[64];
+			if (regexec(&re, names[i], 0, NULL, 0))
+				continue;
+			snprintf(path, sizeof(path), "/sys/bus/event_source/devices/%s/type", names[i]);
+			if (read_text(path, buf, sizeof(buf)) && buf[0] >= '0' && buf[0] <= '9') {
+				F.aux_type = atoi(buf);
+				snprintf(F.aux_name, sizeof(F.aux_name), "%s", names[i]);
+			}
+		}
+		regfree(&re);
+	}
+	for (int i = 0; i < nn; i++)
+		free(names[i]);
+}
+
+static void read_facts(void)
+{
+	struct utsname u;
+	char buf[256];
+
+	uname(&u);
+	snprintf(F.release, sizeof(F.release), "%s", u.release);
+	F.cpus = read_text("/sys/devices/system/cpu/online", buf, sizeof(buf)) ? count_cpu_list(buf) : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	F.mlock_kb = ax_read_long(AX_PROC_MLOCK);
+	if (F.mlock_kb < 0)
+		F.mlock_kb = 516;
+	F.paranoid = (int)ax_read_long("/proc/sys/kernel/perf_event_paranoid");
+	if (F.paranoid < -1) F.paranoid = -1;
+	if (F.paranoid > 4) F.paranoid = 4;
+	F.root = geteuid() == 0;
+	find_aux_pmu();
+	F.test_pmu_dir = access(PARAMS, F_OK) == 0 ? PARAMS : NULL;
+}
+
+/* ---- kernel log ---- */
+
+struct strs { char **v; int n; };
+
+static void strs_add(struct strs *s, const char *m)
+{
+	for (int i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i], m))
+			return;
+	if (s->n >= 50)
+		return;
+	s->v = realloc(s->v, (s->n + 1) * sizeof(char *));
+	s->v[s->n++] = strdup(m);
+}
+
+static void strs_clear(struct strs *s)
+{
+	for (int i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+	s->v = NULL;
+	s->n = 0;
+}
+
+/* Warnings printed between requests (not blamed on a program; the next probe reports them). */
+static struct strs unattributed;
+
+/*
+ * Reads the kernel log to its end. Warning records (AX_KERNEL_WARNING_ERE; of `pid` only when
+ * pid > 0) before the record whose text is `marker` go to `before`, later ones to `after`.
+ * Returns 1 when the marker was seen (or none was asked for).
+ */
+static int kmsg_scan(int pid, const char *marker, struct strs *before, struct strs *after)
+{
+	static regex_t re;
+	static int compiled;
+	static char rec[8192];
+	int seen = marker == NULL;
+
+	if (!compiled) {
+		if (regcomp(&re, AX_KERNEL_WARNING_ERE, REG_EXTENDED | REG_ICASE | REG_NOSUB))
+			return seen;
+		compiled = 1;
+	}
+	if (kmsg_fd < 0)
+		return 1;
+	for (int i = 0; i < 100000; i++) {
+		ssize_t n = read(kmsg_fd, rec, sizeof(rec) - 1);
+		char *msg, *nl, *p;
+		if (n < 0) {
+			if (errno == EPIPE)
+				continue;
+			break;
+		}
+		if (n == 0)
+			break;
+		rec[n] = 0;
+		msg = strchr(rec, ';');
+		msg = msg ? msg + 1 : rec;
+		nl = strchr(msg, '\n');
+		if (nl)
+			*nl = 0;
+		if (!seen && !strcmp(msg, marker)) {
+			seen = 1;
+			continue;
+		}
+		if (regexec(&re, msg, 0, NULL, 0))
+			continue;
+		p = strstr(msg, "PID: ");
+		if (pid > 0 && p && atoi(p + 5) != pid)
+			continue;
+		while (*msg == ' ' || *msg == '\t')
+			msg++;
+		for (p = msg + strlen(msg); p > msg && (p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\r'); p--)
+			p[-1] = 0;
+		strs_add(seen ? after : before, msg);
+	}
+	return seen;
+}
+
+/* Reads the kernel log to its end now: warnings printed between requests (not blamed on a program). */
+static void kmsg_drain(struct strs *into)
+{
+	kmsg_scan(0, NULL, into, into);
+}
+
+/*
+ * A boundary in the kernel log: writes "auxspec: <what> <n>" and reads the log up to it.
+ * Warnings before it go to `into`, those that raced in after it to `unattributed`.
+ */
+static void kmsg_boundary(const char *what, struct strs *into)
+{
+	char line[128], marker[96];
+
+	snprintf(marker, sizeof(marker), "auxspec: %s %d.%lu", what, getpid(), ++mark_seq);
+	snprintf(line, sizeof(line), "<14>%s\n", marker);
+	if (kmsg_wfd < 0 || write(kmsg_wfd, line, strlen(line)) < 0) {
+		kmsg_scan(0, NULL, into, &unattributed);
+		return;
+	}
+	if (!kmsg_scan(0, marker, into, &unattributed))
+		logf_("kernel-log marker \"%s\" not seen (printk_devkmsg rate limit?)", marker);
+}
+
+/* ---- requests ---- */
+
+struct prog {
+	struct ax_op *ops;
+	int nops;
+	int *evs;     /* event handle numbers in order of introduction (index = dense event index) */
+	int nev;
+	long *maps;   /* map handle numbers in order of introduction */
+	long *map_pages;
+	int nmap;
+	long max_map;
+};
+
+struct config {
+	int cpus, paranoid, cap_ipc_lock;
+	long mlock_kb, memlock_pages; /* -1 unlimited */
+	char aux[64];
+	int has_aux;
+};
+
+static int handle_num(const struct aj_node *n, char kind, long *out)
+{
+	const char *s;
+	char *e;
+
+	if (!n || n->type != AJ_STR)
+		return -1;
+	s = n->str;
+	if (s[0] != kind || s[1] < '0' || s[1] > '9')
+		return -1;
+	*out = strtol(s + 1, &e, 10);
+	return *e ? -1 : 0;
+}
+
+static int ev_index(const struct prog *p, long num)
+{
+	for (int i = 0; i < p->nev; i++)
+		if (p->evs[i] == num)
+			return i;
+	return -1;
+}
+
+static long map_pages_of(const struct prog *p, long m)
+{
+	for (int i = 0; i < p->nmap; i++)
+		if (p->maps[i] == m)
+			return p->map_pages[i];
+	return 0;
+}
+
+static int prot_bits(const struct aj_node *n)
+{
+	if (!n || n->type != AJ_STR) return -1;
+	if (!strcmp(n->str, "none")) return PROT_NONE;
+	if (!strcmp(n->str, "r")) return PROT_READ;
+	if (!strcmp(n->str, "rw")) return PROT_READ | PROT_WRITE;
+	if (!strcmp(n->str, "rx")) return PROT_READ | PROT_EXEC;
+	if (!strcmp(n->str, "rwx")) return PROT_READ | PROT_WRITE | PROT_EXEC;
+	return -1;
+}
+
+static char problem[512];
+
+#define BAD(...) do { snprintf(problem, sizeof(problem), __VA_ARGS__); return -1; } while (0)
+
+static int get_int(const struct aj_node *o, const char *k, long lo, long hi, int optional, long dflt, long *out, int i)
+{
+	const struct aj_node *n = aj_get(o, k);
+
+	if (!n) {
+		if (optional) { *out = dflt; return 0; }
+		BAD("bad program: %d.%s: Required", i, k);
+	}
+	if (!aj_is_int(n) || n->num < lo || n->num > hi)
+		BAD("bad program: %d.%s: expected an integer in [%ld, %ld]", i, k, lo, hi);
+	*out = (long)n->num;
+	return 0;
+}
+
+static int get_bool(const struct aj_node *o, const char *k, int optional, long *out, int i)
+{
+	const struct aj_node *n = aj_get(o, k);
+
+	if (!n && optional) { *out = 0; return 0; }
+	if (!n || (n->type != AJ_TRUE && n->type != AJ_FALSE))
+		BAD("bad program: %d.%s: expected a boolean", i, k);
+	*out = n->type == AJ_TRUE;
+	return 0;
+}
+
+static int need_ev(struct prog *p, const struct aj_node *o, const char *k, int i, long *dense)
+{
+	long num;
+
+	if (handle_num(aj_get(o, k), 'e', &num))
+		BAD("bad program: %d.%s: event handles are e0, e1, ...", i, k);
+	if ((*dense = ev_index(p, num)) < 0)
+		BAD("bad program: op %d: event handle e%ld is used before an open introduces it", i, num);
+	return 0;
+}
+
+static int need_map(struct prog *p, const struct aj_node *o, int i, long *m)
+{
+	if (handle_num(aj_get(o, "map"), 'm', m))
+		BAD("bad program: %d.map: map handles are m0, m1, ...", i);
+	for (int j = 0; j < p->nmap; j++)
+		if (p->maps[j] == *m)
+			return 0;
+	BAD("bad program: op %d: map handle m%ld is used before an mmap introduces it", i, *m);
+}
+
+/* The program as ax_ops (events as dense indexes in order of introduction, maps by handle number). */
+static int parse_program(const struct aj_node *arr, struct prog *p)
+{
+	int n = 0, i = 0;
+
+	memset(p, 0, sizeof(*p));
+	if (!arr || arr->type != AJ_ARR)
+		BAD("bad program: : Expected array");
+	for (const struct aj_node *c = arr->child; c; c = c->next)
+		n++;
+	p->ops = calloc(n + 1, sizeof(*p->ops));
+	p->evs = calloc(n + 1, sizeof(int));
+	p->maps = calloc(n + 1, sizeof(long));
+	p->map_pages = calloc(n + 1, sizeof(long));
+	for (const struct aj_node *o = arr->child; o; o = o->next, i++) {
+		const struct aj_node *kind = aj_get(o, "op");
+		struct ax_op *x = &p->ops[p->nops++];
+		const char *k;
+		long v[6] = { 0 }, num;
+
+		if (!kind || kind->type != AJ_STR)
+			BAD("bad program: %d.op: Invalid discriminator value", i);
+		k = kind->str;
+		if (!strcmp(k, "open")) {
+			const struct aj_node *pmu = aj_get(o, "pmu");
+			if (handle_num(aj_get(o, "ev"), 'e', &num))
+				BAD("bad program: %d.ev: event handles are e0, e1, ...", i);
+			if (!pmu || pmu->type != AJ_STR || (strcmp(pmu->str, "sw") && strcmp(pmu->str, "aux")))
+				BAD("bad program: %d.pmu: expected \"sw\" or \"aux\"", i);
+			if (get_int(o, "cpu", -1, 4095, 1, -1, &v[2], i) || get_bool(o, "inherit", 1, &v[3], i))
+				return -1;
+			v[4] = -1;
+			if (aj_get(o, "outputTo") && need_ev(p, o, "outputTo", i, &v[4]))
+				return -1;
+			if (ev_index(p, num) >= 0)
+				BAD("bad program: op %d: event handle e%ld is opened twice", i, num);
+			p->evs[p->nev] = (int)num;
+			v[0] = p->nev++;
+			v[1] = !strcmp(pmu->str, "aux");
+			*x = (struct ax_op){ 'o', { v[0], v[1], v[2], v[3], v[4] } };
+		} else if (!strcmp(k, "close")) {
+			if (need_ev(p, o, "ev", i, &v[0]))
+				return -1;
+			*x = (struct ax_op){ 'c', { v[0] } };
+		} else if (!strcmp(k, "mmap")) {
+			long m;
+			int prot = prot_bits(aj_get(o, "prot"));
+			if (handle_num(aj_get(o, "map"), 'm', &m))
+				BAD("bad program: %d.map: map handles are m0, m1, ...", i);
+			if (need_ev(p, o, "ev", i, &v[1]) || get_int(o, "pages", 0, 2048, 0, 0, &v[2], i) ||
+			    get_int(o, "pgoff", 0, 1 << 20, 0, 0, &v[3], i) || get_bool(o, "shared", 1, &v[5], i))
+				return -1;
+			if (prot < 0)
+				BAD("bad program: %d.prot: expected none, r, rw, rx or rwx", i);
+			if (!aj_get(o, "shared"))
+				v[5] = 1;
+			for (int j = 0; j < p->nmap; j++)
+				if (p->maps[j] == m)
+					BAD("bad program: op %d: map handle m%ld is mapped twice", i, m);
+			p->maps[p->nmap] = m;
+			p->map_pages[p->nmap++] = v[2];
+			if (m > p->max_map)
+				p->max_map = m;
+			*x = (struct ax_op){ 'm', { m, v[1], v[2], v[3], prot, v[5] } };
+		} else if (!strcmp(k, "munmap") || !strcmp(k, "mprotect")) {
+			int prot = 0;
+			if (need_map(p, o, i, &v[0]) || get_int(o, "offset", 0, 8192 - 2048, 1, 0, &v[1], i) ||
+			    get_int(o, "pages", 0, 2048, 1, map_pages_of(p, v[0]), &v[2], i))
+				return -1;
+			if (k[1] == 'p') {
+				if ((prot = prot_bits(aj_get(o, "prot"))) < 0)
+					BAD("bad program: %d.prot: expected none, r, rw, rx or rwx", i);
+				*x = (struct ax_op){ 'p', { v[0], v[1], v[2], prot } };
+			} else
+				*x = (struct ax_op){ 'u', { v[0], v[1], v[2] } };
+		} else if (!strcmp(k, "mremap")) {
+			if (need_map(p, o, i, &v[0]) || get_int(o, "offset", 0, 8192 - 2048, 1, 0, &v[1], i) ||
+			    get_int(o, "oldPages", 0, 2048, 0, 0, &v[2], i) || get_int(o, "newPages", 0, 2048, 0, 0, &v[3], i) ||
+			    get_bool(o, "mayMove", 1, &v[4], i) || get_bool(o, "toFresh", 1, &v[5], i))
+				return -1;
+			*x = (struct ax_op){ 'r', { v[0], v[1], v[2], v[3], v[4], v[5] } };
+		} else if (!strcmp(k, "mapFixedAnon")) {
+			if (need_map(p, o, i, &v[0]) || get_int(o, "offset", 0, 8192 - 2048, 0, 0, &v[1], i) ||
+			    get_int(o, "pages", 1, 2048, 0, 0, &v[2], i))
+				return -1;
+			*x = (struct ax_op){ 'f', { v[0], v[1], v[2] } };
+		} else if (!strcmp(k, "setAux")) {
+			if (need_map(p, o, i, &v[0]) || get_int(o, "offsetPages", 0, 1 << 20, 0, 0, &v[1], i) ||
+			    get_int(o, "sizePages", 0, 1 << 20, 0, 0, &v[2], i))
+				return -1;
+			*x = (struct ax_op){ 'a', { v[0], v[1], v[2] } };
+		} else if (!strcmp(k, "setOutput")) {
+			const struct aj_node *t = aj_get(o, "target");
+			if (need_ev(p, o, "ev", i, &v[0]))
+				return -1;
+			if (!t)
+				BAD("bad program: %d.target: Required", i);
+			v[1] = -2;
+			if (t->type != AJ_NULL && need_ev(p, o, "target", i, &v[1]))
+				return -1;
+			*x = (struct ax_op){ 's', { v[0], v[1] } };
+		} else if (!strcmp(k, "rlimit")) {
+			const struct aj_node *m = aj_get(o, "memlockPages");
+			if (m && m->type == AJ_STR && !strcmp(m->str, "unlimited"))
+				v[0] = -1;
+			else if (get_int(o, "memlockPages", 0, 1L << 30, 0, 0, &v[0], i))
+				return -1;
+			*x = (struct ax_op){ 'l', { v[0] } };
+		} else if (!strcmp(k, "sysctlMlock")) {
+			if (get_int(o, "kb", 0, 1 << 20, 0, 0, &v[0], i))
+				return -1;
+			*x = (struct ax_op){ 'k', { v[0] } };
+		} else if (!strcmp(k, "auxFault")) {
+			if (get_bool(o, "fail", 0, &v[0], i))
+				return -1;
+			*x = (struct ax_op){ 'x', { v[0] } };
+		} else if (!strcmp(k, "touch")) {
+			if (need_map(p, o, i, &v[0]) || get_int(o, "page", 0, 8191, 0, 0, &v[1], i) || get_bool(o, "write", 0, &v[2], i))
+				return -1;
+			*x = (struct ax_op){ 't', { v[0], v[1], v[2] } };
+		} else if (!strcmp(k, "readUserPage")) {
+			if (need_map(p, o, i, &v[0]))
+				return -1;
+			*x = (struct ax_op){ 'g', { v[0] } };
+		} else
+			BAD("bad program: %d.op: Invalid discriminator value. Expected one of the ops, got '%s'", i, k);
+	}
+	return 0;
+}
+
+static void free_program(struct prog *p)
+{
+	free(p->ops);
+	free(p->evs);
+	free(p->maps);
+	free(p->map_pages);
+}
+
+static int parse_config(const struct aj_node *c, struct config *cf)
+{
+	const struct aj_node *n, *pmus;
+
+	memset(cf, 0, sizeof(*cf));
+	if (!c || c->type != AJ_OBJ)
+		BAD("bad config: : Expected object");
+#define CINT(key, lo, hi, dst) do { n = aj_get(c, key); if (!aj_is_int(n) || n->num < (lo) || n->num > (hi)) BAD("bad config: %s: expected an integer", key); dst = (long)n->num; } while (0)
+	CINT("pageSize", 4096, 4096, cf->cpus);
+	CINT("cpus", 1, 4096, cf->cpus);
+	CINT("mlockKb", 0, 1e15, cf->mlock_kb);
+	CINT("paranoid", -1, 4, cf->paranoid);
+	n = aj_get(c, "memlockPages");
+	if (n && n->type == AJ_STR && !strcmp(n->str, "unlimited"))
+		cf->memlock_pages = -1;
+	else
+		CINT("memlockPages", 0, 1e15, cf->memlock_pages);
+	n = aj_get(c, "capIpcLock");
+	if (!n || (n->type != AJ_TRUE && n->type != AJ_FALSE))
+		BAD("bad config: capIpcLock: expected a boolean");
+	cf->cap_ipc_lock = n->type == AJ_TRUE;
+	pmus = aj_get(c, "pmus");
+	n = aj_get(pmus, "aux");
+	if (!n || (n->type != AJ_NULL && n->type != AJ_STR))
+		BAD("bad config: pmus.aux: expected a string or null");
+	if (n->type == AJ_STR) {
+		cf->has_aux = 1;
+		snprintf(cf->aux, sizeof(cf->aux), "%s", n->str);
+	}
+#undef CINT
+	return 0;
+}
+
+/* hwtest/host/executor.ts configProblem and programProblem. */
+static int config_problem(const struct config *c, const struct prog *p)
+{
+	if (c->cpus != F.cpus)
+		BAD("config.cpus %d differs from this machine's %d online CPUs", c->cpus, F.cpus);
+	if (c->paranoid != F.paranoid)
+		BAD("config.paranoid %d differs from this machine's perf_event_paranoid %d", c->paranoid, F.paranoid);
+	if (c->has_aux != (F.aux_type >= 0) || (c->has_aux && strcmp(c->aux, F.aux_name)))
+		BAD("config.pmus.aux %s%s%s differs from this machine's AUX PMU %s%s%s", c->has_aux ? "\"" : "", c->has_aux ? c->aux : "null", c->has_aux ? "\"" : "",
+		    F.aux_type >= 0 ? "\"" : "", F.aux_type >= 0 ? F.aux_name : "null", F.aux_type >= 0 ? "\"" : "");
+	if (c->mlock_kb != F.mlock_kb && !O.allow_sysctl)
+		BAD("config.mlockKb %ld differs from this machine's perf_event_mlock_kb %ld (changing it needs allowSysctl)", c->mlock_kb, F.mlock_kb);
+	if (c->cap_ipc_lock && !F.root)
+		BAD("config.capIpcLock needs root (CAP_IPC_LOCK in the permitted set)");
+	for (int i = 0; i < p->nops; i++) {
+		if (p->ops[i].kind == 'k' && !O.allow_sysctl)
+			BAD("sysctlMlock changes a global sysctl: not allowed on this backend (allowSysctl)");
+		if (p->ops[i].kind == 'x' && !F.test_pmu_dir)
+			BAD("auxFault needs the auxspec_pmu test module");
+		if (p->ops[i].kind == 'm' && p->ops[i].a[0] > MAX_MAP_HANDLE)
+			BAD("map handle m%ld is beyond the slot area (max m%d)", p->ops[i].a[0], MAX_MAP_HANDLE);
+	}
+	return 0;
+}
+
+static void trace_begin(struct aj_buf *b)
+{
+	aj_raw(b, "{\"backend\":\"host\",\"kernel\":");
+	aj_str(b, F.release);
+	aj_raw(b, ",\"steps\":[");
+}
+
+static void aborted_trace(struct aj_buf *b, const char *why)
+{
+	trace_begin(b);
+	aj_raw(b, "],\"audit\":null,\"aborted\":");
+	aj_str(b, why);
+	aj_raw(b, "}");
+}
+
+static double sat(uint64_t v) { return v > (uint64_t)MAX_SAFE ? MAX_SAFE : (double)v; }
+
+static void write_step(struct aj_buf *b, int first, int res, const struct ax_op *op, const uint64_t *pg, long vmpin)
+{
+	aj_raw(b, first ? "{\"outcome\":" : ",{\"outcome\":");
+	if (res > 0) {
+		aj_raw(b, "{\"errno\":");
+		aj_str(b, ax_errno_name(res));
+		aj_raw(b, "}");
+	} else if (res < 0)
+		aj_raw(b, res == -SIGBUS ? "{\"signal\":\"SIGBUS\"}" : "{\"signal\":\"SIGSEGV\"}");
+	else if (op->kind == 'g')
+		aj_printf(b, "{\"ok\":true,\"page\":{\"dataOffset\":%.0f,\"dataSize\":%.0f,\"auxHead\":%.0f,\"auxOffset\":%.0f,\"auxSize\":%.0f}}",
+			  sat(pg[0]), sat(pg[1]), sat(pg[2]), sat(pg[3]), sat(pg[4]));
+	else
+		aj_raw(b, "{\"ok\":true}");
+	aj_printf(b, ",\"vmPinKb\":%ld}", vmpin);
+}
+
+static void write_warnings(struct aj_buf *b, const struct strs *w)
+{
+	aj_raw(b, "[");
+	for (int i = 0; i < w->n; i++) {
+		if (i)
+			aj_raw(b, ",");
+		aj_str(b, w->v[i]);
+	}
+	aj_raw(b, "]");
+}
+
+static void collect_warning(const char *msg, void *arg) { strs_add(arg, msg); }
+
+/* Set when the worker may no longer run programs (identity not restored). */
+static int worker_dirty;
+
+/*
+ * One program, as hwtest/host/executor.ts runProgramHere: identity in, ops with VmPin after
+ * each, the protocol's teardown, the audit, identity out.
+ */
+static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const struct aj_node *cfg_n, unsigned uid)
+{
+	struct prog p;
+	struct config c;
+	struct ax_run r;
+	struct rlimit orig;
+	struct strs warnings = { 0 };
+	char aborted[600] = "";
+	int *fds = NULL, switched = 0, mlock_touched_enter = 0, harness = 0;
+	unsigned char *flip = NULL;
+	long v;
+
+	if (parse_program(prog_n, &p) || parse_config(cfg_n, &c) || config_problem(&c, &p)) {
+		aborted_trace(b, problem);
+		free_program(&p);
+		return;
+	}
+	if (O.guest && F.test_pmu_dir)
+		ax_write_file(PARAMS "/reset_counts", "1");
+	if (O.guest)
+		kmsg_drain(&unattributed);
+	fds = calloc(p.nev + 1, sizeof(int));
+	flip = calloc(p.max_map + 1, 1);
+	ax_run_init(&r, fds, p.nev, flip, p.max_map + 1);
+	r.inproc = O.inproc;
+	r.aux_type = F.aux_type >= 0 ? F.aux_type : AX_NO_SUCH_PMU_TYPE;
+	r.cap_ipc_lock = c.cap_ipc_lock;
+	r.aux_param_dir = F.test_pmu_dir;
+	getrlimit(RLIMIT_MEMLOCK, &orig);
+	trace_begin(b);
+
+	/* identity.ts enter */
+	if (c.mlock_kb != F.mlock_kb) {
+		char kb[32];
+		int e;
+		snprintf(kb, sizeof(kb), "%ld", c.mlock_kb);
+		e = ax_write_file(AX_PROC_MLOCK, kb);
+		r.mlock_touched = mlock_touched_enter = 1;
+		if (e) {
+			snprintf(aborted, sizeof(aborted), "cannot set perf_event_mlock_kb to %ld: %s", c.mlock_kb, ax_errno_name(e));
+			goto teardown;
+		}
+	}
+	if ((v = ax_set_memlock(c.memlock_pages))) {
+		snprintf(aborted, sizeof(aborted), "cannot set RLIMIT_MEMLOCK to %ld pages: %s", c.memlock_pages, ax_errno_name((int)v));
+		goto teardown;
+	}
+	if (F.root) {
+		if (syscall(SYS_setresgid, uid, uid, 0)) {
+			snprintf(aborted, sizeof(aborted), "setresgid(%u): %s", uid, ax_errno_name(errno));
+			goto teardown;
+		}
+		if (syscall(SYS_setresuid, uid, uid, 0)) {
+			snprintf(aborted, sizeof(aborted), "setresuid(%u): %s", uid, ax_errno_name(errno));
+			goto teardown;
+		}
+		switched = 1;
+		r.uid = uid;
+	}
+	if (ax_set_ipc_lock(c.cap_ipc_lock)) {
+		snprintf(aborted, sizeof(aborted), "capset CAP_IPC_LOCK=%s failed", c.cap_ipc_lock ? "true" : "false");
+		goto teardown;
+	}
+	v = ax_vmpin_kb(status_fd);
+	if (v == LONG_MIN) {
+		snprintf(aborted, sizeof(aborted), "cannot read VmPin from /proc/self/status");
+		goto teardown;
+	}
+	if (v != 0 && F.root) {
+		snprintf(aborted, sizeof(aborted), "VmPin is %ld kB before the program: this process is not clean", v);
+		goto teardown;
+	}
+	for (int i = 0; i < p.nops; i++) {
+		int res = ax_run_op(&r, &p.ops[i]);
+		if (res == AX_HARNESS) {
+			snprintf(aborted, sizeof(aborted), "%s", ax_harness_msg);
+			harness = 1;
+			break;
+		}
+		v = ax_vmpin_kb(status_fd);
+		if (v == LONG_MIN) {
+			snprintf(aborted, sizeof(aborted), "cannot read VmPin from /proc/self/status");
+			break;
+		}
+		write_step(b, i == 0, res, &p.ops[i], r.page, v);
+	}
+	(void)harness;
+teardown:
+	/* spec/audit.ts teardownSteps: restore, both slots of every map handle, strays, closes */
+	ax_td_restore(&r, c.mlock_kb);
+	for (int i = 0; i < p.nmap; i++) {
+		ax_td_munmap(&r, p.maps[i], 0);
+		ax_td_munmap(&r, p.maps[i], 1);
+	}
+	ax_td_strays(&r);
+	for (int i = 0; i < p.nev; i++)
+		ax_td_close(&r, i);
+	aj_raw(b, "],\"audit\":");
+	if (!aborted[0]) {
+		long budget = -1;
+		v = ax_vmpin_kb(status_fd);
+		if (switched && !O.no_budget) {
+			if (ax_budget_prepare(v > 0 ? v : 0)) {
+				snprintf(aborted, sizeof(aborted), "setrlimit or capset for the budget probe");
+				goto audit_done;
+			}
+			budget = ax_budget_probe(ax_budget_cap(c.mlock_kb, c.cpus));
+			if (budget < 0) {
+				snprintf(aborted, sizeof(aborted), "budget probe: %s", ax_harness_msg);
+				goto audit_done;
+			}
+			ax_set_ipc_lock(c.cap_ipc_lock);
+		}
+		aj_printf(b, "{\"vmPinKb\":%ld", v);
+		if (budget >= 0)
+			aj_printf(b, ",\"budgetPages\":%ld", budget);
+		if (F.test_pmu_dir) {
+			long live = ax_read_long(PARAMS "/live"), setups = ax_read_long(PARAMS "/setups"), frees = ax_read_long(PARAMS "/frees");
+			if (live >= 0) aj_printf(b, ",\"liveAux\":%ld", live);
+			if (setups >= 0) aj_printf(b, ",\"auxSetups\":%ld", setups);
+			if (frees >= 0) aj_printf(b, ",\"auxFrees\":%ld", frees);
+		}
+		if (O.guest)
+			kmsg_boundary("end", &warnings);
+		else
+			ax_kmsg_warnings(kmsg_fd, getpid(), collect_warning, &warnings);
+		if (warnings.n) {
+			aj_raw(b, ",\"warnings\":");
+			write_warnings(b, &warnings);
+		}
+		aj_raw(b, "}}");
+	} else {
+audit_done:
+		/* audit null, aborted; in a guest the kernel log of the program goes into the reason (as the shim does) */
+		aj_raw(b, "null,\"aborted\":");
+		if (O.guest) {
+			kmsg_boundary("end", &warnings);
+			for (int i = 0; i < warnings.n; i++) {
+				size_t l = strlen(aborted);
+				snprintf(aborted + l, sizeof(aborted) - l, "%s%s", i ? " | " : "; kernel log: ", warnings.v[i]);
+			}
+		}
+		aj_str(b, aborted);
+		aj_raw(b, "}");
+	}
+	strs_clear(&warnings);
+	/* identity.ts leave */
+	if (switched && ax_back_to_root()) {
+		logf_("could not switch back to root after uid %u", uid);
+		worker_dirty = 1;
+	}
+	setrlimit(RLIMIT_MEMLOCK, &orig);
+	if (c.mlock_kb != F.mlock_kb || mlock_touched_enter || r.mlock_touched) {
+		char kb[32];
+		snprintf(kb, sizeof(kb), "%ld", F.mlock_kb);
+		ax_write_file(AX_PROC_MLOCK, kb);
+	}
+	free(fds);
+	free(flip);
+	free_program(&p);
+}
+
+static void pmu_counters(struct aj_buf *b)
+{
+	if (!F.test_pmu_dir) {
+		aj_raw(b, "null");
+		return;
+	}
+	aj_printf(b, "{\"setups\":%ld,\"frees\":%ld,\"live\":%ld,\"failSetupAux\":%s}", ax_read_long(PARAMS "/setups"),
+		  ax_read_long(PARAMS "/frees"), ax_read_long(PARAMS "/live"), ax_read_long(PARAMS "/fail_setup_aux") == 1 ? "true" : "false");
+}
+
+static double uptime(void)
+{
+	char buf[64];
+
+	return read_text("/proc/uptime", buf, sizeof(buf)) ? strtod(buf, NULL) : 0;
+}
+
+/* One request in the worker: its answer line (without the newline) into b. */
+static void worker_request(struct aj_buf *b, char *line, unsigned uid)
+{
+	static struct aj_node nodes[1 << 16];
+	const char *err = NULL;
+	struct aj_node *req = aj_parse(line, nodes, sizeof(nodes) / sizeof(*nodes), &err), *id;
+
+	aj_raw(b, "{\"id\":");
+	id = aj_get(req, "id");
+	if (aj_is_int(id))
+		aj_printf(b, "%.0f", id->num);
+	else
+		aj_raw(b, "null");
+	if (!req) {
+		char why[256];
+		snprintf(why, sizeof(why), "agent error: request is not JSON (%s)", err ? err : "?");
+		aj_raw(b, ",\"trace\":");
+		aborted_trace(b, why);
+	} else if (O.guest && aj_get(req, "probe")) {
+		struct strs w = { 0 };
+		kmsg_boundary("probe", &w);
+		for (int i = 0; i < unattributed.n; i++)
+			strs_add(&w, unattributed.v[i]);
+		strs_clear(&unattributed);
+		aj_raw(b, ",\"probe\":{\"pmu\":");
+		pmu_counters(b);
+		aj_raw(b, ",\"warnings\":");
+		write_warnings(b, &w);
+		aj_printf(b, ",\"uptime\":%.2f}", uptime());
+		strs_clear(&w);
+	} else if (O.guest && aj_get(req, "selftestWarn")) {
+		/* The WARN is this request's: it comes back in its answer, not with the next program. */
+		struct strs w = { 0 };
+		int e;
+		kmsg_drain(&unattributed);
+		e = ax_write_file(PARAMS "/selftest_warn", "1");
+		kmsg_boundary("end", &w);
+		aj_printf(b, ",\"selftestWarn\":%s,\"error\":", e ? "false" : "true");
+		if (e)
+			aj_str(b, strerror(e));
+		else
+			aj_raw(b, "null");
+		aj_raw(b, ",\"warnings\":");
+		write_warnings(b, &w);
+		strs_clear(&w);
+	} else {
+		aj_raw(b, ",\"trace\":");
+		if (!aj_get(req, "program"))
+			aborted_trace(b, "bad program: : Required");
+		else
+			run_program(b, aj_get(req, "program"), aj_get(req, "config"), uid);
+	}
+	aj_raw(b, "}\n");
+}
+
+/* ---- line reader ---- */
+
+struct reader {
+	int fd;
+	char *buf;
+	size_t len, cap, start;
+};
+
+/* The next line (without its newline, NUL-terminated, valid until the next call), or NULL at EOF. */
+static char *read_line(struct reader *rd)
+{
+	for (;;) {
+		char *nl = memchr(rd->buf + rd->start, '\n', rd->len - rd->start);
+		ssize_t n;
+		if (nl) {
+			char *line = rd->buf + rd->start;
+			*nl = 0;
+			rd->start = nl + 1 - rd->buf;
+			if (nl > line && nl[-1] == '\r')
+				nl[-1] = 0;
+			return line;
+		}
+		if (rd->start) {
+			memmove(rd->buf, rd->buf + rd->start, rd->len - rd->start);
+			rd->len -= rd->start;
+			rd->start = 0;
+		}
+		if (rd->len + 65536 > rd->cap) {
+			rd->cap = rd->cap ? rd->cap * 2 : 1 << 20;
+			rd->buf = realloc(rd->buf, rd->cap);
+		}
+		n = read(rd->fd, rd->buf + rd->len, rd->cap - rd->len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NULL;
+		rd->len += n;
+	}
+}
+
+/* Whether a complete line is buffered. */
+static int line_ready(const struct reader *rd)
+{
+	return memchr(rd->buf + rd->start, '\n', rd->len - rd->start) != NULL;
+}
+
+static int worker_main(int rfd, int wfd)
+{
+	struct reader rd = { rfd, NULL, 0, 0, 0 };
+	struct aj_buf b = { 0 };
+	char *line;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1 && !O.guest)
+		_exit(1);
+	status_fd = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
+	while ((line = read_line(&rd))) {
+		unsigned uid = 0;
+		long pin;
+		if (line[0] == 'U') {
+			uid = (unsigned)strtoul(line + 1, &line, 10);
+			if (*line == ' ')
+				line++;
+		}
+		b.len = 0;
+		worker_request(&b, line, uid);
+		/* a uid change clears PR_SET_PDEATHSIG (commit_creds): arm it again */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1 && !O.guest)
+			_exit(1);
+		pin = ax_vmpin_kb(status_fd);
+		if (pin != 0 || (F.root && (getuid() != 0 || geteuid() != 0)))
+			worker_dirty = 1;
+		aj_raw(&b, worker_dirty ? "!\n" : ".\n");
+		if (write_all(wfd, b.s, b.len))
+			_exit(1);
+		if (worker_dirty) {
+			logf_("process is no longer clean (VmPin %ld kB or identity not restored): a fresh worker takes the next programs", pin);
+			_exit(EXIT_DIRTY);
+		}
+	}
+	_exit(0);
+}
+
+/* ---- supervisor ---- */
+
+struct worker { pid_t pid; int wfd; struct reader rd; };
+
+static void spawn_worker(struct worker *w)
+{
+	int req[2], ans[2];
+
+	if (pipe2(req, O_CLOEXEC) || pipe2(ans, O_CLOEXEC)) {
+		logf_("pipe: %s", strerror(errno));
+		exit(1);
+	}
+	w->pid = fork();
+	if (w->pid < 0) {
+		logf_("fork: %s", strerror(errno));
+		exit(1);
+	}
+	if (w->pid == 0) {
+		close(req[1]);
+		close(ans[0]);
+		worker_main(req[0], ans[1]);
+	}
+	close(req[0]);
+	close(ans[1]);
+	w->wfd = req[1];
+	free(w->rd.buf);
+	w->rd = (struct reader){ ans[0], NULL, 0, 0, 0 };
+}
+
+/* Waits for the worker; its end as "exit code N" / "signal N". */
+static void reap(struct worker *w, char *why, size_t n)
+{
+	int st = 0;
+
+	if (w->pid <= 0) {
+		snprintf(why, n, "no worker");
+		return;
+	}
+	while (waitpid(w->pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (WIFSIGNALED(st))
+		snprintf(why, n, "signal SIG%s", sigabbrev_np(WTERMSIG(st)) ? sigabbrev_np(WTERMSIG(st)) : "?");
+	else
+		snprintf(why, n, "exit code %d", WEXITSTATUS(st));
+	close(w->wfd);
+	close(w->rd.fd);
+	w->pid = 0;
+}
+
+static char *where_is(pid_t pid, char *out, size_t n)
+{
+	char path[64], wchan[128] = "", stack[1024] = "", status[4096] = "", *st;
+
+	snprintf(path, sizeof(path), "/proc/%d/wchan", pid);
+	read_text(path, wchan, sizeof(wchan));
+	snprintf(path, sizeof(path), "/proc/%d/stack", pid);
+	read_text(path, stack, sizeof(stack));
+	for (char *p = stack; *p; p++)
+		if (*p == '\n')
+			*p = '|';
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	read_text(path, status, sizeof(status));
+	st = strstr(status, "State:");
+	if (st) {
+		char *e = strchr(st, '\n');
+		if (e)
+			*e = 0;
+	}
+	snprintf(out, n, "%s; wchan %s; stack %s", st ? st : "state ?", wchan, stack);
+	return out;
+}
+
+static void hello(int out, char **argv)
+{
+	struct aj_buf b = { 0 };
+	struct strs boot = { 0 };
+	struct rlimit rl;
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2] = { { 0 } };
+	char version[512] = "";
+
+	kmsg_scan(0, NULL, &boot, &boot);
+	getrlimit(RLIMIT_MEMLOCK, &rl);
+	syscall(SYS_capget, &h, d);
+	read_text("/proc/version", version, sizeof(version));
+	aj_raw(&b, "{\"hello\":{\"release\":");
+	aj_str(&b, F.release);
+	aj_raw(&b, ",\"version\":");
+	aj_str(&b, version);
+	aj_printf(&b, ",\"cpus\":%d,\"mlockKb\":%ld,\"paranoid\":%d", F.cpus, F.mlock_kb, F.paranoid);
+	if (rl.rlim_cur == RLIM_INFINITY) aj_raw(&b, ",\"memlockKb\":\"unlimited\"");
+	else aj_printf(&b, ",\"memlockKb\":%llu", (unsigned long long)rl.rlim_cur / 1024);
+	if (rl.rlim_max == RLIM_INFINITY) aj_raw(&b, ",\"memlockHardKb\":\"unlimited\"");
+	else aj_printf(&b, ",\"memlockHardKb\":%llu", (unsigned long long)rl.rlim_max / 1024);
+	aj_printf(&b, ",\"capSysResource\":%s", (d[0].effective >> 24) & 1 ? "true" : "false");
+	if (access(PMU_DIR, F_OK) == 0)
+		aj_printf(&b, ",\"auxPmu\":\"auxspec_pmu\",\"auxType\":%ld", ax_read_long(PMU_DIR "/type"));
+	else
+		aj_raw(&b, ",\"auxPmu\":null,\"auxType\":null");
+	aj_raw(&b, ",\"pmu\":");
+	pmu_counters(&b);
+	aj_printf(&b, ",\"node\":\"none (C agent)\",\"agentKind\":\"c\",\"uptime\":%.2f,\"bootWarnings\":", uptime());
+	write_warnings(&b, &boot);
+	aj_raw(&b, ",\"agent\":[");
+	for (int i = 0; argv[i]; i++) {
+		if (i)
+			aj_raw(&b, ",");
+		aj_str(&b, argv[i]);
+	}
+	aj_raw(&b, "]}}\n");
+	write_all(out, b.s, b.len);
+	free(b.s);
+	strs_clear(&boot);
+}
+
+int main(int argc, char **argv)
+{
+	static struct aj_node nodes[64];
+	struct reader in = { 0, NULL, 0, 0, 0 };
+	struct worker w = { 0 };
+	struct aj_buf ans = { 0 };
+	unsigned uid_next;
+	char *line;
+	int out = 1;
+
+	O.inproc = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--allow-sysctl")) O.allow_sysctl = 1;
+		else if (!strcmp(argv[i], "--touch=inproc")) O.inproc = 1;
+		else if (!strcmp(argv[i], "--touch=child")) O.inproc = 0;
+		else if (!strcmp(argv[i], "--no-budget")) O.no_budget = 1;
+		else if (!strcmp(argv[i], "--guest")) O.guest = 1;
+		else {
+			fprintf(stderr, "agent: unknown argument %s\n", argv[i]);
+			return 2;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	read_facts();
+	if (F.root)
+		ax_raise_memlock_hard();
+	{
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		/* as context.ts: a random base above 1e6 per process */
+		srandom((unsigned)(ts.tv_nsec ^ getpid() ^ ts.tv_sec));
+		uid_next = 1000000 + (unsigned)(random() % 2000000000u);
+	}
+	if (O.guest) {
+		ax_write_file("/proc/sys/kernel/printk_devkmsg", "on");
+		kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		kmsg_wfd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+		hello(out, argv);
+	} else if (F.root)
+		kmsg_fd = ax_kmsg_open();
+	if (ax_kmsg_warnings(-1, 0, NULL, NULL) < 0) {
+		fprintf(stderr, "agent: the kernel-warning pattern does not compile\n");
+		return 2;
+	}
+	while ((line = read_line(&in))) {
+		static char copy[1 << 20];
+		const char *err;
+		struct aj_node *req, *id, *tn, *uidn;
+		double timeout_ms = 0;
+		char idtxt[32] = "null";
+		unsigned uid;
+		size_t len = strlen(line);
+		int answered = 0;
+
+		while (*line == ' ' || *line == '\t')
+			line++;
+		if (!*line)
+			continue;
+		/* a look at the request (the worker parses it again): quit, panic, its id and time limit */
+		req = NULL;
+		if (len < sizeof(copy)) {
+			memcpy(copy, line, len + 1);
+			/* only the top level matters here: a small node pool fails on big programs, so peek by keys */
+			req = aj_parse(copy, nodes, 64, &err);
+		}
+		if (req && aj_get(req, "quit"))
+			break;
+		if (O.guest && req && aj_get(req, "selftestPanic")) {
+			ax_write_file("/proc/sys/kernel/sysrq", "1");
+			ax_write_file("/proc/sysrq-trigger", "c");
+			continue;
+		}
+		{
+			/* id and timeoutMs without a full parse: the keys at the top level */
+			const char *p = strstr(line, "\"id\":");
+			if (req && (id = aj_get(req, "id")) && aj_is_int(id))
+				snprintf(idtxt, sizeof(idtxt), "%.0f", id->num);
+			else if (p && (p[5] == '-' || (p[5] >= '0' && p[5] <= '9')))
+				snprintf(idtxt, sizeof(idtxt), "%lld", strtoll(p + 5, NULL, 10));
+			tn = req ? aj_get(req, "timeoutMs") : NULL;
+			if (tn && tn->type == AJ_NUM)
+				timeout_ms = tn->num;
+			else if ((p = strstr(line, "\"timeoutMs\":")))
+				timeout_ms = strtod(p + 12, NULL);
+			uidn = req ? aj_get(req, "uid") : NULL;
+			if (uidn && aj_is_int(uidn) && uidn->num > 0)
+				uid = (unsigned)uidn->num;
+			else if (!req && (p = strstr(line, "\"uid\":")) && strtol(p + 6, NULL, 10) > 0)
+				uid = (unsigned)strtol(p + 6, NULL, 10);
+			else
+				uid = uid_next++;
+		}
+		for (int attempt = 0; attempt < 3 && !answered; attempt++) {
+			char why[128], reason[2048], where[1500];
+			struct pollfd pf;
+			int fresh = w.pid <= 0, timed_out = 0;
+			struct timespec t0, t1;
+			char head[32];
+			int hl;
+
+			if (fresh)
+				spawn_worker(&w);
+			hl = snprintf(head, sizeof(head), "U%u ", uid);
+			if (write_all(w.wfd, head, hl) || write_all(w.wfd, line, strlen(line)) || write_all(w.wfd, "\n", 1)) {
+				/* it died before reading: handled as a death below */
+			}
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			for (;;) {
+				char *a, *st;
+				int ms = -1;
+				if (!line_ready(&w.rd)) {
+					if (timeout_ms > 0) {
+						clock_gettime(CLOCK_MONOTONIC, &t1);
+						ms = (int)(timeout_ms - ((t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6));
+						if (ms <= 0) {
+							timed_out = 1;
+							break;
+						}
+					}
+					pf = (struct pollfd){ w.rd.fd, POLLIN, 0 };
+					if (poll(&pf, 1, ms) == 0)
+						continue;
+				}
+				a = read_line(&w.rd);
+				if (!a)
+					break;
+				ans.len = 0;
+				aj_raw(&ans, a);
+				aj_raw(&ans, "\n");
+				st = read_line(&w.rd);
+				write_all(out, ans.s, ans.len);
+				answered = 1;
+				if (!st || st[0] != '.') {
+					reap(&w, why, sizeof(why));
+					if (strcmp(why, "exit code 3"))
+						logf_("worker ended after answering (%s)", why);
+				}
+				break;
+			}
+			if (answered)
+				break;
+			if (timed_out) {
+				pid_t pid = w.pid;
+				where_is(pid, where, sizeof(where));
+				kill(pid, SIGKILL);
+				reap(&w, why, sizeof(why));
+				snprintf(reason, sizeof(reason), "timed out after %.0f ms in the guest (agent %d: %s); agent killed", timeout_ms, pid, where);
+			} else {
+				reap(&w, why, sizeof(why));
+				if (!strcmp(why, "exit code 3") && attempt < 2) {
+					logf_("worker exited dirty before request %s; sending it to a fresh worker", idtxt);
+					continue;
+				}
+				snprintf(reason, sizeof(reason), "guest agent failed: agent ended (%s)", why);
+			}
+			if (O.guest) {
+				struct strs kw = { 0 };
+				kmsg_scan(0, NULL, &kw, &kw);
+				for (int i = 0; i < kw.n; i++) {
+					size_t l = strlen(reason);
+					snprintf(reason + l, sizeof(reason) - l, "%s%s", i ? " | " : "; kernel log: ", kw.v[i]);
+				}
+				strs_clear(&kw);
+			}
+			ans.len = 0;
+			aj_printf(&ans, "{\"id\":%s,\"trace\":", idtxt);
+			aborted_trace(&ans, reason);
+			aj_raw(&ans, "}\n");
+			write_all(out, ans.s, ans.len);
+			answered = 1;
+		}
+	}
+	if (w.pid > 0) {
+		char why[64];
+		kill(w.pid, SIGKILL);
+		reap(&w, why, sizeof(why));
+	}
+	if (O.guest)
+		logf_("quit");
+	return 0;
+}
