@@ -174,7 +174,7 @@ export class GuestVM {
     const tmp = mkdtempSync(join(tmpdir(), "auxspec-vm-"));
     const entries = initramfsEntries({
       busybox,
-      modules: [...k.guestModules, k.moduleKo],
+      modules: [...k.guestModules, ...(k.moduleKo ? [k.moduleKo] : [])],
       init: readFileSync(join(GUEST_DIR, "init.sh"), "utf8"),
       mountPoints: ["/usr", project],
       files: { "/auxspec.env": `AUXSPEC_PROJECT=${shq(project)}\nAUXSPEC_AGENT=${shq(JSON.stringify(agent))}\nexport AUXSPEC_PROJECT AUXSPEC_AGENT\n` },
