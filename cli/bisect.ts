@@ -1,0 +1,153 @@
+/**
+ * npm run bisect -- CASE.json ... [--kernels 5.10..7.3] [--releases R1,R2,...] [--by verdict|trace] [--json]
+ *
+ * Runs each case on the Debian kernels available (vm:RELEASE backends, one guest at a time) in
+ * version order and prints where its verdict changes: "accepted up to X; known divergence D
+ * from Y on". The search is matrix/bisect.ts; this file is its composition root: the releases
+ * come from the provisioning module's private apt lists (hwtest/vm), or from --releases.
+ *
+ * A kernel is booted once and runs every case given, so several cases bisect for the price of
+ * the kernels their searches visit. `--by trace` compares what the kernels did (outcomes and
+ * audit) instead of the verdict: that is what establishes a boundary between two profiles,
+ * where each kernel may be "accepted" under its own.
+ */
+import { parseArgs } from "node:util";
+import { existsSync, statSync } from "node:fs";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { openBackend } from "./backends.ts";
+import { listCases, loadCase } from "../fuzz/cases.ts";
+import { cannotRun } from "../fuzz/replay.ts";
+import { loadKnown, matchKnown } from "../fuzz/known.ts";
+import { checkTrace, showOutcome, type Case, type Config, type Trace } from "../spec/index.ts";
+import { BackendUnavailable, type Backend } from "../backend/contract.ts";
+import { bisect, KernelUnavailable, seriesFilter, type BisectResult, type KernelVerdict, type SeriesBuilds } from "../matrix/bisect.ts";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const KNOWN_PATH = join(ROOT, "cases", "known-divergences.json");
+const log = (m: string) => console.error(m);
+
+const HELP = `usage: npm run bisect -- CASE.json|DIR ... [options]
+  --kernels SPEC      series to search: 5.10..7.3 (default), 6.1,7.3, 6.18
+  --releases LIST     the releases to search (comma-separated Debian releases such as
+                      5.10.0-32-amd64,7.3.4+deb13-amd64) instead of every release the apt lists name
+  --by verdict|trace  what counts as a change: the spec's verdict (default), or what the kernel did
+  --json              one JSON object per case on stdout`;
+
+/** Every plain amd64 Debian release the provisioning module's apt lists name, per series, oldest first. */
+async function listReleases(): Promise<SeriesBuilds[]> {
+  const { cacheApt } = await import("../hwtest/vm/provision.ts");
+  const { releasesIn, seriesOf, compareReleases } = await import("../hwtest/vm/release.ts");
+  const apt = cacheApt(log);
+  const query = "^linux-(image|binary)-[0-9]+\\.[0-9]+\\.[0-9].*-amd64$";
+  let found = releasesIn(await apt.search(query));
+  if (!found.length) { await apt.update(); found = releasesIn(await apt.search(query)); }
+  return groupBySeries(found, seriesOf, compareReleases);
+}
+
+function groupBySeries(releases: readonly string[], seriesOf: (r: string) => string | null, cmp: (a: string, b: string) => number): SeriesBuilds[] {
+  const by = new Map<string, string[]>();
+  for (const r of releases) {
+    const s = seriesOf(r);
+    if (!s) throw new Error(`not a Debian amd64 release: ${r}`);
+    by.set(s, [...(by.get(s) ?? []), r]);
+  }
+  const key = (s: string) => s.split(".").map(Number);
+  return [...by.entries()]
+    .sort(([a], [b]) => key(a)[0] - key(b)[0] || key(a)[1] - key(b)[1])
+    .map(([series, rels]) => ({ series, releases: [...rels].sort(cmp) }));
+}
+
+interface Loaded { file: string; c: Case }
+
+/** What one kernel did with one case. */
+function judge(c: Case, backend: Backend, trace: Trace, config: Config, known: ReturnType<typeof loadKnown>): KernelVerdict {
+  const profile = backend.info.profile;
+  const fired = new Map<string, number>();
+  const v = checkTrace(c.program, config, profile, trace, fired);
+  const k = v.accepted ? null : matchKnown(known, v.divergence, profile, backend.info, fired);
+  const label = v.accepted ? "accepted" : k ? `known divergence ${k.id}` : `divergence ${v.divergence.kind} ${v.divergence.rule}`;
+  const outcomes = trace.steps.map((s) => showOutcome(s.outcome)).join(" ");
+  const audit = trace.audit ? ` | audit ${JSON.stringify(trace.audit)}` : "";
+  return { key: label, label, detail: `profile ${profile}: ${outcomes}${audit}` };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, strict: true,
+    options: { kernels: { type: "string" }, releases: { type: "string" }, by: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) { console.log(HELP); return 0; }
+  const by = values.by ?? "verdict";
+  if (by !== "verdict" && by !== "trace") { console.error(`--by verdict|trace, not ${by}`); return 2; }
+  if (!positionals.length) { console.error(HELP); return 2; }
+  const files: string[] = [];
+  for (const p of positionals) {
+    if (!existsSync(p)) { console.error(`no such file or directory: ${p}`); return 2; }
+    if (statSync(p).isDirectory()) files.push(...listCases(p)); else files.push(p);
+  }
+  const cases: Loaded[] = files.map((file) => ({ file, c: loadCase(file) }));
+  const known = loadKnown(KNOWN_PATH);
+
+  let series: SeriesBuilds[];
+  if (values.releases) {
+    const { seriesOf, compareReleases } = await import("../hwtest/vm/release.ts");
+    series = groupBySeries(values.releases.split(",").map((r) => r.trim()).filter(Boolean), seriesOf, compareReleases);
+  } else series = await listReleases();
+  const want = seriesFilter(values.kernels ?? "5.10..7.3");
+  series = series.filter((s) => want(s.series));
+  log(`searching ${series.map((s) => `${s.series} (${s.releases.length})`).join(", ")}`);
+
+  // One boot per release, all cases at once; remembered for the other cases' searches.
+  const memo = new Map<string, Map<string, KernelVerdict | string>>(); // release -> case file -> verdict | unavailable reason
+  async function visit(release: string): Promise<Map<string, KernelVerdict | string>> {
+    const hit = memo.get(release);
+    if (hit) return hit;
+    const out = new Map<string, KernelVerdict | string>();
+    let backend: Backend | null = null;
+    try {
+      backend = await openBackend(`vm:${release}`, { log });
+      for (const { file, c } of cases) {
+        const why = cannotRun(c, backend);
+        if (why) { out.set(file, why); continue; }
+        const config: Config = { ...c.config, pmus: backend.info.config.pmus, memlockHardPages: backend.info.config.memlockHardPages };
+        const [trace] = backend.runSync ? backend.runSync([c.program], config) : await backend.run([c.program], config);
+        const v = judge(c, backend, trace, config, known);
+        out.set(file, by === "trace" ? { key: v.detail!.replace(/^profile \S+: /, ""), label: `${v.label} [${v.detail}]`, detail: v.detail } : v);
+      }
+    } catch (e) {
+      if (!(e instanceof BackendUnavailable)) throw e;
+      for (const { file } of cases) out.set(file, (e as Error).message.split("\n")[0]);
+    } finally {
+      await backend?.close();
+    }
+    memo.set(release, out);
+    return out;
+  }
+
+  const results: { case: string; result: BisectResult }[] = [];
+  for (const { file } of cases) {
+    log(`bisecting ${file}`);
+    const result = await bisect(series, async (release) => {
+      const v = (await visit(release)).get(file)!;
+      if (typeof v === "string") throw new KernelUnavailable(v);
+      return v;
+    }, { log });
+    results.push({ case: file, result });
+    if (values.json) console.log(JSON.stringify({ case: file, ...result }));
+    else {
+      console.log(`${file}: ${result.summary}`);
+      for (const ch of result.changes) {
+        console.log(`  changes between ${ch.last} and ${ch.first} (${ch.where === "build" ? "inside the series" : "between series"}): ${ch.from.label} -> ${ch.to.label}` +
+          (ch.unavailableBetween.length ? ` (not run between them: ${ch.unavailableBetween.join(", ")})` : ""));
+      }
+      for (const r of [...result.runs].sort((a, b) => a.release.localeCompare(b.release, undefined, { numeric: true }))) console.log(`  ${r.release}: ${r.verdict.label}${by === "verdict" && r.verdict.detail ? ` (${r.verdict.detail})` : ""}`);
+      for (const s of result.skipped) console.log(`  ${s.release}: skipped (${s.why})`);
+    }
+  }
+  return 0;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then((code) => process.exit(code), (e) => { console.error(e instanceof Error ? e.stack ?? e.message : e); process.exit(1); });
+}
