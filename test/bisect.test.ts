@@ -4,6 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { bisect, KernelUnavailable, seriesFilter, summarize, type KernelVerdict, type SeriesBuilds } from "../matrix/bisect.ts";
+import { adapt } from "../cli/bisect.ts";
+import type { Case } from "../spec/program.ts";
 
 const ACCEPTED: KernelVerdict = { key: "accepted", label: "accepted" };
 const KNOWN: KernelVerdict = { key: "known:D", label: "known divergence D" };
@@ -113,5 +115,23 @@ describe("bisect over fake kernels", () => {
     expect(["5.10", "6.1", "7.3"].filter(seriesFilter("6.1,7.3"))).toEqual(["6.1", "7.3"]);
     expect(["5.10", "6.9", "6.10"].filter(seriesFilter("6.10.."))).toEqual(["6.10"]);
     expect(summarize([])).toBe("no kernel could run the case");
+  });
+});
+
+describe("cli/bisect adapt(): a case made for another cpu count runs with the kernel's", () => {
+  const c: Case = {
+    format: "auxspec-case/1", name: "x", config: { pageSize: 4096, cpus: 2, mlockKb: 516, memlockPages: 0, capIpcLock: false, paranoid: 2, pmus: { aux: "auxspec_pmu" } },
+    program: [{ op: "open", ev: "e0", pmu: "sw" }],
+  };
+  const backend = (cpus: number) => ({ info: { config: { ...c.config, cpus } } }) as unknown as Parameters<typeof adapt>[1];
+  it("rewrites cpus and mlock_kb, keeps the rest", () => {
+    const a = adapt(c, backend(1));
+    expect(typeof a).toBe("object");
+    expect((a as Case).config).toEqual({ ...c.config, cpus: 1 });
+    expect(adapt(c, backend(2))).toBe(c);
+  });
+  it("refuses a case that opens an event on a cpu the kernel lacks", () => {
+    const d: Case = { ...c, program: [{ op: "open", ev: "e0", pmu: "sw", cpu: 1 }] };
+    expect(adapt(d, backend(1))).toMatch(/cpu this kernel lacks/);
   });
 });
