@@ -69,16 +69,22 @@ function judge(c: Case, backend: Backend, trace: Trace, config: Config, known: R
   const v = checkTrace(c.program, config, profile, trace, fired);
   const k = v.accepted ? null : matchKnown(known, v.divergence, profile, backend.info, fired);
   const label = v.accepted ? "accepted" : k ? `known divergence ${k.id}` : `divergence ${v.divergence.kind} ${v.divergence.rule}`;
-  return { key: label, label, detail: `profile ${profile}: ${observed(trace)}` };
+  const usesAux = c.program.some((op) => op.op === "open" && op.pmu === "aux");
+  return { key: label, label, detail: `profile ${profile}: ${observed(trace, usesAux)}` };
 }
 
-/** What the kernel did: the outcomes and the audit, warnings by count (their text names addresses and pids). */
-function observed(trace: Trace): string {
+/**
+ * What the kernel did: the outcomes and the audit, warnings by count (their text names addresses
+ * and pids), the test PMU's counters only for a case that uses it (a kernel without headers has
+ * no test PMU and no counters, which is no change in behaviour).
+ */
+function observed(trace: Trace, usesAux = true): string {
   const outcomes = trace.steps.map((s) => showOutcome(s.outcome)).join(" ");
   const a = trace.audit;
   if (!a) return outcomes;
-  const { warnings, ...rest } = a;
-  return `${outcomes} | audit ${JSON.stringify(rest)}${warnings?.length ? ` warnings ${warnings.length}` : ""}`;
+  const { warnings, liveAux, auxSetups, auxFrees, ...rest } = a;
+  const pmu = usesAux ? { liveAux, auxSetups, auxFrees } : {};
+  return `${outcomes} | audit ${JSON.stringify({ ...rest, ...pmu })}${warnings?.length ? ` warnings ${warnings.length}` : ""}`;
 }
 
 /**
@@ -143,7 +149,8 @@ export async function main(argv: string[]): Promise<number> {
           await backend.close();
           backend = null;
         }
-        out.set(file, by === "trace" ? { key: observed(trace), label: `${v.label} [${v.detail}]`, detail: v.detail } : v);
+        const usesAux = c.program.some((op) => op.op === "open" && op.pmu === "aux");
+        out.set(file, by === "trace" ? { key: observed(trace, usesAux), label: `${v.label} [${v.detail}]`, detail: v.detail } : v);
       }
     } catch (e) {
       if (!(e instanceof BackendUnavailable)) throw e;
