@@ -57,6 +57,11 @@ async function main(): Promise<number> {
     programs = num(v.programs!, "programs", 1);
     maxOps = num(v["max-ops"]!, "max-ops", 1);
     if (!!v.kernel !== !!v.headers) throw new Error("--kernel and --headers go together");
+    if (v.kernel) {
+      const { checkBzImage } = await import("../hwtest/vm/provision.ts");
+      const why = checkBzImage(v.kernel); // before anything is copied into the kernel cache
+      if (why) throw new Error(`--kernel: ${why}`);
+    }
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n${HELP}`);
     return 2;

@@ -84,6 +84,7 @@ export class Kernel {
     this.bug = bugFlags(bugs);
     this.mlockKb = config.mlockKb;
     this.memlock = config.memlockPages;
+    this.lockedVm = config.lockedVmPages ?? 0;
   }
 
   // =============================================================================================

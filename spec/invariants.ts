@@ -20,7 +20,8 @@ export const INVARIANTS: readonly Invariant[] = [
 /** Conservation violations of an end state (empty = ok). */
 export function checkEnd(s: State, _start: Config): { id: string; detail: string }[] {
   const out: { id: string; detail: string }[] = [];
-  if (s.lockedVm !== 0) out.push({ id: "conserve.locked_vm", detail: `locked_vm ends at ${s.lockedVm} pages, not 0 (${s.lockedVm > 0 ? "charges never refunded" : "refunded more than charged"})` });
+  const l0 = s.cfg.lockedVmPages ?? 0;
+  if (s.lockedVm !== l0) out.push({ id: "conserve.locked_vm", detail: `locked_vm ends at ${s.lockedVm} pages, not ${l0} (${s.lockedVm > l0 ? "charges never refunded" : "refunded more than charged"})` });
   if (s.pinnedVm !== 0) out.push({ id: "conserve.pinned_vm", detail: `pinned_vm ends at ${s.pinnedVm} pages (VmPin ${s.pinnedVm * 4} kB), not 0` });
   if (s.auxAllocs !== s.auxFrees) out.push({ id: "conserve.aux_freed", detail: `${s.auxAllocs} AUX areas set up, ${s.auxFrees} freed` });
   const liveBufs = s.bufs.filter((b) => !b.dead).map((b) => b.id);

@@ -11,9 +11,9 @@
  * trace carries the console tail) and is booted again for the programs after it.
  */
 import { BackendUnavailable, type Backend, type BackendInfo } from "../../backend/contract.ts";
-import type { Config, Program } from "../../spec/program.ts";
+import { formatZodError, type Config, type Program } from "../../spec/program.ts";
 import { profileFor } from "../../spec/profiles.ts";
-import type { Trace } from "../../spec/trace.ts";
+import { Trace } from "../../spec/trace.ts";
 import { provisionKernel, type ProvisionedKernel } from "./provision.ts";
 import { AGENT_ARGS, GuestError, GuestVM, busyboxBinary, defaultAgent, qemuBinary, type GuestHello } from "./qemu.ts";
 import { PROJECT_ROOT } from "./provision.ts";
@@ -259,7 +259,16 @@ export class GuestRunner {
           traces[f.index] = aborted(`guest ${kernel} died while running this program: ${r.message}\n--- console ---\n${consoleLines(c)}`);
           break;
         }
-        traces[f.index] = { ...r.trace, backend: name };
+        // Zod at the edge: a reply that is not a Trace is a harness failure, never a verdict.
+        const parsed = Trace.safeParse(r.trace);
+        if (!parsed.success) {
+          deaths++;
+          traces[f.index] = aborted(`harness: guest ${kernel} sent a malformed trace:\n${formatZodError(parsed.error)}`);
+          await guest.close(); // its agent is in an unknown state: the next programs get a fresh boot
+          this.guest = null;
+          break;
+        }
+        traces[f.index] = { ...parsed.data, backend: name };
         fill();
       }
     }

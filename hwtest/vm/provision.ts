@@ -15,7 +15,7 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, copyFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, copyFileSync, openSync, closeSync, fstatSync, readSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
@@ -474,9 +474,30 @@ async function provisionDebian(release: string, log: Log, t0: number, tQuery: nu
   }
 }
 
+/**
+ * Why `path` is not a bootable x86 bzImage, or null: the boot protocol's setup header carries
+ * the magic "HdrS" at offset 0x202 (Documentation/arch/x86/boot.rst).
+ */
+export function checkBzImage(path: string): string | null {
+  let fd: number;
+  try { fd = openSync(path, "r"); } catch (e) { return `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`; }
+  try {
+    if (!fstatSync(fd).isFile()) return `${path} is not a regular file`;
+    const buf = Buffer.alloc(4);
+    const n = readSync(fd, buf, 0, 4, 0x202);
+    return n === 4 && buf.toString("latin1") === "HdrS" ? null : `${path} is not a bzImage (no "HdrS" setup header magic at offset 0x202)`;
+  } catch (e) {
+    return `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** A user's own kernel: `bzImage` plus a configured headers/build tree (modules in ../kernel if any). */
 async function provisionCustom(bzImage: string, headers: string, log: Log, t0: number): Promise<ProvisionedKernel> {
   if (!existsSync(bzImage)) throw new Error(`no kernel image at ${bzImage}`);
+  const notKernel = checkBzImage(bzImage); // before anything is cached
+  if (notKernel) throw new Error(notKernel);
   if (!existsSync(join(headers, "Makefile"))) throw new Error(`${headers} is not a kernel build or headers tree (no Makefile)`);
   const relFile = join(headers, "include", "config", "kernel.release");
   if (!existsSync(relFile)) throw new Error(`${relFile} is missing: is ${headers} a configured kernel tree?`);

@@ -168,7 +168,7 @@ export type MBuf = Mut<Buf>;
 export function initial(cfg: Config, profile: ProfileId): State {
   return {
     era: ERAS[profile], cfg, evs: [], bufs: [], vmas: [], bases: [], mapPages: [],
-    lockedVm: 0, pinnedVm: 0,
+    lockedVm: cfg.lockedVmPages ?? 0, pinnedVm: 0,
     rlimit: cfg.memlockPages === "unlimited" ? RLIM_INF_PAGES : cfg.memlockPages,
     mlockKb: cfg.mlockKb, auxFault: false, auxAllocs: 0, auxFrees: 0, avSeq: 0, warns: [], anomalies: [],
   };
