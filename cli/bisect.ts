@@ -69,7 +69,7 @@ function judge(c: Case, backend: Backend, trace: Trace, config: Config, known: R
   const v = checkTrace(c.program, config, profile, trace, fired);
   const k = v.accepted ? null : matchKnown(known, v.divergence, profile, backend.info, fired);
   const label = v.accepted ? "accepted" : k ? `known divergence ${k.id}` : `divergence ${v.divergence.kind} ${v.divergence.rule}`;
-  const usesAux = c.program.some((op) => op.op === "open" && op.pmu === "aux");
+  const usesAux = usesAuxPmu(c);
   return { key: label, label, detail: `profile ${profile}: ${observed(trace, usesAux)}` };
 }
 
@@ -98,6 +98,16 @@ export function adapt(c: Case, backend: Backend): Case | string {
   const bad = c.program.find((op) => op.op === "open" && (op.cpu ?? -1) >= cpus);
   if (bad) return `the case opens an event on a cpu this kernel lacks (${cpus} cpus)`;
   return { ...c, config: { ...c.config, cpus, mlockKb } };
+}
+
+const usesAuxPmu = (c: Case) => c.program.some((op) => op.op === "open" && op.pmu === "aux");
+
+/** The test PMU is built already (provisioning cache), or the archive has the release's headers. */
+async function mayHaveTestPmu(release: string): Promise<boolean> {
+  const { cacheRoot, cacheApt } = await import("../hwtest/vm/provision.ts");
+  if (existsSync(join(cacheRoot(), release, "auxspec_pmu.ko"))) return true;
+  if (existsSync(join(cacheRoot(), release, "manifest.json"))) return false; // provisioned without headers
+  return (await cacheApt(log).show(`linux-headers-${release}`)) !== null;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -132,6 +142,12 @@ export async function main(argv: string[]): Promise<number> {
     const hit = memo.get(release);
     if (hit) return hit;
     const out = new Map<string, KernelVerdict | string>();
+    // A kernel without headers has no test PMU: when every case needs one, do not boot it.
+    if (cases.every(({ c }) => usesAuxPmu(c)) && !(await mayHaveTestPmu(release))) {
+      for (const { file } of cases) out.set(file, "needs an AUX PMU (no headers for the test PMU in the archive)");
+      memo.set(release, out);
+      return out;
+    }
     let backend: Backend | null = null;
     try {
       for (const { file, c: orig } of cases) {
@@ -149,7 +165,7 @@ export async function main(argv: string[]): Promise<number> {
           await backend.close();
           backend = null;
         }
-        const usesAux = c.program.some((op) => op.op === "open" && op.pmu === "aux");
+        const usesAux = usesAuxPmu(c);
         out.set(file, by === "trace" ? { key: observed(trace, usesAux), label: `${v.label} [${v.detail}]`, detail: v.detail } : v);
       }
     } catch (e) {
