@@ -22,6 +22,8 @@ export const KnownDivergence = z.object({
   requires: z.array(z.string()).optional(),
   explanation: z.string().min(1),
   kernelsSeen: z.array(z.string()),
+  /** Kernels that ran the case and did not show it (e.g. from `npm run bisect`). */
+  kernelsAbsent: z.array(z.string()).optional(),
   /** Path of the minimal reproducer case, relative to the repository root. */
   case: z.string(),
 }).strict();

@@ -28,7 +28,7 @@ export const BUGS: readonly BugInfo[] = [
       version: "v6.17-rc1 (stable 6.1.148, 6.12.42, 6.15.10, 6.16.1)",
     },
     cve: "CVE-2025-38563",
-    profiles: ["6.1", "6.12", "6.18"],
+    profiles: ["5.10", "6.1", "6.12", "6.18", "7.2"],
     observable: true,
     note: "Removes perf_mmap_vmops.may_split. A split calls perf_mmap_open() on the new piece, which " +
       "counts any vm_pgoff != 0 as an AUX mapping, while perf_mmap_close() only drops aux_mmap_count " +
@@ -44,7 +44,7 @@ export const BUGS: readonly BugInfo[] = [
       subject: "perf/core: Fix mlock accounting in perf_mmap()",
       version: "v5.6-rc1 (stable 4.9.214, 4.19.103, 5.4.19, 5.5.3)",
     },
-    profiles: ["6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18"],
+    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"],
     observable: true,
     note: "Before the fix (since c4b75479741c \"perf/core: Make the mlock accounting simple again\"), " +
       "user_locked = locked_vm + user_extra was not clamped: after lowering perf_event_mlock_kb below " +
@@ -59,7 +59,7 @@ export const BUGS: readonly BugInfo[] = [
       subject: "perf/core: Preserve AUX buffer allocation failure result",
       version: "v6.17-rc1 (stable 6.15.10, 6.16.1)",
     },
-    profiles: ["6.18"],
+    profiles: ["6.18", "7.2"],
     observable: true,
     note: "6.15.0..6.15.9 and 6.16.0 (0983593f32c4 \"perf/core: Lift event->mmap_mutex in perf_mmap()\") " +
       "set ret = 0 after the allocations, so a failed rb_alloc_aux() (software event: EOPNOTSUPP; " +
@@ -76,7 +76,7 @@ export const BUGS: readonly BugInfo[] = [
       subject: "perf: Fix refcount warning on event->mmap_count increment",
       version: "v6.19-rc7 (stable 6.18.y: 23c0e4bd93d0)",
     },
-    profiles: ["6.18"],
+    profiles: ["6.18", "7.2"],
     observable: true,
     note: "Since 448f97fba901 (\"perf: Convert mmap() refcounts to refcount_t\") perf_mmap_rb() did " +
       "refcount_inc(&event->mmap_count) on an event whose mmap_count is 0 (it only had event->rb from " +
@@ -92,7 +92,7 @@ export const BUGS: readonly BugInfo[] = [
       subject: "perf/core: Don't leak AUX buffer refcount on allocation failure",
       version: "v6.17-rc1 (stable 5.4.297, 5.10.241, 5.15.190, 6.1.148, 6.6.102, 6.12.42, 6.15.10, 6.16.1)",
     },
-    profiles: ["6.1", "6.12", "6.18"],
+    profiles: ["5.10", "6.1", "6.12", "6.18", "7.2"],
     observable: false,
     note: "atomic_set(&rb->aux_mmap_count, 1) ran before the accounting and rb_alloc_aux(), so a failing " +
       "AUX mmap (EPERM, EOPNOTSUPP, ENOMEM) left aux_mmap_count at 1 with no AUX area. No op can see it: " +
@@ -108,7 +108,7 @@ export const BUGS: readonly BugInfo[] = [
       subject: "perf/core: Fix perf_mmap fail when CONFIG_PERF_USE_VMALLOC enabled",
       version: "v5.18-rc4 (stable 4.9.311, 4.14.276, 4.19.239, 5.4.190, 5.10.112, 5.15.35, 5.17.4)",
     },
-    profiles: ["6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18"],
+    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"],
     observable: false,
     note: "With CONFIG_PERF_USE_VMALLOC (arm, mips, sh, sparc32 ... not x86) rb->nr_pages counts one " +
       "high-order block, so a second mapping of a buffer of 2 or more data pages failed EINVAL. No x86 " +
@@ -124,7 +124,7 @@ export const BUGS: readonly BugInfo[] = [
       subject: "perf/core: Fix the mlock accounting, again",
       version: "v5.5-rc1 (stable 5.4.7)",
     },
-    profiles: ["6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18"],
+    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"],
     observable: true,
     note: "5e6c3c7b1ec2 (\"perf/aux: Fix tracking of auxiliary trace buffer allocation\") refunded an AUX " +
       "area with `if (!rb->aux_mmap_locked) locked_vm -= aux_nr_pages; else pinned_vm -= aux_mmap_locked;`: " +

@@ -11,6 +11,10 @@
  *   (b024d7b56c77 may_split, 07091aade394 exit early, 5468c0fbccbb AUX refcount,
  *   as backported to 6.1.148).
  * - 6.12: Debian linux-source-6.12 6.12.117 (same files plus mm/vma.c); "pre42" likewise.
+ * - 5.10: Debian linux-source-5.10 5.10.262 (kernel/events/core.c, ring_buffer.c, mm/mmap.c,
+ *   mm/mremap.c), read at /work/wt/research/src/5.10; "pre241" = the same minus the 5.10.241
+ *   backports of b024d7b56c77 (the `.split` hook) and 5468c0fbccbb (AUX count).
+ * - 7.2: Debian linux-source-7.2 7.2.13 and linux-source-7.3 7.3.4 (kernel/events/core.c).
  * - 6.18: the tip/stable patch mails of the 6.15..6.19 perf_mmap() rework
  *   (0c8a4e4139ad "perf/core: Further simplify perf_mmap()", PeterZ's Aug 2025 split into
  *   perf_mmap_rb()/perf_mmap_aux(), 448f97fba901 refcount_t, d06bf78e55d5 EBUSY,
@@ -26,7 +30,18 @@ export interface Era {
   /** mm code: munmap split direction and mremap pre-checks. v3.18 and v6.1 split with the new
    *  VMA on the removed side (do_munmap / do_mas_align_munmap); v6.12+ keep the new VMA on the
    *  side that stays (vms_gather_munmap_vmas); v3.18 mremap has no vma_lookup() up front. */
-  mm: "v3.18" | "v6.1" | "v6.12" | "v6.18";
+  mm: "v3.18" | "v5.10" | "v6.1" | "v6.12" | "v6.18";
+  /** move_vma() asks vm_ops->may_split before copying (6.1+ mm/mremap.c); 5.10.262's move_vma
+   *  does not, and ignores the failed do_munmap() of the old range. */
+  moveAsksSplit: boolean;
+  /** mremap() growth in place: vma_merge() with the next VMA (6.0+) vs vma_adjust() (3.18, 5.10). */
+  growMerge: boolean;
+  /** rb_alloc_aux(): `if (!overwrite) { if (!max_order) return -EINVAL; ...}` (5.10.262; 6.1 takes
+   *  the order from the watermark). */
+  auxWritableOrder: boolean;
+  /** perf_mmap_close() drops event->mmap_count before rb->mmap_count (7.2.13, 7.3.4:
+   *  "Drop references in reverse order of perf_mmap()"). */
+  closeEventFirst: boolean;
   /** perf_mmap_vmops.may_split (b024d7b56c77, 6.1.148, 6.12.42, 6.16.1+). */
   maySplit: boolean;
   /** event->mmap_count, rb->mmap_count, rb->aux_mmap_count are refcount_t (448f97fba901, 6.18). */
@@ -59,23 +74,32 @@ const base618: Era = {
   profile: "6.18", perf: "v6.18", mm: "v6.18", maySplit: true, refcount: true, auxRefcountT: true,
   mapAtMmap: true, noexec: true, ebusy: true, remapCharge: true, clamp: true, splitCharge: true,
   auxMmapCountEarly: false, enotsupp: "EOPNOTSUPP", setOutputMmapCheck: true,
+  moveAsksSplit: true, growMerge: true, auxWritableOrder: false, closeEventFirst: false,
 };
 
 const v61: Era = {
   profile: "6.1", perf: "v6.1", mm: "v6.1", maySplit: true, refcount: false, auxRefcountT: true,
   mapAtMmap: false, noexec: false, ebusy: false, remapCharge: false, clamp: true, splitCharge: true,
   auxMmapCountEarly: false, enotsupp: "EOPNOTSUPP", setOutputMmapCheck: true,
+  moveAsksSplit: true, growMerge: true, auxWritableOrder: false, closeEventFirst: false,
 };
+
+/** 5.10.262: 6.1's perf_mmap() text (user->locked_vm instead of perf_mlock), 3.18's mremap shape. */
+const v510: Era = { ...v61, profile: "5.10", mm: "v5.10", moveAsksSplit: false, growMerge: false, auxWritableOrder: true };
 
 export const ERAS: Readonly<Record<ProfileId, Era>> = {
   seed: {
     profile: "seed", perf: "seed", mm: "v3.18", maySplit: false, refcount: false, auxRefcountT: false,
     mapAtMmap: false, noexec: false, ebusy: false, remapCharge: false, clamp: false, splitCharge: false,
     auxMmapCountEarly: true, enotsupp: "ENOTSUPP", setOutputMmapCheck: false,
+    moveAsksSplit: false, growMerge: false, auxWritableOrder: false, closeEventFirst: false,
   },
+  "5.10-pre241": { ...v510, profile: "5.10-pre241", maySplit: false, auxMmapCountEarly: true },
+  "5.10": v510,
   "6.1-pre148": { ...v61, profile: "6.1-pre148", maySplit: false, auxMmapCountEarly: true },
   "6.1": v61,
   "6.12-pre42": { ...v61, profile: "6.12-pre42", mm: "v6.12", maySplit: false, auxMmapCountEarly: true },
   "6.12": { ...v61, profile: "6.12", mm: "v6.12" },
   "6.18": base618,
+  "7.2": { ...base618, profile: "7.2", closeEventFirst: true },
 };

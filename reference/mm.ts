@@ -72,7 +72,7 @@ export function doMunmap(k: Kernel, start: number, len: number): Err {
   const end = start + len;
   let vma = findVmaAfter(k, start);
   if (!vma || vma.start >= end) return null;
-  const oldStyle = k.era.mm === "v3.18" || k.era.mm === "v6.1";
+  const oldStyle = k.era.mm === "v3.18" || k.era.mm === "v5.10" || k.era.mm === "v6.1";
   if (start > vma.start) {
     const e = splitVma(k, vma, start, !oldStyle);
     if (e) return e;
@@ -152,7 +152,7 @@ export function mergeable(a: Vma, b: Vma): boolean {
  *  vms_gather_munmap_vmas() error itself (EINVAL from may_split; 6.18.44: EINVAL seen). */
 export function mmapFixedAnon(k: Kernel, addr: number, pages: number): Err {
   const e = doMunmap(k, addr, pages);
-  if (e) return k.era.mm === "v6.1" || k.era.mm === "v3.18" ? ENOMEM : e;
+  if (e) return k.era.mm === "v6.1" || k.era.mm === "v5.10" || k.era.mm === "v3.18" ? ENOMEM : e;
   const v = new Vma(addr, addr + pages, addr, VM_READ | VM_WRITE, true, false, null);
   insertVma(k, v);
   mergeAnon(k, v);

@@ -29,7 +29,8 @@ export function mremap(k: Kernel, addr: number, oldLen: number, newLen: number, 
   if (fixed && !mayMove) return EINVAL;
   if (newLen === 0) return EINVAL; // a zero new-len is nonsensical
   if (k.era.mm === "v6.18" && fixed && oldLen === newLen) return remapMove(k, addr, oldLen, newAddr);
-  if (k.era.mm !== "v3.18" && !findVma(k, addr)) return EFAULT; // vma_lookup()
+  // vma_lookup() up front: 6.1+ (3.18 and 5.10.262 look only in vma_to_resize, after the shrink)
+  if (k.era.mm !== "v3.18" && k.era.mm !== "v5.10" && !findVma(k, addr)) return EFAULT;
   if (fixed) return mremapTo(k, addr, oldLen, newAddr, newLen);
   // Always allow a shrinking remap: that just unmaps the unnecessary pages.
   if (oldLen >= newLen) {
@@ -42,7 +43,7 @@ export function mremap(k: Kernel, addr: number, oldLen: number, newLen: number, 
   if (typeof vma === "string") return vma;
   if (oldLen === vma.end - addr && vmaExpandable(k, vma, newLen - oldLen)) {
     vma.end += newLen - oldLen; // (perf VMAs never get here: VM_DONTEXPAND)
-    mergeAnon(k, vma);
+    if (k.era.growMerge) mergeAnon(k, vma); // vma_merge(); 3.18/5.10 vma_adjust() never merges
     return addr;
   }
   if (mayMove) {
@@ -70,7 +71,7 @@ export function vmaExpandable(k: Kernel, vma: Vma, delta: number): boolean {
   return true;
 }
 
-/** mremap_to() (v3.18, 6.1, 6.12): unmap the target, shrink, resize check, move_vma(). */
+/** mremap_to() (v3.18, 5.10, 6.1, 6.12): unmap the target, shrink, resize check, move_vma(). */
 export function mremapTo(k: Kernel, addr: number, oldLen: number, newAddr: number, newLen: number): number | string {
   if (addr + oldLen > newAddr && newAddr + newLen > addr) return EINVAL; // overlap
   let e = doMunmap(k, newAddr, newLen);
@@ -85,13 +86,14 @@ export function mremapTo(k: Kernel, addr: number, oldLen: number, newAddr: numbe
   return moveVma(k, vma, addr, oldLen, newLen, newAddr);
 }
 
-/** move_vma(): may_split check (6.1+), copy_vma() (vm_ops->open on the copy), move the page
+/** move_vma(): may_split check (6.1+; not 5.10, whose failed do_munmap() below then leaves the
+ *  old perf VMA whole beside its copy), copy_vma() (vm_ops->open on the copy), move the page
  *  tables, then do_munmap() of the old range (splitting and closing it). newAddr -1: a place
  *  outside every slot. */
 export function moveVma(k: Kernel, vma: Vma, oldAddr: number, oldLen: number, newLen: number, newAddr: number): number | string {
   const splitBefore = vma.start !== oldAddr;
   const splitAfter = vma.end !== oldAddr + oldLen;
-  if (vma.event && maySplitActive(k) && (splitBefore || splitAfter)) return EINVAL;
+  if (vma.event && k.era.moveAsksSplit && maySplitActive(k) && (splitBefore || splitAfter)) return EINVAL;
   const newPgoff = vma.pgoff + (oldAddr - vma.start);
   if (newAddr >= 0) {
     const nw = vma.dup();

@@ -186,7 +186,8 @@ export function perfMmapOpen(k: Kernel, vma: Vma): void {
   if (vma.pgoff !== 0) rb.auxMmapCount = refInc(k, rb.auxMmapCount, "rb->aux_mmap_count");
 }
 
-/** perf_mmap_close() (6.1.192; seed: v3.18 + v8 patch; 6.18: refcount_t). */
+/** perf_mmap_close() (6.1.192, 5.10.262; seed: v3.18 + v8 patch; 6.18: refcount_t; 7.2.13/7.3.4:
+ *  the event's count dropped before the buffer's). */
 export function perfMmapClose(k: Kernel, vma: Vma): void {
   const event = vma.event!;
   const rb = ringBufferGet(k, event);
@@ -214,6 +215,26 @@ export function perfMmapClose(k: Kernel, vma: Vma): void {
       rbFreeAux(k, rb); // this has to be the last one
       if (!seed && rb.auxRefcount !== 0) k.warn("WARNING: perf_mmap_close: WARN_ON_ONCE(refcount_read(&rb->aux_refcount))");
     }
+  }
+
+  if (k.era.closeEventFirst) {
+    // 7.2.13 / 7.3.4: "Drop references in reverse order of perf_mmap() to prevent rb revival
+    // after rb->mmap_count reaches zero."
+    const [ev, evZero] = refDecAndLock(k, event.mmapCount, "event->mmap_count");
+    event.mmapCount = ev;
+    if (evZero) ringBufferAttach(k, event, null);
+    // If there's still other mmap()s of this buffer, we're done.
+    const [v, zero] = refDecAndTest(k, rb.mmapCount, "rb->mmap_count", k.era.refcount);
+    rb.mmapCount = v;
+    if (zero) {
+      for (const other of rb.eventList.slice()) {
+        if (other.rb === rb) ringBufferAttach(k, other, null);
+      }
+      k.lockedVm -= size + 1 - mmapLocked; // perf_mmap_unaccount(vma, rb)
+      k.pinnedVm -= mmapLocked;
+    }
+    ringBufferPut(k, rb); // out_put
+    return;
   }
 
   let detachRest: boolean;

@@ -3,7 +3,7 @@
  * perf_mmap_to_page(), and data_page_nr() as perf_mmap() uses it.
  */
 import { PerfBuffer, PerfEvent, zeroPage, type PageId } from "./objects.ts";
-import { ENOMEM, type Err } from "./common.ts";
+import { EINVAL, ENOMEM, type Err } from "./common.ts";
 import { refDecAndTest } from "./refcount.ts";
 import type { Kernel } from "./kernel.ts";
 
@@ -23,6 +23,8 @@ export function rbHasAux(rb: PerfBuffer): boolean {
  *  stay and aux_nr_pages keeps counting them (so rb_has_aux() turns true). */
 export function rbAllocAux(k: Kernel, rb: PerfBuffer, event: PerfEvent, pgoff: number, nrPages: number, writable: boolean): Err {
   if (!event.hasAux) return k.era.enotsupp;
+  // 5.10.262: max_order = ilog2(nr_pages); if (!overwrite) { if (!max_order) return -EINVAL; ... }
+  if (k.era.auxWritableOrder && writable && nrPages === 1) return EINVAL;
   // the pages are allocated (never fails here) ...
   if (k.auxFail) {
     // ... setup_aux() returns NULL: goto out with ret = -ENOMEM

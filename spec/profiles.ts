@@ -1,12 +1,20 @@
 /**
  * Which profile judges which kernel.
  *
- * - seed:       the v8 AUX patch (Nov 2014) exactly as posted.
- * - 6.1-pre148: 6.1.y before 6.1.148 (no may_split, AUX failure paths unfixed).
- * - 6.1:        6.1.148 and later (Aug 2025 fixes: may_split, early return, AUX refcount).
- * - 6.12-pre42: 6.12.y before 6.12.42; 6.12: 6.12.42 and later (same fixes).
- * - 6.18:       mainline 6.15 .. 6.19 as of 6.18 (INT_MAX data check, EBUSY for
- *               SET_OUTPUT-only events, PROT_EXEC EPERM, refcount_t).
+ * - seed:        the v8 AUX patch (Nov 2014) exactly as posted.
+ * - 5.10-pre241: 5.10.y before 5.10.241 (Debian 5.10.0-30/-32, 5.10.218/5.10.223): no split
+ *                hook, AUX failure paths unfixed; 5.10's mremap (no early lookup, grow
+ *                without merge) and rb_alloc_aux (writable 1-page AUX: EINVAL).
+ * - 5.10:        5.10.241 and later (Debian 5.10.244-1, ABI 36, onwards): the Aug 2025 fixes
+ *                (the hook is `.split`); move_vma never asks it (mremap.move.split.dup).
+ * - 6.1-pre148:  6.1.y before 6.1.148 (no may_split, AUX failure paths unfixed).
+ * - 6.1:         6.1.148 and later (Aug 2025 fixes: may_split, early return, AUX refcount).
+ * - 6.12-pre42:  6.12.y before 6.12.42; 6.12: 6.12.42 and later (same fixes).
+ * - 6.18:        mainline 6.15 .. 7.1 as of 6.18 (INT_MAX data check, EBUSY for
+ *                SET_OUTPUT-only events, PROT_EXEC EPERM, refcount_t). 6.19 .. 7.1 are
+ *                inferred (no tree read): `exact` is false for them.
+ * - 7.2:         7.2 and 7.3 (7.2.13, 7.3.4 read): 6.18 with perf_mmap_close dropping the
+ *                event's count before the buffer's.
  */
 import type { ProfileId } from "./program.ts";
 
@@ -17,7 +25,7 @@ export interface ProfileChoice {
   why: string;
 }
 
-/** Parse "6.1.170", "6.12.100+deb12-amd64", "6.18.2-1-cloud", "6.1.0-47-amd64" into numbers. */
+/** Parse "6.1.170", "6.12.100+deb12-amd64", "6.18.2-1-cloud", "6.1.0-47-amd64", "5.10.0-46-amd64" into numbers. */
 export function parseRelease(release: string): { major: number; minor: number; patch: number } | null {
   const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(release.trim());
   if (!m) return null;
@@ -25,9 +33,9 @@ export function parseRelease(release: string): { major: number; minor: number; p
 }
 
 /**
- * Pick the profile for a kernel. `release` is `uname -r`; Debian's 6.1 kernels say
- * "6.1.0-N-amd64" there, so pass `/proc/version` as `version` to get the real patch level
- * ("... Debian 6.1.170-1 ...").
+ * Pick the profile for a kernel. `release` is `uname -r`; Debian's 5.10 and 6.1 kernels say
+ * "5.10.0-N-amd64" / "6.1.0-N-amd64" there, so pass `/proc/version` as `version` to get the
+ * real patch level ("... Debian 6.1.170-1 ...", "... Debian 5.10.262-1 ...").
  */
 export function profileFor(release: string, version?: string): ProfileChoice {
   let v = parseRelease(release);
@@ -42,6 +50,12 @@ export function profileFor(release: string, version?: string): ProfileChoice {
   }
   const { major, minor, patch } = v;
   const at = `${major}.${minor}.${patch}`;
+  if (major === 5 && minor === 10) {
+    // Debian's changelog lists the three backports under ChangeLog-5.10.241
+    return patch >= 241
+      ? { profile: "5.10", exact: true, why: `${at} has the Aug 2025 fixes (5.10.241+)` }
+      : { profile: "5.10-pre241", exact: true, why: `${at} predates 5.10.241` };
+  }
   if (major === 6 && minor === 1) {
     return patch >= 148
       ? { profile: "6.1", exact: true, why: `${at} has the Aug 2025 fixes (6.1.148+)` }
@@ -52,11 +66,14 @@ export function profileFor(release: string, version?: string): ProfileChoice {
       ? { profile: "6.12", exact: true, why: `${at} has the Aug 2025 fixes (6.12.42+)` }
       : { profile: "6.12-pre42", exact: true, why: `${at} predates 6.12.42` };
   }
-  if (major === 6 && minor >= 15) {
-    return { profile: "6.18", exact: minor <= 19, why: `${at} is mainline 6.15+` };
+  if (major === 6 && minor >= 15 && minor <= 18) return { profile: "6.18", exact: true, why: `${at} is mainline 6.15+` };
+  if ((major === 6 && minor >= 19) || (major === 7 && minor <= 1)) {
+    return { profile: "6.18", exact: false, why: `${at}: no tree read between 6.18 and 7.2; 6.18's rules inferred (close order not established)` };
   }
-  if (major > 6) return { profile: "6.18", exact: false, why: `${at} is newer than any profile; using mainline 6.18` };
+  if (major === 7 && minor <= 3) return { profile: "7.2", exact: true, why: `${at} is 7.2+ (7.2.13, 7.3.4 read)` };
+  if (major >= 7) return { profile: "7.2", exact: false, why: `${at} is newer than any profile; using 7.2` };
   if (major === 6 && minor > 12) return { profile: "6.12", exact: false, why: `${at} sits between 6.12 and 6.15; using 6.12` };
   if (major === 6) return { profile: "6.1", exact: false, why: `${at} sits between 6.1 and 6.12; using 6.1` };
-  return { profile: "6.1-pre148", exact: false, why: `${at} is older than 6.1; using 6.1-pre148` };
+  if (major === 5 && minor > 10) return { profile: "5.10", exact: false, why: `${at} sits between 5.10 and 6.1; using 5.10` };
+  return { profile: "5.10-pre241", exact: false, why: `${at} is older than 5.10; using 5.10-pre241` };
 }

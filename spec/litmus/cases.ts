@@ -42,11 +42,16 @@ const FAULT = (fail: boolean): Op => ({ op: "auxFault", fail });
 interface L { name: string; profiles: ProfileId[]; rule: string; why: string; program: [Op, E][]; config?: Partial<Config> }
 const L: L[] = [];
 const lit = (name: string, profiles: ProfileId[], rule: string, why: string, program: [Op, E][], config?: Partial<Config>) => L.push({ name, profiles, rule, why, program, config });
-const ALL: ProfileId[] = ["seed", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18"];
-const MODERN: ProfileId[] = ["6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18"];
-const POST: ProfileId[] = ["6.1", "6.12", "6.18"];
-const SPLIT: ProfileId[] = ["seed", "6.1-pre148", "6.12-pre42"];
-const OLD: ProfileId[] = ["seed", "6.1-pre148", "6.1", "6.12-pre42", "6.12"];
+const ALL: ProfileId[] = ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"];
+const MODERN: ProfileId[] = ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"];
+const POST: ProfileId[] = ["5.10", "6.1", "6.12", "6.18", "7.2"];
+const SPLIT: ProfileId[] = ["seed", "5.10-pre241", "6.1-pre148", "6.12-pre42"];
+const OLD: ProfileId[] = ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12"];
+/** 6.15+ as in 6.18: 6.18 and 7.2 */
+const M618: ProfileId[] = ["6.18", "7.2"];
+const V510: ProfileId[] = ["5.10-pre241", "5.10"];
+/** 6.0+: mremap looks the VMA up first, grows with a merge, rb_alloc_aux sizes chunks from the watermark */
+const V6: ProfileId[] = ["6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"];
 
 // ---- open / close (perf_event_open, perf_release)
 lit("open-ok", ALL, "open.ok", "a software dummy event opens", [[O("e0"), "ok"]]);
@@ -68,16 +73,16 @@ lit("group-promotion", ALL, "open.output.ok", "when the leader is released its s
 // ---- mmap, data buffer
 lit("mmap-ebadf", ALL, "mmap.ebadf", "mmap of a closed handle: EBADF before the length check [seen on 6.18]", [[O("e0"), "ok"], [C("e0"), "ok"], [M("m0", "e0", 0), "EBADF"]]);
 lit("mmap-len0", ALL, "mmap.len0", "zero-length mmap [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 0), "EINVAL"]]);
-lit("mmap-noexec", ["6.18"], "mmap.noexec", "6.15+: PROT_EXEC on a perf fd EPERM, even MAP_PRIVATE [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3, 0, "rx"), "EPERM"], [M("m1", "e0", 3, 0, "r", { shared: false }), "EINVAL"], [M("m2", "e0", 3, 0, "rwx", { shared: false }), "EPERM"]]);
+lit("mmap-noexec", M618, "mmap.noexec", "6.15+: PROT_EXEC on a perf fd EPERM, even MAP_PRIVATE [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3, 0, "rx"), "EPERM"], [M("m1", "e0", 3, 0, "r", { shared: false }), "EINVAL"], [M("m2", "e0", 3, 0, "rwx", { shared: false }), "EPERM"]]);
 lit("mmap-exec-ok", OLD, "mmap.data.new", "before 6.15 PROT_EXEC perf mappings are allowed", [[O("e0"), "ok"], [M("m0", "e0", 3, 0, "rx"), "ok"], [RU("m0"), up(2)], [T("m0", 0, true), "SIGSEGV"]]);
 lit("mmap-inherit", ALL, "mmap.inherit", "cpu -1 && inherit cannot be mapped; a per-cpu inherited event can [seen on 6.18]", [[O("e0", { inherit: true }), "ok"], [M("m0", "e0", 3), "EINVAL"], [O("e1", { inherit: true, cpu: 0 }), "ok"], [M("m1", "e1", 3), "ok"]]);
 lit("mmap-shared", ALL, "mmap.shared", "MAP_PRIVATE is refused [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3, 0, "r", { shared: false }), "EINVAL"]]);
 lit("mmap-data-pow2", ALL, "mmap.data.pow2", "3 data pages is not a power of two; 0 data pages is fine [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 4), "EINVAL"], [M("m1", "e0", 1), "ok"], [RU("m1"), up(0)]]);
 lit("mmap-data-size", ALL, "mmap.data.size", "a second mapping of another size [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [M("m1", "e0", 5), "EINVAL"]]);
-lit("mmap-data-ebusy", ["6.18"], "mmap.data.ebusy", "an event that reaches its buffer only through SET_OUTPUT cannot map it [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 5), "EINVAL"], [M("m2", "e1", 3), "EBUSY"]]);
+lit("mmap-data-ebusy", M618, "mmap.data.ebusy", "an event that reaches its buffer only through SET_OUTPUT cannot map it [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 5), "EINVAL"], [M("m2", "e1", 3), "EBUSY"]]);
 lit("mmap-data-redirected", OLD, "mmap.data.remap", "before the EBUSY fix a redirected event maps the shared buffer", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m2", "e1", 3), "ok"], [A("m2", 5, 1), "ok"], [RU("m0"), up(2, 5, 1)]]);
 lit("mmap-data-remap", OLD, "mmap.data.remap", "the same event mapped twice shares the buffer and its user page", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 4, 2), "ok"], [M("m1", "e0", 3), "ok"], [RU("m1"), up(2, 4, 2)]]);
-lit("mmap-data-remap-charged", ["6.18"], "mmap.data.remap.charged", "6.18 re-map succeeds (and charges locked_vm, see the invariant tests) [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [M("m1", "e0", 3), "ok"], [RU("m1"), up(2)]]);
+lit("mmap-data-remap-charged", M618, "mmap.data.remap.charged", "6.18 re-map succeeds (and charges locked_vm, see the invariant tests) [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [M("m1", "e0", 3), "ok"], [RU("m1"), up(2)]]);
 lit("mmap-data-eperm", ALL, "mmap.data.eperm", "513 pages > 258-page budget with RLIMIT_MEMLOCK 0 [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 513), "EPERM"], [M("m1", "e0", 257), "ok"]]);
 lit("mmap-data-eperm-sysctl", ALL, "mmap.data.eperm", "perf_event_mlock_kb 0 leaves no budget", [[MLK(0), "ok"], [O("e0"), "ok"], [M("m0", "e0", 1), "EPERM"], [MLK(516), "ok"], [M("m1", "e0", 1), "ok"]]);
 lit("mmap-data-unlimited", ALL, "mmap.data.new", "over the budget but within RLIMIT_MEMLOCK: the excess goes to pinned_vm", [[LIM("unlimited"), "ok"], [O("e0"), "ok"], [M("m0", "e0", 513), "ok"]]);
@@ -97,11 +102,19 @@ lit("aux-size", ALL, "mmap.aux.size", "mapping length != aux_size [seen on 6.18]
 lit("aux-nr-mismatch", ALL, "mmap.aux.nr-mismatch", "AUX already mapped with another size", [...DATA3, [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "ok"], [A("m0", 4, 8), "ok"], [M("m2", "e0", 8, 4), "EINVAL"]]);
 lit("aux-pow2", ALL, "mmap.aux.pow2", "3 AUX pages [seen on 6.18]", [...DATA3, [A("m0", 4, 3), "ok"], [M("m1", "e0", 3, 4), "EINVAL"]]);
 lit("aux-new-remap", OLD, "mmap.aux.remap", "AUX mapped twice with the same size shares it; AUX pages read as zeros", [...DATA3, [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "ok"], [M("m2", "e0", 4, 4), "ok"], [RU("m2"), zeros], [RU("m0"), up(2, 4, 4)]]);
-lit("aux-remap-charged", ["6.18"], "mmap.aux.remap.charged", "6.18 AUX re-map succeeds (charging locked_vm)", [...DATA3, [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "ok"], [M("m2", "e0", 4, 4), "ok"]]);
-lit("aux-redirected-warn", ["6.18"], "mmap.aux.redirected.warn", "6.18 AUX mapping through a SET_OUTPUT-only event succeeds (with a refcount WARN)", [...DATA3, [A("m0", 4, 4), "ok"], [OA("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 4, 4), "ok"]]);
+lit("aux-remap-charged", M618, "mmap.aux.remap.charged", "6.18 AUX re-map succeeds (charging locked_vm)", [...DATA3, [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "ok"], [M("m2", "e0", 4, 4), "ok"]]);
+lit("aux-redirected-warn", M618, "mmap.aux.redirected.warn", "6.18 AUX mapping through a SET_OUTPUT-only event succeeds (with a refcount WARN)", [...DATA3, [A("m0", 4, 4), "ok"], [OA("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 4, 4), "ok"]]);
+// after the WARN the event's count is saturated; 6.18 drops the buffer's count first and the last
+// unmap (through the saturated event) skips the data refund; 7.2 drops the event's first and then
+// detaches everything and refunds (research probe 3.4.3; the verdicts say what the audit shows)
+const SATURATE: [Op, E][] = [...DATA3, [A("m0", 4, 4), "ok"], [OA("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 4, 4), "ok"], [U("m0"), "ok"], [U("m1"), "ok"]];
+lit("close-order-rb-first", ["6.18"], "mmap.aux.rb-unmapped", "6.18: the saturated event keeps the dead buffer: a later AUX mmap through it is EINVAL (refcount_inc_not_zero of rb->mmap_count 0)", [...SATURATE, [M("m2", "e1", 4, 4), "EINVAL"]]);
+lit("close-order-events-first", ["7.2"], "mmap.aux.norb", "7.2+: the last unmap detaches every event: the AUX mmap through e1 finds no buffer (EINVAL), a data mapping through it is new", [...SATURATE, [M("m2", "e1", 4, 4), "EINVAL"], [M("m3", "e1", 3), "ok"]]);
 lit("aux-redirected-old", OLD, "mmap.aux.new", "before 6.18 the same AUX mapping through a redirected event is plain", [...DATA3, [A("m0", 4, 4), "ok"], [OA("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 4, 4), "ok"]]);
 lit("aux-eperm", ALL, "mmap.aux.eperm", "512 AUX pages over the budget", [...DATA3, [A("m0", 4, 512), "ok"], [M("m1", "e0", 512, 4), "EPERM"], [A("m0", 4, 64), "ok"], [M("m2", "e0", 64, 4), "ok"]]);
-lit("aux-eperm-sw", ["6.18"], "mmap.aux.eperm", "a software event over the budget gets EPERM, not EOPNOTSUPP [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 4, 512), "ok"], [M("m1", "e0", 512, 4), "EPERM"], [A("m0", 4, 1), "ok"], [M("m2", "e0", 1, 4), "EOPNOTSUPP"]]);
+lit("aux-eperm-sw", M618, "mmap.aux.eperm", "a software event over the budget gets EPERM, not EOPNOTSUPP [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 4, 512), "ok"], [M("m1", "e0", 512, 4), "EPERM"], [A("m0", 4, 1), "ok"], [M("m2", "e0", 1, 4), "EOPNOTSUPP"]]);
+lit("aux-rw-single", V510, "mmap.aux.rw-single", "5.10 rb_alloc_aux: a writable 1-page AUX area is EINVAL (no chunk order left for double buffering); read-only it maps (research probe 3.4.2)", [...DATA3, [A("m0", 4, 1), "ok"], [M("m1", "e0", 1, 4, "rw"), "EINVAL"], [M("m2", "e0", 1, 4, "r"), "ok"]]);
+lit("aux-rw-single-ok", V6, "mmap.aux.new", "6.1+: the watermark sizes the chunks: a writable 1-page AUX area maps", [...DATA3, [A("m0", 4, 1), "ok"], [M("m1", "e0", 1, 4, "rw"), "ok"]]);
 lit("aux-nosetup", MODERN, "mmap.aux.nosetup", "software event: no setup_aux, EOPNOTSUPP [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "EOPNOTSUPP"]]);
 lit("aux-nosetup-seed", ["seed"], "mmap.aux.nosetup.enotsupp", "the seed answers -ENOTSUPP (524)", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "ENOTSUPP"]]);
 lit("aux-fault", MODERN, "mmap.aux.setup-refused", "setup_aux returns NULL: ENOMEM; after the switch is off the same mapping works", [...DATA3, [A("m0", 4, 4), "ok"], [FAULT(true), "ok"], [M("m1", "e0", 4, 4), "ENOMEM"], [FAULT(false), "ok"], [M("m2", "e0", 4, 4), "ok"]]);
@@ -125,40 +138,49 @@ lit("mprotect-ok", ALL, "mprotect.ok", "read-only then read-write again; page 0 
 lit("mprotect-len0", ALL, "mprotect.len0", "zero length mprotect, even where nothing is mapped [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "none", 100, 0), "ok"]]);
 lit("mprotect-hole", ALL, "mprotect.hole", "range reaching past the VMA, and a range where nothing is mapped [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "r", 0, 8), "ENOMEM"], [T("m0", 0, true), "SIGSEGV"], [P("m0", "r", 100, 1), "ENOMEM"]]);
 lit("mprotect-none", ALL, "touch.prot", "PROT_NONE: reads fault, page 0 cannot be read or written [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "none"), "ok"], [T("m0", 1), "SIGSEGV"], [RU("m0"), "SIGSEGV"], [A("m0", 4, 4), "SIGSEGV"], [P("m0", "r"), "ok"], [RU("m0"), up(2)]]);
-lit("mprotect-exec", ["6.18"], "mprotect.exec", "mprotect(PROT_EXEC) of a perf VMA: EACCES [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "rx"), "EACCES"]]);
+lit("mprotect-exec", M618, "mprotect.exec", "mprotect(PROT_EXEC) of a perf VMA: EACCES [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "rx"), "EACCES"]]);
 lit("mprotect-exec-old", OLD, "mprotect.ok", "before 6.15 PROT_EXEC is allowed", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "rx"), "ok"], [T("m0", 0), "ok"]]);
 lit("mprotect-split", POST, "mprotect.split", "changing part of a perf VMA: EINVAL; the same protection on a part is a no-op [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "r", 1, 1), "EINVAL"], [P("m0", "rw", 1, 1), "ok"]]);
 lit("mprotect-split-old", SPLIT, "mprotect.split.ok", "before may_split: the VMA splits", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [P("m0", "none", 1, 1), "ok"], [T("m0", 1), "SIGSEGV"], [T("m0", 2), "ok"], [T("m0", 0, true), "ok"]]);
 
 // ---- mremap
 lit("mremap-newlen0", ALL, "mremap.newlen0", "new size 0 [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 3, 0), "EINVAL"]]);
-lit("mremap-unmapped", MODERN, "mremap.unmapped", "nothing mapped at the old address, even for a shrink [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 4), "EINVAL"], [R("m0", 2, 1), "EFAULT"], [R("m0", 2, 4), "EFAULT"]]);
-lit("mremap-shrink-nocheck", ["seed"], "mremap.shrink.nocheck", "3.18 shrinks without looking up the VMA", [[O("e0"), "ok"], [M("m0", "e0", 4), "EINVAL"], [R("m0", 2, 1), "ok"], [R("m0", 2, 4), "EFAULT"]]);
+lit("mremap-unmapped", V6, "mremap.unmapped", "nothing mapped at the old address, even for a shrink [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 4), "EINVAL"], [R("m0", 2, 1), "EFAULT"], [R("m0", 2, 4), "EFAULT"]]);
+lit("mremap-shrink-nocheck", ["seed", ...V510], "mremap.shrink.nocheck", "3.18 and 5.10 shrink without looking up the VMA", [[O("e0"), "ok"], [M("m0", "e0", 4), "EINVAL"], [R("m0", 2, 1), "ok"], [R("m0", 2, 4), "EFAULT"]]);
 lit("mremap-same", ALL, "mremap.same", "same size without a move [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 3, 3), "ok"]]);
 lit("mremap-dontexpand", ALL, "mremap.dontexpand", "growing a perf VMA, with or without MAYMOVE [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 3, 4), "EFAULT"], [R("m0", 3, 4, { mayMove: true }), "EFAULT"], [R("m0", 0, 3, { mayMove: true }), "EFAULT"]]);
 lit("mremap-shrink-split", POST, "mremap.shrink.split", "shrinking a perf VMA in place [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 3, 2), "EINVAL"], [T("m0", 2), "ok"]]);
 lit("mremap-shrink-split-old", SPLIT, "mremap.shrink.split.ok", "before may_split the shrink splits", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 3, 2), "ok"], [T("m0", 2), "SIGSEGV"]]);
 const ANON: [Op, E][] = [[O("e0"), "ok"], [M("m0", "e0", 4), "EINVAL"], [F("m0", 0, 2), "ok"]];
 lit("mremap-anon-shrink", ALL, "mremap.shrink.ok", "shrinking an anonymous mapping", [...ANON, [R("m0", 2, 1), "ok"], [T("m0", 1), "SIGSEGV"], [T("m0", 0, true), "ok"]]);
-lit("mremap-anon-grow", ALL, "mremap.grow.inplace", "an anonymous mapping grows in place [seen on 6.18]", [...ANON, [R("m0", 2, 4), "ok"], [T("m0", 3, true), "ok"]]);
+lit("mremap-anon-grow", V6, "mremap.grow.inplace", "an anonymous mapping grows in place [seen on 6.18]", [...ANON, [R("m0", 2, 4), "ok"], [T("m0", 3, true), "ok"]]);
+lit("mremap-anon-grow-old", ["seed", ...V510], "mremap.grow.inplace.nomerge", "3.18 and 5.10 grow in place too (vma_adjust)", [...ANON, [R("m0", 2, 4), "ok"], [T("m0", 3, true), "ok"]]);
+// [0,2) grows up to [4,6): 6.0+ merge them (one VMA [0,6), which can grow again); vma_adjust does not (EFAULT: old_len past the VMA)
+const GROW_TO_NEXT: [Op, E][] = [...ANON, [F("m0", 4, 2), "ok"], [R("m0", 2, 4), "ok"]];
+lit("mremap-grow-merge", V6, "mremap.grow.inplace", "growth up to the next compatible anonymous VMA merges with it (vma_merge_extend)", [...GROW_TO_NEXT, [R("m0", 6, 7), "ok"], [T("m0", 6, true), "ok"]]);
+lit("mremap-grow-nomerge", ["seed", ...V510], "mremap.grow.inplace.nomerge", "3.18/5.10: the grown VMA stays apart from the next one: a resize over both crosses the VMA's end", [...GROW_TO_NEXT, [R("m0", 6, 7), "EFAULT"], [T("m0", 5, true), "ok"]]);
 lit("mremap-anon-enomem", ALL, "mremap.grow.enomem", "cannot grow in place without MAYMOVE; with it the mapping leaves the slot [seen on 6.18]", [...ANON, [F("m0", 2, 1), "ok"], [R("m0", 2, 4), "ENOMEM"], [R("m0", 2, 4, { mayMove: true }), "ok"], [T("m0", 0), "SIGSEGV"], [T("m0", 2), "ok"]]);
 lit("mremap-anon-cross", ALL, "mremap.cross", "old range past the end of the VMA [seen on 6.18]", [...ANON, [R("m0", 4, 6), "EFAULT"]]);
 lit("mremap-dup-private", MODERN, "mremap.dup-private", "old size 0 of a private mapping [seen on 6.18]", [...ANON, [R("m0", 0, 2, { mayMove: true }), "EINVAL"]]);
 lit("mremap-dup-seed", ["seed"], "mremap.dup", "3.18: old size 0 creates a fresh mapping and keeps the old", [...ANON, [R("m0", 0, 2, { mayMove: true }), "ok"], [T("m0", 0), "ok"]]);
 lit("mremap-move", ALL, "mremap.move.ok", "move the whole perf VMA to the other slot: the base flips, the user page follows [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 5, 1), "ok"], [R("m0", 3, 3, { toFresh: true }), "ok"], [RU("m0"), up(2, 5, 1)], [R("m0", 3, 3, { toFresh: true }), "ok"], [T("m0", 2), "ok"]]);
-lit("mremap-move-split", POST, "mremap.move.split", "moving part of a perf VMA [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { toFresh: true }), "EINVAL"], [RU("m0"), up(2)]]);
+lit("mremap-move-split", ["6.1", "6.12", "6.18", "7.2"], "mremap.move.split", "moving part of a perf VMA [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { toFresh: true }), "EINVAL"], [RU("m0"), up(2)]]);
+// 5.10.241+: move_vma never asks the split hook; the copy is opened, the old VMA stays whole; a copy of the AUX area's tail never drops aux_mmap_count
+lit("mremap-move-split-dup", ["5.10"], "mremap.move.split.dup", "5.10: moving part of a perf VMA succeeds and duplicates it (the old VMA stays whole, the base flips to the copy; moving back finds it: mremap.target.split) (research probe 3.4.1)", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { toFresh: true }), "ok"], [RU("m0"), up(2)], [T("m0", 2), "SIGSEGV"], [R("m0", 2, 2, { toFresh: true }), "EINVAL"]]); // moving back: the old VMA is still whole at the target, which would have to split
+lit("mremap-move-split-aux-leak", ["5.10"], "mremap.move.split.dup", "5.10: a copy of the AUX VMA's upper half (vm_pgoff != aux_pgoff) keeps aux_mmap_count above 0 after every unmap: the AUX area and its locked_vm are never freed (research probe 3.4.1)", [
+  [OA("e0"), "ok"], [M("m0", "e0", 9), "ok"], [A("m0", 16, 8), "ok"], [M("m1", "e0", 8, 16, "r"), "ok"], [R("m1", 4, 4, { offset: 4, toFresh: true }), "ok"], [U("m1"), "ok"], [U("m0"), "ok"]]);
 lit("mremap-move-split-old", SPLIT, "mremap.move.split.ok", "before may_split a part moves (the base flips to it)", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { toFresh: true }), "ok"], [RU("m0"), up(2)], [T("m0", 2), "SIGSEGV"]]);
 lit("mremap-target-split", POST, "mremap.target.split", "the destination holds part of a perf VMA that the move would have to split [seen on 6.18]", [
   [O("e0"), "ok"], [M("m0", "e0", 9), "ok"], [R("m0", 9, 9, { toFresh: true }), "ok"], [F("m0", 9, 2), "ok"], [R("m0", 2, 2, { offset: 9, toFresh: true }), "ok"],
   [F("m0", 5, 4), "ok"], [R("m0", 4, 4, { offset: 5, toFresh: true }), "EINVAL"]]);
-lit("mremap-multi", ["6.18"], "mremap.multi.ok", "6.17+: a same-size fixed move spans the perf VMA and the anonymous one after it [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 3, 1), "ok"], [R("m0", 4, 4, { toFresh: true }), "ok"], [RU("m0"), up(2)], [T("m0", 3, true), "ok"]]);
+lit("mremap-multi", M618, "mremap.multi.ok", "6.17+: a same-size fixed move spans the perf VMA and the anonymous one after it [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 3, 1), "ok"], [R("m0", 4, 4, { toFresh: true }), "ok"], [RU("m0"), up(2)], [T("m0", 3, true), "ok"]]);
 lit("mremap-multi-old", OLD, "mremap.cross", "before 6.17 the same move crosses the VMA's end: EFAULT", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 3, 1), "ok"], [R("m0", 4, 4, { toFresh: true }), "EFAULT"]]);
-lit("mremap-multi-gap", ["6.18"], "mremap.multi.gap", "a same-size fixed move starting in a gap [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { offset: 5, toFresh: true }), "EFAULT"]]);
+lit("mremap-multi-gap", M618, "mremap.multi.gap", "a same-size fixed move starting in a gap [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { offset: 5, toFresh: true }), "EFAULT"]]);
 
 // ---- MAP_FIXED anonymous
 lit("mapfixed-ok", ALL, "mapfixed.ok", "MAP_FIXED over the whole perf VMA replaces it [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 0, 4), "ok"], [RU("m0"), zeros], [T("m0", 3, true), "ok"], [M("m1", "e0", 5), "ok"]]);
-lit("mapfixed-split-61", ["6.1"], "mapfixed.split.enomem", "6.1: MAP_FIXED over part of a perf VMA: mmap_region turns the failure into ENOMEM", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "ENOMEM"], [T("m0", 1), "ok"]]);
-lit("mapfixed-split", ["6.12", "6.18"], "mapfixed.split", "6.12+: the same is EINVAL [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "EINVAL"], [T("m0", 1), "ok"]]);
+lit("mapfixed-split-61", ["5.10", "6.1"], "mapfixed.split.enomem", "5.10/6.1: MAP_FIXED over part of a perf VMA: mmap_region turns the failure into ENOMEM", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "ENOMEM"], [T("m0", 1), "ok"]]);
+lit("mapfixed-split", ["6.12", "6.18", "7.2"], "mapfixed.split", "6.12+: the same is EINVAL [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "EINVAL"], [T("m0", 1), "ok"]]);
 lit("mapfixed-split-old", SPLIT, "mapfixed.split.ok", "before may_split MAP_FIXED splits the perf VMA", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "ok"], [T("m0", 1, true), "ok"], [T("m0", 2), "ok"], [RU("m0"), up(2)]]);
 
 // ---- SET_OUTPUT
@@ -198,6 +220,14 @@ const VERDICT: Record<string, { kind: "invariant" | "kernel-warning"; rule: stri
   "aux-seed-stale.seed": { kind: "invariant", rule: "conserve.locked_vm" }, "aux-seed-stale-beyond.seed": { kind: "invariant", rule: "conserve.locked_vm" },
   // 6.18 perf_mmap_aux() refcount_inc()s an event->mmap_count of 0 (d06bf78e55d5 guarded perf_mmap_rb() only)
   "aux-redirected-warn.6.18": { kind: "kernel-warning", rule: "kernel.warning" },
+  "aux-redirected-warn.7.2": { kind: "kernel-warning", rule: "kernel.warning" },
+  "close-order-rb-first.6.18": { kind: "kernel-warning", rule: "kernel.warning" },
+  "close-order-events-first.7.2": { kind: "kernel-warning", rule: "kernel.warning" },
+  // 5.10-pre241 = 6.1-pre148 for splits and the AUX count
+  "munmap-split-old.5.10-pre241": SPLIT_LEAK, "mprotect-split-old.5.10-pre241": SPLIT_LEAK, "mremap-shrink-split-old.5.10-pre241": SPLIT_LEAK,
+  "mapfixed-split-old.5.10-pre241": SPLIT_LEAK, "aux-nosetup.5.10-pre241": SPLIT_LEAK,
+  // 5.10: the copy of the AUX area's tail (mremap.move.split.dup) leaves aux_mmap_count 1 and the AUX pages charged
+  "mremap-move-split-aux-leak.5.10": { kind: "invariant", rule: "conserve.locked_vm" },
 };
 
 // ---- the files

@@ -237,6 +237,7 @@ function growAnon(d: Draft, idx: number, a: number, oldP: number, newP: number, 
   if (a + oldP === X.end && rangeFree(d, X.slot, X.end, X.end + (newP - oldP))) {
     const vs = d.vmasW();
     vs[idx] = { ...X, end: X.end + (newP - oldP) };
+    if (!d.era.growMerges) return { rule: "mremap.grow.inplace.nomerge" }; // vma_adjust (3.18, 5.10)
     mergeAround(d, idx);
     return { rule: "mremap.grow.inplace" };
   }
@@ -275,6 +276,62 @@ export function mremap318(d: Draft, m: MremapArgs): OpResult {
   if (oldP > X.end - s) return { rule: "mremap.cross" };
   if (X.ev >= 0) return { rule: "mremap.dontexpand" };
   return growAnon(d, idx, s, oldP, newP, maymove);
+}
+
+/**
+ * 5.10 mremap (mm/mremap.c 5.10.262): 3.18's structure (no vma_lookup before the shrink,
+ * mremap_to unmaps the target and the source tail before vma_to_resize looks), with the
+ * split hook answering in __split_vma (5.10.241+) and vma_to_resize's private-dup check;
+ * move_vma never asks the hook, so a partial move of a perf VMA copies it and the failed
+ * munmap of the old range is ignored (mremap.move.split.dup).
+ */
+export function mremap510(d: Draft, m: MremapArgs): OpResult {
+  const { S, s, oldP, newP, fixed, maymove, T, t } = m;
+  if (fixed) {
+    if (unmapRange(d, T, t, t + newP) === "EINVAL") return { rule: "mremap.target.split" };
+    let old = oldP;
+    if (oldP >= newP) {
+      // do_munmap(addr + new_len, old_len - new_len): of 0 pages it fails, ignored
+      if (oldP > newP && unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { rule: "mremap.shrink.split" };
+      old = newP;
+    }
+    const idx = findIdx(d.vmas, S, s);
+    if (idx < 0) return { rule: "mremap.unmapped" };
+    const X = d.vmas[idx];
+    if (old === 0 && X.ev < 0) return { rule: "mremap.dup-private" };
+    if (old > X.end - s) return { rule: "mremap.cross" };
+    if (newP !== old && X.ev >= 0) return { rule: "mremap.dontexpand" };
+    const partial = X.ev >= 0 && (X.start !== s || X.end !== s + old);
+    const r = moveVmaKeep(d, S, s, old, newP, T, t);
+    if (!partial) return { rule: "mremap.move.ok" };
+    return { rule: r === "EINVAL" ? "mremap.move.split.dup" : "mremap.move.split.ok" };
+  }
+  if (oldP >= newP) {
+    if (oldP === newP) return { rule: "mremap.same" };
+    const had = findIdx(d.vmas, S, s) >= 0;
+    const r = unmapRange(d, S, s + newP, s + oldP);
+    if (r === "EINVAL") return { rule: "mremap.shrink.split" };
+    if (!had) return { rule: "mremap.shrink.nocheck" };
+    return { rule: r === "split" ? "mremap.shrink.split.ok" : "mremap.shrink.ok" };
+  }
+  const idx = findIdx(d.vmas, S, s);
+  if (idx < 0) return { rule: "mremap.unmapped" };
+  const X = d.vmas[idx];
+  if (oldP === 0 && X.ev < 0) return { rule: "mremap.dup-private" };
+  if (oldP > X.end - s) return { rule: "mremap.cross" };
+  if (X.ev >= 0) return { rule: "mremap.dontexpand" };
+  return growAnon(d, idx, s, oldP, newP, maymove);
+}
+
+/** move_vma as moveVma, answering what the munmap of the old range did (5.10 ignores EINVAL). */
+function moveVmaKeep(d: Draft, slot: number, a: number, oldLen: number, newLen: number, dst: number, b: number): UnmapResult {
+  const X = d.vmas[findIdx(d.vmas, slot, a)];
+  let copy = piece(X, a, a + oldLen, dst, b, b + newLen);
+  if (copy.ev < 0 && !copy.av) copy = { ...copy, pgoff: anonPgoff(dst, b) };
+  const at = insertVma(d, copy);
+  if (copy.ev >= 0) perfOpen(d, copy);
+  else mergeAround(d, at);
+  return unmapRange(d, slot, a, a + oldLen);
 }
 
 /** 6.1 and 6.12 mremap. */

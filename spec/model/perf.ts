@@ -177,6 +177,26 @@ export function perfClose(d: Draft, v: Vma): void {
       if (era.auxRefT && b.auxRefcount !== 0) d.warn("WARN_ON_ONCE(refcount_read(&rb->aux_refcount)) in perf_mmap_close");
     }
   }
+  if (era.closeEventsFirst) {
+    // 7.2.13/7.3.4 perf_mmap_close: "Drop references in reverse order of perf_mmap()":
+    // the event's count first (detach it at 0), then the buffer's; at 0 every event still
+    // on the buffer is detached and the data pages refunded, whatever the event's count.
+    // (ring_buffer_get holds the buffer until out_put: the event is detached after the
+    // buffer's count is dropped here, which no single-threaded op can tell apart)
+    const [en, ezero] = decLock(d, e.mmapCount, "event->mmap_count", refT);
+    d.evW(v.ev).mmapCount = en;
+    const [n, zero] = decTest(d, b.mmapCount, "rb->mmap_count", refT);
+    b.mmapCount = n;
+    if (ezero) detachEv(d, v.ev);
+    if (!zero) return;
+    for (let j = 0; j < d.evs.length; j++) {
+      const o = d.evs[j];
+      if (o !== undefined && !o.freed && o.rb === rbId) detachEv(d, j);
+    }
+    d.lockedVm -= size + 1 - mmapLocked;
+    d.pinnedVm -= mmapLocked;
+    return;
+  }
   let detachRest: boolean;
   if (era.seed) {
     b.mmapCount -= 1;

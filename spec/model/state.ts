@@ -102,7 +102,14 @@ export interface Era {
   readonly maySplit: boolean;
   /** aux_mmap_count set to 1 before the accounting check (seed, pre-fix) */
   readonly auxCountEarly: boolean;
-  readonly mm: 318 | 61 | 612 | 618;
+  /** which mm/mremap.c: 3.18, 5.10 (3.18's shape: no vma_lookup up front, the split hook
+   *  answers, move_vma never asks it), 6.1/6.12, 6.17+ */
+  readonly mm: 318 | 510 | 61 | 612 | 618;
+  /** mremap growth in place merges with the next VMA (vma_merge, 6.0+); 3.18 and 5.10 call
+   *  vma_adjust, which never merges */
+  readonly growMerges: boolean;
+  /** perf_mmap_close drops event->mmap_count before rb->mmap_count (7.2.13, 7.3.4) */
+  readonly closeEventsFirst: boolean;
   /** event/rb mmap counts and aux_mmap_count are refcount_t (6.18) */
   readonly refcountT: boolean;
   /** aux_refcount is refcount_t (6.1+) */
@@ -114,16 +121,19 @@ export interface Era {
 
 const BASE: Omit<Era, "id"> = {
   seed: false, maySplit: true, auxCountEarly: false, mm: 61, refcountT: false, auxRefT: true, lazyPtes: false,
-  munmapStartBelow: false,
+  munmapStartBelow: false, growMerges: true, closeEventsFirst: false,
 };
 
 export const ERAS: Readonly<Record<ProfileId, Era>> = {
-  "seed": { ...BASE, id: "seed", seed: true, maySplit: false, auxCountEarly: true, mm: 318, auxRefT: false, lazyPtes: true },
+  "seed": { ...BASE, id: "seed", seed: true, maySplit: false, auxCountEarly: true, mm: 318, auxRefT: false, lazyPtes: true, growMerges: false },
+  "5.10-pre241": { ...BASE, id: "5.10-pre241", maySplit: false, auxCountEarly: true, mm: 510, growMerges: false },
+  "5.10": { ...BASE, id: "5.10", mm: 510, growMerges: false },
   "6.1-pre148": { ...BASE, id: "6.1-pre148", maySplit: false, auxCountEarly: true },
   "6.1": { ...BASE, id: "6.1" },
   "6.12-pre42": { ...BASE, id: "6.12-pre42", maySplit: false, auxCountEarly: true, mm: 612, munmapStartBelow: true },
   "6.12": { ...BASE, id: "6.12", mm: 612, munmapStartBelow: true },
   "6.18": { ...BASE, id: "6.18", mm: 618, refcountT: true, munmapStartBelow: true },
+  "7.2": { ...BASE, id: "7.2", mm: 618, refcountT: true, munmapStartBelow: true, closeEventsFirst: true },
 };
 
 export interface State {

@@ -12,7 +12,7 @@ import { PROFILES, handleIndex, type Op, type Outcome, type ProfileId, type User
 import type { CloseCtx, Ctx, MmapCtx, MprotectCtx, MremapCtx, OpenCtx, OpOf, PageCtx, RangeCtx, SetOutputCtx } from "../rules/context.ts";
 import { ruleOf, type RuleId } from "../rules/index.ts";
 import { OK, buildTable, err, evaluate, trD, trS, type Bodies, type Table, type Tr } from "./decide.ts";
-import { anonWriteFault, findIdx, insertVma, mapFixedAnon, mprotect, mremap318, mremap61, mremap618, perfCut, resolve, unmapRange, type MremapArgs, type OpResult } from "./mm.ts";
+import { anonWriteFault, findIdx, insertVma, mapFixedAnon, mprotect, mremap318, mremap510, mremap61, mremap618, perfCut, resolve, unmapRange, type MremapArgs, type OpResult } from "./mm.ts";
 import { acctOf, detachEv, inc, maybeFree, putBuf } from "./perf.ts";
 import { Draft, ERAS, NO_BUF, NO_EV, NO_VMA, P_W, PAGE, PROT_BITS, RLIM_INF_PAGES, slotOf, type State, type Vma } from "./state.ts";
 
@@ -153,6 +153,7 @@ const MMAP_AUX: Bodies["mmapAux"] = {
   "mmap.aux.eperm": auxError,
   "mmap.aux.nosetup": auxError,
   "mmap.aux.nosetup.enotsupp": auxError,
+  "mmap.aux.rw-single": auxError,
   "mmap.aux.setup-refused": (c) => [auxRefused(c)],
   "mmap.aux.new": (c, id) => {
     const s = c.s;
@@ -210,7 +211,7 @@ const MREMAP: Bodies["mremap"] = {
     };
     const d = new Draft_(c.s);
     const mm = c.s.era.mm;
-    const r = mm === 318 ? mremap318(d, args) : mm === 618 ? mremap618(d, args) : mremap61(d, args);
+    const r = mm === 318 ? mremap318(d, args) : mm === 510 ? mremap510(d, args) : mm === 618 ? mremap618(d, args) : mremap61(d, args);
     if (fixed && errnoOf(r) === undefined) d.setBase(m, 1 - base);
     return [trR(d, r)];
   },

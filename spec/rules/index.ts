@@ -36,9 +36,9 @@ export function ruleOf(id: RuleId): Rule<RuleId> {
  * carry out.
  */
 export const NON_DECIDING: ReadonlySet<string> = new Set<RuleId>([
-  "mmap.intmax", "mmap.aux.intmax", "mmap.aux.rb-unmapped", "setoutput.aux-pmu", "setoutput.rb-unmapped",
+  "mmap.intmax", "mmap.aux.intmax", "setoutput.aux-pmu", "setoutput.rb-unmapped",
   "acct.limit.seed", "acct.limit.clamp", "acct.refund.data.seed", "acct.refund.data", "acct.refund.aux.seed",
-  "acct.refund.aux", "acct.remap.charge", "vma.open", "vma.close", "vma.split.order.61", "vma.split.order.612",
+  "acct.refund.aux", "acct.remap.charge", "vma.open", "vma.close", "vma.close.order.events-first", "vma.split.order.61", "vma.split.order.612",
   "refcount.saturate", "mmap.aux.count-early", "mmap.aux.fail-keeps-pages", "mmap.aux.to-page-stale",
   "event.free", "vma.noexec-ok",
   // unreachable: an event keeps its buffer while it has VMAs, and page 0 of a perf VMA is

@@ -3,15 +3,15 @@
  * the order written here; the size checks read aux_offset/aux_size from the user page.
  * The seed introduced all of them (perf-aux-area-v8.patch); later kernels kept the order.
  */
-import { ALL, CORE, LTS, M618, MODERN, NOT618, PATCH, PRE_FIX, RB, SEED, V, rule } from "./types.ts";
+import { ALL, CORE, LTS, M618, MODERN, NOT618, PATCH, PRE_FIX, RB, SEED, V, V510, rule } from "./types.ts";
 import { acctOf } from "../model/perf.ts";
-import { PAGE, isPow2 } from "../model/state.ts";
+import { PAGE, P_W, isPow2 } from "../model/state.ts";
 import type { MmapCtx } from "./context.ts";
 import { otherwise, when, type Decision } from "./decision.ts";
 
 // Module-local copies of hot imports: tsx compiles an imported binding to a getter call
 // per use, which V8 does not always inline; guards and the step run millions of times.
-const acctOf_ = acctOf, PAGE_ = PAGE, isPow2_ = isPow2;
+const acctOf_ = acctOf, PAGE_ = PAGE, isPow2_ = isPow2, P_W_ = P_W;
 
 export const MMAP_AUX_RULES = [
   rule("mmap.aux.norb", ALL, "EINVAL", "perf_mmap", CORE, V.all,
@@ -31,7 +31,7 @@ export const MMAP_AUX_RULES = [
   rule("mmap.aux.pow2", ALL, "EINVAL", "perf_mmap", CORE, V.all,
     "!is_power_of_2(nr_pages) [seen on 6.18]"),
   rule("mmap.aux.rb-unmapped", ALL, "EINVAL", "perf_mmap", CORE, V.all,
-    "!atomic_inc_not_zero(&rb->mmap_count): the buffer is being torn down (unreachable single-threaded)"),
+    "!atomic_inc_not_zero(&rb->mmap_count): the buffer is being torn down; single-threaded only on 6.18, where an event whose count saturated (mmap.aux.redirected.warn) keeps a buffer whose last VMA is gone (7.2's close order detaches it)"),
   rule("mmap.aux.remap", NOT618, undefined, "perf_mmap", CORE, `${V.seed}, ${V.lts}`,
     "rb_has_aux(rb): aux_mmap_count++, rb->mmap_count++, event->mmap_count++, nothing charged"),
   rule("mmap.aux.remap.charged", M618, undefined, "perf_mmap_aux", CORE, V.v618,
@@ -46,6 +46,8 @@ export const MMAP_AUX_RULES = [
     "the event's PMU has no setup_aux: -ENOTSUPP (524, a kernel-internal errno userspace sees as 524)"),
   rule("mmap.aux.nosetup", MODERN, "EOPNOTSUPP", "rb_alloc_aux", RB, V.modern,
     "the event's PMU has no setup_aux: -EOPNOTSUPP [seen on 6.18]"),
+  rule("mmap.aux.rw-single", V510, "EINVAL", "rb_alloc_aux", RB, `${V.v510}, ${V.v510pre}`,
+    "5.10: a writable (RING_BUFFER_WRITABLE, i.e. VM_WRITE) AUX area of 1 page: `if (!overwrite) { if (!max_order) return -EINVAL; ...}` after the has_aux check, before any allocation; perf_mmap drops rb->mmap_count, charges nothing (pre-fix: aux_mmap_count stays 1). 6.1 sizes the chunks from the watermark instead"),
   rule("mmap.aux.new", ALL, undefined, "rb_alloc_aux", RB, V.all,
     "AUX area allocated: aux_nr_pages, aux_pgoff, aux_refcount = 1, setup_aux private data, aux_mmap_count = 1, aux_mmap_locked = extra, charges per acct.limit.*"),
   rule("mmap.aux.enomem", ALL, "ENOMEM", "rb_alloc_aux", RB, V.all,
@@ -76,6 +78,7 @@ export const MMAP_AUX_DECIDE: readonly Decision<MmapCtx>[] = [
   when("mmap.aux.eperm", (c) => !acctOf_(c).ok),
   when("mmap.aux.nosetup.enotsupp", (c) => !c.E.aux),
   when("mmap.aux.nosetup", (c) => !c.E.aux),
+  when("mmap.aux.rw-single", (c) => c.op.pages === 1 && (c.prot & P_W_) !== 0),
   when("mmap.aux.setup-refused", (c) => c.s.auxFault),
   otherwise("mmap.aux.new", ["mmap.aux.redirected.warn", "mmap.aux.enomem", "mmap.aux.setup-refused"]),
 ];

@@ -13,7 +13,7 @@
  * vms_gather_munmap_vmas does the opposite (the new pieces are the kept ones). The
  * pgoff of the piece perf_mmap_open sees differs, and so does the AUX count.
  */
-import { ALL, CORE, M618, MAY_SPLIT, SPLITTING, V, rule } from "./types.ts";
+import { ALL, CORE, M618, M72, MAY_SPLIT, NOT72, SPLITTING, V, rule } from "./types.ts";
 import type { RangeCtx } from "./context.ts";
 import { otherwise, when, type Decision } from "./decision.ts";
 
@@ -28,9 +28,11 @@ export const MUNMAP_RULES = [
     "a partial munmap splits the VMA, perf_mmap_open runs on the new piece and perf_mmap_close on the removed ones"),
   rule("vma.open", ALL, undefined, "perf_mmap_open", CORE, V.all,
     "a duplicated VMA (split piece, mremap copy): event->mmap_count++, rb->mmap_count++, and aux_mmap_count++ if vm_pgoff != 0 (ANY nonzero pgoff, not == aux_pgoff)"),
-  rule("vma.close", ALL, undefined, "perf_mmap_close", CORE, V.all,
-    "if rb_has_aux && vm_pgoff == aux_pgoff && --aux_mmap_count == 0: refund and free AUX; --rb->mmap_count; if --event->mmap_count == 0: detach the event and, if the buffer has no VMA left, every redirected event, and refund the data pages"),
-  rule("vma.split.order.61", ["seed", "6.1-pre148"], undefined, "do_mas_align_munmap", "mm/mmap.c", `${V.v318}, ${V.v61pre}`,
+  rule("vma.close", NOT72, undefined, "perf_mmap_close", CORE, `${V.v318}, ${V.v510}, ${V.lts}, ${V.v618}`,
+    "if rb_has_aux && vm_pgoff == aux_pgoff && --aux_mmap_count == 0: refund and free AUX; --rb->mmap_count; if --event->mmap_count == 0: detach the event and, if the buffer has no VMA left, every redirected event, and refund the data pages (a saturated event count, 6.18, skips both)"),
+  rule("vma.close.order.events-first", M72, undefined, "perf_mmap_close", CORE, V.v72,
+    "7.2.13/7.3.4 (\"Drop references in reverse order of perf_mmap()\"): the AUX part as vma.close, then --event->mmap_count (detach the event at 0), then --rb->mmap_count: at 0 detach every event on the buffer and refund the data pages, whatever the closing event's count. Differs from vma.close only after refcount.saturate (mmap.aux.redirected.warn). First version not established from source (7.1's c69df06e4e26 suspected)"),
+  rule("vma.split.order.61", ["seed", "5.10-pre241", "6.1-pre148"], undefined, "do_mas_align_munmap", "mm/mmap.c", `${V.v318}, ${V.v61pre}`,
     "munmap splits the first VMA with new_below = 0 and the last with new_below = 1: the opened pieces are the removed ones"),
   rule("vma.split.order.612", ["6.12-pre42"], undefined, "vms_gather_munmap_vmas", "mm/vma.c", V.v612pre,
     "munmap splits the first VMA with new_below = 1 and the last with new_below = 0: the opened pieces are the kept ones"),

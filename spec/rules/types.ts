@@ -26,19 +26,25 @@ export interface Rule<I extends string = string> {
   summary: string;
 }
 
-export const ALL: readonly ProfileId[] = ["seed", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18"];
-export const MODERN: readonly ProfileId[] = ["6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18"];
+export const ALL: readonly ProfileId[] = ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"];
+export const MODERN: readonly ProfileId[] = ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"];
 export const SEED: readonly ProfileId[] = ["seed"];
 /** Eras without perf_mmap_may_split (VMA splits call perf_mmap_open on the new piece). */
-export const SPLITTING: readonly ProfileId[] = ["seed", "6.1-pre148", "6.12-pre42"];
-export const PRE_FIX: readonly ProfileId[] = ["6.1-pre148", "6.12-pre42"];
-/** Eras with perf_mmap_may_split (CVE-2025-38563 fix). */
-export const MAY_SPLIT: readonly ProfileId[] = ["6.1", "6.12", "6.18"];
-export const LTS: readonly ProfileId[] = ["6.1-pre148", "6.1", "6.12-pre42", "6.12"];
+export const SPLITTING: readonly ProfileId[] = ["seed", "5.10-pre241", "6.1-pre148", "6.12-pre42"];
+export const PRE_FIX: readonly ProfileId[] = ["5.10-pre241", "6.1-pre148", "6.12-pre42"];
+/** Eras with perf_mmap_may_split (CVE-2025-38563 fix; 5.10.241+ names the hook `.split`). */
+export const MAY_SPLIT: readonly ProfileId[] = ["5.10", "6.1", "6.12", "6.18", "7.2"];
+export const LTS: readonly ProfileId[] = ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12"];
+/** 5.10.y: no vma_lookup() up front in mremap, rb_alloc_aux() refuses a writable 1-page AUX area. */
+export const V510: readonly ProfileId[] = ["5.10-pre241", "5.10"];
 export const V61: readonly ProfileId[] = ["6.1-pre148", "6.1"];
 export const V612: readonly ProfileId[] = ["6.12-pre42", "6.12"];
-export const NOT618: readonly ProfileId[] = ["seed", "6.1-pre148", "6.1", "6.12-pre42", "6.12"];
-export const M618: readonly ProfileId[] = ["6.18"];
+export const NOT618: readonly ProfileId[] = ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12"];
+/** 6.15+ as in 6.18 (perf_mmap_rb/perf_mmap_aux, refcount_t, noexec anon inodes, remap_move): 6.18 .. 7.3. */
+export const M618: readonly ProfileId[] = ["6.18", "7.2"];
+/** 7.2.13 / 7.3.4 (first version not established): perf_mmap_close drops the event's count before the buffer's. */
+export const M72: readonly ProfileId[] = ["7.2"];
+export const NOT72: readonly ProfileId[] = ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18"];
 
 /** Versions read (see the report in spec/README.md for where each copy came from). */
 export const V = {
@@ -49,9 +55,12 @@ export const V = {
   v612: "v6.12.117",
   v612pre: "v6.12.41 (v6.12.117 less the same three fixes)",
   v618: "v6.18 (tip perf/core Aug 2025 series, EBUSY fix Jan 2026; seen on 6.18.44)",
-  lts: "v6.1.192, v6.12.117",
-  all: "v3.18.9+v8, v6.1.192, v6.12.117, v6.18",
-  modern: "v6.1.192, v6.12.117, v6.18",
+  v510: "v5.10.262 (Debian linux-source-5.10 5.10.262-1)",
+  v510pre: "v5.10.240 (v5.10.262 less the 5.10.241 backports of 5468c0fbccbb, 07091aade394, b024d7b56c77)",
+  v72: "v7.2.13, v7.3.4 (Debian linux-source-7.2 7.2.13-1, linux-source-7.3 7.3.4-1~bpo13+1)",
+  lts: "v5.10.262, v6.1.192, v6.12.117",
+  all: "v3.18.9+v8, v5.10.262, v6.1.192, v6.12.117, v6.18, v7.3.4",
+  modern: "v5.10.262, v6.1.192, v6.12.117, v6.18, v7.3.4",
 } as const;
 
 export const CORE = "kernel/events/core.c";

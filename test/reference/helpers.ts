@@ -13,8 +13,9 @@ export const CONFIG: Config = MODEL_CONFIG;
 export const CONFIG_NO_AUX: Config = { ...CONFIG, pmus: { aux: null } };
 
 export const ALL: readonly ProfileId[] = PROFILES;
-export const MAY_SPLIT: readonly ProfileId[] = ["6.1", "6.12", "6.18"];
-export const NO_MAY_SPLIT: readonly ProfileId[] = ["seed", "6.1-pre148", "6.12-pre42"];
+/** perf_mmap_may_split everywhere, move_vma included (5.10.241+ has the hook but move_vma never asks it). */
+export const MAY_SPLIT: readonly ProfileId[] = ["6.1", "6.12", "6.18", "7.2"];
+export const NO_MAY_SPLIT: readonly ProfileId[] = ["seed", "5.10-pre241", "6.1-pre148", "6.12-pre42"];
 
 export function run(profile: ProfileId, program: Program, config: Config = CONFIG, bugs?: string[]): Trace {
   return runReference(program, config, profile, bugs ? new Set(bugs) : undefined);

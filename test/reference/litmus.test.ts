@@ -4,7 +4,7 @@
  * reference/: each kernel function's file), otherwise the kernel source function and version.
  */
 import { describe, expect, it } from "vitest";
-import type { ProfileId } from "../../spec/program.ts";
+import type { Op, ProfileId } from "../../spec/program.ts";
 import { ALL, CONFIG, CONFIG_NO_AUX, MAY_SPLIT, NO_MAY_SPLIT, close, mmap, munmap, open, outs, run, setAux, touch } from "./helpers.ts";
 
 describe("perf_mmap() data buffer", () => {
@@ -117,7 +117,7 @@ describe("AUX area", () => {
     expect(t.audit).toMatchObject({ vmPinKb: 0, liveAux: 0, auxSetups: 1, auxFrees: 1 });
     // 6.18 charges the second AUX mapping's 4 pages again (0c8a4e4139ad; perf_mmap_aux() ends
     // with perf_mmap_account(vma, user_extra, extra) on the re-map path too)
-    expect(t.audit?.budgetPages).toBe(p === "6.18" ? 254 : 258);
+    expect(t.audit?.budgetPages).toBe(p === "6.18" || p === "7.2" ? 254 : 258);
   });
 
   it.each(ALL)("%s: AUX checks come in the kernel's order", (p) => {
@@ -335,5 +335,81 @@ describe("teardown and audit", () => {
 
   it("refcounts are reported for the config given", () => {
     expect(run("6.1", [], { ...CONFIG, cpus: 4, mlockKb: 1024 }).audit?.budgetPages).toBe(256 * 4);
+  });
+});
+
+describe("5.10 (5.10.262 source)", () => {
+  const V510: ProfileId[] = ["5.10-pre241", "5.10"];
+
+  it.each(V510)("%s: rb_alloc_aux() refuses a writable 1-page AUX area (!overwrite && !max_order), read-only maps", (p) => {
+    const t = run(p, [open("e0", "aux"), mmap("m0", "e0", 3), setAux("m0", 4, 1), mmap("m1", "e0", 1, 4, "rw"), mmap("m2", "e0", 1, 4, "r")]);
+    expect(outs(t)).toEqual(["ok", "ok", "ok", "EINVAL", "ok"]);
+    expect(t.audit).toMatchObject({ vmPinKb: 0, budgetPages: 258, liveAux: 0, auxSetups: 1, auxFrees: 1 });
+  });
+
+  it.each(["6.1", "6.12", "6.18", "7.2"] as ProfileId[])("%s: the watermark sizes the chunks: a writable 1-page AUX area maps", (p) => {
+    expect(outs(run(p, [open("e0", "aux"), mmap("m0", "e0", 3), setAux("m0", 4, 1), mmap("m1", "e0", 1, 4, "rw")]))).toEqual(["ok", "ok", "ok", "ok"]);
+  });
+
+  it.each(V510)("%s: mremap() has no vma_lookup() before the shrink: same size or shrink where nothing is mapped succeeds", (p) => {
+    const prog: Op[] = [open("e0"), mmap("m0", "e0", 4), { op: "mremap", map: "m0", oldPages: 2, newPages: 2 },
+      { op: "mremap", map: "m0", oldPages: 2, newPages: 1 }, { op: "mremap", map: "m0", oldPages: 2, newPages: 4 }];
+    expect(outs(run(p, prog))).toEqual(["ok", "EINVAL", "ok", "ok", "EFAULT"]);
+    expect(outs(run("6.1", prog))).toEqual(["ok", "EINVAL", "EFAULT", "EFAULT", "EFAULT"]);
+  });
+
+  it.each(V510)("%s: growth in place is vma_adjust(): no merge with the next anonymous VMA", (p) => {
+    const prog: Op[] = [open("e0"), mmap("m0", "e0", 4), { op: "mapFixedAnon", map: "m0", offset: 0, pages: 2 },
+      { op: "mapFixedAnon", map: "m0", offset: 4, pages: 2 }, { op: "mremap", map: "m0", oldPages: 2, newPages: 4 },
+      { op: "mremap", map: "m0", oldPages: 6, newPages: 7 }];
+    expect(outs(run(p, prog))).toEqual(["ok", "EINVAL", "ok", "ok", "ok", "EFAULT"]);
+    expect(outs(run("6.1", prog))).toEqual(["ok", "EINVAL", "ok", "ok", "ok", "ok"]);
+  });
+
+  it("5.10: MAP_FIXED over part of a buffer mapping is ENOMEM, munmap/mprotect of part EINVAL (.split hook)", () => {
+    const t = run("5.10", [open("e0"), mmap("m0", "e0", 3), munmap("m0", 1, 1), { op: "mprotect", map: "m0", offset: 1, pages: 1, prot: "r" },
+      { op: "mapFixedAnon", map: "m0", offset: 1, pages: 1 }, { op: "mremap", map: "m0", oldPages: 3, newPages: 2 }]);
+    expect(outs(t)).toEqual(["ok", "ok", "EINVAL", "EINVAL", "ENOMEM", "EINVAL"]);
+  });
+
+  it("5.10: move_vma() never asks the split hook: a partial move copies the VMA and keeps the old one whole", () => {
+    const t = run("5.10", [open("e0"), mmap("m0", "e0", 3), { op: "mremap", map: "m0", oldPages: 2, newPages: 2, toFresh: true },
+      touch("m0", 1), touch("m0", 2), { op: "mremap", map: "m0", oldPages: 2, newPages: 2, toFresh: true }]);
+    // the copy is [0, 2) in the other slot; moving it back must unmap part of the old, whole VMA: EINVAL
+    expect(outs(t)).toEqual(["ok", "ok", "ok", "ok", "SIGSEGV", "EINVAL"]);
+    expect(t.audit).toMatchObject({ vmPinKb: 0, budgetPages: 258 });
+  });
+
+  it("5.10: a moved copy of the AUX area's upper half never drops aux_mmap_count: the AUX area leaks", () => {
+    const prog: Op[] = [open("e0", "aux"), mmap("m0", "e0", 9), setAux("m0", 16, 8), mmap("m1", "e0", 8, 16, "r"),
+      { op: "mremap", map: "m1", offset: 4, oldPages: 4, newPages: 4, toFresh: true }, munmap("m1"), munmap("m0")];
+    const t = run("5.10", prog);
+    expect(outs(t)).toEqual(["ok", "ok", "ok", "ok", "ok", "ok", "ok"]);
+    // the old AUX VMA (pgoff 16) and the copy (pgoff 20) are closed: aux_mmap_count 2 -> 1, never 0
+    expect(t.audit).toMatchObject({ liveAux: 1, auxFrees: 0, budgetPages: 258 - 8 });
+    expect(outs(run("6.1", prog))[4]).toBe("EINVAL");
+  });
+});
+
+describe("7.2 (7.2.13 / 7.3.4 source)", () => {
+  // An AUX mapping through a SET_OUTPUT-only event saturates its mmap_count (refcount_t WARN);
+  // then the data VMA and the AUX VMA are unmapped.
+  const prog: Op[] = [open("e0", "aux"), mmap("m0", "e0", 3), setAux("m0", 4, 4), open("e1", "aux"),
+    { op: "setOutput", ev: "e1", target: "e0" }, mmap("m1", "e1", 4, 4), munmap("m0"), munmap("m1"), mmap("m2", "e1", 4, 4), mmap("m3", "e1", 3)];
+
+  it("6.18: rb->mmap_count first: the saturated event keeps the dead buffer, the data pages are never refunded", () => {
+    const t = run("6.18", prog);
+    // AUX: !refcount_inc_not_zero(&rb->mmap_count) -> EINVAL; data of the old size: the "raced
+    // against perf_mmap_close" branch (a new buffer, refcount_set(&event->mmap_count, 1))
+    expect(outs(t)).toEqual(["ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "EINVAL", "ok"]);
+    expect(t.audit?.warnings?.length).toBeGreaterThan(0);
+    expect(t.audit?.budgetPages).toBe(258 - 3);
+  });
+
+  it("7.2: event->mmap_count first, then the buffer's: its last unmap detaches every event and refunds", () => {
+    const t = run("7.2", prog);
+    expect(outs(t)).toEqual(["ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "EINVAL", "ok"]);
+    expect(t.audit?.warnings?.length).toBeGreaterThan(0);
+    expect(t.audit?.budgetPages).toBe(258);
   });
 });

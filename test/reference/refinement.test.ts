@@ -19,6 +19,10 @@ import { programArb } from "../../fuzz/generate.ts";
 import { refinementFailure, type RefinementFailure } from "./refine.ts";
 import { CONFIG, CONFIG_NO_AUX } from "./helpers.ts";
 import type { Program } from "../../spec/program.ts";
+import { ERAS, type Era } from "../../reference/era.ts";
+import { Case } from "../../spec/program.ts";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 
 /**
  * Disagreements between the two implementations that were examined and where we believe the
@@ -97,5 +101,49 @@ describe("reference refines the spec", () => {
     const f = refinementFailure(program, CONFIG, "6.1", new Set(["aux-refcount-leak"]));
     expect(f?.what).toBe("abstract");
     expect(f?.opIndex).toBe(3);
+  });
+});
+
+/**
+ * Planted rules in the profiles added for 5.10 and 7.2: each switch of reference/era.ts that
+ * makes those profiles differ from their parents is flipped, one at a time, in the reference,
+ * and must be caught. `by: "random"`: by the program stream above (same seed, same count).
+ * Two are not (measured: 7.2's close order needs ~120k-175k programs of these streams, 5.10's
+ * growth without merge was not found in 300k: it needs two anonymous VMAs with a gap that one
+ * grows exactly into and a later resize over both); `by: "litmus"`: by the profile's litmus
+ * programs (cases/spec/*.PROFILE.json) run through the same refinement check.
+ */
+describe("planted rules in the 5.10 and 7.2 profiles are caught", () => {
+  const PLANTED: { profile: ProfileId; change: Partial<Era>; what: string; by: "random" | "litmus" }[] = [
+    { profile: "5.10", change: { auxWritableOrder: false }, what: "rb_alloc_aux without the 1-page writable EINVAL", by: "random" },
+    { profile: "5.10-pre241", change: { auxWritableOrder: false }, what: "rb_alloc_aux without the 1-page writable EINVAL", by: "random" },
+    { profile: "5.10", change: { moveAsksSplit: true }, what: "move_vma asks may_split (6.1's)", by: "random" },
+    { profile: "5.10", change: { mm: "v6.1" }, what: "mremap looks the VMA up first", by: "random" },
+    { profile: "5.10-pre241", change: { mm: "v6.1", growMerge: true }, what: "6.1-pre148's mm", by: "random" },
+    { profile: "5.10", change: { growMerge: true }, what: "mremap growth merges with the next VMA", by: "litmus" },
+    { profile: "7.2", change: { closeEventFirst: false }, what: "perf_mmap_close drops the buffer's count first (6.18's)", by: "litmus" },
+  ];
+  const litmus = (profile: ProfileId) => readdirSync("cases/spec").filter((f) => f.endsWith(`.${profile}.json`))
+    .map((f) => Case.parse(JSON.parse(readFileSync(join("cases/spec", f), "utf8"))));
+
+  it.each(PLANTED)("$profile: $what (by $by)", ({ profile, change, by }) => {
+    const era = ERAS[profile] as Era;
+    const saved = { ...era };
+    // the unplanted reference refines the spec on the litmus programs
+    if (by === "litmus") for (const c of litmus(profile)) expect(refinementFailure(c.program, c.config, profile), c.name).toBeNull();
+    Object.assign(era, change);
+    try {
+      if (by === "litmus") {
+        const caught = litmus(profile).filter((c) => refinementFailure(c.program, c.config, profile) !== null).map((c) => c.name);
+        expect(caught.length, `${profile} ${JSON.stringify(change)} survived its litmus programs`).toBeGreaterThan(0);
+      } else {
+        const i = PROFILES.indexOf(profile);
+        const r = fc.check(fc.property(programArb({ config: CONFIG, maxOps: 20 }), (program) => refinementFailure(program, CONFIG, profile) === null),
+          { numRuns: PROGRAMS, seed: SEED + i, endOnFailure: true });
+        expect(r.failed, `${profile} ${JSON.stringify(change)} survived ${PROGRAMS} programs`).toBe(true);
+      }
+    } finally {
+      Object.assign(era, saved);
+    }
   });
 });

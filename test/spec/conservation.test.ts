@@ -20,7 +20,7 @@ describe("conservation invariants", () => {
     const prog = [o.openAux("e0"), o.mmap("m0", "e0", 3), o.setAux("m0", 4, 4), o.mmap("m1", "e0", 4, 4), o.munmap("m1", 3, 1)];
     for (const p of PROFILES) {
       const { taken, end } = walk(prog, p);
-      const split = p === "seed" || p.endsWith("pre148") || p.endsWith("pre42");
+      const split = p === "seed" || p.endsWith("pre148") || p.endsWith("pre42") || p.endsWith("pre241");
       expect(taken[4].outcome).toEqual(split ? { ok: true } : { errno: "EINVAL" });
       const a = expectedAudit(end);
       expect(a.liveAux).toBe(split ? 1 : 0);
@@ -43,15 +43,40 @@ describe("conservation invariants", () => {
     expect(ids("6.12-pre42", tail)).not.toContain("conserve.aux_freed");
     expect(ids("6.1-pre148", head)).not.toContain("conserve.aux_freed");
     expect(ids("6.12-pre42", head)).toContain("conserve.aux_freed");
-    for (const p of ["6.1", "6.12", "6.18"] as ProfileId[]) { expect(ids(p, tail)).toEqual([]); expect(ids(p, head)).toEqual([]); }
+    expect(ids("5.10-pre241", tail)).toContain("conserve.aux_freed"); // 5.10 do_munmap splits as 6.1 does
+    expect(ids("5.10-pre241", head)).not.toContain("conserve.aux_freed");
+    for (const p of ["5.10", "6.1", "6.12", "6.18", "7.2"] as ProfileId[]) { expect(ids(p, tail)).toEqual([]); expect(ids(p, head)).toEqual([]); }
   });
 
   it("mprotect and mremap splits leak the same way before may_split", () => {
     const base = [o.openAux("e0"), o.mmap("m0", "e0", 3), o.setAux("m0", 4, 4), o.mmap("m1", "e0", 4, 4)];
     for (const extra of [o.mprotect("m1", "r", 1, 1), o.mremap("m1", 2, 2, { offset: 2, toFresh: true }), o.fixedAnon("m1", 1, 1)]) {
-      for (const p of ["seed", "6.1-pre148", "6.12-pre42"] as ProfileId[]) expect(ids(p, [...base, extra])).toContain("conserve.aux_freed");
-      for (const p of ["6.1", "6.12", "6.18"] as ProfileId[]) expect(ids(p, [...base, extra])).toEqual([]);
+      for (const p of ["seed", "5.10-pre241", "6.1-pre148", "6.12-pre42"] as ProfileId[]) expect(ids(p, [...base, extra])).toContain("conserve.aux_freed");
+      for (const p of ["6.1", "6.12", "6.18", "7.2"] as ProfileId[]) expect(ids(p, [...base, extra])).toEqual([]);
     }
+  });
+
+  it("5.10: the split hook stops munmap, mprotect and MAP_FIXED, but move_vma never asks it: a partial mremap move still leaks the AUX area", () => {
+    const base = [o.openAux("e0"), o.mmap("m0", "e0", 3), o.setAux("m0", 4, 4), o.mmap("m1", "e0", 4, 4)];
+    for (const extra of [o.munmap("m1", 3, 1), o.mprotect("m1", "r", 1, 1), o.fixedAnon("m1", 1, 1)]) expect(ids("5.10", [...base, extra])).toEqual([]);
+    const move = [...base, o.mremap("m1", 2, 2, { offset: 2, toFresh: true })];
+    const { taken, end } = walk(move, "5.10");
+    expect(taken[4].outcome).toEqual({ ok: true });
+    expect(expectedAudit(end).liveAux).toBe(1);
+    expect(ids("5.10", move)).toContain("conserve.aux_freed");
+    // and the checker says so even when a 5.10 kernel does exactly what the profile predicts
+    const v = checkTrace(move, CFG, "5.10", specTrace(move, "5.10"));
+    expect(v.accepted).toBe(false);
+    if (!v.accepted) expect(v.divergence.rule).toMatch(/^conserve[.]/);
+  });
+
+  it("7.2: after the saturation WARN the last unmap still detaches and refunds (events first); 6.18 never refunds the data pages", () => {
+    const prog = [o.openAux("e0"), o.mmap("m0", "e0", 3), o.setAux("m0", 4, 4), o.openAux("e1"), o.setOutput("e1", "e0"), o.mmap("m1", "e1", 4, 4), o.munmap("m0"), o.munmap("m1")];
+    expect(expectedAudit(walk(prog, "6.18").end).budgetPages).toBe(LIMIT - 3);
+    expect(expectedAudit(walk(prog, "7.2").end).budgetPages).toBe(LIMIT);
+    expect(ids("6.18", prog)).toContain("conserve.locked_vm");
+    expect(ids("7.2", prog)).not.toContain("conserve.locked_vm");
+    expect(ids("7.2", prog)).toContain("conserve.refcounts"); // the saturated event count
   });
 
   it("a failed AUX mmap leaves aux_mmap_count at 1 before the Aug 2025 fix (counters not back at zero)", () => {
@@ -59,7 +84,7 @@ describe("conservation invariants", () => {
     for (const p of PROFILES) {
       const { taken, end } = walk(prog, p);
       expect(taken[3].outcome).toEqual({ errno: p === "seed" ? "ENOTSUPP" : "EOPNOTSUPP" });
-      const early = p === "seed" || p.endsWith("pre148") || p.endsWith("pre42");
+      const early = p === "seed" || p.endsWith("pre148") || p.endsWith("pre42") || p.endsWith("pre241");
       expect(checkInvariants(end, CFG).map((v) => v.id)).toEqual(early ? ["conserve.counters"] : []);
     }
   });

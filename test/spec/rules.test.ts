@@ -26,12 +26,16 @@ describe("RULES", () => {
     for (const id of NON_DECIDING) expect(RULE_BY_ID.has(id), id).toBe(true);
   });
 
-  it("errno order differs by era where the kernel's does: ENOTSUPP only in the seed, EBUSY/noexec only in 6.18", () => {
+  it("errno order differs by era where the kernel's does: ENOTSUPP only in the seed, EBUSY/noexec only in 6.18+, the 1-page writable AUX EINVAL only in 5.10", () => {
     expect(RULE_BY_ID.get("mmap.aux.nosetup.enotsupp")!.profiles).toEqual(["seed"]);
     expect(RULE_BY_ID.get("mmap.aux.nosetup.enotsupp")!.errno).toBe("ENOTSUPP");
-    expect(RULE_BY_ID.get("mmap.data.ebusy")!.profiles).toEqual(["6.18"]);
-    expect(RULE_BY_ID.get("mmap.noexec")!.profiles).toEqual(["6.18"]);
-    expect(RULE_BY_ID.get("munmap.split")!.profiles).toEqual(["6.1", "6.12", "6.18"]);
+    expect(RULE_BY_ID.get("mmap.data.ebusy")!.profiles).toEqual(["6.18", "7.2"]);
+    expect(RULE_BY_ID.get("mmap.noexec")!.profiles).toEqual(["6.18", "7.2"]);
+    expect(RULE_BY_ID.get("munmap.split")!.profiles).toEqual(["5.10", "6.1", "6.12", "6.18", "7.2"]);
+    expect(RULE_BY_ID.get("mmap.aux.rw-single")!.profiles).toEqual(["5.10-pre241", "5.10"]);
+    // 5.10's move_vma never asks the split hook: the partial move duplicates instead of EINVAL
+    expect(RULE_BY_ID.get("mremap.move.split")!.profiles).not.toContain("5.10");
+    expect(RULE_BY_ID.get("mremap.move.split.dup")!.profiles).toEqual(["5.10"]);
   });
 
   it("every profile has its rule set", () => {
