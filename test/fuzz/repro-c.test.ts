@@ -24,8 +24,10 @@ const dir = mkdtempSync(join(tmpdir(), "auxspec-reproc-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("C reproducers", () => {
-  it("cases/known has reproducers to check", () => {
+  it("cases/known has reproducers to check, one beside every case (npx tsx scripts/known-repros.ts)", () => {
     expect(sources.length).toBeGreaterThan(0);
+    const cases = readdirSync(KNOWN).filter((f) => f.endsWith(".json")).sort();
+    expect(cases.map((f) => f.replace(/\.json$/, ".c"))).toEqual(sources);
   });
 
   for (const f of sources) {
