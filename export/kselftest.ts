@@ -103,11 +103,11 @@ function judgeConfig(c: Case): Config {
   return rest;
 }
 
-function profileData(c: Case, profile: ProfileId, known: readonly KnownDivergence[], usedKnown: Map<string, KnownDivergence>, maxPaths: number, v: string):
+function profileData(c: Case, profile: ProfileId, known: readonly KnownDivergence[], usedKnown: Map<string, KnownDivergence>, maxPaths: number, v: string, config: Config):
   { text: string; uncovered?: string; npaths: number } {
   let paths: ObsPath[];
   try {
-    paths = enumeratePaths(c.program, judgeConfig(c), profile, maxPaths);
+    paths = enumeratePaths(c.program, config, profile, maxPaths);
   } catch (e) {
     const why = e instanceof TooManyPaths ? e.message : `the spec fails on this program: ${(e as Error).message}`;
     return { text: "", uncovered: why, npaths: 0 };
@@ -154,19 +154,25 @@ export function kselftestC(c: Case, entry: { program: string; kind: Kind; source
   const uncovered: Record<string, string> = {};
   const npaths: Record<string, number> = {};
   const blocks: string[] = [];
-  const profs: string[] = [];
-  PROFILES.forEach((p, i) => {
-    const v = `p${i}`;
-    const d = profileData(c, p, known, usedKnown, maxPaths, v);
-    npaths[p] = d.npaths;
-    if (d.uncovered) {
-      uncovered[p] = d.uncovered;
-      profs.push(`\t{ ${cStr(p)}, ${cStr(d.uncovered)}, NULL, 0 },`);
-    } else {
-      blocks.push(`/* profile ${p}: ${d.npaths} path(s) */\n${d.text}`);
-      profs.push(`\t{ ${cStr(p)}, NULL, ${v}, ${d.npaths} },`);
-    }
-  });
+  const tables = (prefix: string, config: Config, record: boolean): string[] => {
+    const profs: string[] = [];
+    PROFILES.forEach((p, i) => {
+      const v = `${prefix}${i}`;
+      const d = profileData(c, p, known, usedKnown, maxPaths, v, config);
+      if (record) npaths[p] = d.npaths;
+      if (d.uncovered) {
+        if (record) uncovered[p] = d.uncovered;
+        profs.push(`\t{ ${cStr(p)}, ${cStr(d.uncovered)}, NULL, 0 },`);
+      } else {
+        blocks.push(`/* profile ${p}${prefix === "h" ? `, RLIMIT_MEMLOCK hard limit ${c.config.memlockHardPages} pages` : ""}: ${d.npaths} path(s) */\n${d.text}`);
+        profs.push(`\t{ ${cStr(p)}, NULL, ${v}, ${d.npaths} },`);
+      }
+    });
+    return profs;
+  };
+  const profs = tables("p", judgeConfig(c), true);
+  const hard = typeof c.config.memlockHardPages === "number" && c.program.some((o) => o.op === "rlimit") ? c.config.memlockHardPages : null;
+  const profsHard = hard !== null ? tables("h", { ...judgeConfig(c), memlockHardPages: hard }, false) : null;
   const cfg = c.config;
   const knownTexts = [...usedKnown.values()].map((k) => `\t{ ${cStr(k.id)}, ${cStr(k.explanation)} },`);
   const text = `// SPDX-License-Identifier: GPL-2.0
@@ -198,7 +204,7 @@ ${blocks.join("\n\n")}
 static const struct ax_kprofile profiles[] = {
 ${profs.join("\n")}
 };
-${knownTexts.length ? `\nstatic const struct ax_known_text known[] = {\n${knownTexts.join("\n")}\n};\n` : ""}
+${profsHard ? `\nstatic const struct ax_kprofile profiles_hard[] = {\n${profsHard.join("\n")}\n};\n` : ""}${knownTexts.length ? `\nstatic const struct ax_known_text known[] = {\n${knownTexts.join("\n")}\n};\n` : ""}
 static const struct ax_kcase the_case = {
 	.name = ${cStr(c.name)},
 	.source = ${cStr(entry.source)},
@@ -219,6 +225,8 @@ static const struct ax_kcase the_case = {
 	.needs_sysctl = ${has("sysctlMlock") ? 1 : 0},
 	.needs_fault = ${has("auxFault") ? 1 : 0},
 	.profiles = profiles,
+	.profiles_hard = ${profsHard ? "profiles_hard" : "NULL"},
+	.hard_pages = ${hard ?? -1},
 	.known = ${knownTexts.length ? "known" : "NULL"},
 	.nknown = ${knownTexts.length},
 };

@@ -62,7 +62,11 @@ struct ax_kcase {
 	long mlock_kb, memlock_pages, cpus;
 	long rlimit_max; /* the largest RLIMIT_MEMLOCK the program sets, in pages (-1: unlimited) */
 	int paranoid, cap_ipc_lock, uses_aux, needs_sysctl, needs_fault;
-	const struct ax_kprofile *profiles; /* indexed like ax_profile_names */
+	const struct ax_kprofile *profiles; /* indexed like the era table's profiles */
+	/* The same under the case's RLIMIT_MEMLOCK hard limit (hard_pages), used when the machine's
+	 * hard limit is that and cannot be raised (no CAP_SYS_RESOURCE); NULL when the case has none. */
+	const struct ax_kprofile *profiles_hard;
+	long hard_pages;
 	const struct ax_known_text *known;
 	int nknown;
 };
@@ -216,7 +220,13 @@ static int ax_kselftest_main(const struct ax_kcase *c)
 		ax_raise_memlock_hard(); /* the spec's rlimit ops leave the hard limit unlimited */
 	{
 		struct rlimit rl;
-		if (!getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_max != RLIM_INFINITY &&
+		if (!getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_max != RLIM_INFINITY && c->profiles_hard &&
+		    rl.rlim_max == (rlim_t)c->hard_pages * AX_PAGE_SIZE) {
+			prof = &c->profiles_hard[pi];
+			ksft_print_msg("RLIMIT_MEMLOCK hard limit %ld pages (cannot be raised): the spec judges with it\n", c->hard_pages);
+			if (prof->uncovered)
+				ksft_exit_skip("profile %s: %s\n", prof->name, prof->uncovered);
+		} else if (!getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_max != RLIM_INFINITY &&
 		    (c->rlimit_max < 0 || (rlim_t)c->rlimit_max * AX_PAGE_SIZE > rl.rlim_max))
 			ksft_exit_skip("RLIMIT_MEMLOCK hard limit is %llu pages and cannot be raised (CAP_SYS_RESOURCE); the case sets %ld\n",
 				       (unsigned long long)(rl.rlim_max / AX_PAGE_SIZE), c->rlimit_max);
