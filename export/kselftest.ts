@@ -47,6 +47,8 @@ export interface ExportOptions {
   /** Repository root holding cases/ (default: this checkout). */
   root?: string;
   maxPaths?: number;
+  /** Retarget every case to this many CPUs (the budget is per CPU): for machines that are not 2-CPU, e.g. the 1-CPU VM guests. */
+  cpus?: number;
 }
 
 const RULE_RE = /^\[([^\]]+)\]/;
@@ -326,16 +328,23 @@ export function exportKselftest(dir: string, opts: ExportOptions = {}): ExportEn
   const root = opts.root ?? ROOT;
   const known = loadKnown(join(root, "cases/known-divergences.json"));
   mkdirSync(join(dir, "shim"), { recursive: true });
+  mkdirSync(join(dir, "cases"), { recursive: true });
   const entries: ExportEntry[] = [];
   const names = new Set<string>();
   for (const s of selectCases(opts)) {
-    const c = loadCase(s.file);
+    const loaded = loadCase(s.file);
+    // A bug case's `bugs` and `expect` are the buggy model's; on a kernel its program is judged like any other.
+    const { bugs: _bugs, expect: _expect, ...plain } = loaded;
+    const base: Case = s.kind === "bug" ? plain : loaded;
+    const c: Case = opts.cpus !== undefined ? { ...base, config: { ...base.config, cpus: opts.cpus } } : base;
     let program = programName(s.kind, s.file);
     for (let n = 2; names.has(program); n++) program = `${programName(s.kind, s.file)}-${n}`;
     names.add(program);
     const source = s.file.startsWith(root) ? s.file.slice(root.length).replace(/^\//, "") : s.file;
     const { text, entry } = kselftestC(c, { program, kind: s.kind, source, ...(s.rule ? { rule: s.rule } : {}) }, known, opts.maxPaths);
     writeFileSync(join(dir, `${program}.c`), text);
+    // The case exactly as judged (retargeted), so that `npm run replay -- DIR/cases` replays what runs here.
+    writeFileSync(join(dir, "cases", `${program}.json`), `${JSON.stringify(c, null, 1)}\n`);
     entries.push(entry);
   }
   copyFileSync(new URL("../runtime/auxspec.h", import.meta.url), join(dir, "auxspec.h"));
@@ -347,7 +356,7 @@ export function exportKselftest(dir: string, opts: ExportOptions = {}): ExportEn
   writeFileSync(join(dir, "settings"), "timeout=60\n");
   writeFileSync(join(dir, ".gitignore"), entries.map((e) => `${e.program}\n`).join(""));
   writeFileSync(join(dir, "README"), readme(entries));
-  writeFileSync(join(dir, "auxspec-export.json"), `${JSON.stringify({ format: "auxspec-kselftest/1", programs: entries }, null, 2)}\n`);
+  writeFileSync(join(dir, "auxspec-export.json"), `${JSON.stringify({ format: "auxspec-kselftest/1", ...(opts.cpus !== undefined ? { cpus: opts.cpus } : {}), programs: entries }, null, 2)}\n`);
   return entries;
 }
 
