@@ -99,10 +99,16 @@ function knownFor(known: readonly KnownDivergence[], kind: Divergence["kind"], r
   return matchKnown(known, d, profile, HOST, new Map([...rules].map((r) => [r, 1])));
 }
 
-/** The config the spec judges the exported program with: the case's, with the hard memlock limit a root run leaves (unlimited). */
+/**
+ * The config the spec judges the exported program with: the case's, with the hard memlock
+ * limit a root run leaves (unlimited), and an AUX PMU when the program opens an AUX event
+ * (the program skips without one, as replay does; replay judges with the machine's PMUs, so
+ * a case made without a PMU, like the open.nopmu litmus, expects the open to succeed there).
+ */
 function judgeConfig(c: Case): Config {
   const { memlockHardPages: _drop, ...rest } = c.config;
-  return rest;
+  const usesAux = c.program.some((o) => o.op === "open" && o.pmu === "aux");
+  return usesAux && rest.pmus.aux === null ? { ...rest, pmus: { aux: "auxspec_pmu" } } : rest;
 }
 
 function profileData(c: Case, profile: ProfileId, known: readonly KnownDivergence[], usedKnown: Map<string, KnownDivergence>, maxPaths: number, v: string, config: Config):

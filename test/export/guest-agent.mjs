@@ -20,8 +20,10 @@ rl.on("line", (line) => {
     note = `rmmod auxspec_pmu: status ${r.status} ${r.stderr.trim()}`;
   }
   if (k?.dir) {
-    // runner.sh writes to /dev/stdout: a file, not a pipe.
-    spawnSync("sh", ["-c", `make -s -C "${k.dir}" run_tests > /tmp/ktap.txt 2>&1`], { stdio: "ignore" });
+    // runner.sh writes to /dev/stdout (reopened, O_APPEND): a file, not a pipe, opened for appending
+    // too, or the shell's own writes overwrite what the tests print.
+    spawnSync("rm", ["-f", "/tmp/ktap.txt"]);
+    spawnSync("sh", ["-c", `make -s -C "${k.dir}" run_tests >> /tmp/ktap.txt 2>&1`], { stdio: "ignore" });
     try { ktap = readFileSync("/tmp/ktap.txt", "utf8"); } catch (e) { ktap = `cannot read the runner's output: ${e.message}`; }
   }
   process.stdout.write(JSON.stringify({

@@ -57,8 +57,9 @@ describe.skipIf(skipRoot !== null)("kselftest export on the host kernel", () => 
     const dir = join(st, "perf_events/auxspec");
     entries = exportKselftest(dir);
     execFileSync("make", ["-s", "-j2", "-C", dir], { stdio: "pipe", timeout: 600_000 });
-    // runner.sh writes to /dev/stdout, which cannot be opened on a socket (node's pipes): a file.
-    spawnSync("sh", ["-c", `make -s -C "${dir}" run_tests > "${join(work, "ktap.txt")}" 2>&1`], { timeout: 600_000 });
+    // runner.sh writes to /dev/stdout, which cannot be opened on a socket (node's pipes): a file,
+    // opened for appending as runner.sh reopens it (else the two offsets overwrite each other).
+    spawnSync("sh", ["-c", `make -s -C "${dir}" run_tests >> "${join(work, "ktap.txt")}" 2>&1`], { timeout: 600_000 });
     runnerOut = readFileSync(join(work, "ktap.txt"), "utf8");
     writeFileSync(join(ROOT, ".cache/ksft/host-ktap.txt"), runnerOut);
     ktap = parseRunner(runnerOut);
@@ -93,6 +94,8 @@ describe.skipIf(skipRoot !== null)("kselftest export on the host kernel", () => 
     expect(runnerOut).toMatch(/^TAP version 13$/m);
     expect(runnerOut).toMatch(new RegExp(`^1\\.\\.${entries.length}$`, "m"));
     expect(ktap.map((k) => k.program)).toEqual(entries.map((e) => e.program));
+    // Each program's own KTAP reached the log (prefixed), not only the runner's verdicts.
+    expect(ktap.filter((k) => !k.lines.some((l) => /^# (1\.\.\d+|1\.\.0 # SKIP)/.test(l))).map((k) => k.program)).toEqual([]);
   });
 
   it("each program's KTAP result agrees with replay --backend host of its case", () => {

@@ -68,6 +68,7 @@ for (const series of (process.env.AUXSPEC_KSFT_VM_SERIES ?? "6.12,6.1").split(",
       }
       expect(withPmu.map((r) => r.program)).toEqual(entries.map((e) => e.program));
       expect(without.map((r) => r.program)).toEqual(entries.map((e) => e.program));
+      for (const run of [withPmu, without]) expect(run.filter((k) => !k.lines.some((l) => /^# (1\.\.\d+|1\.\.0 # SKIP)/.test(l))).map((k) => k.program)).toEqual([]);
 
       const cases = entries.map((e) => ({ file: join(dir, "cases", `${e.program}.json`), c: loadCase(join(dir, "cases", `${e.program}.json`)) }));
       const backend = await vmBackend(series);
