@@ -74,3 +74,21 @@ export function shardSize(total: number, s: Shard): number {
 export function inShard(k: number, s: Shard): boolean {
   return k % s.count === s.index;
 }
+
+/** How many of program indices 0..total-1 are offset, offset + stride, ... (a worker's share). */
+export function progressionSize(total: number, offset: number, stride: number): number {
+  return total <= offset ? 0 : Math.floor((total - 1 - offset) / stride) + 1;
+}
+
+/**
+ * The campaign slices (offset, stride, runs) of `workers` processes inside a shard of a
+ * `total`-program campaign: worker w runs indices index + count*w, stepping count*workers,
+ * below total. Without a shard, {index 0, count 1}. Together they run each k < total with
+ * k % count === index exactly once.
+ */
+export function slices(total: number, s: Pick<Shard, "index" | "count">, workers: number): { offset: number; stride: number; runs: number }[] {
+  return Array.from({ length: workers }, (_, w) => {
+    const offset = s.index + s.count * w, stride = s.count * workers;
+    return { offset, stride, runs: progressionSize(total, offset, stride) };
+  });
+}

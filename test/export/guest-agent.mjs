@@ -8,6 +8,13 @@ import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import os from "node:os";
 
+// The guest's /dev is a bare devtmpfs: no /dev/stdout, /dev/fd (udev makes them on a real
+// system). runner.sh appends every test's output to /dev/stdout; without the link it would
+// create a plain file there and the log would hold only the verdicts.
+for (const [name, target] of [["fd", "/proc/self/fd"], ["stdin", "/proc/self/fd/0"], ["stdout", "/proc/self/fd/1"], ["stderr", "/proc/self/fd/2"]]) {
+  spawnSync("sh", ["-c", `[ -L /dev/${name} ] || { rm -f /dev/${name}; ln -s ${target} /dev/${name}; }`]);
+}
+
 const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
 rl.on("line", (line) => {
   if (!line.trim()) return;

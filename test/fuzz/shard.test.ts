@@ -1,6 +1,6 @@
 /** --shard i/N and --shard auto with each CI engine's variables (fuzz/shard.ts). */
 import { describe, expect, it } from "vitest";
-import { inShard, parseShard, ShardError, shardSize } from "../../fuzz/shard.ts";
+import { inShard, parseShard, ShardError, shardSize, slices } from "../../fuzz/shard.ts";
 
 describe("shards", () => {
   it("parses i/N, 0-based, and refuses what is not a shard", () => {
@@ -41,5 +41,21 @@ describe("shards", () => {
 
   it("auto: a clear error when no engine's variables are there", () => {
     expect(() => parseShard("auto", {})).toThrow(/found no shard in the environment: set AUXSPEC_SHARD=i\/N/);
+  });
+
+  it("worker slices inside a shard run each of its indices once", () => {
+    for (const total of [0, 1, 10, 37]) {
+      for (const n of [1, 3]) {
+        for (const w of [1, 2, 4]) {
+          const got: number[] = [];
+          for (let i = 0; i < n; i++) {
+            for (const sl of slices(total, { index: i, count: n }, w)) {
+              for (let k = 0; k < sl.runs; k++) got.push(sl.offset + k * sl.stride);
+            }
+          }
+          expect(got.sort((a, b) => a - b)).toEqual([...Array(total).keys()]);
+        }
+      }
+    }
   });
 });

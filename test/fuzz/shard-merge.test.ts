@@ -1,0 +1,61 @@
+/**
+ * N shards of a campaign, merged (fuzz/results.ts), equal one campaign with the same seed and
+ * total: the same program count, coverage counts and findings by signature (each with the
+ * lowest program index and the summed count), on the model with historic bugs switched on
+ * (so that there are findings to merge).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { modelBackend } from "../../backend/model.ts";
+import { runCampaign } from "../../fuzz/campaign.ts";
+import { findingToCase, writeCase } from "../../fuzz/cases.ts";
+import { campaignResult, mergeResults, readResults, ResultError, writeResults, type FuzzResult } from "../../fuzz/results.ts";
+import { slices } from "../../fuzz/shard.ts";
+import type { ProfileId } from "../../spec/program.ts";
+
+const tmp = mkdtempSync(join(tmpdir(), "auxspec-shards-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const SEED = 11, RUNS = 400, PROFILE: ProfileId = "6.18", BUGS = ["vma-split", "mlock-negative"], MAX_OPS = 12;
+
+async function run(dir: string, shard: { index: number; count: number } | null): Promise<FuzzResult> {
+  const backend = modelBackend(PROFILE, BUGS);
+  const [sl] = slices(RUNS, shard ?? { index: 0, count: 1 }, 1);
+  const { stats, findings } = await runCampaign({ backend, profile: PROFILE, seed: SEED, runs: sl.runs, offset: sl.offset, stride: sl.stride, maxOps: MAX_OPS, noShrink: true });
+  const paths = new Map(findings.map((f) => [f.signature, writeCase(join(dir, "cases"), findingToCase(f, backend.info, PROFILE, backend.info.config, BUGS), false)]));
+  const r = campaignResult({ dir, seed: SEED, runs: RUNS, shard, info: backend.info, profile: PROFILE, maxOps: MAX_OPS, bugs: BUGS, stats, findings, paths });
+  writeResults(dir, r);
+  await backend.close();
+  return r;
+}
+
+const view = (r: FuzzResult) => ({
+  programs: r.summary.programs, ops: r.summary.ops, divergences: r.summary.divergences, known: r.summary.known,
+  coverage: Object.fromEntries(Object.entries(r.coverage).sort()),
+  findings: r.findings.map((f) => ({ signature: f.signature, index: f.index, count: f.count, known: f.known })).sort((a, b) => a.signature.localeCompare(b.signature)),
+});
+
+describe("shards merge into the one campaign (model)", () => {
+  it("3 shards merged == one run: programs, coverage counts, findings by signature", async () => {
+    const one = await run(join(tmp, "one"), null);
+    expect(one.findings.length).toBeGreaterThan(0);
+    const dirs = [0, 1, 2].map((i) => join(tmp, `s${i}`));
+    for (let i = 0; i < 3; i++) await run(dirs[i], { index: i, count: 3 });
+    const merged = mergeResults([dirs[2], dirs[0], dirs[1]], join(tmp, "merged"));
+    expect(view(merged)).toEqual(view(one));
+    expect(merged.summary).toMatchObject({ seed: SEED, runs: RUNS, shard: null, mergedShards: 3 });
+    // What merge wrote reads back the same, with each kept finding's case beside it.
+    const back = readResults(join(tmp, "merged"));
+    expect(view(back)).toEqual(view(one));
+    for (const f of back.findings) expect(readResults(join(tmp, "merged")).findings.find((x) => x.signature === f.signature)!.case).toMatch(/^cases\//);
+  });
+
+  it("refuses a missing shard, a shard twice and another campaign's shard", async () => {
+    const dirs = [0, 1, 2].map((i) => join(tmp, `s${i}`));
+    expect(() => mergeResults([dirs[0], dirs[1]])).toThrow(/shards 2\/3 missing/);
+    expect(() => mergeResults([dirs[0], dirs[1], dirs[1]])).toThrow(/given twice/);
+    expect(() => mergeResults([join(tmp, "one")])).toThrow(ResultError);
+  });
+});
