@@ -156,7 +156,8 @@ export function mergeResults(dirs: readonly string[], out?: string): FuzzResult 
   if (out) {
     mkdirSync(join(out, "cases"), { recursive: true });
     for (const { f, dir } of bySig.values()) {
-      for (const p of [f.case, f.reproducer]) if (p && existsSync(join(dir, p))) copyFileSync(join(dir, p), join(out, "cases", basename(p)));
+      if (f.case && existsSync(join(dir, f.case))) { copyFileSync(join(dir, f.case), join(out, "cases", basename(f.case))); f.case = `cases/${basename(f.case)}`; }
+      if (f.reproducer && existsSync(join(dir, f.reproducer))) { copyFileSync(join(dir, f.reproducer), join(out, "cases", basename(f.reproducer))); f.reproducer = `cases/${basename(f.reproducer)}`; }
     }
     writeResults(out, merged);
   }

@@ -19,6 +19,8 @@ import { campaignResult, mergeResults, readResults, ResultError, writeResults, t
 import { slices } from "../../fuzz/shard.ts";
 import type { ProfileId } from "../../spec/program.ts";
 import { loadKnown } from "../../fuzz/known.ts";
+import { main as mergeMain } from "../../cli/merge.ts";
+import { existsSync } from "node:fs";
 
 const tmp = mkdtempSync(join(tmpdir(), "auxspec-shards-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -55,6 +57,15 @@ describe("shards merge into the one campaign (model)", () => {
     const back = readResults(join(tmp, "merged"));
     expect(view(back)).toEqual(view(one));
     for (const f of back.findings) expect(readResults(join(tmp, "merged")).findings.find((x) => x.signature === f.signature)!.case).toMatch(/^cases\//);
+  });
+
+  it("npm run merge writes the merged directory (exit 1: the model's bugs are unexplained divergences)", () => {
+    const dirs = [0, 1, 2].map((i) => join(tmp, `s${i}`));
+    const out = join(tmp, "cli-merged");
+    expect(mergeMain([...dirs, "--out", out])).toBe(1);
+    for (const f of ["summary.json", "coverage.json", "findings.json"]) expect(existsSync(join(out, f)), f).toBe(true);
+    for (const f of readResults(out).findings) expect(existsSync(join(out, f.case)), f.case).toBe(true);
+    expect(mergeMain([dirs[0], "--out", join(tmp, "x")])).toBe(2);
   });
 
   it("refuses a missing shard, a shard twice and another campaign's shard", async () => {
