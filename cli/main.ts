@@ -5,10 +5,12 @@
  *                   [--runs N | --time SECONDS] [--seed N] [--workers K] [--bug ID] [--out DIR] [--json]
  *   npm run replay -- CASE.json|DIR ... [--backend ...] [--profile ...] [--json]
  *
- * Exit codes: 0 no unexplained divergence, 1 divergence found, 2 usage or setup error.
+ * Exit codes: 0 no reproducible unexplained divergence, 1 reproducible divergence, 2 usage or
+ * set-up error, 3 the harness aborted more than ABORT_LIMIT of the programs; 130/143/129 when
+ * stopped by SIGINT/SIGTERM/SIGHUP (after the partial summary).
  */
 import { parseArgs } from "node:util";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, lstatSync, statSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
@@ -21,8 +23,19 @@ import { openBackend, bestBackend } from "./backends.ts";
 import { runCampaign, type CampaignStats, type Finding } from "../fuzz/campaign.ts";
 import { runParallel } from "../fuzz/parallel.ts";
 import { loadKnown, matchKnown, type KnownDivergence } from "../fuzz/known.ts";
-import { loadCase, listCases, findingToCase, writeCase, CaseError, rel } from "../fuzz/cases.ts";
+import { loadCase, listCasesChecked, findingToCase, writeCase, checkOutDir, CaseError, rel } from "../fuzz/cases.ts";
 import { replayCases } from "../fuzz/replay.ts";
+import { removeOwnTempDirs, sweepStaleTempDirs } from "../backend/lifecycle.ts";
+/** hwtest/host/backend.ts DEFAULT_HOST_WORKERS (not imported: model runs never load the host backend; a test holds them equal). */
+export const DEFAULT_HOST_WORKERS = 2;
+
+/** Above this fraction of programs aborted by the harness (after one retry each), exit 3. */
+export const ABORT_LIMIT = 0.05;
+export const EXIT = { ok: 0, divergence: 1, usage: 2, harness: 3 } as const;
+const SIGNAL_EXIT: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
+/** After a signal, how long in-flight programs get before the run is cut short. */
+const STOP_GRACE_MS = 2000;
+const MAX_OPS = 256; // spec/program.ts: Program holds at most 256 ops
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const KNOWN_PATH = join(ROOT, "cases", "known-divergences.json");
@@ -41,14 +54,22 @@ C reproducer.
   --runs N       stop after N programs
   --time S       stop after S seconds (default 60 when --runs is not given)
   --seed N       program stream seed (default: random, printed); same seed, same programs
-  --workers K    processes (model) or executor workers (host); default 1 (model), 4 (host)
+  --workers K    processes (model) or executor agents (host; at most 2 per CPU, 1 when not
+                 root); default 1 (model), ${DEFAULT_HOST_WORKERS} (host)
   --bug ID       switch on a historic bug in the model (repeatable): ${BUGS.map((b) => b.id).join(", ")}
-  --max-ops N    longest program (default 20)
-  --out DIR      where cases and reproducers go (default out/fuzz)
+  --max-ops N    longest program (default 20, at most ${MAX_OPS})
+  --out DIR      where cases and reproducers go (default out/fuzz; checked before the first
+                 program). Names are BACKEND-KIND-RULE-HASH (HASH of the program): runs into
+                 one DIR keep every finding. Divergences a re-run does not reproduce go to DIR/flaky/.
   --json         print one JSON object instead of the report
   -h, --help     this text
 
-Exit: 0 no unexplained divergence, 1 divergence found, 2 usage or setup error.`;
+Programs the harness aborts (agent or guest died, time-out, malformed reply) are run once
+more, then counted as aborted: never shrunk or written as findings.
+SIGINT/SIGTERM/SIGHUP stop the run: in-flight programs get ${STOP_GRACE_MS / 1000} s, then the partial summary.
+
+Exit: 0 no reproducible unexplained divergence, 1 reproducible divergence, 2 usage or set-up
+error, 3 the harness aborted more than ${ABORT_LIMIT * 100} % of the programs; 130/143/129 after SIGINT/SIGTERM/SIGHUP.`;
 
 const REPLAY_HELP = `usage: npm run replay -- CASE.json|DIR ... [options]
 
@@ -61,26 +82,32 @@ Replays auxspec-case/1 cases on a backend and judges them with the spec. A case'
   --json         one JSON object
   -h, --help     this text
 
-Exit: 0 every case agrees (or matches a known divergence), 1 divergence, 2 usage or setup error.`;
+A directory is searched recursively (symlinks followed); every unusable entry (dangling
+symlink, loop, unreadable, invalid case) is listed before anything runs.
+
+Exit: 0 every case agrees (or matches a known divergence), 1 divergence, 2 usage or setup error,
+3 the harness aborted a run (and nothing diverged).`;
 
 const Int = (name: string, min: number) => z.coerce.number({ error: `${name} must be a number` }).int(`${name} must be an integer`).min(min, `${name} must be at least ${min}`);
 
+const Profile = z.union([z.literal("auto"), ProfileId], { error: (i) => `--profile must be one of auto, ${PROFILES.join(", ")} (got ${JSON.stringify(i.input)})` });
+
 const FuzzArgs = z.object({
   backend: z.string().optional(),
-  profile: z.union([z.literal("auto"), ProfileId]).default("auto"),
+  profile: Profile.default("auto"),
   runs: Int("--runs", 1).optional(),
   time: z.coerce.number().positive("--time must be positive").optional(),
   seed: Int("--seed", 0).optional(),
   workers: Int("--workers", 1).optional(),
   bug: z.array(z.string()).default([]),
-  "max-ops": Int("--max-ops", 1).default(20),
+  "max-ops": Int("--max-ops", 1).max(MAX_OPS, `--max-ops must be at most ${MAX_OPS} (a case holds at most ${MAX_OPS} ops)`).default(20),
   out: z.string().default("out/fuzz"),
   json: z.boolean().default(false),
 });
 
 const ReplayArgs = z.object({
   backend: z.string().default("model"),
-  profile: z.union([z.literal("auto"), ProfileId]).default("auto"),
+  profile: Profile.default("auto"),
   json: z.boolean().default(false),
 });
 
@@ -124,6 +151,43 @@ function divergenceJson(f: Finding, paths: { json: string; c?: string }) {
   };
 }
 
+/**
+ * Signals: the first SIGINT/SIGTERM/SIGHUP stops generation (the campaign and the model workers
+ * see `stop`), in-flight programs get STOP_GRACE_MS; then the partial summary is printed and the
+ * process exits 128+signal. A second signal exits at once. Children die with us either way
+ * (PR_SET_PDEATHSIG, setpriv --pdeathsig for QEMU), temp dirs are removed on exit.
+ */
+class Stopper {
+  readonly controller = new AbortController();
+  signal: NodeJS.Signals | null = null;
+  private onForce: (() => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly handlers: Array<[NodeJS.Signals, () => void]> = [];
+  constructor(private readonly quiet: boolean) {
+    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+      const h = () => this.fire(sig);
+      this.handlers.push([sig, h]);
+      process.on(sig, h);
+    }
+  }
+  get stop() { return this.controller.signal; }
+  get exitCode(): number | null { return this.signal ? SIGNAL_EXIT[this.signal] : null; }
+  /** What to do when the grace period is over and the run has not wound down. */
+  force(fn: () => void) { this.onForce = fn; }
+  private fire(sig: NodeJS.Signals) {
+    if (this.signal) { removeOwnTempDirs(); process.exit(SIGNAL_EXIT[this.signal]); }
+    this.signal = sig;
+    if (!this.quiet) log(`\n${sig}: stopping (in-flight programs get ${STOP_GRACE_MS / 1000} s)`);
+    this.controller.abort();
+    this.timer = setTimeout(() => { this.onForce?.(); removeOwnTempDirs(); process.exit(SIGNAL_EXIT[sig]); }, STOP_GRACE_MS);
+    this.timer.unref();
+  }
+  dispose() {
+    if (this.timer) clearTimeout(this.timer);
+    for (const [sig, h] of this.handlers) process.off(sig, h);
+  }
+}
+
 async function cmdFuzz(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv, allowPositionals: false, strict: true,
@@ -137,18 +201,28 @@ async function cmdFuzz(argv: string[]): Promise<number> {
   const a = parse(FuzzArgs, values);
   const seed = a.seed ?? Math.floor(Math.random() * 2 ** 31);
   const known = loadKnown(KNOWN_PATH);
+  checkOutDir(a.out); // before anything starts: a bad --out is a usage error, not a late stack trace
+  const swept = sweepStaleTempDirs();
+  if (swept.length && !a.json) log(`removed ${swept.length} temp dir(s) left by runs that were killed: ${swept.join(", ")}`);
+  const stopper = new Stopper(a.json);
 
   let backend: Backend;
   let why: string;
-  if (a.backend) {
-    backend = await openBackend(a.backend, { profile: a.profile, bugs: a.bug, workers: a.workers, log });
-    why = "chosen with --backend";
-  } else if (a.bug.length) {
-    backend = await openBackend("model", { profile: a.profile, bugs: a.bug });
-    why = "--bug applies to the model";
-  } else {
-    ({ backend, why } = await bestBackend({ profile: a.profile, workers: a.workers, log }));
+  try {
+    if (a.backend) {
+      backend = await openBackend(a.backend, { profile: a.profile, bugs: a.bug, workers: a.workers, log });
+      why = "chosen with --backend";
+    } else if (a.bug.length) {
+      backend = await openBackend("model", { profile: a.profile, bugs: a.bug });
+      why = "--bug applies to the model";
+    } else {
+      ({ backend, why } = await bestBackend({ profile: a.profile, workers: a.workers, log }));
+    }
+  } catch (e) {
+    stopper.dispose();
+    throw e;
   }
+  if (stopper.signal) { await backend.close(); stopper.dispose(); return stopper.exitCode!; }
   try {
     const info = backend.info;
     const profile: ProfileId = a.profile === "auto" ? info.profile : a.profile;
@@ -161,59 +235,107 @@ async function cmdFuzz(argv: string[]): Promise<number> {
       log(`  budget: ${a.runs !== undefined ? `${a.runs} programs` : ""}${a.runs !== undefined && seconds ? " or " : ""}${seconds ? `${seconds} s` : ""}; programs up to ${a["max-ops"]} ops`);
     }
     const written = new Map<string, { json: string; c?: string }>();
-    const onFinding = (f: Finding) => {
+    const flakyWritten: Array<{ f: Finding; paths: { json: string; c?: string } }> = [];
+    const write = (f: Finding) => {
       const c: Case = findingToCase(f, info, profile, info.config, a.bug);
-      const paths = writeCase(a.out, c);
-      written.set(f.signature, paths);
+      return writeCase(f.flaky ? join(a.out, "flaky") : a.out, c);
+    };
+    const onFinding = (f: Finding) => {
+      const paths = write(f);
+      if (f.flaky) flakyWritten.push({ f, paths }); else written.set(f.signature, paths);
       if (!a.json) {
         if (tty) process.stderr.write("\r\x1b[K");
         const d = f.shrunkDivergence;
-        log(`${f.known ? "known divergence" : "DIVERGENCE"} ${d.kind} at ${d.opIndex >= 0 ? `op ${d.opIndex}` : "audit"} (rule ${d.rule}): spec allows ${d.expected.join(" | ")}, observed ${d.observed}`);
+        const what = f.flaky ? "flaky (not reproduced on a re-run)" : f.known ? "known divergence" : "DIVERGENCE";
+        log(`${what} ${d.kind} at ${d.opIndex >= 0 ? `op ${d.opIndex}` : "audit"} (rule ${d.rule}): spec allows ${d.expected.join(" | ")}, observed ${d.observed}`);
         if (f.known) log(`  known: ${f.known.id}: ${f.known.explanation}`);
-        log(`  shrunk ${f.original.length} -> ${f.shrunk.length} ops in ${f.shrinkRuns} runs${f.confirmed ? `; reproduced ${f.confirmed.reproduced}/${f.confirmed.of}` : ""}`);
-        log(`  case ${rel(paths.json)}   reproducer ${paths.c ? rel(paths.c) : "-"}`);
-        log(`  replay: npm run replay -- ${rel(paths.json)} --backend ${a.backend ?? info.name.split("+")[0]} --profile ${profile}`);
+        if (!f.flaky) log(`  shrunk ${f.original.length} -> ${f.shrunk.length} ops in ${f.shrinkRuns} runs${f.confirmed ? `; reproduced ${f.confirmed.reproduced}/${f.confirmed.of}` : ""}`);
+        log(`  ${f.flaky ? "program" : "case"} ${rel(paths.json)}   reproducer ${paths.c ? rel(paths.c) : "-"}`);
+        if (!f.flaky) log(`  replay: npm run replay -- ${rel(paths.json)} --backend ${a.backend ?? info.name.split("+")[0]} --profile ${profile}`);
       }
     };
-    let result: { stats: CampaignStats; findings: Finding[] };
+    // What the summary is made of, kept current so that a signal can print it part-way.
+    let live: Partial<CampaignStats> & { programs: number; ops: number; divergences: number; known: number; seconds: number } = { programs: 0, ops: 0, divergences: 0, known: 0, seconds: 0 };
+    let settled: { stats: CampaignStats; findings: Finding[] } | null = null;
+    let reported = false; // once per run: by the signal's grace timer or at the end, whichever is first
+    const summary = (partial: boolean) => !reported && (reported = true) && report({ a, info, profile, seed, workers, live, settled, written, flakyWritten, partial, signal: stopper.signal });
+    stopper.force(() => summary(true));
     const workers = a.workers ?? 1;
     if (info.kernel === null && workers > 1) {
-      result = await runParallel({ profile, bugs: a.bug, seed, runs: a.runs, seconds, maxOps: a["max-ops"], known }, workers,
-        (s) => progressLine(s, total), onFinding);
+      settled = await runParallel({ profile, bugs: a.bug, seed, runs: a.runs, seconds, maxOps: a["max-ops"], known }, workers,
+        (s) => { live = s; progressLine(s, total); }, onFinding, stopper.stop);
     } else {
-      result = await runCampaign({
-        backend, profile, seed, runs: a.runs, seconds, maxOps: a["max-ops"], known,
-        onProgress: (s) => progressLine({ ...s, covered: [...s.coverage.keys()].filter((k) => !NON_DECIDING.has(k)).length }, total),
+      settled = await runCampaign({
+        backend, profile, seed, runs: a.runs, seconds, maxOps: a["max-ops"], known, stop: stopper.stop,
+        onProgress: (s) => { live = s; progressLine({ ...s, covered: [...s.coverage.keys()].filter((k) => !NON_DECIDING.has(k)).length }, total); },
         onDivergence: onFinding,
       });
     }
     if (tty && !a.json) process.stderr.write("\r\x1b[K");
-    const { stats, findings } = result;
     // Write (again) what the run settled on: with several workers the finding kept for a
     // signature is the one with the lowest program index, whatever arrived first.
-    for (const f of findings) written.set(f.signature, writeCase(a.out, findingToCase(f, info, profile, info.config, a.bug)));
-    const unexplained = findings.filter((f) => !f.known);
-    if (a.json) {
-      console.log(JSON.stringify({
-        backend: info.name, profile, kernel: info.kernel, seed, workers, programs: stats.programs, ops: stats.ops,
-        seconds: Number(stats.seconds.toFixed(3)),
-        divergences: unexplained.map((f) => divergenceJson(f, written.get(f.signature)!)),
-        known: findings.filter((f) => f.known).map((f) => divergenceJson(f, written.get(f.signature)!)),
-        coverage: Object.fromEntries([...stats.coverage].sort()),
-      }, null, 2));
-    } else {
-      log(`\n${stats.programs} programs, ${stats.ops} ops in ${stats.seconds.toFixed(1)} s (${Math.round(stats.programs / Math.max(stats.seconds, 1e-9))} programs/s)`);
-      log(`${stats.divergences} divergent programs in ${unexplained.length} distinct divergences; ${stats.known} known`);
-      log("\nrule coverage on this backend:");
-      for (const l of coverageTable(stats.coverage, profile)) log(l);
-      if (written.size) {
-        log("\ncases written:");
-        for (const f of findings) { const p = written.get(f.signature)!; log(`  ${rel(p.json)}${p.c ? `  ${rel(p.c)}` : ""}${f.known ? "  (known)" : ""}`); }
-      }
-    }
-    return unexplained.length ? 1 : 0;
+    for (const f of settled.findings) written.set(f.signature, write(f));
+    summary(stopper.signal !== null);
+    if (stopper.signal) return stopper.exitCode!;
+    const { stats, findings } = settled;
+    if (findings.some((f) => !f.known && !f.flaky)) return EXIT.divergence;
+    if (stats.programs > 0 && stats.aborted / stats.programs > ABORT_LIMIT) return EXIT.harness;
+    return EXIT.ok;
   } finally {
     await backend.close();
+    stopper.dispose();
+  }
+}
+
+interface ReportIn {
+  a: z.infer<typeof FuzzArgs>;
+  info: Backend["info"];
+  profile: ProfileId;
+  seed: number;
+  workers: number;
+  live: Partial<CampaignStats> & { programs: number; ops: number; divergences: number; known: number; seconds: number };
+  settled: { stats: CampaignStats; findings: Finding[] } | null;
+  written: Map<string, { json: string; c?: string }>;
+  flakyWritten: Array<{ f: Finding; paths: { json: string; c?: string } }>;
+  partial: boolean;
+  signal: NodeJS.Signals | null;
+}
+
+function report(r: ReportIn): void {
+  const { a, info, profile, seed, workers, written, flakyWritten } = r;
+  const stats = r.settled?.stats ?? { aborted: 0, retried: 0, flaky: 0, abortReasons: [], coverage: new Map<string, number>(), ...r.live };
+  const findings = r.settled?.findings ?? [];
+  const unexplained = findings.filter((f) => !f.known);
+  const aborted = stats.aborted ?? 0;
+  const entry = (f: Finding) => divergenceJson(f, written.get(f.signature) ?? { json: "(not written)" });
+  if (tty && !a.json) process.stderr.write("\r\x1b[K");
+  if (a.json) {
+    console.log(JSON.stringify({
+      backend: info.name, profile, kernel: info.kernel, seed, workers, programs: stats.programs, ops: stats.ops,
+      seconds: Number(stats.seconds.toFixed(3)), partial: r.partial, ...(r.signal ? { signal: r.signal } : {}),
+      aborted, retried: stats.retried ?? 0, abortLimit: ABORT_LIMIT, abortReasons: stats.abortReasons ?? [],
+      divergences: unexplained.map(entry),
+      known: findings.filter((f) => f.known).map(entry),
+      flaky: flakyWritten.map(({ f, paths }) => divergenceJson(f, paths)),
+      casesWritten: [...written.values()].map((p) => rel(p.json)),
+      coverage: Object.fromEntries([...(stats.coverage ?? new Map())].sort()),
+    }, null, 2));
+    return;
+  }
+  if (r.partial) log(`\nstopped by ${r.signal}: partial summary`);
+  log(`\n${stats.programs} programs, ${stats.ops} ops in ${stats.seconds.toFixed(1)} s (${Math.round(stats.programs / Math.max(stats.seconds, 1e-9))} programs/s)`);
+  log(`${stats.divergences} divergent programs in ${r.settled ? unexplained.length : written.size} distinct divergences; ${stats.known} known; ${stats.flaky ?? flakyWritten.length} flaky (not reproduced)`);
+  log(`${aborted} programs aborted by the harness after a retry (${stats.retried ?? 0} retried; limit ${ABORT_LIMIT * 100} %)${aborted ? ":" : ""}`);
+  for (const why of stats.abortReasons ?? []) log(`  ${why}`);
+  if (r.settled && !r.partial) {
+    log("\nrule coverage on this backend:");
+    for (const l of coverageTable(stats.coverage, profile)) log(l);
+  }
+  if (written.size || flakyWritten.length) {
+    log("\ncases written:");
+    const byPath = new Map(findings.map((f) => [f.signature, f]));
+    for (const [sig, p] of written) log(`  ${rel(p.json)}${p.c ? `  ${rel(p.c)}` : ""}${byPath.get(sig)?.known ? "  (known)" : ""}`);
+    for (const { paths } of flakyWritten) log(`  ${rel(paths.json)}  (flaky)`);
   }
 }
 
@@ -225,12 +347,36 @@ async function cmdReplay(argv: string[]): Promise<number> {
   if (values.help) { console.log(REPLAY_HELP); return 0; }
   const a = parse(ReplayArgs, values);
   if (!positionals.length) throw new UsageError("replay needs at least one case file or directory");
+  // Everything is listed and parsed before anything runs, and every problem is named.
   const files: string[] = [];
+  const problems: string[] = [];
   for (const p of positionals) {
-    if (!existsSync(p)) throw new UsageError(`no such file or directory: ${p}`);
-    if (statSync(p).isDirectory()) files.push(...listCases(p)); else files.push(p);
+    let isLink = false;
+    try { isLink = lstatSync(p).isSymbolicLink(); } catch { /* does not exist at all */ }
+    if (!existsSync(p)) {
+      if (isLink) {
+        let why = "a symlink that dangles (its target does not exist)";
+        try { statSync(p); } catch (e) { if ((e as NodeJS.ErrnoException).code === "ELOOP") why = "a symlink loop"; }
+        problems.push(`${p}: ${why}`);
+      } else problems.push(`${p}: no such file or directory`);
+      continue;
+    }
+    if (statSync(p).isDirectory()) {
+      const l = listCasesChecked(p);
+      files.push(...l.files);
+      problems.push(...l.problems);
+    } else files.push(p);
   }
-  const cases = files.map((f) => ({ file: f, c: loadCase(f) })); // all parsed before anything runs
+  const cases: { file: string; c: Case }[] = [];
+  for (const f of files) {
+    try { cases.push({ file: f, c: loadCase(f) }); } catch (e) {
+      if (!(e instanceof CaseError)) throw e;
+      problems.push(e.message);
+    }
+  }
+  if (problems.length) {
+    throw new CaseError(`${problems.length} unusable case file${problems.length === 1 ? "" : "s"} (nothing was run):\n${problems.map((m) => `  ${m.replace(/\n/g, "\n    ")}`).join("\n")}`);
+  }
   const known = loadKnown(KNOWN_PATH);
   const kernel = a.backend === "model" ? null : await openBackend(a.backend, { log });
   let results;
@@ -244,9 +390,10 @@ async function cmdReplay(argv: string[]): Promise<number> {
     await kernel?.close();
   }
   const failed = results.filter((r) => r.status === "divergence" || r.status === "bug-missed");
-  if (a.json) console.log(JSON.stringify({ results, failed: failed.length }, null, 2));
-  else log(`${results.length} cases: ${results.filter((r) => r.status === "agrees").length} agree, ${results.filter((r) => r.status === "bug-caught").length} bugs caught, ${results.filter((r) => r.status === "known").length} known, ${results.filter((r) => r.status === "skipped").length} skipped, ${failed.length} failed`);
-  return failed.length ? 1 : 0;
+  const aborted = results.filter((r) => r.status === "aborted").length;
+  if (a.json) console.log(JSON.stringify({ results, failed: failed.length, aborted }, null, 2));
+  else log(`${results.length} cases: ${results.filter((r) => r.status === "agrees").length} agree, ${results.filter((r) => r.status === "bug-caught").length} bugs caught, ${results.filter((r) => r.status === "known").length} known, ${results.filter((r) => r.status === "skipped").length} skipped, ${aborted} aborted by the harness, ${failed.length} failed`);
+  return failed.length ? EXIT.divergence : aborted ? EXIT.harness : EXIT.ok;
 }
 
 export async function main(argv: string[]): Promise<number> {

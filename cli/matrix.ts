@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { loadKnown } from "../fuzz/known.ts";
 import { PROJECT_ROOT } from "../hwtest/vm/provision.ts";
-import { columnSummary, renderSummary, runMatrix, writeReport, type BackendSlot } from "../matrix/matrix.ts";
+import { columnSummary, renderSummary, runMatrix, writeReport, type BackendSlot } from "../matrix/index.ts";
 
 const HELP = `usage: npm run matrix -- [options]
 
@@ -57,6 +57,11 @@ async function main(): Promise<number> {
     programs = num(v.programs!, "programs", 1);
     maxOps = num(v["max-ops"]!, "max-ops", 1);
     if (!!v.kernel !== !!v.headers) throw new Error("--kernel and --headers go together");
+    if (v.kernel) {
+      const { checkBzImage } = await import("../hwtest/vm/provision.ts");
+      const why = checkBzImage(v.kernel); // before anything is copied into the kernel cache
+      if (why) throw new Error(`--kernel: ${why}`);
+    }
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n${HELP}`);
     return 2;

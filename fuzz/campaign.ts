@@ -5,6 +5,15 @@
  * and a divergence names the (seed, index) that produced it. Divergences are grouped by
  * signature (kind + rule): the first of each is shrunk, confirmed and written; later ones
  * only counted.
+ *
+ * Harness failures are not kernel findings: a trace the backend `aborted` (agent or guest
+ * death, time-out, malformed reply) is run once more (on a fresh agent: the pool replaces a
+ * worker that died or misbehaved), and when it aborts again it is counted as aborted, never
+ * shrunk or written. On kernel backends a divergence must show again on a re-run before it
+ * is shrunk; one that does not (or that no confirmation run reproduces) is flaky: reported
+ * and written apart, not a finding. A trace may carry the config it actually ran under
+ * (trace.config: the non-root host measures the user's locked_vm at the start); it is
+ * judged under that config.
  */
 import { checkTrace } from "../spec/index.ts";
 import type { Config, ProfileId, Program } from "../spec/program.ts";
@@ -36,6 +45,8 @@ export interface CampaignOptions {
   noShrink?: boolean;
   onProgress?: (s: CampaignStats) => void;
   onDivergence?: (f: Finding) => void;
+  /** Set (SIGINT/SIGTERM) to stop generating; shrinking and confirmation stop early too. */
+  stop?: { readonly aborted: boolean };
 }
 
 export interface CampaignStats {
@@ -44,6 +55,14 @@ export interface CampaignStats {
   seconds: number;
   divergences: number;
   known: number;
+  /** Programs whose trace was aborted by the harness (after one retry): not judged. */
+  aborted: number;
+  /** Programs whose first trace was aborted and that were run again. */
+  retried: number;
+  /** Divergent programs whose divergence a re-run did not reproduce. */
+  flaky: number;
+  /** The first few abort reasons (first line each), for the report. */
+  abortReasons: string[];
   coverage: Map<string, number>;
 }
 
@@ -63,9 +82,14 @@ export interface Finding {
   /** How many of `of` re-runs reproduced it (kernel backends). */
   confirmed: { reproduced: number; of: number } | null;
   known: KnownDivergence | null;
+  /** A re-run did not reproduce it (kernel backends): not a finding; written under flaky/. */
+  flaky: boolean;
   /** Further programs with the same signature. */
   count: number;
 }
+
+/** The config a trace is judged under: the one it says it ran under, else the one asked for. */
+export const judgedConfig = (trace: Trace, config: Config): Config => trace.config ?? config;
 
 export const signatureOf = (d: Divergence): string => `${d.kind}:${d.rule}`;
 
@@ -76,7 +100,7 @@ export function genOptionsFor(backend: Backend, maxOps = 20, minOps = 1): GenOpt
 /** Run one program and judge it: the divergence, or null when the spec accepts the trace. */
 export async function runAndCheck(backend: Backend, program: Program, profile: ProfileId, config: Config): Promise<{ trace: Trace; divergence: Divergence | null }> {
   const [trace] = backend.runSync ? backend.runSync([program], config) : await backend.run([program], config);
-  const v = checkTrace(program, config, profile, trace);
+  const v = checkTrace(program, judgedConfig(trace, config), profile, trace);
   return { trace, divergence: v.accepted ? null : v.divergence };
 }
 
@@ -90,13 +114,14 @@ export async function runCampaign(o: CampaignOptions): Promise<{ stats: Campaign
   const deadline = o.runs === undefined || o.seconds !== undefined ? performance.now() + (o.seconds ?? 60) * 1000 : Infinity;
   const maxRuns = o.runs ?? Infinity;
   const coverage = new Map<string, number>();
-  const stats: CampaignStats = { programs: 0, ops: 0, seconds: 0, divergences: 0, known: 0, coverage };
+  const stats: CampaignStats = { programs: 0, ops: 0, seconds: 0, divergences: 0, known: 0, aborted: 0, retried: 0, flaky: 0, abortReasons: [], coverage };
   const findings = new Map<string, Finding>();
+  const flakyTries = new Map<string, number>();
   const t0 = performance.now();
   let index = offset;
   let lastProgress = 0;
 
-  while (stats.programs < maxRuns && performance.now() < deadline) {
+  while (stats.programs < maxRuns && performance.now() < deadline && !o.stop?.aborted) {
     const n = Math.min(batch, maxRuns - stats.programs);
     const genes: Gene[][] = [];
     const programs: Program[] = [];
@@ -108,10 +133,21 @@ export async function runCampaign(o: CampaignOptions): Promise<{ stats: Campaign
       indices.push(index);
     }
     const traces = backend.runSync ? backend.runSync(programs, config) : await backend.run(programs, config);
+    const again = traces.flatMap((t, k) => (t.aborted !== undefined ? [k] : []));
+    if (again.length && !o.stop?.aborted) {
+      stats.retried += again.length;
+      const retried = await backend.run(again.map((k) => programs[k]), config);
+      again.forEach((k, j) => { traces[k] = retried[j]; });
+    }
     for (let k = 0; k < programs.length; k++) {
       stats.programs++;
       stats.ops += programs[k].length;
-      const v = checkTrace(programs[k], config, profile, traces[k], coverage);
+      if (traces[k].aborted !== undefined) {
+        stats.aborted++;
+        if (stats.abortReasons.length < 5) stats.abortReasons.push(`program #${indices[k]}: ${traces[k].aborted!.split("\n")[0].slice(0, 300)}`);
+        continue;
+      }
+      const v = checkTrace(programs[k], judgedConfig(traces[k], config), profile, traces[k], coverage);
       if (v.accepted) continue;
       const sig = signatureOf(v.divergence);
       const seen = findings.get(sig);
@@ -120,11 +156,20 @@ export async function runCampaign(o: CampaignOptions): Promise<{ stats: Campaign
         if (seen.known) stats.known++; else stats.divergences++;
         continue;
       }
+      if ((flakyTries.get(sig) ?? 0) >= 3 || o.stop?.aborted) { stats.flaky++; continue; } // seen flaky 3 times: count only
       const f = await investigate(o, gen, genes[k], programs[k], traces[k], v.divergence, indices[k], config);
+      if (f.flaky) {
+        stats.flaky++;
+        flakyTries.set(sig, (flakyTries.get(sig) ?? 0) + 1);
+        o.onDivergence?.(f);
+        continue;
+      }
       findings.set(sig, f);
       if (f.known) stats.known++; else stats.divergences++;
       o.onDivergence?.(f);
     }
+    // Let signals, IPC (a stop request) and timers in between batches (the model's loop is synchronous).
+    await new Promise((r) => setImmediate(r));
     stats.seconds = (performance.now() - t0) / 1000;
     if (o.onProgress && performance.now() - lastProgress > 250) {
       lastProgress = performance.now();
@@ -145,8 +190,27 @@ async function investigate(
   let shrunk = program;
   let shrinkRuns = 0;
   let last = { trace, divergence };
+  const kernel = o.backend.info.kernel !== null;
+  const base = { signature: sig, divergence, seed: o.seed, index, original: program, count: 1 };
+  const judge = (t: Trace, prog: Program, fired?: Map<string, number>) => {
+    const v = checkTrace(prog, judgedConfig(t, config), o.profile, t, fired);
+    return v.accepted ? null : v.divergence;
+  };
+  if (kernel) {
+    // A kernel divergence must show again before anything is spent on it.
+    const again = await runAndCheck(o.backend, program, o.profile, config);
+    if (!again.divergence || signatureOf(again.divergence) !== sig) {
+      const fired = new Map<string, number>();
+      judge(trace, program, fired);
+      return {
+        ...base, shrunk: program, shrinkRuns: 0, shrunkDivergence: divergence, trace,
+        confirmed: { reproduced: 0, of: 1 }, known: matchKnown(o.known ?? [], divergence, o.profile, o.backend.info, fired), flaky: true,
+      };
+    }
+  }
   if (!o.noShrink) {
     const r = await shrink(genes, gen, async (p) => {
+      if (o.stop?.aborted) return false;
       const res = await runAndCheck(o.backend, p, o.profile, config);
       return res.divergence !== null && signatureOf(res.divergence) === sig;
     });
@@ -157,20 +221,22 @@ async function investigate(
     else { shrunk = program; } // flaky on re-run: keep the original
   }
   let confirmed: Finding["confirmed"] = null;
-  if (o.backend.info.kernel !== null) {
-    const of = o.confirmRuns ?? 5;
-    let reproduced = 0;
-    for (let i = 0; i < of; i++) {
+  if (kernel) {
+    const want = o.confirmRuns ?? 5;
+    let reproduced = 0, of = 0;
+    for (let i = 0; i < want && !o.stop?.aborted; i++) {
       const res = await runAndCheck(o.backend, shrunk, o.profile, config);
+      if (res.trace.aborted !== undefined) continue; // a harness failure is no evidence either way
+      of++;
       if (res.divergence && signatureOf(res.divergence) === sig) reproduced++;
     }
     confirmed = { reproduced, of };
   }
   const fired = new Map<string, number>();
-  checkTrace(shrunk, config, o.profile, last.trace, fired);
+  judge(last.trace, shrunk, fired);
   const known = matchKnown(o.known ?? [], last.divergence, o.profile, o.backend.info, fired);
   return {
-    signature: sig, divergence, seed: o.seed, index, original: program, shrunk, shrinkRuns,
-    shrunkDivergence: last.divergence, trace: last.trace, confirmed, known, count: 1,
+    ...base, shrunk, shrinkRuns, shrunkDivergence: last.divergence, trace: last.trace, confirmed, known,
+    flaky: confirmed !== null && confirmed.of > 0 && confirmed.reproduced === 0,
   };
 }

@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import type { ProfileId } from "../spec/program.ts";
 import type { CampaignStats, Finding } from "./campaign.ts";
 import type { KnownDivergence } from "./known.ts";
+import { childEnv, underPdeathsig } from "../backend/lifecycle.ts";
 
 export interface WorkerJob {
   profile: ProfileId;
@@ -30,6 +31,9 @@ export type WorkerMsg =
   | { t: "done"; stats: Omit<CampaignStats, "coverage"> & { coverage: [string, number][] }; counts: [string, number][] }
   | { t: "error"; message: string };
 
+/** Parent to worker: the job, then possibly a stop request (SIGINT/SIGTERM). */
+export type ParentMsg = WorkerJob | { t: "stop" };
+
 /**
  * V8 flags for fuzz workers. The hot loop allocates fast: a 64 MiB young generation halves
  * the time spent in scavenges (measured: 15k -> 30k programs/s of 20 ops for one worker).
@@ -44,6 +48,7 @@ export async function runParallel(
   job: Omit<WorkerJob, "stride" | "offset">, workers: number,
   onProgress: (s: { programs: number; ops: number; divergences: number; known: number; seconds: number }) => void,
   onFinding: (f: Finding) => void,
+  stop?: { readonly aborted: boolean; addEventListener?(type: "abort", fn: () => void): void },
 ): Promise<{ stats: CampaignStats; findings: Finding[]; busySeconds: number }> {
   const workerPath = fileURLToPath(new URL("./worker.ts", import.meta.url));
   const t0 = performance.now();
@@ -52,13 +57,21 @@ export async function runParallel(
   const counts = new Map<string, number>();
   const coverage = new Map<string, number>();
   const findings = new Map<string, Finding>();
+  const extra = { aborted: 0, retried: 0, flaky: 0 };
   const perRuns = job.runs === undefined ? undefined : Math.ceil(job.runs / workers);
   const done: Promise<void>[] = [];
   for (let w = 0; w < workers; w++) {
     per.push({ programs: 0, ops: 0, divergences: 0, known: 0 });
-    const child = fork(workerPath, [], { execArgv: workerFlags(workers), stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    // Workers die with the parent: PR_SET_PDEATHSIG (worker.ts) and, while the parent lives on
+    // but goes away from them, the IPC channel's disconnect.
+    // setpriv --pdeathsig KILL in front of node (fork runs execPath + execArgv + module): armed
+    // before the worker has loaded anything.
+    const armed = underPdeathsig(process.execPath, workerFlags(workers));
+    const child = fork(workerPath, [], { execPath: armed.file, execArgv: armed.args, stdio: ["ignore", "inherit", "inherit", "ipc"], env: childEnv() });
     const runs = perRuns === undefined ? undefined : Math.max(0, Math.min(perRuns, job.runs! - w * perRuns));
     child.send({ ...job, runs, stride: workers, offset: w } satisfies WorkerJob);
+    const sendStop = () => { if (child.connected) child.send({ t: "stop" } satisfies ParentMsg); };
+    if (stop?.aborted) sendStop(); else stop?.addEventListener?.("abort", sendStop);
     done.push(new Promise((resolve, reject) => {
       child.on("message", (m: WorkerMsg) => {
         if (m.t === "progress") {
@@ -66,12 +79,14 @@ export async function runParallel(
           const sum = per.reduce((a, b) => ({ programs: a.programs + b.programs, ops: a.ops + b.ops, divergences: a.divergences + b.divergences, known: a.known + b.known }));
           onProgress({ ...sum, seconds: (performance.now() - t0) / 1000 });
         } else if (m.t === "finding") {
+          if (m.finding.flaky) { onFinding(m.finding); return; }
           const prev = findings.get(m.finding.signature);
           if (!prev) { findings.set(m.finding.signature, m.finding); onFinding(m.finding); }
           else if (m.finding.index < prev.index) findings.set(m.finding.signature, { ...m.finding, count: prev.count });
           // counts come with "done" (a finding is sent when first seen, before later ones are counted)
         } else if (m.t === "done") {
-          per[w] = m.stats;
+          per[w] = { programs: m.stats.programs, ops: m.stats.ops, divergences: m.stats.divergences, known: m.stats.known };
+          extra.aborted += m.stats.aborted; extra.retried += m.stats.retried; extra.flaky += m.stats.flaky;
           busySeconds = Math.max(busySeconds, m.stats.seconds);
           for (const [sig, n] of m.counts) counts.set(sig, (counts.get(sig) ?? 0) + n);
           for (const [k, v] of m.stats.coverage) coverage.set(k, (coverage.get(k) ?? 0) + v);
@@ -84,5 +99,5 @@ export async function runParallel(
   await Promise.all(done);
   const sum = per.reduce((a, b) => ({ programs: a.programs + b.programs, ops: a.ops + b.ops, divergences: a.divergences + b.divergences, known: a.known + b.known }));
   for (const f of findings.values()) f.count = counts.get(f.signature) ?? f.count;
-  return { stats: { ...sum, seconds: (performance.now() - t0) / 1000, coverage }, findings: [...findings.values()], busySeconds };
+  return { stats: { ...sum, ...extra, abortReasons: [], seconds: (performance.now() - t0) / 1000, coverage }, findings: [...findings.values()], busySeconds };
 }

@@ -16,7 +16,7 @@ import { modelBackend } from "../backend/model.ts";
 import { matchKnown, type KnownDivergence } from "./known.ts";
 import { rel } from "./cases.ts";
 
-export type ReplayStatus = "agrees" | "divergence" | "known" | "bug-caught" | "bug-missed" | "skipped";
+export type ReplayStatus = "agrees" | "divergence" | "known" | "bug-caught" | "bug-missed" | "skipped" | "aborted";
 export interface ReplayResult { case: string; name: string; backend: string; profile: ProfileId; status: ReplayStatus; divergence?: Divergence; reason?: string }
 
 export function checkExpect(c: Case, trace: Trace): Divergence | null {
@@ -48,6 +48,10 @@ export function cannotRun(c: Case, backend: Backend): string | null {
   if (bad) return `op ${bad.op} is not supported on ${info.name}`;
   if (c.program.some((op) => op.op === "open" && op.pmu === "aux") && info.config.pmus.aux === null) return "needs an AUX PMU";
   if (c.config.paranoid !== info.config.paranoid) return `made for perf_event_paranoid ${c.config.paranoid}; this kernel has ${info.config.paranoid}`;
+  const hard = info.config.memlockHardPages ?? "unlimited";
+  if (hard !== "unlimited" && (c.config.memlockPages === "unlimited" || c.config.memlockPages > hard)) {
+    return `made for RLIMIT_MEMLOCK ${c.config.memlockPages} pages; the hard limit here is ${hard} pages and cannot be raised`;
+  }
   if (c.config.cpus !== info.config.cpus || c.config.mlockKb !== info.config.mlockKb) {
     return `made for cpus=${c.config.cpus} mlock_kb=${c.config.mlockKb}; this kernel has cpus=${info.config.cpus} mlock_kb=${info.config.mlockKb}`;
   }
@@ -75,15 +79,18 @@ export async function replayCases(
       if (why) r = { ...base, status: "skipped", reason: why };
       else {
         // On a kernel the PMUs and the memlock hard limit are the machine's, and the spec judges with them.
+        // A kernel starts the program's user as it finds it (a fresh uid: 0; the non-root host
+        // measures it and says so in trace.config), whatever locked_vm the case started from.
         const config: Config = kernelBackend
-          ? { ...c.config, pmus: backend.info.config.pmus, memlockHardPages: backend.info.config.memlockHardPages }
+          ? { ...c.config, pmus: backend.info.config.pmus, memlockHardPages: backend.info.config.memlockHardPages, lockedVmPages: undefined }
           : c.config;
         const [trace] = backend.runSync ? backend.runSync([c.program], config) : await backend.run([c.program], config);
         const fired = new Map<string, number>();
-        const v = checkTrace(c.program, config, profile, trace, fired);
+        const v = checkTrace(c.program, trace.config ?? config, profile, trace, fired);
         const k = v.accepted ? null : matchKnown(known, v.divergence, profile, backend.info, fired);
         const exp = kernelBackend ? null : checkExpect(c, trace) ?? checkVerdict(c, v.accepted ? null : v.divergence);
-        if (exp) r = { ...base, status: "divergence", divergence: exp };
+        if (kernelBackend && trace.aborted !== undefined) r = { ...base, status: "aborted", reason: `the harness aborted the run: ${trace.aborted.split("\n")[0]}` };
+        else if (exp) r = { ...base, status: "divergence", divergence: exp };
         else if (!kernelBackend && c.verdict && c.verdict !== "accepted") r = { ...base, status: "agrees", reason: `the spec reports ${c.verdict.kind} ${c.verdict.rule}, as the case says`, divergence: v.accepted ? undefined : v.divergence };
         else if (bugs.length) {
           r = v.accepted || k

@@ -144,20 +144,32 @@ export interface BugFlags {
   auxMlockRefund: boolean;
 }
 
+const BUG_IDS: ReadonlySet<string> = new Set(BUGS.map((b) => b.id));
+
+/** The flags of a kernel without bugs: one shared object (never written), so the common case
+ *  allocates nothing per Kernel. */
+const NO_BUGS: BugFlags = {
+  vmaSplit: false,
+  mlockNegative: false,
+  auxAllocResult: false,
+  setOutputMmap: false,
+  auxRefcountLeak: false,
+  vmallocDataPageNr: false,
+  auxMlockRefund: false,
+};
+
 export function bugFlags(bugs: ReadonlySet<string> | undefined): BugFlags {
-  if (bugs) {
-    for (const id of bugs) {
-      if (!BUGS.some((b) => b.id === id)) throw new Error(`unknown reference bug ${JSON.stringify(id)}; known: ${BUGS.map((b) => b.id).join(", ")}`);
-    }
+  if (!bugs || bugs.size === 0) return NO_BUGS;
+  for (const id of bugs) {
+    if (!BUG_IDS.has(id)) throw new Error(`unknown reference bug ${JSON.stringify(id)}; known: ${BUGS.map((b) => b.id).join(", ")}`);
   }
-  const on = (id: string) => bugs?.has(id) ?? false;
   return {
-    vmaSplit: on("vma-split"),
-    mlockNegative: on("mlock-negative"),
-    auxAllocResult: on("aux-alloc-result"),
-    setOutputMmap: on("set-output-mmap"),
-    auxRefcountLeak: on("aux-refcount-leak"),
-    vmallocDataPageNr: on("vmalloc-data-page-nr"),
-    auxMlockRefund: on("aux-mlock-refund"),
+    vmaSplit: bugs.has("vma-split"),
+    mlockNegative: bugs.has("mlock-negative"),
+    auxAllocResult: bugs.has("aux-alloc-result"),
+    setOutputMmap: bugs.has("set-output-mmap"),
+    auxRefcountLeak: bugs.has("aux-refcount-leak"),
+    vmallocDataPageNr: bugs.has("vmalloc-data-page-nr"),
+    auxMlockRefund: bugs.has("aux-mlock-refund"),
   };
 }

@@ -2,7 +2,8 @@
  * auxspec reference implementation: public API.
  *
  * An operational model of Linux perf's ring-buffer and AUX-area mmap paths per profile
- * (reference/kernel.ts), with historic bugs as switches (reference/bugs.ts). Backend "model".
+ * (reference/kernel.ts: the state and syscall entry; one file per kernel seam beside it, see
+ * reference/README.md), with historic bugs as switches (reference/bugs.ts). Backend "model".
  */
 import type { Config, ProfileId, Program } from "../spec/program.ts";
 import type { Step, Trace } from "../spec/trace.ts";

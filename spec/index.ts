@@ -26,7 +26,7 @@ export * from "./program.ts";
 export * from "./trace.ts";
 export type { AbstractState, AbstractBuffer, AbstractEvent } from "./abstract.ts";
 export { profileFor, parseRelease, type ProfileChoice } from "./profiles.ts";
-export { RULES, RULE_BY_ID, NON_DECIDING, type Rule, type Cite } from "./rules/index.ts";
+export { RULES, RULE_BY_ID, NON_DECIDING, type Rule, type Cite, type RuleId } from "./rules/index.ts";
 export { INVARIANTS, type Invariant } from "./invariants.ts";
 
 declare const specStateBrand: unique symbol;

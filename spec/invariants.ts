@@ -20,7 +20,8 @@ export const INVARIANTS: readonly Invariant[] = [
 /** Conservation violations of an end state (empty = ok). */
 export function checkEnd(s: State, _start: Config): { id: string; detail: string }[] {
   const out: { id: string; detail: string }[] = [];
-  if (s.lockedVm !== 0) out.push({ id: "conserve.locked_vm", detail: `locked_vm ends at ${s.lockedVm} pages, not 0 (${s.lockedVm > 0 ? "charges never refunded" : "refunded more than charged"})` });
+  const l0 = s.cfg.lockedVmPages ?? 0;
+  if (s.lockedVm !== l0) out.push({ id: "conserve.locked_vm", detail: `locked_vm ends at ${s.lockedVm} pages, not ${l0} (${s.lockedVm > l0 ? "charges never refunded" : "refunded more than charged"})` });
   if (s.pinnedVm !== 0) out.push({ id: "conserve.pinned_vm", detail: `pinned_vm ends at ${s.pinnedVm} pages (VmPin ${s.pinnedVm * 4} kB), not 0` });
   if (s.auxAllocs !== s.auxFrees) out.push({ id: "conserve.aux_freed", detail: `${s.auxAllocs} AUX areas set up, ${s.auxFrees} freed` });
   const liveBufs = s.bufs.filter((b) => !b.dead).map((b) => b.id);
@@ -30,10 +31,10 @@ export function checkEnd(s: State, _start: Config): { id: string; detail: string
     out.push({ id: "conserve.no_live_buffer", detail: `alive after teardown: ${[...liveBufs.map((b) => `buffer ${b}`), ...liveEvs].join(", ")}` });
   }
   const counts = s.anomalies.slice();
-  for (const b of s.bufs) if (!b.dead && (b.auxMc !== 0 || b.mc !== 0)) counts.push(`buffer ${b.id} alive with mmap_count ${b.mc}, aux_mmap_count ${b.auxMc}`);
+  for (const b of s.bufs) if (!b.dead && (b.auxMmapCount !== 0 || b.mmapCount !== 0)) counts.push(`buffer ${b.id} alive with mmap_count ${b.mmapCount}, aux_mmap_count ${b.auxMmapCount}`);
   if (counts.length) out.push({ id: "conserve.counters", detail: counts.join("; ") });
   const warns = s.warns.slice();
-  s.evs.forEach((e, i) => { if (e !== undefined && e.mc === SAT && !warns.length) warns.push(`e${i} mmap_count saturated`); });
+  s.evs.forEach((e, i) => { if (e !== undefined && e.mmapCount === SAT && !warns.length) warns.push(`e${i} mmap_count saturated`); });
   if (warns.length) out.push({ id: "conserve.refcounts", detail: warns.join("; ") });
   return out;
 }
@@ -58,21 +59,21 @@ export function structuralProblems(s: State): string[] {
     if (e.rb >= 0) {
       bufVmas.set(e.rb, (bufVmas.get(e.rb) ?? 0) + 1);
       const b = s.bufs[e.rb];
-      if (b.auxNr !== 0 && v.pgoff === b.auxPgoff) bufAux.set(e.rb, (bufAux.get(e.rb) ?? 0) + 1);
+      if (b.auxNrPages !== 0 && v.pgoff === b.auxPgoff) bufAux.set(e.rb, (bufAux.get(e.rb) ?? 0) + 1);
     }
   }
   s.evs.forEach((e, i) => {
-    if (e === undefined || e.mc === SAT) return;
-    if (!e.freed && e.mc !== (evVmas.get(i) ?? 0)) out.push(`e${i}: mmap_count ${e.mc}, VMAs ${evVmas.get(i) ?? 0}`);
+    if (e === undefined || e.mmapCount === SAT) return;
+    if (!e.freed && e.mmapCount !== (evVmas.get(i) ?? 0)) out.push(`e${i}: mmap_count ${e.mmapCount}, VMAs ${evVmas.get(i) ?? 0}`);
     if (e.rb >= 0 && s.bufs[e.rb].dead) out.push(`e${i} points at freed buffer ${e.rb}`);
-    if (e.mc > 0 && e.rb < 0) out.push(`e${i} mapped without a buffer`);
+    if (e.mmapCount > 0 && e.rb < 0) out.push(`e${i} mapped without a buffer`);
   });
   for (const b of s.bufs) {
-    if (b.dead || b.mc === SAT) continue;
-    if (b.mc !== (bufVmas.get(b.id) ?? 0)) out.push(`buffer ${b.id}: mmap_count ${b.mc}, VMAs ${bufVmas.get(b.id) ?? 0}`);
-    if (s.era.maySplit && b.auxNr !== 0 && b.auxMc !== (bufAux.get(b.id) ?? 0)) out.push(`buffer ${b.id}: aux_mmap_count ${b.auxMc}, AUX VMAs ${bufAux.get(b.id) ?? 0}`);
-    if (s.era.maySplit && b.auxNr !== 0 && b.auxRef !== 1) out.push(`buffer ${b.id}: AUX allocated with aux_refcount ${b.auxRef}`);
-    if (b.auxPriv && b.auxNr === 0) out.push(`buffer ${b.id}: setup_aux data without AUX pages`);
+    if (b.dead || b.mmapCount === SAT) continue;
+    if (b.mmapCount !== (bufVmas.get(b.id) ?? 0)) out.push(`buffer ${b.id}: mmap_count ${b.mmapCount}, VMAs ${bufVmas.get(b.id) ?? 0}`);
+    if (s.era.maySplit && b.auxNrPages !== 0 && b.auxMmapCount !== (bufAux.get(b.id) ?? 0)) out.push(`buffer ${b.id}: aux_mmap_count ${b.auxMmapCount}, AUX VMAs ${bufAux.get(b.id) ?? 0}`);
+    if (s.era.maySplit && b.auxNrPages !== 0 && b.auxRefcount !== 1) out.push(`buffer ${b.id}: AUX allocated with aux_refcount ${b.auxRefcount}`);
+    if (b.auxPriv && b.auxNrPages === 0) out.push(`buffer ${b.id}: setup_aux data without AUX pages`);
   }
   const live = s.bufs.filter((b) => !b.dead).length;
   if (s.auxAllocs - s.auxFrees !== s.bufs.filter((b) => b.auxPriv).length) out.push(`liveAux ${s.auxAllocs - s.auxFrees} but ${s.bufs.filter((b) => b.auxPriv).length} buffers hold setup_aux data (${live} live buffers)`);

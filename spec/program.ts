@@ -118,12 +118,15 @@ export const Config = z.object({
   /** num_online_cpus() */
   cpus: z.number().int().min(1).max(4096),
   /** /proc/sys/kernel/perf_event_mlock_kb at the start */
-  mlockKb: z.number().int().min(0),
+  mlockKb: z.number().int().min(0).max(2147483647, "perf_event_mlock_kb is a C int: at most 2147483647"),
   /** RLIMIT_MEMLOCK soft limit at the start, in pages */
   memlockPages: z.union([z.number().int().min(0), z.literal("unlimited")]),
   /** RLIMIT_MEMLOCK hard limit, in pages (default unlimited). An `rlimit` op asking for a soft
    *  limit above it answers EINVAL (do_prlimit: rlim_cur > rlim_max); backends keep it as found. */
   memlockHardPages: z.union([z.number().int().min(0), z.literal("unlimited")]).optional(),
+  /** user->locked_vm (pages) when the program starts: 0 for a fresh uid (default); a shared uid's
+   *  measured start (non-root host runs: earlier programs' leaks stay charged to the user). */
+  lockedVmPages: z.number().int().min(0).optional(),
   /** whether the program runs with CAP_IPC_LOCK */
   capIpcLock: z.boolean(),
   /** /proc/sys/kernel/perf_event_paranoid */

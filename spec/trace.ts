@@ -4,7 +4,7 @@
  * backends build Trace objects directly and never parse them.
  */
 import { z } from "zod";
-import { Outcome, ProfileId, Op } from "./program.ts";
+import { Config, Outcome, ProfileId, Op } from "./program.ts";
 
 /** One op's observation: its outcome and VmPin (kB, /proc/self/status) right after it. */
 export const Step = z.object({
@@ -39,6 +39,9 @@ export const Trace = z.object({
   kernel: z.string().nullable(),
   steps: z.array(Step),
   audit: Audit.nullable(),
+  /** The machine the program actually found, when the backend measured it to differ from the
+   *  config it was asked for (non-root host: the shared user's locked_vm at the start). */
+  config: Config.optional(),
   /** Set when the program could not run to its end (crash, time-out): the reason. */
   aborted: z.string().optional(),
 }).strict();

@@ -24,7 +24,10 @@ import { fileURLToPath } from "node:url";
 import { Config, Program, programProblems } from "../../spec/program.ts";
 import type { Trace } from "../../spec/trace.ts";
 import { discoverHost } from "./discover.ts";
-import { processIsClean, runProgramHere, type RunOptions } from "./executor.ts";
+import { processIsClean, runProgramHere, DEFAULT_BUDGET_MARGIN, type RunOptions } from "./executor.ts";
+import { libc, RLIMIT_MEMLOCK } from "./libc.ts";
+import { probeBudget } from "./perf.ts";
+import { dieWithParent } from "../../backend/lifecycle.ts";
 
 export const EXIT_DIRTY = 3;
 export const EXIT_NO_PERF = 2;
@@ -33,8 +36,49 @@ function log(msg: string): void {
   writeSync(2, `agent[${process.pid}]: ${msg}\n`);
 }
 
+/**
+ * The current user's locked-memory budget, measured as the audit does (RLIMIT_MEMLOCK = VmPin,
+ * map fresh buffers until EPERM; first maps never hit the re-map leak), for agents that run
+ * as a shared uid (not root: --measure-budget). Null when the probe fails.
+ */
+function measureBudget(config: Config, vmPinKb: number): { pages: number } | { error: string } {
+  const l = libc();
+  const orig = new BigUint64Array(2);
+  l.getrlimit(RLIMIT_MEMLOCK, orig);
+  const lim = new BigUint64Array([BigInt(Math.max(0, Math.ceil(vmPinKb / 4))) * 4096n, orig[1]]);
+  if (l.setrlimit(RLIMIT_MEMLOCK, lim) !== 0) return { error: `setrlimit for the budget probe failed (errno ${l.errno()})` };
+  try {
+    const p = probeBudget((config.mlockKb >> 2) * config.cpus + DEFAULT_BUDGET_MARGIN);
+    return p.error ? { error: p.error } : { pages: p.pages };
+  } finally {
+    l.setrlimit(RLIMIT_MEMLOCK, orig);
+  }
+}
+
+/**
+ * Runs one program as the shared (non-root) user: the budget before it gives the start value of
+ * user->locked_vm (earlier programs' leaks stay charged to the user), sent back as trace.config
+ * when it is not 0; the budget after teardown becomes the audit's budgetPages, as for root.
+ */
+function runAsSharedUser(program: Program, config: Config, facts: ReturnType<typeof discoverHost>, opts: RunOptions): Trace {
+  const abort = (why: string): Trace => ({ backend: "host", kernel: facts.release, steps: [], audit: null, aborted: why });
+  const limit = (config.mlockKb >> 2) * config.cpus;
+  const before = measureBudget(config, 0);
+  if ("error" in before) return abort(`harness: budget probe before the program: ${before.error}`);
+  const trace = runProgramHere(program, config, facts, { ...opts, noBudget: true });
+  if (trace.aborted || !trace.audit) return trace;
+  const after = measureBudget(config, trace.audit.vmPinKb);
+  if ("error" in after) return abort(`harness: budget probe after the program: ${after.error}`);
+  trace.audit.budgetPages = after.pages;
+  const start = Math.max(0, limit - before.pages);
+  if (start !== (config.lockedVmPages ?? 0)) trace.config = { ...config, lockedVmPages: start };
+  return trace;
+}
+
 function main(): void {
+  dieWithParent();
   const args = process.argv.slice(2);
+  const sharedUser = args.includes("--measure-budget");
   const opts: RunOptions = {
     allowSysctl: args.includes("--allow-sysctl"),
     touchMode: args.includes("--touch=inproc") ? "inproc" : "child",
@@ -72,7 +116,9 @@ function main(): void {
       } else {
         const uid = typeof req.uid === "number" && Number.isInteger(req.uid) && req.uid > 0 ? req.uid : undefined;
         try {
-          trace = runProgramHere(program.data, config.data, facts, { ...opts, uid });
+          trace = sharedUser && !facts.root
+            ? runAsSharedUser(program.data, config.data, facts, opts)
+            : runProgramHere(program.data, config.data, facts, { ...opts, uid });
         } catch (e) {
           // An unexpected failure inside the executor: this process may be in any state.
           trace = abort(`agent error: ${(e as Error).message}`);
@@ -81,6 +127,7 @@ function main(): void {
       }
     }
     writeSync(1, JSON.stringify({ id, trace: trace! }) + "\n");
+    dieWithParent(); // a uid change clears PR_SET_PDEATHSIG: arm it again
     if (!facts.perfOk) { process.exitCode = EXIT_NO_PERF; return; }
     let clean = false;
     try { clean = !dead && processIsClean(); } catch { clean = false; }

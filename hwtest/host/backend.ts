@@ -3,6 +3,7 @@
  * a fresh uid (pool.ts, agent.ts, executor.ts).
  */
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import type { Config, Program } from "../../spec/program.ts";
 import type { Trace } from "../../spec/trace.ts";
 import { BackendUnavailable, type Backend, type BackendInfo } from "../../backend/contract.ts";
@@ -57,7 +58,8 @@ export function hostInfo(facts: HostFacts, opts: HostBackendOptions = {}): Backe
   if (facts.root) {
     notes.push("each program runs under a fresh uid (setresuid(X, X, 0)) without CAP_IPC_LOCK unless config.capIpcLock; the audit probes that uid's locked-memory budget");
   } else {
-    notes.push("not root: programs run as the current user, so user->locked_vm is shared with this user's other processes (a running perf tool changes outcomes); the budget probe is skipped: judge against the measured baseline VmPin");
+    notes.push(`not root (uid ${process.getuid?.() ?? "?"}): every program runs as this one user, whose user->locked_vm outlives processes (6.18 leaks it on re-maps); one agent at a time measures the user's locked-memory budget before each program (the spec starts from it) and after teardown (the audit)`);
+    notes.push("not root: cannot check programs that need a fresh uid's full budget once earlier leaks used it up, configs with CAP_IPC_LOCK, or another perf_event_mlock_kb; this user's other perf users (a running perf tool) would change outcomes");
   }
   const hard = hardMemlock();
   if (hard !== "unlimited" && hard !== null && !capSysResource()) {
@@ -77,6 +79,9 @@ export function hostInfo(facts: HostFacts, opts: HostBackendOptions = {}): Backe
   };
 }
 
+/** Agents the host backend starts unless told otherwise. */
+export const DEFAULT_HOST_WORKERS = 2;
+
 export async function hostBackend(opts: HostBackendOptions = {}): Promise<Backend> {
   const facts = discoverHost();
   if (!facts.perfOk) throw new BackendUnavailable(facts.perfError ?? "perf_event_open is not usable here");
@@ -84,13 +89,19 @@ export async function hostBackend(opts: HostBackendOptions = {}): Promise<Backen
   const agentArgs: string[] = [];
   if (opts.allowSysctl) agentArgs.push("--allow-sysctl");
   if ((opts.touchMode ?? "inproc") === "inproc") agentArgs.push("--touch=inproc");
+  if (!facts.root) agentArgs.push("--measure-budget");
   // Machine-global state forces one program at a time: perf_event_mlock_kb (sysctl) and the
   // test PMU's fail_setup_aux switch and setups/frees/live counters, which every program's
   // audit reads.
-  const serial = opts.allowSysctl || facts.testPmuDir !== null;
-  const workers = serial ? 1 : Math.max(1, opts.workers ?? 2);
-  if (serial && (opts.workers ?? 2) > 1) {
-    info.notes.push(`one worker only: ${opts.allowSysctl ? "sysctlMlock changes a machine-wide setting" : "the test PMU's fault switch and counters are machine-wide"}`);
+  // Not root: one user's locked_vm for every program, measured around each: one at a time.
+  const serial = opts.allowSysctl || facts.testPmuDir !== null || !facts.root;
+  const maxWorkers = 2 * availableParallelism();
+  let workers = serial ? 1 : Math.max(1, opts.workers ?? DEFAULT_HOST_WORKERS);
+  if (serial && (opts.workers ?? DEFAULT_HOST_WORKERS) > 1) {
+    info.notes.push(`one worker only: ${opts.allowSysctl ? "sysctlMlock changes a machine-wide setting" : facts.root ? "the test PMU's fault switch and counters are machine-wide" : "not root: the programs share one user's locked_vm"}`);
+  } else if (workers > maxWorkers) {
+    info.notes.push(`--workers ${workers} capped at ${maxWorkers} (2 per CPU): more agents than that only contend (measured: 64 agents on 2 CPUs ran 50x slower)`);
+    workers = maxWorkers;
   }
   const pool = new HostPool({
     workers,

@@ -14,7 +14,9 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { Config, Program } from "../../spec/program.ts";
-import type { Trace } from "../../spec/trace.ts";
+import { Trace } from "../../spec/trace.ts";
+import { formatZodError } from "../../spec/program.ts";
+import { childEnv, underPdeathsig } from "../../backend/lifecycle.ts";
 import { PROJECT_ROOT } from "./native/build.ts";
 
 const AGENT = join(dirname(fileURLToPath(import.meta.url)), "agent.ts");
@@ -33,6 +35,8 @@ export interface PoolOptions {
   /** Kernel release, for traces the pool makes itself (aborted ones). */
   kernel: string | null;
   log?: (msg: string) => void;
+  /** How long close() lets a worker finish its program before SIGKILL (default 2 s). */
+  closeGraceMs?: number;
 }
 
 interface Task {
@@ -81,10 +85,12 @@ export class HostPool {
 
   private spawnWorker(): Worker {
     const cmd = this.opts.command ?? { file: process.execPath, args: ["--import", "tsx", AGENT, ...(this.opts.agentArgs ?? [])] };
-    const proc = spawn(cmd.file, cmd.args, {
+    const armed = underPdeathsig(cmd.file, cmd.args); // dies with us even while it is still loading
+    const proc = spawn(armed.file, armed.args, {
       cwd: PROJECT_ROOT,
       stdio: ["pipe", "pipe", "pipe"],
-      env: { ...process.env, NODE_OPTIONS: "" },
+      // The agent arms PR_SET_PDEATHSIG (backend/lifecycle.ts): it dies with this process.
+      env: childEnv({ NODE_OPTIONS: "" }),
     });
     this.spawned++;
     const w: Worker = { proc, inflight: [], timer: null, stderrTail: "", gone: false, answered: false };
@@ -108,18 +114,32 @@ export class HostPool {
   private onLine(w: Worker, line: string): void {
     const head = w.inflight[0];
     if (!head) { this.opts.log?.(`worker ${w.proc.pid}: unexpected output ${line.slice(0, 200)}`); return; }
-    let msg: { id: number; trace: Trace };
+    // Zod at the edge: a reply that is not JSON, answers another request or is not a Trace is
+    // a harness failure: the program it was for is aborted and the worker replaced.
+    let msg: { id?: unknown; trace?: unknown };
     try {
       msg = JSON.parse(line);
     } catch {
-      this.opts.log?.(`worker ${w.proc.pid}: bad output ${line.slice(0, 200)}`);
-      return;
+      return this.malformed(w, `reply is not JSON: ${line.slice(0, 200)}`);
     }
-    if (msg.id !== head.id) { this.opts.log?.(`worker ${w.proc.pid}: answer for ${msg.id}, expected ${head.id}`); return; }
+    // An answer out of turn is dropped: the head's time-out decides about a worker stuck on it.
+    if (msg?.id !== head.id) { this.opts.log?.(`worker ${w.proc.pid}: answer for ${JSON.stringify(msg?.id)}, expected ${head.id}`); return; }
+    const trace = Trace.safeParse(msg.trace);
+    if (!trace.success) return this.malformed(w, `reply is not a valid trace:\n${formatZodError(trace.error)}`);
     w.inflight.shift();
     w.answered = true;
     this.armTimer(w);
-    head.task.resolve(msg.trace);
+    head.task.resolve(trace.data);
+    this.pump();
+  }
+
+  /** A worker that answered nonsense: its running program is aborted, it is killed and replaced. */
+  private malformed(w: Worker, why: string): void {
+    if (w.gone) return;
+    this.opts.log?.(`worker ${w.proc.pid}: ${why.split("\n")[0]}`);
+    const head = this.retire(w, true);
+    w.proc.kill("SIGKILL");
+    head?.task.resolve(this.aborted(`harness: worker ${w.proc.pid} sent a malformed reply: ${why}`));
     this.pump();
   }
 
@@ -207,7 +227,7 @@ export class HostPool {
     }
     const exits = this.workers.map((w) => new Promise<void>((res) => {
       if (w.gone) return res();
-      const timer = setTimeout(() => { w.proc.kill("SIGKILL"); res(); }, 5000);
+      const timer = setTimeout(() => { w.proc.kill("SIGKILL"); res(); }, this.opts.closeGraceMs ?? 2000);
       w.proc.once("exit", () => { clearTimeout(timer); res(); });
       w.proc.stdin!.end();
     }));

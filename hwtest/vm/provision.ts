@@ -1,24 +1,31 @@
 /**
- * Kernel provisioning for the VM backend: find a Debian kernel by query, download image and
- * headers with `apt-get download`, extract only what a guest needs (vmlinuz, config, the
- * virtio/9p modules and their dependencies; the headers for the module build), build the test
- * PMU module (hwtest/pmu/) against those headers, and cache the result, so that the second
- * run starts in seconds. See /work/shared/notes/vm-recipe.md for the recipe and its pitfalls.
+ * Kernel provisioning for the VM backend: find any Debian kernel (5.10 ... 7.3) by query in a
+ * private apt configuration (apt.ts: bullseye to sid, the machine's own archive URIs), download
+ * its packages with `apt-get download` (the layout differs by era: release.ts kernelLayout),
+ * extract only what a guest needs (vmlinuz, config, the virtio/9p modules and their
+ * dependencies; the headers for the module build), build the test PMU module (hwtest/pmu/)
+ * against those headers with the kernel's own compiler (toolchain.ts), and cache the result, so
+ * that the second run starts in seconds. A release without headers in the archive boots without
+ * the test PMU. See /work/shared/notes/vm-recipe.md and kernel-timeline.md.
  *
  * Cache: $AUXSPEC_VM_CACHE, else <project>/.cache/vm/ (gitignored). One folder per release:
  *   manifest.json, vmlinuz, config, modules/NAME.ko (uncompressed), auxspec_pmu.ko,
- *   headers/ (the extracted header packages), build/ (the module's build folder).
+ *   headers/ (the extracted header packages), build/ (the module's build folder);
+ *   apt/ (the private apt configuration and lists), toolchains/ (compilers of other suites).
  */
 import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, copyFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, copyFileSync, openSync, closeSync, fstatSync, readSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import {
-  GUEST_MODULES, MODULE_CONFIG, REQUIRED_BUILTIN, SERIES, buildDependencies, debField, moduleDepends, moduleLoadOrder,
-  moduleName, modinfoField, newestRelease, parseKernelConfig, parseKernelRequest, releaseKey, seriesOf, type Series,
+  GUEST_MODULES, MODULE_CONFIG, REQUIRED_BUILTIN, buildDependencies, compareReleases, debField, kernelLayout, moduleDepends,
+  moduleClosureFromDep, moduleLoadOrder, moduleName, modinfoField, newestRelease, parseModulesDep, parseKernelConfig, parseKernelRequest, parseModulesBuiltin, pickKernelFile,
+  seriesOf, seriesQuery, suiteOfRelease, type Series,
 } from "./release.ts";
+import { PrivateApt } from "./apt.ts";
+import { kernelCompiler, provisionToolchain, wrapHostTools, type KernelCompiler, type Toolchain } from "./toolchain.ts";
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const PMU_SOURCE_DIR = join(PROJECT_ROOT, "hwtest", "pmu");
@@ -27,25 +34,29 @@ const MANIFEST_FORMAT = "auxspec-vm-kernel/2";
 export interface ProvisionedKernel {
   /** `uname -r` of the kernel. */
   release: string;
-  /** "6.1", "6.12", or null for a custom kernel. */
+  /** "5.10", "6.1", ..., "7.3", or null for a custom kernel. */
   series: Series | null;
   /** The Debian package version (e.g. "6.1.170-1"), null for a custom kernel. */
   debVersion: string | null;
   /** The cache folder of this kernel. */
   dir: string;
   vmlinuz: string;
-  /** The built test PMU module (auxspec_pmu.ko). */
-  moduleKo: string;
+  /** The built test PMU module (auxspec_pmu.ko); null when the archive has no headers for this kernel. */
+  moduleKo: string | null;
   /** Uncompressed .ko files the guest loads before the test PMU, in load order. */
   guestModules: string[];
   /** Wanted modules that are built into this kernel. */
   builtin: string[];
-  /** The headers folder the module was built against. */
-  headers: string;
+  /** The headers folder the module was built against; null without headers. */
+  headers: string | null;
+  /** The compiler the module was built with ("system gcc-12", "trixie-gcc-14_14.2.0-19"), null without headers. */
+  compiler: string | null;
   /** What was reused: "all" (nothing done), "kernel" (module rebuilt), "none" (cold). */
   cached: "all" | "kernel" | "none";
-  /** Seconds spent, by phase (0 for phases skipped). */
-  seconds: { query: number; download: number; extract: number; build: number; total: number };
+  /** Seconds spent, by phase (0 for phases skipped); toolchain counts unpacking a compiler (its download is in download). */
+  seconds: { query: number; download: number; extract: number; toolchain: number; build: number; total: number };
+  /** Things worth telling the user (no headers, offline, a compiler from another suite). */
+  notes: string[];
 }
 
 interface Manifest {
@@ -55,7 +66,14 @@ interface Manifest {
   debVersion: string | null;
   guestModules: string[];
   builtin: string[];
-  headers: string;
+  /** Relative to the kernel's folder, or absolute (custom); null: no headers, no test PMU. */
+  headers: string | null;
+  /** The kernel's compiler as its headers name it (absent in caches made before 5.10/7.x support: the system's). */
+  compiler?: KernelCompiler | null;
+  /** The Debian suite of the release (for the toolchain's source). */
+  suite?: string | null;
+  /** What built the module ("gcc-14 14.2.0-19 (trixie-gcc-14_14.2.0-19, unpacked)"). */
+  compilerUsed?: string;
   moduleHash: string;
   /** GUEST_MODULES when the cache was made (a change means a fresh extraction). */
   roots: string[];
@@ -97,42 +115,30 @@ export function moduleSourceHash(): string {
   return h.digest("hex").slice(0, 16);
 }
 
-let aptUpdated = false;
-async function aptUpdate(log: Log): Promise<void> {
-  if (aptUpdated) return;
-  if (!isRoot()) throw new Error("the apt package lists lack the kernel packages and `apt-get update` needs root");
-  log("apt-get update (package lists are missing or stale)");
-  await run("apt-get", ["update", "-q"]);
-  aptUpdated = true;
+let privateApt: PrivateApt | null = null;
+/** The private apt configuration in <cache>/apt (apt.ts). */
+export function cacheApt(log: Log = () => {}): PrivateApt {
+  const dir = join(cacheRoot(), "apt");
+  if (!privateApt || privateApt.dir !== dir) privateApt = new PrivateApt(dir, log);
+  return privateApt;
 }
 
-async function aptSearch(series: Series): Promise<string> {
-  return (await run("apt-cache", ["search", "--names-only", SERIES[series].query])).stdout;
-}
-
-async function aptShow(pkg: string): Promise<string | null> {
-  try {
-    return (await run("apt-cache", ["show", "--no-all-versions", pkg])).stdout;
-  } catch {
-    return null;
-  }
-}
-
-/** The newest Debian release of a series, by query (`apt-get update` once when nothing is found). */
-export async function findNewestRelease(series: Series, log: Log = () => {}): Promise<string> {
+/**
+ * The newest Debian release of a series, by query in the private lists (updated when older than
+ * a day, and once more when the series is not found). `offline` says the archive was unreachable.
+ */
+export async function findNewestRelease(series: Series, log: Log = () => {}): Promise<{ release: string; offline: boolean }> {
   if (!hasCommand("apt-cache")) throw new Error("no apt-cache on this machine: Debian kernels are found with apt (give --kernel bzImage --headers DIR instead)");
-  let found = newestRelease(series, await aptSearch(series));
-  if (!found) {
-    await aptUpdate(log);
-    found = newestRelease(series, await aptSearch(series));
+  if (!isRoot() && cacheApt(log).listsAgeMs() === Infinity) throw new Error("no private apt lists yet and `apt-get update` into them needs root");
+  const apt = cacheApt(log);
+  let state = await apt.update();
+  let found = newestRelease(series, await apt.search(seriesQuery(series)));
+  if (!found && state === "reused") {
+    state = await apt.update(true);
+    found = newestRelease(series, await apt.search(seriesQuery(series)));
   }
-  if (!found) throw new Error(`no linux-image package of series ${series} in the apt lists (query ${SERIES[series].query})`);
-  return found;
-}
-
-function aptDownloadArgs(): string[] {
-  // As root, apt's download sandbox user (_apt) cannot write a root-owned folder; say so plainly.
-  return isRoot() ? ["-o", "APT::Sandbox::User=root"] : [];
+  if (!found) throw new Error(`no linux-image/linux-binary package of series ${series} in the apt lists (query ${seriesQuery(series)})`);
+  return { release: found, offline: state === "offline" };
 }
 
 /** Extract members matching `patterns` from a .deb's data archive; members missing are tolerated. */
@@ -242,19 +248,52 @@ function checkBuiltins(config: Map<string, string> | null, release: string, log:
   if (lacking.length) throw new Error(`kernel ${release} lacks ${lacking.map((s) => `${s}=y`).join(", ")}, which the guest needs`);
 }
 
-/** Build the test PMU against `headers` in `buildDir`; returns the .ko path. */
-async function buildModule(headers: string, buildDir: string, release: string, log: Log): Promise<string> {
+/** Build the test PMU against `headers` in `buildDir` with `tc` (the system's gcc when null); returns the .ko path. */
+async function buildModule(headers: string, buildDir: string, release: string, log: Log, tc: Toolchain | null = null): Promise<string> {
   rmSync(buildDir, { recursive: true, force: true });
   mkdirSync(buildDir, { recursive: true });
   for (const f of ["auxspec_pmu.c", "Kbuild"]) copyFileSync(join(PMU_SOURCE_DIR, f), join(buildDir, f));
-  log(`${release}: building auxspec_pmu.ko`);
-  // 6.12 headers ship vmlinux and would run pahole for BTF; this host has none (vm-recipe.md).
-  await run("make", ["-s", "-C", headers, `M=${buildDir}`, "modules", "CONFIG_DEBUG_INFO_BTF_MODULES="]);
+  log(`${release}: building auxspec_pmu.ko${tc && tc.name !== "system" ? ` with ${tc.name}` : ""}`);
+  // 6.12+ headers ship vmlinux and would run pahole for BTF; this host has none (vm-recipe.md).
+  const args = ["-s", "-C", headers, `M=${buildDir}`, "modules", "CONFIG_DEBUG_INFO_BTF_MODULES="];
+  const env = { ...process.env };
+  if (tc) {
+    args.push(`CC=${tc.cc}`);
+    if (tc.path.length) env.PATH = [...tc.path, env.PATH ?? "/usr/bin:/bin"].join(":");
+  }
+  await run("make", args, { env });
   const ko = join(buildDir, "auxspec_pmu.ko");
   if (!existsSync(ko)) throw new Error(`module build produced no ${ko}`);
   const vermagic = modinfoField(readFileSync(ko), "vermagic") ?? "";
   if (!vermagic.startsWith(`${release} `)) throw new Error(`auxspec_pmu.ko has vermagic "${vermagic}", not ${release}`);
   return ko;
+}
+
+/**
+ * The headers' compiler, its toolchain (unpacked from its suite when this machine lacks it),
+ * and the kbuild host tools wrapped when they need a newer glibc. `offline`: cached toolchains only.
+ */
+async function prepareBuild(
+  headersDir: string, kbuildRoot: string, cc: KernelCompiler | null, suite: string | null, release: string, log: Log, offline = false,
+): Promise<{ tc: Toolchain | null; download: number; seconds: number }> {
+  const t0 = performance.now();
+  const apt = cacheApt(log);
+  let tc: Toolchain | null = null;
+  let download = 0;
+  if (cc) {
+    tc = await provisionToolchain(cc, suite, apt, cacheRoot(), (m) => log(`${release}: ${m}`), { offline });
+    download = tc.download;
+  } else {
+    log(`${release}: the headers name no gcc; using the system's`);
+  }
+  const kbuild = existsSync(kbuildRoot) ? readdirSync(kbuildRoot).filter((d) => d.startsWith("linux-kbuild-")).map((d) => join(kbuildRoot, d)) : [];
+  await wrapHostTools(kbuild, tc?.runtime ?? null, suite, apt, cacheRoot(), (m) => log(`${release}: ${m}`));
+  return { tc, download, seconds: since(t0) - download };
+}
+
+function compilerName(tc: Toolchain | null, cc: KernelCompiler | null | undefined): string {
+  const what = cc ? `${cc.pkg}${cc.debVersion ? ` ${cc.debVersion}` : ""}` : "gcc";
+  return tc && tc.name !== "system" ? `${what} (${tc.name}, unpacked)` : `${what} (system)`;
 }
 
 function readManifest(dir: string): Manifest | null {
@@ -271,121 +310,194 @@ function writeManifest(dir: string, m: Manifest): void {
   renameSync(join(dir, "manifest.json.tmp"), join(dir, "manifest.json"));
 }
 
-function fromManifest(dir: string, m: Manifest, cached: ProvisionedKernel["cached"], seconds: ProvisionedKernel["seconds"]): ProvisionedKernel {
+function fromManifest(dir: string, m: Manifest, cached: ProvisionedKernel["cached"], seconds: ProvisionedKernel["seconds"], notes: string[] = []): ProvisionedKernel {
+  const headers = m.headers === null ? null : m.headers.startsWith("/") ? m.headers : join(dir, m.headers);
   return {
     release: m.release, series: m.series, debVersion: m.debVersion, dir,
-    vmlinuz: join(dir, "vmlinuz"), moduleKo: join(dir, "auxspec_pmu.ko"),
+    vmlinuz: join(dir, "vmlinuz"), moduleKo: headers ? join(dir, "auxspec_pmu.ko") : null,
     guestModules: m.guestModules.map((p) => join(dir, p)), builtin: m.builtin,
-    headers: m.headers.startsWith("/") ? m.headers : join(dir, m.headers), cached, seconds,
+    headers, compiler: headers ? m.compilerUsed ?? compilerName(null, m.compiler) : null,
+    cached, seconds,
+    notes: [...notes, ...(headers ? [] : [`the archive has no linux-headers-${m.release}: no test PMU (software events only)`])],
   };
 }
 
 const since = (t0: number) => Math.round((performance.now() - t0) / 10) / 100;
 
-async function provisionDebian(release: string, log: Log, t0: number, tQuery: number): Promise<ProvisionedKernel> {
+const ZERO = { query: 0, download: 0, extract: 0, toolchain: 0, build: 0 };
+
+async function provisionDebian(release: string, log: Log, t0: number, tQuery: number, offline = false): Promise<ProvisionedKernel> {
   const series = seriesOf(release);
   const dir = join(cacheRoot(), release);
   const hash = moduleSourceHash();
   const m = readManifest(dir);
+  const offNote = offline ? ["the archive was unreachable: provisioned from the cache"] : [];
   if (m && existsSync(join(dir, "vmlinuz")) && m.roots?.join() === GUEST_MODULES.join()) {
-    if (m.moduleHash === hash && existsSync(join(dir, "auxspec_pmu.ko"))) {
-      return fromManifest(dir, m, "all", { query: tQuery, download: 0, extract: 0, build: 0, total: since(t0) });
+    if (m.headers === null || (m.moduleHash === hash && existsSync(join(dir, "auxspec_pmu.ko")))) {
+      return fromManifest(dir, m, "all", { ...ZERO, query: tQuery, total: since(t0) }, offNote);
     }
+    const headersDir = join(dir, m.headers);
+    const prep = await prepareBuild(headersDir, join(dir, "headers", "usr", "lib"), m.compiler ?? null, m.suite ?? suiteOfRelease(release), release, log, offline);
     const tb = performance.now();
-    const ko = await buildModule(join(dir, m.headers), join(dir, "build"), release, log);
+    const ko = await buildModule(headersDir, join(dir, "build"), release, log, prep.tc);
     copyFileSync(ko, join(dir, "auxspec_pmu.ko"));
-    writeManifest(dir, { ...m, moduleHash: hash });
-    return fromManifest(dir, { ...m, moduleHash: hash }, "kernel", { query: tQuery, download: 0, extract: 0, build: since(tb), total: since(t0) });
+    const m2: Manifest = { ...m, moduleHash: hash, compilerUsed: compilerName(prep.tc, m.compiler) };
+    writeManifest(dir, m2);
+    return fromManifest(dir, m2, "kernel", { ...ZERO, query: tQuery, download: prep.download, toolchain: prep.seconds, build: since(tb), total: since(t0) }, offNote);
   }
+  if (offline) throw new Error(`${release} is not in the cache and the archive is unreachable`);
 
   // Cold: work in a fresh folder and rename it into place at the end (a crash leaves no half cache).
   mkdirSync(cacheRoot(), { recursive: true });
   const work = `${dir}.tmp-${process.pid}`;
   rmSync(work, { recursive: true, force: true });
   mkdirSync(join(work, "debs"), { recursive: true });
+  const apt = cacheApt(log);
+  const notes: string[] = [];
+  const tResolve = performance.now();
   try {
+    await apt.update();
     const image = `linux-image-${release}`;
-    const headersPkg = `linux-headers-${release}`;
-    let show = await aptShow(headersPkg);
-    if (!show) {
-      await aptUpdate(log);
-      show = await aptShow(headersPkg);
-    }
-    if (!show) throw new Error(`apt knows no package ${headersPkg}`);
-    const imageShow = await aptShow(image);
-    if (!imageShow) throw new Error(`apt knows no package ${image}`);
-    const debVersion = debField(imageShow, "Version");
-    const deps = buildDependencies(debField(show, "Depends") ?? "");
-    const pkgs = [image, headersPkg, ...deps];
+    const names = [image, `linux-binary-${release}`, `linux-modules-${release}`, `linux-base-${release}`, `linux-headers-${release}`];
+    const shows = await apt.showMany(names);
+    const layout = kernelLayout(release, shows.get(image) ? debField(shows.get(image)!, "Depends") : null, (n) => !!shows.get(n));
+    const kernelShow = shows.get(layout.kernelPkg);
+    if (!kernelShow) throw new Error(`apt knows neither ${image} nor linux-binary-${release}`);
+    const debVersion = debField(kernelShow, "Version");
+    const headersShow = layout.headersPkg ? shows.get(layout.headersPkg)! : null;
+    const deps = headersShow ? buildDependencies(debField(headersShow, "Depends") ?? "") : [];
+    const pkgs = [...new Set([layout.kernelPkg, ...(layout.modulesPkg ? [layout.modulesPkg] : []), ...layout.extraPkgs, ...(layout.headersPkg ? [layout.headersPkg] : []), ...deps])];
+    if (layout.missing.length) log(`${release}: not in the archive: ${layout.missing.join(", ")}`);
+    const resolveSecs = since(tResolve);
     const td = performance.now();
     log(`${release}: apt-get download ${pkgs.join(" ")}`);
-    await run("apt-get", [...aptDownloadArgs(), "download", ...pkgs], { cwd: join(work, "debs") });
+    await apt.download(pkgs, join(work, "debs"));
     const download = since(td);
     const debs = readdirSync(join(work, "debs")).filter((f) => f.endsWith(".deb"));
-    const imageDeb = debs.find((f) => f.startsWith(`${image}_`));
-    if (!imageDeb) throw new Error(`apt-get download left no ${image}_*.deb`);
+    const debOf = (pkg: string) => debs.find((f) => f.startsWith(`${pkg}_`)) ?? null;
+    const kernelDeb = debOf(layout.kernelPkg);
+    if (!kernelDeb) throw new Error(`apt-get download left no ${layout.kernelPkg}_*.deb`);
+    const modulesDeb = layout.modulesPkg ? debOf(layout.modulesPkg) : null;
+    const headerDebs = [layout.headersPkg, ...deps.map((d) => d.split("=")[0])].filter((x): x is string => !!x).map(debOf).filter((x): x is string => !!x);
+    const extraDebs = layout.extraPkgs.map(debOf).filter((x): x is string => !!x);
 
     const te = performance.now();
     log(`${release}: extracting`);
     const root = join(work, "image");
+    const kernelFiles = ["*/boot/vmlinuz-*", "*/boot/config-*", "*/modules/*/vmlinuz", "*/modules/*/config", "*/modules/*/modules.builtin"];
     // The usual homes of the guest's modules and their dependencies (9p needs netfs, and
     // fscache on 6.1); a dependency found elsewhere costs a second pass (resolveGuestModules).
-    const firstPass = [
-      "*/boot/vmlinuz-*", "*/boot/config-*", "*/modules/*/kernel/drivers/virtio/*", "*/modules/*/kernel/net/9p/*",
-      "*/modules/*/kernel/fs/9p/*", "*/modules/*/kernel/fs/netfs/*", "*/modules/*/kernel/fs/fscache/*",
-      "*/modules/*/kernel/drivers/char/virtio_console.ko*",
+    const moduleFiles = [
+      "*/modules/*/kernel/drivers/virtio/*", "*/modules/*/kernel/net/9p/*", "*/modules/*/kernel/fs/9p/*", "*/modules/*/kernel/fs/netfs/*",
+      "*/modules/*/kernel/fs/fscache/*", "*/modules/*/kernel/drivers/char/virtio_console.ko*", "*/modules/*/modules.builtin",
     ];
     const hdrRoot = join(work, "headers");
-    // Image and header packages unpack in parallel (xz is the cost).
-    const headersDone = Promise.all(debs.filter((f) => f !== imageDeb).map((f) => run("dpkg", ["-x", join(work, "debs", f), hdrRoot])));
+    // Header packages unpack in parallel with the kernel's (xz is the cost).
+    const headersDone = Promise.all(headerDebs.map((f) => run("dpkg", ["-x", join(work, "debs", f), hdrRoot])));
     headersDone.catch(() => {});
-    await extractMembers(join(work, "debs", imageDeb), root, firstPass);
-    const vmlinuz = findFiles(root, (p) => /\/boot\/vmlinuz-/.test(p))[0];
-    if (!vmlinuz) throw new Error(`${imageDeb} has no /boot/vmlinuz-*`);
+    await Promise.all([
+      extractMembers(join(work, "debs", kernelDeb), root, modulesDeb === kernelDeb ? [...kernelFiles, ...moduleFiles] : kernelFiles),
+      ...(modulesDeb && modulesDeb !== kernelDeb ? [extractMembers(join(work, "debs", modulesDeb), root, moduleFiles)] : []),
+      ...extraDebs.map((f) => run("dpkg", ["-x", join(work, "debs", f), root])),
+    ]);
+    const files = findFiles(root, () => true);
+    const vmlinuz = pickKernelFile("vmlinuz", files);
+    if (!vmlinuz) throw new Error(`${kernelDeb} has neither /boot/vmlinuz-* nor /usr/lib/modules/*/vmlinuz`);
     renameSync(vmlinuz, join(work, "vmlinuz"));
-    const cfgPath = findFiles(root, (p) => /\/boot\/config-/.test(p))[0];
-    const config = cfgPath ? parseKernelConfig(readFileSync(cfgPath, "utf8")) : null;
-    if (cfgPath) renameSync(cfgPath, join(work, "config"));
-    checkBuiltins(config, release, log);
-    const { guestModules, builtin } = await resolveGuestModules(moduleFilesUnder(root), config, join(work, "modules"), async (names) => {
-      log(`${release}: second extraction pass for ${names.join(", ")}`);
-      const pats = names.map((n) => `*/${n.replace(/_/g, "[-_]")}.ko*`);
-      await extractMembers(join(work, "debs", imageDeb), root, pats);
-      return moduleFilesUnder(root);
-    });
-    rmSync(root, { recursive: true, force: true });
     await headersDone;
+    const headersRel = layout.headersPkg ? join("headers", "usr", "src", layout.headersPkg) : null;
+    const headersDir = headersRel ? join(work, headersRel) : null;
+    let cfgPath = pickKernelFile("config", files);
+    if (!cfgPath && headersDir && existsSync(join(headersDir, ".config"))) cfgPath = join(headersDir, ".config");
+    const configText = cfgPath ? readFileSync(cfgPath, "utf8") : null;
+    const config = configText ? parseKernelConfig(configText) : null;
+    if (configText) writeFileSync(join(work, "config"), configText);
+    checkBuiltins(config, release, log);
+    const builtinPath = pickKernelFile("builtin", files);
+    const builtinSet = builtinPath ? parseModulesBuiltin(readFileSync(builtinPath, "utf8")) : null;
+    if (!layout.modulesPkg && !config && !builtinSet) {
+      throw new Error(`the archive has no linux-modules-${release} and nothing says the guest's virtio/9p drivers are built in (no config, no modules.builtin): this kernel cannot mount the guest's 9p shares`);
+    }
+    const cfgForModules = config ?? (builtinSet ? new Map([...Object.entries(MODULE_CONFIG)].filter(([n]) => builtinSet.has(n)).map(([, sym]) => [sym, "y"])) : null);
+    let resolved: { guestModules: string[]; builtin: string[] };
+    try {
+      resolved = await resolveGuestModules(moduleFilesUnder(root), cfgForModules, join(work, "modules"), async (wanted) => {
+        if (!modulesDeb) return moduleFilesUnder(root);
+        log(`${release}: second extraction pass for ${wanted.join(", ")}`);
+        await extractMembers(join(work, "debs", modulesDeb), root, wanted.map((n) => `*/${n.replace(/_/g, "[-_]")}.ko*`));
+        return moduleFilesUnder(root);
+      });
+    } catch (e) {
+      if (!layout.modulesPkg) throw new Error(`the archive has no linux-modules-${release}, and the guest's 9p/virtio modules are not built in: ${(e as Error).message}`);
+      throw e;
+    }
+    const { guestModules, builtin } = resolved;
+    rmSync(root, { recursive: true, force: true });
 
-    const headersRel = join("headers", "usr", "src", headersPkg);
-    const headersDir = join(work, headersRel);
-    // The headers' Makefile includes the -common tree by absolute path; point it at the copy here.
-    const mk = join(headersDir, "Makefile");
-    if (!existsSync(mk)) throw new Error(`${headersPkg} has no Makefile at ${mk}`);
-    writeFileSync(mk, readFileSync(mk, "utf8").replace(/^include \/usr\/src\//m, `include ${join(dir, "headers", "usr", "src")}/`));
+    let cc: KernelCompiler | null = null;
+    if (headersDir) {
+      // The headers' Makefile names the -common tree (and, from 7.x, KBUILD_OUTPUT) by absolute path; point them here.
+      const mk = join(headersDir, "Makefile");
+      if (!existsSync(mk)) throw new Error(`${layout.headersPkg} has no Makefile at ${mk}`);
+      const mkText = readFileSync(mk, "utf8");
+      writeFileSync(mk, mkText.replace(/(^|[\s=])\/usr\/src\//gm, `$1${join(dir, "headers", "usr", "src")}/`));
+      const autoConf = join(headersDir, "include", "config", "auto.conf");
+      cc = kernelCompiler(configText ?? (existsSync(autoConf) ? readFileSync(autoConf, "utf8") : null), mkText);
+    } else {
+      notes.push(`the archive has no linux-headers-${release}: no test PMU (software events only)`);
+    }
     rmSync(join(work, "debs"), { recursive: true, force: true });
     const extract = since(te);
 
     // The build runs in the final place (the Makefile now names it), so rename first.
     rmSync(dir, { recursive: true, force: true });
     renameSync(work, dir);
-    const tb = performance.now();
-    const ko = await buildModule(join(dir, headersRel), join(dir, "build"), release, log);
-    copyFileSync(ko, join(dir, "auxspec_pmu.ko"));
+    const suite = suiteOfRelease(release);
+    let prep = { tc: null as Toolchain | null, download: 0, seconds: 0 };
+    let build = 0;
+    if (headersRel) {
+      prep = await prepareBuild(join(dir, headersRel), join(dir, "headers", "usr", "lib"), cc, suite, release, log);
+      const tb = performance.now();
+      const ko = await buildModule(join(dir, headersRel), join(dir, "build"), release, log, prep.tc);
+      copyFileSync(ko, join(dir, "auxspec_pmu.ko"));
+      build = since(tb);
+    }
     const manifest: Manifest = {
-      format: MANIFEST_FORMAT, release, series, debVersion,
+      format: MANIFEST_FORMAT, release, series, debVersion, suite, compiler: cc, ...(headersRel ? { compilerUsed: compilerName(prep.tc, cc) } : {}),
       guestModules: guestModules.map((p) => p.slice(work.length + 1)), builtin, headers: headersRel, moduleHash: hash, roots: [...GUEST_MODULES],
     };
     writeManifest(dir, manifest);
-    return fromManifest(dir, manifest, "none", { query: tQuery, download, extract, build: since(tb), total: since(t0) });
+    return fromManifest(dir, manifest, "none", { query: Math.round((tQuery + resolveSecs) * 100) / 100, download: Math.round((download + prep.download) * 100) / 100, extract, toolchain: prep.seconds, build, total: since(t0) }, notes.filter((n) => !n.startsWith("the archive has no linux-headers")));
   } catch (e) {
     rmSync(work, { recursive: true, force: true });
     throw e;
   }
 }
 
+/**
+ * Why `path` is not a bootable x86 bzImage, or null: the boot protocol's setup header carries
+ * the magic "HdrS" at offset 0x202 (Documentation/arch/x86/boot.rst).
+ */
+export function checkBzImage(path: string): string | null {
+  let fd: number;
+  try { fd = openSync(path, "r"); } catch (e) { return `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`; }
+  try {
+    if (!fstatSync(fd).isFile()) return `${path} is not a regular file`;
+    const buf = Buffer.alloc(4);
+    const n = readSync(fd, buf, 0, 4, 0x202);
+    return n === 4 && buf.toString("latin1") === "HdrS" ? null : `${path} is not a bzImage (no "HdrS" setup header magic at offset 0x202)`;
+  } catch (e) {
+    return `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** A user's own kernel: `bzImage` plus a configured headers/build tree (modules in ../kernel if any). */
 async function provisionCustom(bzImage: string, headers: string, log: Log, t0: number): Promise<ProvisionedKernel> {
   if (!existsSync(bzImage)) throw new Error(`no kernel image at ${bzImage}`);
+  const notKernel = checkBzImage(bzImage); // before anything is cached
+  if (notKernel) throw new Error(notKernel);
   if (!existsSync(join(headers, "Makefile"))) throw new Error(`${headers} is not a kernel build or headers tree (no Makefile)`);
   const relFile = join(headers, "include", "config", "kernel.release");
   if (!existsSync(relFile)) throw new Error(`${relFile} is missing: is ${headers} a configured kernel tree?`);
@@ -396,7 +508,7 @@ async function provisionCustom(bzImage: string, headers: string, log: Log, t0: n
   const hash = moduleSourceHash();
   const m = readManifest(dir);
   if (m && m.moduleHash === hash && m.roots?.join() === GUEST_MODULES.join() && existsSync(join(dir, "auxspec_pmu.ko"))) {
-    return fromManifest(dir, m, "all", { query: 0, download: 0, extract: 0, build: 0, total: since(t0) });
+    return fromManifest(dir, m, "all", { ...ZERO, total: since(t0) });
   }
   mkdirSync(dir, { recursive: true });
   copyFileSync(bzImage, join(dir, "vmlinuz"));
@@ -409,7 +521,16 @@ async function provisionCustom(bzImage: string, headers: string, log: Log, t0: n
   const candidates = [join(headers, "..", "kernel"), join(realHeaders, "..", "kernel"), join("/lib/modules", release, "kernel")];
   let modRoot = candidates.find((c) => existsSync(c)) ?? null;
   if (!modRoot && existsSync(join(realHeaders, "fs")) && existsSync(join(realHeaders, "drivers"))) modRoot = realHeaders;
-  const available = modRoot ? moduleFilesUnder(modRoot) : new Map<string, string>();
+  let available = modRoot ? moduleFilesUnder(modRoot) : new Map<string, string>();
+  // With depmod's modules.dep beside the tree, only the guest's modules and their dependencies
+  // are read (and decompressed), not all of them.
+  const depFile = modRoot ? join(modRoot, "..", "modules.dep") : null;
+  if (depFile && existsSync(depFile)) {
+    const builtinFile = join(modRoot!, "..", "modules.builtin");
+    const closure = moduleClosureFromDep(GUEST_MODULES, parseModulesDep(readFileSync(depFile, "utf8")), existsSync(builtinFile) ? parseModulesBuiltin(readFileSync(builtinFile, "utf8")) : new Set());
+    const wanted = new Set(closure.order);
+    available = new Map([...available].filter(([n]) => wanted.has(n)));
+  }
   log(modRoot ? `${release}: modules from ${modRoot} (${available.size} found)` : `${release}: no module tree found next to ${headers}; virtio, virtio_console and 9p must be built in`);
   const { guestModules, builtin } = await resolveGuestModules(available, config, join(dir, "modules"), async () => available);
   const tb = performance.now();
@@ -420,15 +541,16 @@ async function provisionCustom(bzImage: string, headers: string, log: Log, t0: n
     guestModules: guestModules.map((p) => p.slice(dir.length + 1)), builtin, headers: realHeaders, moduleHash: hash, roots: [...GUEST_MODULES],
   };
   writeManifest(dir, manifest);
-  return fromManifest(dir, manifest, "none", { query: 0, download: 0, extract: 0, build: since(tb), total: since(t0) });
+  return fromManifest(dir, manifest, "none", { ...ZERO, build: since(tb), total: since(t0) });
 }
 
 /**
  * Provision a kernel for the VM backend.
- * - "6.1" / "6.12": the newest Debian package of that series, found by query.
- * - a full Debian release ("6.1.0-47-amd64", "6.12.100+deb12-amd64"): that one.
+ * - a series ("5.10", "6.1", "6.12", "6.16", ..., "7.3"): the newest Debian package of it, by query.
+ * - a full Debian release ("5.10.0-46-amd64", "6.1.0-57-amd64", "6.12.117+deb12-amd64", "7.3.4+deb13-amd64"): that one.
  * - "custom": opts.bzImage and opts.headers (a configured build or headers tree).
- * A second call with the same kernel reuses the cache (manifest.json) and takes well under a second.
+ * A second call with the same kernel reuses the cache (manifest.json) and takes about a second.
+ * Offline (the archive unreachable), a series resolves to its newest cached release.
  */
 export async function provisionKernel(
   kernel: string,
@@ -444,22 +566,49 @@ export async function provisionKernel(
   for (const tool of ["apt-get", "dpkg-deb", "dpkg", "tar", "make"]) {
     if (!hasCommand(tool)) throw new Error(`provisioning a Debian kernel needs ${tool}, which this machine lacks`);
   }
-  if (req.kind === "release") return provisionDebian(req.release, log, t0, since(t0));
-  // A series resolves by query on every call; when the newest is already cached the query is
-  // the only cost (apt-cache is local, under a second). Offline (no lists, no download), the
-  // newest release of the series already in the cache stands in, with a log line saying so.
-  const series = req.series;
-  try {
-    const release = await findNewestRelease(series, log);
-    log(`${kernel}: newest Debian package is ${release}`);
-    return await provisionDebian(release, log, t0, since(t0));
-  } catch (e) {
-    const cached = cachedReleases(series);
-    if (cached.length === 0) throw e;
-    const fallback = cached[cached.length - 1];
-    log(`${kernel}: ${(e as Error).message.split("\n")[0]}; using the cached ${fallback}`);
-    return provisionDebian(fallback, log, t0, since(t0));
+  if (req.kind === "release") {
+    const m = readManifest(join(cacheRoot(), req.release));
+    // A cached release needs no apt at all (offline included).
+    if (m) {
+      try {
+        return await provisionDebian(req.release, log, t0, 0, false);
+      } catch (e) {
+        log(`${req.release}: ${(e as Error).message.split("\n")[0]}`);
+        throw e;
+      }
+    }
+    return provisionDebian(req.release, log, t0, 0);
   }
+  // A series resolves by query on every call (apt-cache on the private lists, about a second);
+  // offline (no lists, no download), the newest cached release of the series stands in.
+  const series = req.series;
+  let found: { release: string; offline: boolean } | null = null;
+  let why = "";
+  try {
+    found = await findNewestRelease(series, log);
+    log(`${kernel}: newest Debian package is ${found.release}${found.offline ? " (lists from the cache: the archive is unreachable)" : ""}`);
+  } catch (e) {
+    why = (e as Error).message.split("\n")[0];
+  }
+  const tQuery = since(t0);
+  if (found) {
+    try {
+      const k = await provisionDebian(found.release, log, t0, tQuery, false);
+      if (found.offline) k.notes.push("the archive was unreachable: the package lists and this kernel came from the cache");
+      return k;
+    } catch (e) {
+      why = (e as Error).message.split("\n")[0];
+      if (!found.offline && !/fetch|resolve|connect|unreachable|Temporary failure|Could not/i.test(why)) throw e;
+    }
+  }
+  const cached = cachedReleases(series);
+  if (cached.length === 0) {
+    if (found?.offline) throw new Error(`cannot provision ${kernel}: the archive is unreachable and no ${series} kernel is cached (${found.release} is the newest the cached lists name)`);
+    throw new Error(`cannot provision ${kernel}: ${why}`);
+  }
+  const fallback = cached[cached.length - 1];
+  log(`${kernel}: ${why}; offline: using the cached ${fallback}`);
+  return provisionDebian(fallback, log, t0, tQuery, true);
 }
 
 /** Releases of a series with a complete cache entry, oldest first. */
@@ -467,5 +616,5 @@ export function cachedReleases(series: Series): string[] {
   if (!existsSync(cacheRoot())) return [];
   return readdirSync(cacheRoot())
     .filter((d) => seriesOf(d) === series && readManifest(join(cacheRoot(), d)) !== null && existsSync(join(cacheRoot(), d, "vmlinuz")))
-    .sort((a, b) => (releaseKey(series, a) ?? 0) - (releaseKey(series, b) ?? 0));
+    .sort(compareReleases);
 }

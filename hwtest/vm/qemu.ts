@@ -11,10 +11,10 @@
  * Console: ttyS0 <-> QEMU's stdout, kept in memory (last MiB).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { makeTempDir, removeTempDir } from "../../backend/lifecycle.ts";
 import { buildInitramfs } from "./initramfs.ts";
 import { PROJECT_ROOT, type ProvisionedKernel } from "./provision.ts";
 import { initramfsEntries } from "./release.ts";
@@ -83,6 +83,15 @@ export function defaultAgent(project: string): string[] {
 export function qemuBinary(): string | null {
   for (const d of (process.env.PATH ?? "/usr/bin:/bin").split(":")) {
     const p = join(d, "qemu-system-x86_64");
+    if (d && existsSync(p)) return p;
+  }
+  return null;
+}
+
+/** util-linux setpriv (for --pdeathsig), or null. */
+export function setprivBinary(): string | null {
+  for (const d of (process.env.PATH ?? "/usr/bin:/bin").split(":").concat(["/usr/bin", "/bin"])) {
+    const p = join(d, "setpriv");
     if (d && existsSync(p)) return p;
   }
   return null;
@@ -171,10 +180,10 @@ export class GuestVM {
     const agent = [...(opts.agent ?? defaultAgent(project))];
     const k = opts.kernel;
 
-    const tmp = mkdtempSync(join(tmpdir(), "auxspec-vm-"));
+    const tmp = makeTempDir("vm"); // auxspec-vm-PID-*: removed on exit, or by the next run's sweep
     const entries = initramfsEntries({
       busybox,
-      modules: [...k.guestModules, k.moduleKo],
+      modules: [...k.guestModules, ...(k.moduleKo ? [k.moduleKo] : [])],
       init: readFileSync(join(GUEST_DIR, "init.sh"), "utf8"),
       mountPoints: ["/usr", project],
       files: { "/auxspec.env": `AUXSPEC_PROJECT=${shq(project)}\nAUXSPEC_AGENT=${shq(JSON.stringify(agent))}\nexport AUXSPEC_PROJECT AUXSPEC_AGENT\n` },
@@ -195,7 +204,11 @@ export class GuestVM {
     ];
     const t0 = performance.now();
     log(`booting ${k.release} under QEMU TCG`);
-    const proc = spawn(qemu, args, { stdio: ["ignore", "pipe", "pipe"] });
+    // QEMU dies with this process, even a SIGKILLed one: setpriv arms PR_SET_PDEATHSIG and execs it.
+    const setpriv = setprivBinary();
+    const proc = setpriv
+      ? spawn(setpriv, ["--pdeathsig", "KILL", "--", qemu, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+      : spawn(qemu, args, { stdio: ["ignore", "pipe", "pipe"] });
     const con = new Tail(1 << 20);
     proc.stdout!.setEncoding("utf8");
     proc.stderr!.setEncoding("utf8");
@@ -232,7 +245,7 @@ export class GuestVM {
     const fail = async (e: unknown): Promise<never> => {
       proc.kill("SIGKILL");
       await state.exited;
-      rmSync(tmp, { recursive: true, force: true });
+      removeTempDir(tmp);
       throw e;
     };
 
@@ -369,6 +382,6 @@ export class GuestVM {
       await this.state.exited;
     }
     this.sock.destroy();
-    rmSync(this.tmp, { recursive: true, force: true });
+    removeTempDir(this.tmp);
   }
 }

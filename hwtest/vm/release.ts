@@ -4,72 +4,181 @@
  * check all of it without QEMU.
  */
 
-/** The Debian kernel series the backend knows how to find by query (vm-recipe.md). */
-export const SERIES = {
-  "6.1": {
-    /** What `apt-cache search --names-only` is asked (a POSIX regex, as vm-recipe.md gives it). */
-    query: "^linux-image-6\\.1\\.0-.*-amd64$",
-    /** The plain amd64 flavour only (the query also matches -cloud-amd64 and -rt-amd64). */
-    pkg: /^linux-image-(6\.1\.0-(\d+)-amd64)$/,
-  },
-  "6.12": {
-    query: "^linux-image-6\\.12\\..*+deb12-amd64$",
-    pkg: /^linux-image-(6\.12\.(\d+)\+deb12-amd64)$/,
-  },
-} as const;
-export type Series = keyof typeof SERIES;
+/**
+ * A kernel series: "major.minor" ("5.10", "6.1", "6.12", "6.16", ..., "7.3"). Any such string
+ * is accepted; whether Debian ships it is a question for apt (kernel-timeline.md).
+ */
+export type Series = string;
 
 export type KernelRequest =
   | { kind: "series"; series: Series }
   | { kind: "release"; release: string }
   | { kind: "custom" };
 
-/** Full Debian release names the backend accepts ("6.1.0-47-amd64", "6.12.100+deb12-amd64"). */
-const RELEASE_RE = /^(6\.1\.0-\d+-amd64|6\.12\.\d+\+deb12-amd64)$/;
+/**
+ * Debian's plain amd64 kernel releases (what `uname -r` says), by era:
+ *   5.10.0-46-amd64, 6.1.0-57-amd64 (ABI number),
+ *   6.1.0-0.deb11.52-amd64 (a backport to the previous stable),
+ *   6.12.117+deb12-amd64, 6.12.115+deb13.1-amd64, 7.3.4+deb13-amd64, 7.2.13+deb14-amd64 (upstream
+ *   patch level + the Debian release it targets).
+ * Other flavours (-cloud-amd64, -rt-amd64: no 9p in cloud) and -dbg/-unsigned packages do not match.
+ */
+const RELEASE_RE = /^((\d+)\.(\d+))\.(\d+)(?:-(\d+)|-0\.deb(\d+)\.(\d+)|\+deb(\d+)(?:\.(\d+))?)-amd64$/;
 
 /**
- * Classify the `kernel` argument of vmBackend/provisionKernel: a series ("6.1", "6.12"),
+ * Classify the `kernel` argument of vmBackend/provisionKernel: a series ("5.10", "6.1", "7.3"),
  * a full Debian release (what `uname -r` says in the guest), or "custom" (bzImage + headers).
  */
 export function parseKernelRequest(kernel: string): KernelRequest {
   const k = kernel.trim();
   if (k === "custom") return { kind: "custom" };
-  if (k === "6.1" || k === "6.12") return { kind: "series", series: k };
-  const bare = k.replace(/^linux-image-/, "");
+  if (/^[1-9]\d*\.\d+$/.test(k)) return { kind: "series", series: k };
+  const bare = k.replace(/^linux-(image|binary)-/, "");
   if (RELEASE_RE.test(bare)) return { kind: "release", release: bare };
   throw new Error(
-    `unknown kernel ${JSON.stringify(kernel)}: give "6.1", "6.12", a Debian release such as ` +
-      `"6.1.0-47-amd64" or "6.12.100+deb12-amd64", or "custom" with bzImage and headers`,
+    `unknown kernel ${JSON.stringify(kernel)}: give a series ("5.10", "6.1", "6.12", ..., "7.3"), a Debian ` +
+      `release such as "5.10.0-46-amd64", "6.1.0-57-amd64", "6.12.117+deb12-amd64" or "7.3.4+deb13-amd64", ` +
+      `or "custom" with bzImage and headers`,
   );
 }
 
-/** The ordering key of a release within its series (the ABI number for 6.1, the patch level for 6.12). */
-export function releaseKey(series: Series, release: string): number | null {
-  const m = SERIES[series].pkg.exec(`linux-image-${release}`);
-  return m ? Number(m[2]) : null;
+/**
+ * The ordering key of a Debian release: numbers compared in order. 6.1.0-57 > 6.1.0-0.deb11.52
+ * (the backport's ABI 0 sorts first), 6.12.118+deb13 > 6.12.117+deb12, 6.12.115+deb13.1 >
+ * 6.12.115+deb13. Null when `release` is not a Debian amd64 release.
+ */
+export function releaseKey(release: string): number[] | null {
+  const m = RELEASE_RE.exec(release);
+  if (!m) return null;
+  const n = (x: string | undefined) => (x === undefined ? 0 : Number(x));
+  const patch = Number(m[4]);
+  if (m[5] !== undefined) return [Number(m[2]), Number(m[3]), patch, Number(m[5]), 0, 0];
+  if (m[6] !== undefined) return [Number(m[2]), Number(m[3]), patch, 0, Number(m[6]), Number(m[7])];
+  return [Number(m[2]), Number(m[3]), patch, 0, n(m[8]), n(m[9])];
+}
+
+export function compareReleases(a: string, b: string): number {
+  const ka = releaseKey(a) ?? [];
+  const kb = releaseKey(b) ?? [];
+  for (let i = 0; i < Math.max(ka.length, kb.length); i++) {
+    const d = (ka[i] ?? -1) - (kb[i] ?? -1);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** Which series a Debian release belongs to ("7.3" for 7.3.4+deb13-amd64), or null. */
+export function seriesOf(release: string): Series | null {
+  return RELEASE_RE.exec(release)?.[1] ?? null;
+}
+
+/** The `apt-cache search --names-only` regex that lists a series' kernel packages (image and 6.19+ binary). */
+export function seriesQuery(series: Series): string {
+  return `^linux-(image|binary)-${series.replace(".", "\\.")}\\.[0-9].*-amd64$`;
 }
 
 /**
- * From `apt-cache search --names-only QUERY` output ("pkg - description" lines), the newest
- * release of the series, or null. Other flavours (cloud, rt, dbg, unsigned) are ignored.
+ * From `apt-cache search --names-only` output ("pkg - description" lines), the newest plain
+ * amd64 release of the series (image or binary package), or null.
  */
 export function newestRelease(series: Series, aptSearchOutput: string): string | null {
-  let best: { release: string; key: number } | null = null;
-  for (const line of aptSearchOutput.split("\n")) {
-    const name = line.split(" - ")[0]?.trim();
-    if (!name) continue;
-    const m = SERIES[series].pkg.exec(name);
-    if (!m) continue;
-    const key = Number(m[2]);
-    if (!best || key > best.key) best = { release: m[1], key };
+  let best: string | null = null;
+  for (const r of releasesIn(aptSearchOutput)) {
+    if (seriesOf(r) !== series) continue;
+    if (!best || compareReleases(r, best) > 0) best = r;
   }
-  return best?.release ?? null;
+  return best;
 }
 
-/** Which series a Debian release belongs to. */
-export function seriesOf(release: string): Series | null {
-  if (SERIES["6.1"].pkg.test(`linux-image-${release}`)) return "6.1";
-  if (SERIES["6.12"].pkg.test(`linux-image-${release}`)) return "6.12";
+/** Every plain amd64 release named by image or binary packages in apt-cache search output. */
+export function releasesIn(aptSearchOutput: string): string[] {
+  const out = new Set<string>();
+  for (const line of aptSearchOutput.split("\n")) {
+    const name = line.split(" - ")[0]?.trim();
+    const m = name ? /^linux-(?:image|binary)-(.*)$/.exec(name) : null;
+    if (m && RELEASE_RE.test(m[1])) out.add(m[1]);
+  }
+  return [...out];
+}
+
+/**
+ * The Debian suite a release was built for, from its name: the suite whose compiler and libc
+ * its headers' tools expect. 5.10.0-N and 6.1.0-0.deb11.N: bullseye; 6.1.0-N, +deb12: bookworm;
+ * +deb13: trixie; +deb14: sid (forky is unreleased).
+ */
+export function suiteOfRelease(release: string): string | null {
+  const m = RELEASE_RE.exec(release);
+  if (!m) return null;
+  const deb = m[6] ?? m[8];
+  if (deb !== undefined) return ({ "11": "bullseye", "12": "bookworm", "13": "trixie", "14": "sid" } as Record<string, string>)[deb] ?? "sid";
+  if (m[1] === "5.10") return "bullseye";
+  if (m[1] === "4.19") return "buster";
+  return "bookworm";
+}
+
+/**
+ * Which packages hold what, from `apt-cache show linux-image-R`'s Depends and which names apt
+ * knows. Up to 6.18 the image package holds vmlinuz (/boot), the config and the modules. From
+ * 6.19 `linux-image-R` is a meta package: vmlinuz is in `linux-binary-R` (/boot, or from 7.2
+ * /usr/lib/modules/R/vmlinuz), the modules in `linux-modules-R` (not always in the archive),
+ * the config and modules.builtin in `linux-base-R`. Headers: `linux-headers-R` when apt knows it.
+ */
+export interface KernelLayout {
+  /** The package with vmlinuz. */
+  kernelPkg: string;
+  /** The package with the modules, or null when the archive lacks it. */
+  modulesPkg: string | null;
+  /** Further packages to unpack for the config/modules.builtin (linux-base-R), possibly none. */
+  extraPkgs: string[];
+  /** linux-headers-R, or null when the archive has no headers for this release. */
+  headersPkg: string | null;
+  /** Packages the layout wanted but apt does not know (e.g. linux-modules-7.1.13+deb13-amd64). */
+  missing: string[];
+}
+
+export function kernelLayout(release: string, imageDepends: string | null, known: (pkg: string) => boolean): KernelLayout {
+  const image = `linux-image-${release}`;
+  const binary = `linux-binary-${release}`;
+  const modules = `linux-modules-${release}`;
+  const base = `linux-base-${release}`;
+  const headers = `linux-headers-${release}`;
+  const deps = imageDepends ? parseDepends(imageDepends).map((d) => d.name) : [];
+  const split = deps.includes(binary) || (!known(image) && known(binary));
+  const missing: string[] = [];
+  let layout: KernelLayout;
+  if (split) {
+    if (!known(binary)) missing.push(binary);
+    if (!known(modules)) missing.push(modules);
+    layout = {
+      kernelPkg: binary,
+      modulesPkg: known(modules) ? modules : null,
+      extraPkgs: known(base) ? [base] : [],
+      headersPkg: known(headers) ? headers : null,
+      missing,
+    };
+  } else {
+    layout = { kernelPkg: image, modulesPkg: image, extraPkgs: deps.includes(base) && known(base) ? [base] : [], headersPkg: known(headers) ? headers : null, missing };
+  }
+  if (!layout.headersPkg) layout.missing.push(headers);
+  return layout;
+}
+
+/**
+ * Where a package tree keeps vmlinuz, the config and the modules (both /boot and /lib layouts,
+ * /lib or /usr/lib): tar wildcards for the first extraction pass of a kernel package.
+ */
+export const KERNEL_FILE_PATTERNS = {
+  vmlinuz: [/\/boot\/vmlinuz-[^/]+$/, /\/modules\/[^/]+\/vmlinuz$/],
+  config: [/\/boot\/config-[^/]+$/, /\/modules\/[^/]+\/config$/],
+  builtin: [/\/modules\/[^/]+\/modules\.builtin$/],
+} as const;
+
+/** Which of `paths` is the kernel image / config / modules.builtin (first match by the patterns above). */
+export function pickKernelFile(kind: keyof typeof KERNEL_FILE_PATTERNS, paths: readonly string[]): string | null {
+  for (const re of KERNEL_FILE_PATTERNS[kind]) {
+    const p = paths.find((x) => re.test(x));
+    if (p) return p;
+  }
   return null;
 }
 
@@ -176,6 +285,46 @@ export function moduleLoadOrder(
   };
   for (const w of wanted) visit(w, []);
   return { order, absent };
+}
+
+/**
+ * `modules.dep` (depmod's output: "kernel/fs/9p/9p.ko.xz: kernel/fs/netfs/netfs.ko.xz kernel/net/9p/9pnet.ko.xz")
+ * as module name -> { path, deps }. Debian's packages do not ship it (depmod writes it at
+ * install time), but a custom kernel's /lib/modules/R does.
+ */
+export function parseModulesDep(text: string): Map<string, { path: string; deps: string[] }> {
+  const out = new Map<string, { path: string; deps: string[] }>();
+  for (const line of text.split("\n")) {
+    const at = line.indexOf(":");
+    if (at <= 0) continue;
+    const path = line.slice(0, at).trim();
+    const deps = line.slice(at + 1).trim().split(/\s+/).filter(Boolean).map(moduleName);
+    out.set(moduleName(path), { path, deps });
+  }
+  return out;
+}
+
+/** Module names listed in `modules.builtin` ("kernel/drivers/virtio/virtio_pci.ko" lines). */
+export function parseModulesBuiltin(text: string): Set<string> {
+  return new Set(text.split("\n").map((l) => l.trim()).filter(Boolean).map(moduleName));
+}
+
+/**
+ * The modules the guest loads, from modules.dep: `wanted` and their dependencies, in load order,
+ * plus the wanted names that are built in (in `builtin`) or missing (neither).
+ */
+export function moduleClosureFromDep(
+  wanted: readonly string[],
+  dep: Map<string, { path: string; deps: string[] }>,
+  builtin: ReadonlySet<string> = new Set(),
+): { order: string[]; paths: string[]; builtin: string[]; missing: string[] } {
+  const { order, absent } = moduleLoadOrder(wanted, (n) => dep.get(n)?.deps ?? null);
+  return {
+    order,
+    paths: order.map((n) => dep.get(n)!.path),
+    builtin: absent.filter((n) => builtin.has(n)),
+    missing: absent.filter((n) => !builtin.has(n)),
+  };
 }
 
 /**

@@ -14,15 +14,15 @@ export function toAbstract(s: State, _program: Program): AbstractState {
   s.evs.forEach((e, i) => {
     if (e === undefined || e.freed) return;
     if (!e.fd && !evHasVmaState(s, i)) return;
-    events.push({ handle: `e${i}`, open: e.fd, mmapCount: e.mc, rb: e.rb >= 0 ? e.rb : null });
+    events.push({ handle: `e${i}`, open: e.fd, mmapCount: e.mmapCount, rb: e.rb >= 0 ? e.rb : null });
   });
   const buffers: AbstractBuffer[] = [];
   for (const b of s.bufs) {
     if (b.dead) continue;
     buffers.push({
-      id: b.id, nrPages: b.nr, mmapCount: b.mc, mmapLocked: b.locked,
-      auxNrPages: b.auxNr, auxPgoff: b.auxPgoff, auxMmapCount: b.auxMc, auxMmapLocked: b.auxLocked,
-      auxRefcount: b.auxRef, overwrite: b.overwrite,
+      id: b.id, nrPages: b.nrPages, mmapCount: b.mmapCount, mmapLocked: b.mmapLocked,
+      auxNrPages: b.auxNrPages, auxPgoff: b.auxPgoff, auxMmapCount: b.auxMmapCount, auxMmapLocked: b.auxMmapLocked,
+      auxRefcount: b.auxRefcount, overwrite: b.overwrite,
     });
   }
   return { events, buffers, lockedVm: s.lockedVm, pinnedVm: s.pinnedVm, auxAllocs: s.auxAllocs, auxFrees: s.auxFrees };

@@ -5,6 +5,7 @@
  * (perf_mmap_to_page) for touches.
  */
 import type { Errno } from "../program.ts";
+import type { RuleId } from "../rules/index.ts";
 import { evHasVma, maybeFree, perfClose, perfOpen } from "./perf.ts";
 import { Draft, P_R, P_W, anonPgoff, type AnonWrite, type Buf, type PageKind, type Pte, type Vma } from "./state.ts";
 
@@ -24,6 +25,21 @@ export function overlapping(vmas: readonly Vma[], slot: number, s: number, e: nu
     if (v.slot === slot && v.start < e && v.end > s) out.push(i);
   }
   return out;
+}
+
+/**
+ * Would unmapping [s, e) of `slot` split a perf VMA (cut its first VMA's head or its last
+ * VMA's tail)? What may_split refuses, and what splits without it.
+ */
+export function perfCut(vmas: readonly Vma[], slot: number, s: number, e: number): boolean {
+  let first = -1, last = -1;
+  for (let i = 0; i < vmas.length; i++) {
+    const v = vmas[i];
+    if (v.slot === slot && v.start < e && v.end > s) { if (first < 0) first = i; last = i; }
+  }
+  if (first < 0) return false;
+  const X = vmas[first], Y = vmas[last];
+  return (X.start < s && X.ev >= 0) || (Y.end > e && Y.ev >= 0);
 }
 
 export function insertVma(d: Draft, v: Vma): number {
@@ -111,8 +127,8 @@ export function unmapRange(d: Draft, slot: number, s: number, e: number): UnmapR
   const Y = d.vmas[ov[ov.length - 1]];
   const cutS = X.start < s;
   const cutE = Y.end > e;
-  if (d.era.maySplit && ((cutS && X.ev >= 0) || (cutE && Y.ev >= 0))) return "EINVAL";
-  const perfSplit = (cutS && X.ev >= 0) || (cutE && Y.ev >= 0);
+  const perfSplit = perfCut(d.vmas, slot, s, e);
+  if (d.era.maySplit && perfSplit) return "EINVAL";
   if (cutS) splitAt(d, ov[0], s, d.era.munmapStartBelow);
   if (cutE) splitAt(d, findIdx(d.vmas, slot, e - 1), e, !d.era.munmapStartBelow);
   const vs = d.vmasW();
@@ -137,24 +153,30 @@ function closeRemoved(d: Draft, removed: readonly Vma[]): void {
   }
 }
 
-export interface OpResult { errno?: Errno; rule: string }
+/**
+ * What a procedure decided: the rule (its errno is the rule's, from spec/rules/); `errno`
+ * only where the rule has none of its own because the kernel returns the failing step's
+ * (mremap.multi.partial).
+ */
+export interface OpResult { rule: RuleId; errno?: Errno }
 
-/** mprotect(base + s, e - s, prot). */
-export function mprotect(d: Draft, slot: number, s: number, e: number, prot: number): OpResult {
-  if (s >= e) return { rule: "mprotect.len0" };
+/**
+ * mprotect(base + s, e - s, prot) once mprotect.len0 and a hole at s are ruled out: the
+ * walk over the VMAs; `noexec`: the profile has mprotect.exec (VM_MAYEXEC cleared).
+ */
+export function mprotect(d: Draft, slot: number, s: number, e: number, prot: number, noexec: boolean): OpResult {
   let idx = findIdx(d.vmas, slot, s);
-  if (idx < 0) return { errno: "ENOMEM", rule: "mprotect.hole" };
   let nstart = s;
   let split = false;
   for (;;) {
     const X = d.vmas[idx];
-    if (d.era.noexec && X.ev >= 0 && (prot & 4)) return { errno: "EACCES", rule: "mprotect.exec" };
+    if (noexec && X.ev >= 0 && (prot & 4)) return { rule: "mprotect.exec" };
     const tmp = Math.min(e, X.end);
     if (X.prot !== prot) {
       const cutS = X.start < nstart;
       const cutE = tmp < X.end;
       if ((cutS || cutE) && X.ev >= 0) {
-        if (d.era.maySplit) return { errno: "EINVAL", rule: "mprotect.split" };
+        if (d.era.maySplit) return { rule: "mprotect.split" };
         split = true;
       }
       if (cutS) { splitAt(d, idx, nstart, true); idx++; }
@@ -173,16 +195,17 @@ export function mprotect(d: Draft, slot: number, s: number, e: number, prot: num
     if (nstart >= e) return { rule: split ? "mprotect.split.ok" : "mprotect.ok" };
     idx++;
     const n = d.vmas[idx];
-    if (n === undefined || n.slot !== slot || n.start !== nstart) return { errno: "ENOMEM", rule: "mprotect.hole" };
+    if (n === undefined || n.slot !== slot || n.start !== nstart) return { rule: "mprotect.hole" };
   }
 }
 
-/** mmap(base + s, e - s, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED). */
-export function mapFixedAnon(d: Draft, slot: number, s: number, e: number): OpResult {
-  const r = unmapRange(d, slot, s, e);
-  if (r === "EINVAL") return { errno: d.era.mapfixedErr, rule: d.era.mapfixedRule };
+/**
+ * mmap(base + s, e - s, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED) once the
+ * profile's rules let it through (mapfixed.split.*): unmap, then a fresh anonymous VMA.
+ */
+export function mapFixedAnon(d: Draft, slot: number, s: number, e: number): void {
+  unmapRange(d, slot, s, e);
   mergeAround(d, insertVma(d, { slot, start: s, end: e, pgoff: anonPgoff(slot, s), prot: P_R | P_W, ev: -1 }));
-  return { rule: r === "split" ? "mapfixed.split.ok" : "mapfixed.ok" };
 }
 
 function rangeFree(d: Draft, slot: number, s: number, e: number): boolean {
@@ -217,7 +240,7 @@ function growAnon(d: Draft, idx: number, a: number, oldP: number, newP: number, 
     mergeAround(d, idx);
     return { rule: "mremap.grow.inplace" };
   }
-  if (!maymove) return { errno: "ENOMEM", rule: "mremap.grow.enomem" };
+  if (!maymove) return { rule: "mremap.grow.enomem" };
   if (oldP === 0) return { rule: "mremap.dup" }; // 3.18 only: a fresh mapping elsewhere, the old one stays
   unmapRange(d, X.slot, a, a + oldP); // moved to a kernel-chosen address outside the slots
   return { rule: "mremap.grow.moved" };
@@ -231,10 +254,10 @@ export function mremap318(d: Draft, m: MremapArgs): OpResult {
     let old = oldP;
     if (oldP >= newP) { if (oldP > newP) unmapRange(d, S, s + newP, s + oldP); old = newP; }
     const idx = findIdx(d.vmas, S, s);
-    if (idx < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+    if (idx < 0) return { rule: "mremap.unmapped" };
     const X = d.vmas[idx];
-    if (old > X.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
-    if (newP > old && X.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
+    if (old > X.end - s) return { rule: "mremap.cross" };
+    if (newP > old && X.ev >= 0) return { rule: "mremap.dontexpand" };
     const split = moveVma(d, S, s, old, newP, T, t);
     if (old === 0) return { rule: "mremap.dup" };
     return { rule: split ? "mremap.move.split.ok" : "mremap.move.ok" };
@@ -247,45 +270,45 @@ export function mremap318(d: Draft, m: MremapArgs): OpResult {
     return { rule: r === "split" ? "mremap.shrink.split.ok" : "mremap.shrink.ok" };
   }
   const idx = findIdx(d.vmas, S, s);
-  if (idx < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+  if (idx < 0) return { rule: "mremap.unmapped" };
   const X = d.vmas[idx];
-  if (oldP > X.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
-  if (X.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
+  if (oldP > X.end - s) return { rule: "mremap.cross" };
+  if (X.ev >= 0) return { rule: "mremap.dontexpand" };
   return growAnon(d, idx, s, oldP, newP, maymove);
 }
 
 /** 6.1 and 6.12 mremap. */
 export function mremap61(d: Draft, m: MremapArgs): OpResult {
   const { S, s, oldP, newP, fixed, maymove, T, t } = m;
-  if (findIdx(d.vmas, S, s) < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+  if (findIdx(d.vmas, S, s) < 0) return { rule: "mremap.unmapped" };
   if (fixed) {
-    if (unmapRange(d, T, t, t + newP) === "EINVAL") return { errno: "EINVAL", rule: "mremap.target.split" };
+    if (unmapRange(d, T, t, t + newP) === "EINVAL") return { rule: "mremap.target.split" };
     let old = oldP;
     if (oldP > newP) {
-      if (unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { errno: "EINVAL", rule: "mremap.shrink.split" };
+      if (unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { rule: "mremap.shrink.split" };
       old = newP;
     }
     const idx = findIdx(d.vmas, S, s);
-    if (idx < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+    if (idx < 0) return { rule: "mremap.unmapped" };
     const X = d.vmas[idx];
-    if (old === 0 && X.ev < 0) return { errno: "EINVAL", rule: "mremap.dup-private" };
-    if (old > X.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
-    if (newP !== old && X.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
-    if (d.era.maySplit && X.ev >= 0 && (X.start !== s || X.end !== s + old)) return { errno: "EINVAL", rule: "mremap.move.split" };
+    if (old === 0 && X.ev < 0) return { rule: "mremap.dup-private" };
+    if (old > X.end - s) return { rule: "mremap.cross" };
+    if (newP !== old && X.ev >= 0) return { rule: "mremap.dontexpand" };
+    if (d.era.maySplit && X.ev >= 0 && (X.start !== s || X.end !== s + old)) return { rule: "mremap.move.split" };
     const split = moveVma(d, S, s, old, newP, T, t);
     return { rule: split ? "mremap.move.split.ok" : "mremap.move.ok" };
   }
   if (oldP >= newP) {
     if (oldP === newP) return { rule: "mremap.same" };
     const r = unmapRange(d, S, s + newP, s + oldP);
-    if (r === "EINVAL") return { errno: "EINVAL", rule: "mremap.shrink.split" };
+    if (r === "EINVAL") return { rule: "mremap.shrink.split" };
     return { rule: r === "split" ? "mremap.shrink.split.ok" : "mremap.shrink.ok" };
   }
   const idx = findIdx(d.vmas, S, s);
   const X = d.vmas[idx];
-  if (oldP === 0 && X.ev < 0) return { errno: "EINVAL", rule: "mremap.dup-private" };
-  if (oldP > X.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
-  if (X.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
+  if (oldP === 0 && X.ev < 0) return { rule: "mremap.dup-private" };
+  if (oldP > X.end - s) return { rule: "mremap.cross" };
+  if (X.ev >= 0) return { rule: "mremap.dontexpand" };
   return growAnon(d, idx, s, oldP, newP, maymove);
 }
 
@@ -295,7 +318,7 @@ export function mremap618(d: Draft, m: MremapArgs): OpResult {
   if (fixed && oldP === newP) {
     const end = s + oldP;
     const first = overlapping(d.vmas, S, s, end);
-    if (first.length === 0 || d.vmas[first[0]].start > s) return { errno: "EFAULT", rule: "mremap.multi.gap" };
+    if (first.length === 0 || d.vmas[first[0]].start > s) return { rule: "mremap.multi.gap" };
     let moved = 0;
     let cur = s;
     for (;;) {
@@ -320,32 +343,32 @@ export function mremap618(d: Draft, m: MremapArgs): OpResult {
     return { rule: moved > 1 ? "mremap.multi.ok" : "mremap.move.ok" };
   }
   const idx0 = findIdx(d.vmas, S, s);
-  if (idx0 < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+  if (idx0 < 0) return { rule: "mremap.unmapped" };
   const X0 = d.vmas[idx0];
   if (fixed) {
-    if (oldP === 0 && X0.ev < 0) return { errno: "EINVAL", rule: "mremap.dup-private" };
+    if (oldP === 0 && X0.ev < 0) return { rule: "mremap.dup-private" };
     const oldEff = oldP > newP ? newP : oldP;
-    if (oldEff > X0.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
-    if (newP !== oldEff && X0.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
-    if (unmapRange(d, T, t, t + newP) === "EINVAL") return { errno: "EINVAL", rule: "mremap.target.split" };
-    if (findIdx(d.vmas, S, s) < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+    if (oldEff > X0.end - s) return { rule: "mremap.cross" };
+    if (newP !== oldEff && X0.ev >= 0) return { rule: "mremap.dontexpand" };
+    if (unmapRange(d, T, t, t + newP) === "EINVAL") return { rule: "mremap.target.split" };
+    if (findIdx(d.vmas, S, s) < 0) return { rule: "mremap.unmapped" };
     if (oldP > newP) {
-      if (unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { errno: "EINVAL", rule: "mremap.shrink.split" };
-      if (findIdx(d.vmas, S, s) < 0) return { errno: "EFAULT", rule: "mremap.unmapped" };
+      if (unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { rule: "mremap.shrink.split" };
+      if (findIdx(d.vmas, S, s) < 0) return { rule: "mremap.unmapped" };
     }
     const X = d.vmas[findIdx(d.vmas, S, s)];
-    if (X.ev >= 0 && (X.start !== s || X.end !== s + oldEff)) return { errno: "EINVAL", rule: "mremap.move.split" };
+    if (X.ev >= 0 && (X.start !== s || X.end !== s + oldEff)) return { rule: "mremap.move.split" };
     moveVma(d, S, s, oldEff, newP, T, t);
     return { rule: "mremap.move.ok" };
   }
   if (oldP === newP) return { rule: "mremap.same" };
   if (oldP > newP) {
-    if (unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { errno: "EINVAL", rule: "mremap.shrink.split" };
+    if (unmapRange(d, S, s + newP, s + oldP) === "EINVAL") return { rule: "mremap.shrink.split" };
     return { rule: "mremap.shrink.ok" };
   }
-  if (oldP === 0 && X0.ev < 0) return { errno: "EINVAL", rule: "mremap.dup-private" };
-  if (oldP > X0.end - s) return { errno: "EFAULT", rule: "mremap.cross" };
-  if (X0.ev >= 0) return { errno: "EFAULT", rule: "mremap.dontexpand" };
+  if (oldP === 0 && X0.ev < 0) return { rule: "mremap.dup-private" };
+  if (oldP > X0.end - s) return { rule: "mremap.cross" };
+  if (X0.ev >= 0) return { rule: "mremap.dontexpand" };
   return growAnon(d, idx0, s, oldP, newP, maymove);
 }
 
@@ -356,11 +379,11 @@ export interface PageRef { buf: number; kind: PageKind; idx: number }
 
 /** perf_mmap_to_page(rb, pgoff) of the seed patch (same shape in 6.1 .. 6.18). */
 export function mmapToPage(b: Buf, pgoff: number): PageRef | null {
-  if (b.auxNr !== 0) {
-    if (pgoff > b.auxPgoff + b.auxNr) return null;
-    if (pgoff >= b.auxPgoff) return { buf: b.id, kind: 3, idx: pgoff - b.auxPgoff >= b.auxNr ? 0 : pgoff - b.auxPgoff }; // array_index_nospec (6.1+); 3.18 reads past the array
+  if (b.auxNrPages !== 0) {
+    if (pgoff > b.auxPgoff + b.auxNrPages) return null;
+    if (pgoff >= b.auxPgoff) return { buf: b.id, kind: 3, idx: pgoff - b.auxPgoff >= b.auxNrPages ? 0 : pgoff - b.auxPgoff }; // array_index_nospec (6.1+); 3.18 reads past the array
   }
-  if (pgoff > b.nr) return null;
+  if (pgoff > b.nrPages) return null;
   if (pgoff === 0) return { buf: b.id, kind: 1, idx: 0 };
   return { buf: b.id, kind: 2, idx: pgoff - 1 };
 }

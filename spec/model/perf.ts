@@ -3,6 +3,7 @@
  * the accounting check, and the counters' atomic_t / refcount_t arithmetic per era.
  * Everything here works on a Draft (spec/model/state.ts); callers decide outcomes.
  */
+import type { MmapCtx } from "../rules/context.ts";
 import { Draft, SAT, ugt, type Era, type MBuf, type State, type Vma } from "./state.ts";
 
 // ---------------------------------------------------------------------------------------
@@ -63,6 +64,11 @@ export function calcLimits(s: AcctInput, userExtra: number): Acct {
   return { ok, userExtra, extra };
 }
 
+/** The accounting check of an mmap, computed once per step (the guards of mmap.*.eperm). */
+export function acctOf(c: MmapCtx): Acct {
+  return c.acct ??= calcLimits(c.s, c.op.pages);
+}
+
 // ---------------------------------------------------------------------------------------
 // Buffers and events.
 
@@ -75,9 +81,9 @@ export function putBuf(d: Draft, id: number): void {
   const b = d.bufW(id);
   if (b.dead) return;
   b.dead = true;
-  if (b.mc !== 0) d.anomaly(`buffer ${id} freed with rb->mmap_count ${b.mc}`);
-  if (b.auxMc !== 0) d.anomaly(`buffer ${id} freed with aux_mmap_count ${b.auxMc}`);
-  if (b.auxNr !== 0) d.anomaly(`buffer ${id} freed with ${b.auxNr} AUX pages still allocated${b.auxPriv ? " (free_aux never called)" : ""}`);
+  if (b.mmapCount !== 0) d.anomaly(`buffer ${id} freed with rb->mmap_count ${b.mmapCount}`);
+  if (b.auxMmapCount !== 0) d.anomaly(`buffer ${id} freed with aux_mmap_count ${b.auxMmapCount}`);
+  if (b.auxNrPages !== 0) d.anomaly(`buffer ${id} freed with ${b.auxNrPages} AUX pages still allocated${b.auxPriv ? " (free_aux never called)" : ""}`);
 }
 
 /** ring_buffer_attach(event, NULL) */
@@ -99,15 +105,15 @@ export function evHasVma(d: Draft, i: number): boolean {
 export function maybeFree(d: Draft, i: number): void {
   const e = d.ev(i);
   if (e === undefined || e.fd || e.freed || evHasVma(d, i)) return;
-  if (e.mc !== 0) d.anomaly(`event e${i} freed with mmap_count ${e.mc}`);
+  if (e.mmapCount !== 0) d.anomaly(`event e${i} freed with mmap_count ${e.mmapCount}`);
   const w = d.evW(i);
   w.freed = true;
   if (w.rb >= 0) detachEv(d, i);
-  if (e.leader === i) {
+  if (e.groupLeader === i) {
     // perf_group_detach: siblings become singleton groups
     for (let j = 0; j < d.evs.length; j++) {
       const s = d.evs[j];
-      if (j !== i && s !== undefined && !s.freed && s.leader === i) d.evW(j).leader = j;
+      if (j !== i && s !== undefined && !s.freed && s.groupLeader === i) d.evW(j).groupLeader = j;
     }
   }
 }
@@ -126,29 +132,29 @@ export function perfOpen(d: Draft, v: Vma): void {
   const refT = d.era.refcountT;
   if (e === undefined || e.rb < 0) { d.warn("BUG: perf_mmap_open with event->rb == NULL (NULL dereference)"); return; }
   const ew = d.evW(v.ev);
-  ew.mc = inc(d, ew.mc, "event->mmap_count", refT);
+  ew.mmapCount = inc(d, ew.mmapCount, "event->mmap_count", refT);
   const b = d.bufW(e.rb);
-  b.mc = inc(d, b.mc, "rb->mmap_count", refT);
-  if (v.pgoff !== 0) b.auxMc = inc(d, b.auxMc, "rb->aux_mmap_count", refT);
+  b.mmapCount = inc(d, b.mmapCount, "rb->mmap_count", refT);
+  if (v.pgoff !== 0) b.auxMmapCount = inc(d, b.auxMmapCount, "rb->aux_mmap_count", refT);
 }
 
 function freeAuxPages(d: Draft, b: MBuf): void {
   if (b.auxPriv) { d.auxFrees++; b.auxPriv = false; }
-  b.auxNr = 0;
-  b.aux0Off = 0;
+  b.auxNrPages = 0;
+  b.aux0Offset = 0;
   b.aux0Size = 0;
 }
 
 /** rb_free_aux: drop aux_refcount, __rb_free_aux at zero. */
 export function rbFreeAux(d: Draft, b: MBuf): void {
   if (!d.era.auxRefT) {
-    b.auxRef -= 1;
-    if (b.auxRef === 0) freeAuxPages(d, b);
+    b.auxRefcount -= 1;
+    if (b.auxRefcount === 0) freeAuxPages(d, b);
     return;
   }
-  if (b.auxRef === 1) { b.auxRef = 0; freeAuxPages(d, b); return; }
-  if (b.auxRef <= 0) { d.warn("refcount_t: underflow; use-after-free (rb->aux_refcount)"); b.auxRef = SAT; return; }
-  b.auxRef -= 1;
+  if (b.auxRefcount === 1) { b.auxRefcount = 0; freeAuxPages(d, b); return; }
+  if (b.auxRefcount <= 0) { d.warn("refcount_t: underflow; use-after-free (rb->aux_refcount)"); b.auxRefcount = SAT; return; }
+  b.auxRefcount -= 1;
 }
 
 /** perf_mmap_close (vm_ops->close). */
@@ -159,32 +165,32 @@ export function perfClose(d: Draft, v: Vma): void {
   if (e === undefined || e.rb < 0) { d.warn("BUG: perf_mmap_close with event->rb == NULL (NULL dereference)"); return; }
   const rbId = e.rb;
   const b = d.bufW(rbId);
-  const mmapLocked = b.locked;
-  const size = b.nr;
-  if (b.auxNr !== 0 && v.pgoff === b.auxPgoff) {
-    const [n, zero] = decLock(d, b.auxMc, "rb->aux_mmap_count", refT);
-    b.auxMc = n;
+  const mmapLocked = b.mmapLocked;
+  const size = b.nrPages;
+  if (b.auxNrPages !== 0 && v.pgoff === b.auxPgoff) {
+    const [n, zero] = decLock(d, b.auxMmapCount, "rb->aux_mmap_count", refT);
+    b.auxMmapCount = n;
     if (zero) {
-      d.lockedVm -= era.seed ? b.auxNr : b.auxNr - b.auxLocked;
-      d.pinnedVm -= b.auxLocked;
+      d.lockedVm -= era.seed ? b.auxNrPages : b.auxNrPages - b.auxMmapLocked;
+      d.pinnedVm -= b.auxMmapLocked;
       rbFreeAux(d, b);
-      if (era.auxRefT && b.auxRef !== 0) d.warn("WARN_ON_ONCE(refcount_read(&rb->aux_refcount)) in perf_mmap_close");
+      if (era.auxRefT && b.auxRefcount !== 0) d.warn("WARN_ON_ONCE(refcount_read(&rb->aux_refcount)) in perf_mmap_close");
     }
   }
   let detachRest: boolean;
   if (era.seed) {
-    b.mc -= 1;
+    b.mmapCount -= 1;
     detachRest = false;
   } else {
-    const [n, zero] = decTest(d, b.mc, "rb->mmap_count", refT);
-    b.mc = n;
+    const [n, zero] = decTest(d, b.mmapCount, "rb->mmap_count", refT);
+    b.mmapCount = n;
     detachRest = zero;
   }
-  const [en, ezero] = decLock(d, e.mc, "event->mmap_count", refT);
-  d.evW(v.ev).mc = en;
+  const [en, ezero] = decLock(d, e.mmapCount, "event->mmap_count", refT);
+  d.evW(v.ev).mmapCount = en;
   if (!ezero) return;
   detachEv(d, v.ev);
-  if (era.seed) detachRest = d.buf(rbId).mc === 0;
+  if (era.seed) detachRest = d.buf(rbId).mmapCount === 0;
   if (!detachRest) return;
   for (let j = 0; j < d.evs.length; j++) {
     const o = d.evs[j];

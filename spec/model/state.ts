@@ -14,12 +14,14 @@
  *   fault switch, AUX allocations and frees, predicted kernel warnings, and anomalies
  *   (objects freed with counts not back at zero).
  */
-import type { Config, Errno, ProfileId } from "../program.ts";
+import type { Config, ProfileId } from "../program.ts";
 
 /** REFCOUNT_SATURATED (INT_MIN / 2): what a refcount_t holds after a WARN. */
 export const SAT = -1073741824;
 /** RLIM_INFINITY >> PAGE_SHIFT, as the kernel compares it (2^52 - 1). */
 export const RLIM_INF_PAGES = 2 ** 52 - 1;
+
+export const PAGE = 4096;
 
 /** Protection bits: r = 1, w = 2, x = 4. */
 export const PROT_BITS = { none: 0, r: 1, rw: 3, rx: 5, rwx: 7 } as const;
@@ -37,31 +39,42 @@ export interface Ev {
   readonly cpu: number;
   readonly inherit: boolean;
   readonly rb: number;
-  readonly mc: number;
-  readonly leader: number;
+  readonly mmapCount: number;
+  readonly groupLeader: number;
   readonly freed: boolean;
 }
 
 export interface Buf {
   readonly id: number;
-  readonly nr: number;
-  readonly mc: number;
-  readonly locked: number;
+  readonly nrPages: number;
+  readonly mmapCount: number;
+  readonly mmapLocked: number;
   readonly overwrite: boolean;
-  readonly auxOff: number;
+  readonly auxOffset: number;
   readonly auxSize: number;
-  readonly auxNr: number;
+  readonly auxNrPages: number;
   readonly auxPgoff: number;
-  readonly auxMc: number;
-  readonly auxLocked: number;
-  readonly auxRef: number;
+  readonly auxMmapCount: number;
+  readonly auxMmapLocked: number;
+  readonly auxRefcount: number;
   readonly auxPriv: boolean;
   readonly auxOverwrite: boolean;
   readonly dead: boolean;
   /** seed: aux_offset/aux_size written into AUX page 0 through a stale mapping. */
-  readonly aux0Off: number;
+  readonly aux0Offset: number;
   readonly aux0Size: number;
 }
+
+/**
+ * What a guard sees for an absent event, buffer or VMA (spec/rules/context.ts). Readonly
+ * by type (a Draft copies before it writes), not frozen: a frozen object has another
+ * hidden class, which would make every guard's property loads polymorphic.
+ */
+export const NO_EV: Ev = { fd: false, aux: false, cpu: -2, inherit: false, rb: -1, mmapCount: 0, groupLeader: -1, freed: true };
+export const NO_BUF: Buf = {
+  id: -1, nrPages: 0, mmapCount: 0, mmapLocked: 0, overwrite: false, auxOffset: 0, auxSize: 0, auxNrPages: 0, auxPgoff: 0,
+  auxMmapCount: 0, auxMmapLocked: 0, auxRefcount: 0, auxPriv: false, auxOverwrite: false, dead: true, aux0Offset: 0, aux0Size: 0,
+};
 
 export interface Vma {
   readonly slot: number;
@@ -77,6 +90,11 @@ export interface Vma {
   readonly av?: number;
 }
 
+/**
+ * Per-era data that shapes transition bodies (how splits open pieces, atomic_t vs
+ * refcount_t, which mremap). Which rule decides, and with which errno, is not here: that
+ * is the profile's rule list (spec/model/decide.ts).
+ */
 export interface Era {
   readonly id: ProfileId;
   readonly seed: boolean;
@@ -85,41 +103,27 @@ export interface Era {
   /** aux_mmap_count set to 1 before the accounting check (seed, pre-fix) */
   readonly auxCountEarly: boolean;
   readonly mm: 318 | 61 | 612 | 618;
-  readonly noexec: boolean;
-  readonly ebusy: boolean;
-  readonly remapCharges: boolean;
   /** event/rb mmap counts and aux_mmap_count are refcount_t (6.18) */
   readonly refcountT: boolean;
   /** aux_refcount is refcount_t (6.1+) */
   readonly auxRefT: boolean;
   readonly lazyPtes: boolean;
-  readonly nosetup: Errno;
-  readonly nosetupRule: string;
   /** munmap split of the first VMA uses new_below = 1 (6.12+), else 0 */
   readonly munmapStartBelow: boolean;
-  readonly mapfixedErr: Errno;
-  readonly mapfixedRule: string;
 }
 
 const BASE: Omit<Era, "id"> = {
-  seed: false, maySplit: true, auxCountEarly: false, mm: 61, noexec: false, ebusy: false,
-  remapCharges: false, refcountT: false, auxRefT: true, lazyPtes: false, nosetup: "EOPNOTSUPP",
-  nosetupRule: "mmap.aux.nosetup", munmapStartBelow: false, mapfixedErr: "ENOMEM", mapfixedRule: "mapfixed.split.enomem",
+  seed: false, maySplit: true, auxCountEarly: false, mm: 61, refcountT: false, auxRefT: true, lazyPtes: false,
+  munmapStartBelow: false,
 };
 
 export const ERAS: Readonly<Record<ProfileId, Era>> = {
-  "seed": {
-    ...BASE, id: "seed", seed: true, maySplit: false, auxCountEarly: true, mm: 318, auxRefT: false,
-    lazyPtes: true, nosetup: "ENOTSUPP", nosetupRule: "mmap.aux.nosetup.enotsupp",
-  },
+  "seed": { ...BASE, id: "seed", seed: true, maySplit: false, auxCountEarly: true, mm: 318, auxRefT: false, lazyPtes: true },
   "6.1-pre148": { ...BASE, id: "6.1-pre148", maySplit: false, auxCountEarly: true },
   "6.1": { ...BASE, id: "6.1" },
-  "6.12-pre42": { ...BASE, id: "6.12-pre42", maySplit: false, auxCountEarly: true, mm: 612, munmapStartBelow: true, mapfixedErr: "EINVAL", mapfixedRule: "mapfixed.split" },
-  "6.12": { ...BASE, id: "6.12", mm: 612, munmapStartBelow: true, mapfixedErr: "EINVAL", mapfixedRule: "mapfixed.split" },
-  "6.18": {
-    ...BASE, id: "6.18", mm: 618, noexec: true, ebusy: true, remapCharges: true, refcountT: true,
-    munmapStartBelow: true, mapfixedErr: "EINVAL", mapfixedRule: "mapfixed.split",
-  },
+  "6.12-pre42": { ...BASE, id: "6.12-pre42", maySplit: false, auxCountEarly: true, mm: 612, munmapStartBelow: true },
+  "6.12": { ...BASE, id: "6.12", mm: 612, munmapStartBelow: true },
+  "6.18": { ...BASE, id: "6.18", mm: 618, refcountT: true, munmapStartBelow: true },
 };
 
 export interface State {
@@ -145,6 +149,8 @@ export interface State {
   readonly anomalies: readonly string[];
 }
 
+export const NO_VMA: Vma = { slot: -1, start: 0, end: 0, pgoff: 0, prot: 0, ev: -1 };
+
 type Mut<T> = { -readonly [K in keyof T]: T[K] };
 export type MEv = Mut<Ev>;
 export type MBuf = Mut<Buf>;
@@ -152,7 +158,7 @@ export type MBuf = Mut<Buf>;
 export function initial(cfg: Config, profile: ProfileId): State {
   return {
     era: ERAS[profile], cfg, evs: [], bufs: [], vmas: [], bases: [], mapPages: [],
-    lockedVm: 0, pinnedVm: 0,
+    lockedVm: cfg.lockedVmPages ?? 0, pinnedVm: 0,
     rlimit: cfg.memlockPages === "unlimited" ? RLIM_INF_PAGES : cfg.memlockPages,
     mlockKb: cfg.mlockKb, auxFault: false, auxAllocs: 0, auxFrees: 0, avSeq: 0, warns: [], anomalies: [],
   };

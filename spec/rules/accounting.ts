@@ -3,9 +3,9 @@
  * These clauses never decide an outcome alone (mmap.*.eperm does); they say what is
  * charged and refunded, which is what the conservation invariants check.
  */
-import { CORE, M618, MODERN, PATCH, SEED, V, rule, type Rule } from "./types.ts";
+import { CORE, M618, MODERN, PATCH, SEED, V, rule } from "./types.ts";
 
-export const ACCOUNTING_RULES: readonly Rule[] = [
+export const ACCOUNTING_RULES = [
   rule("acct.limit.seed", SEED, undefined, "perf_mmap", PATCH, V.seed,
     "user_lock_limit = (mlock_kb >> 2) * cpus; user_locked = locked_vm + user_extra (no clamp); extra = excess over the limit; on success locked_vm += user_extra (the FULL amount) and pinned_vm += extra"),
   rule("acct.limit.clamp", MODERN, undefined, "perf_mmap", CORE, V.modern,
@@ -20,4 +20,4 @@ export const ACCOUNTING_RULES: readonly Rule[] = [
     "last AUX VMA: locked_vm -= aux_nr_pages - aux_mmap_locked, pinned_vm -= aux_mmap_locked, rb_free_aux, WARN_ON_ONCE(aux_refcount)"),
   rule("acct.remap.charge", M618, undefined, "perf_mmap_account", CORE, V.v618,
     "6.18 charges user_extra on every successful mapping, including re-maps of an existing buffer or AUX area (user_extra = nr_pages there, never refunded)"),
-];
+] as const;

@@ -12,12 +12,22 @@ import { VMA_OPS_RULES } from "./vma-ops.ts";
 
 export type { Rule, Cite } from "./types.ts";
 
-export const RULES: readonly Rule[] = [
+const ALL_RULES = [
   ...OPEN_RULES, ...MMAP_DATA_RULES, ...MMAP_AUX_RULES, ...ACCOUNTING_RULES, ...MUNMAP_RULES,
   ...VMA_OPS_RULES, ...SET_OUTPUT_RULES, ...TOUCH_RULES, ...MISC_RULES,
-];
+] as const;
 
-export const RULE_BY_ID: ReadonlyMap<string, Rule> = new Map(RULES.map((r) => [r.id, r]));
+/** Every rule id, as a literal union: a misspelt id anywhere in spec/model is a type error. */
+export type RuleId = (typeof ALL_RULES)[number]["id"];
+
+export const RULES: readonly Rule<RuleId>[] = ALL_RULES;
+
+export const RULE_BY_ID: ReadonlyMap<string, Rule<RuleId>> = new Map(RULES.map((r) => [r.id, r]));
+
+/** The rule of an id the type system has already checked. */
+export function ruleOf(id: RuleId): Rule<RuleId> {
+  return RULE_BY_ID.get(id)!;
+}
 
 /**
  * Rules that describe the kernel but never decide a transition of the model: either
@@ -25,7 +35,7 @@ export const RULE_BY_ID: ReadonlyMap<string, Rule> = new Map(RULES.map((r) => [r
  * programs) or side-effect clauses (accounting, split order) that other rules' transitions
  * carry out.
  */
-export const NON_DECIDING: ReadonlySet<string> = new Set([
+export const NON_DECIDING: ReadonlySet<string> = new Set<RuleId>([
   "mmap.intmax", "mmap.aux.intmax", "mmap.aux.rb-unmapped", "setoutput.aux-pmu", "setoutput.rb-unmapped",
   "acct.limit.seed", "acct.limit.clamp", "acct.refund.data.seed", "acct.refund.data", "acct.refund.aux.seed",
   "acct.refund.aux", "acct.remap.charge", "vma.open", "vma.close", "vma.split.order.61", "vma.split.order.612",

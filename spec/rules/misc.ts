@@ -1,7 +1,9 @@
 /** The knobs a program may turn: RLIMIT_MEMLOCK, perf_event_mlock_kb, the test PMU's fault switch. */
-import { ALL, V, rule, type Rule } from "./types.ts";
+import { ALL, V, rule } from "./types.ts";
+import type { Ctx } from "./context.ts";
+import { otherwise, when, type Decision } from "./decision.ts";
 
-export const MISC_RULES: readonly Rule[] = [
+export const MISC_RULES = [
   rule("rlimit.set", ALL, undefined, "do_prlimit", "kernel/sys.c", V.all,
     "RLIMIT_MEMLOCK soft limit set (at most the hard limit); read by the next accounting check"),
   rule("rlimit.hard", ALL, "EINVAL", "do_prlimit", "kernel/sys.c", V.all,
@@ -12,4 +14,14 @@ export const MISC_RULES: readonly Rule[] = [
     "the test PMU's setup_aux returns NULL while the switch is on (rb_alloc_aux then fails with ENOMEM)"),
   rule("spec.internal", ALL, "ESPECBUG", "step", "spec/model/step.ts", "-",
     "the spec itself failed on this op (a bug in the spec, never a kernel fact); property tests check it never happens"),
+] as const;
+
+export const RLIMIT_DECIDE: readonly Decision<Ctx<"rlimit">>[] = [
+  when("rlimit.hard", (c) => {
+    const hard = c.s.cfg.memlockHardPages ?? "unlimited";
+    return hard !== "unlimited" && (c.op.memlockPages === "unlimited" || c.op.memlockPages > hard);
+  }),
+  otherwise("rlimit.set"),
 ];
+export const SYSCTL_DECIDE: readonly Decision<Ctx<"sysctlMlock">>[] = [otherwise("sysctl.mlock")];
+export const AUXFAULT_DECIDE: readonly Decision<Ctx<"auxFault">>[] = [otherwise("auxfault.set")];

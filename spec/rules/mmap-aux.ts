@@ -3,9 +3,17 @@
  * the order written here; the size checks read aux_offset/aux_size from the user page.
  * The seed introduced all of them (perf-aux-area-v8.patch); later kernels kept the order.
  */
-import { ALL, CORE, LTS, M618, MODERN, NOT618, PATCH, PRE_FIX, RB, SEED, V, rule, type Rule } from "./types.ts";
+import { ALL, CORE, LTS, M618, MODERN, NOT618, PATCH, PRE_FIX, RB, SEED, V, rule } from "./types.ts";
+import { acctOf } from "../model/perf.ts";
+import { PAGE, isPow2 } from "../model/state.ts";
+import type { MmapCtx } from "./context.ts";
+import { otherwise, when, type Decision } from "./decision.ts";
 
-export const MMAP_AUX_RULES: readonly Rule[] = [
+// Module-local copies of hot imports: tsx compiles an imported binding to a getter call
+// per use, which V8 does not always inline; guards and the step run millions of times.
+const acctOf_ = acctOf, PAGE_ = PAGE, isPow2_ = isPow2;
+
+export const MMAP_AUX_RULES = [
   rule("mmap.aux.norb", ALL, "EINVAL", "perf_mmap", CORE, V.all,
     "AUX mapping of an event without a buffer: EINVAL before any size check [seen on 6.18]"),
   rule("mmap.aux.intmax", LTS, "ENOMEM", "perf_mmap", CORE, V.lts,
@@ -48,4 +56,26 @@ export const MMAP_AUX_RULES: readonly Rule[] = [
     "seed failure path calls rb_free_aux() with aux_refcount 0: atomic_dec_and_test(0) is false, so the pages stay, aux_nr_pages stays set (rb_has_aux true) and aux_pgoff keeps its old value (6.1+ call __rb_free_aux directly)"),
   rule("mmap.aux.to-page-stale", SEED, undefined, "perf_mmap_to_page", PATCH, V.seed,
     "with a stale aux_nr_pages, perf_mmap_to_page maps pgoffs from the stale aux_pgoff (0 if never set) to AUX pages and returns NULL above aux_pgoff + aux_nr_pages, so data pages faulted later become AUX pages or SIGBUS"),
+] as const;
+
+/**
+ * perf_mmap, vm_pgoff != 0, in the order above. A refcount_t increment of an event
+ * mmap_count of 0 (6.18) turns a re-map or a new area into mmap.aux.redirected.warn.
+ */
+export const MMAP_AUX_DECIDE: readonly Decision<MmapCtx>[] = [
+  when("mmap.aux.norb", (c) => c.E.rb < 0),
+  when("mmap.aux.overlap", (c) => c.R.auxOffset < (c.R.nrPages + 1) * PAGE_),
+  when("mmap.aux.offset", (c) => c.R.auxOffset !== c.op.pgoff * PAGE_),
+  when("mmap.aux.pgoff-mismatch", (c) => c.hasAux && c.R.auxPgoff !== c.op.pgoff),
+  when("mmap.aux.size", (c) => c.R.auxSize !== c.op.pages * PAGE_),
+  when("mmap.aux.nr-mismatch", (c) => c.hasAux && c.R.auxNrPages !== c.op.pages),
+  when("mmap.aux.pow2", (c) => !isPow2_(c.op.pages)),
+  when("mmap.aux.rb-unmapped", (c) => c.R.mmapCount === 0),
+  when("mmap.aux.remap.charged", (c) => c.hasAux, ["mmap.aux.redirected.warn"]),
+  when("mmap.aux.remap", (c) => c.hasAux),
+  when("mmap.aux.eperm", (c) => !acctOf_(c).ok),
+  when("mmap.aux.nosetup.enotsupp", (c) => !c.E.aux),
+  when("mmap.aux.nosetup", (c) => !c.E.aux),
+  when("mmap.aux.setup-refused", (c) => c.s.auxFault),
+  otherwise("mmap.aux.new", ["mmap.aux.redirected.warn", "mmap.aux.enomem", "mmap.aux.setup-refused"]),
 ];

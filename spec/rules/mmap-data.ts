@@ -3,9 +3,17 @@
  * Errno order per era = the kernel's check order: generic mm checks (fd, length, noexec),
  * then perf_mmap's inherit and VM_SHARED checks, then the size rules, then the buffer.
  */
-import { ALL, CORE, M618, NOT618, RB, V, rule, type Rule } from "./types.ts";
+import { ALL, CORE, M618, NOT618, RB, V, rule } from "./types.ts";
+import { acctOf } from "../model/perf.ts";
+import { P_X, isPow2 } from "../model/state.ts";
+import type { MmapCtx } from "./context.ts";
+import { otherwise, when, type Decision } from "./decision.ts";
 
-export const MMAP_DATA_RULES: readonly Rule[] = [
+// Module-local copies of hot imports: tsx compiles an imported binding to a getter call
+// per use, which V8 does not always inline; guards and the step run millions of times.
+const acctOf_ = acctOf, P_X_ = P_X, isPow2_ = isPow2;
+
+export const MMAP_DATA_RULES = [
   rule("mmap.ebadf", ALL, "EBADF", "ksys_mmap_pgoff", "mm/mmap.c", V.all,
     "mmap of a dead handle: fget(-1) fails before any length check [seen on 6.18]"),
   rule("mmap.len0", ALL, "EINVAL", "do_mmap", "mm/mmap.c", V.all,
@@ -34,4 +42,24 @@ export const MMAP_DATA_RULES: readonly Rule[] = [
     "new buffer: rb_alloc, rb->mmap_count = 1, mmap_locked = extra, mmap_user = current user, user page initialised (data_offset = PAGE_SIZE, data_size), event->rb = rb, event->mmap_count = 1, charges per acct.limit.*"),
   rule("mmap.data.enomem", ALL, "ENOMEM", "rb_alloc", RB, V.all,
     "rb_alloc may fail after the accounting check: nothing changes"),
+] as const;
+
+/** mmap of a perf fd, the checks before perf_mmap splits into data and AUX (vm_pgoff == 0 or not). */
+export const MMAP_DECIDE: readonly Decision<MmapCtx>[] = [
+  when("mmap.ebadf", (c) => !c.E.fd),
+  when("mmap.len0", (c) => c.op.pages === 0),
+  when("mmap.noexec", (c) => (c.prot & P_X_) !== 0),
+  when("mmap.inherit", (c) => c.E.cpu === -1 && c.E.inherit),
+  when("mmap.shared", (c) => c.op.shared === false),
+];
+
+/** perf_mmap, vm_pgoff == 0: size, then an existing buffer (EBUSY, re-map), then a new one. */
+export const MMAP_DATA_DECIDE: readonly Decision<MmapCtx>[] = [
+  when("mmap.data.pow2", (c) => c.nr !== 0 && !isPow2_(c.nr)),
+  when("mmap.data.size", (c) => c.E.rb >= 0 && c.R.nrPages !== c.nr),
+  when("mmap.data.ebusy", (c) => c.E.rb >= 0 && c.E.mmapCount === 0),
+  when("mmap.data.remap.charged", (c) => c.E.rb >= 0 && c.R.mmapCount !== 0),
+  when("mmap.data.remap", (c) => c.E.rb >= 0 && c.R.mmapCount !== 0),
+  when("mmap.data.eperm", (c) => !acctOf_(c).ok),
+  otherwise("mmap.data.new", ["mmap.data.enomem"]),
 ];

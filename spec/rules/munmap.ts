@@ -13,9 +13,11 @@
  * vms_gather_munmap_vmas does the opposite (the new pieces are the kept ones). The
  * pgoff of the piece perf_mmap_open sees differs, and so does the AUX count.
  */
-import { ALL, CORE, M618, MAY_SPLIT, SPLITTING, V, rule, type Rule } from "./types.ts";
+import { ALL, CORE, M618, MAY_SPLIT, SPLITTING, V, rule } from "./types.ts";
+import type { RangeCtx } from "./context.ts";
+import { otherwise, when, type Decision } from "./decision.ts";
 
-export const MUNMAP_RULES: readonly Rule[] = [
+export const MUNMAP_RULES = [
   rule("munmap.len0", ALL, "EINVAL", "__vm_munmap", "mm/mmap.c", V.all,
     "munmap of zero pages"),
   rule("munmap.ok", ALL, undefined, "do_vmi_munmap", "mm/mmap.c, mm/vma.c", V.all,
@@ -34,4 +36,12 @@ export const MUNMAP_RULES: readonly Rule[] = [
     "munmap splits the first VMA with new_below = 1 and the last with new_below = 0: the opened pieces are the kept ones"),
   rule("refcount.saturate", M618, undefined, "refcount_warn_saturate", "lib/refcount.c", V.v618,
     "6.18 mmap counts are refcount_t: an increment from 0 (or of a saturated count) WARNs and saturates; a saturated count never reaches 0 again"),
+] as const;
+
+/** munmap: `cut` = the range would split a perf VMA (spec/model/mm.ts perfCut). */
+export const MUNMAP_DECIDE: readonly Decision<RangeCtx<"munmap">>[] = [
+  when("munmap.len0", (c) => c.end === c.start),
+  when("munmap.split", (c) => c.cut),
+  when("munmap.split.ok", (c) => c.cut),
+  otherwise("munmap.ok"),
 ];

@@ -6,9 +6,11 @@
  * event's group leader (no PERF_FLAG_FD_NO_GROUP), so the group-leader checks of
  * perf_event_open run *before* perf_event_set_output's. All of them answer EINVAL.
  */
-import { ALL, CORE, MODERN, SEED, V, rule, type Rule } from "./types.ts";
+import { ALL, CORE, MODERN, SEED, V, rule } from "./types.ts";
+import type { CloseCtx, OpenCtx } from "./context.ts";
+import { otherwise, when, type Decision } from "./decision.ts";
 
-export const OPEN_RULES: readonly Rule[] = [
+export const OPEN_RULES = [
   rule("open.ok", ALL, undefined, "perf_event_open", CORE, V.all,
     "a disabled event is created (software dummy or the AUX PMU's type); the fd is live"),
   rule("open.nopmu", ALL, "ENOENT", "perf_init_event", CORE, V.all,
@@ -35,4 +37,28 @@ export const OPEN_RULES: readonly Rule[] = [
     "close of a dead handle (fd -1)"),
   rule("event.free", ALL, undefined, "_free_event", CORE, V.all,
     "when the last file reference goes, the event detaches from its buffer (ring_buffer_attach(event, NULL)) and its group siblings become singletons (perf_group_detach)"),
+] as const;
+
+/**
+ * perf_event_open in check order: the group leader's inherit, perf_event_alloc (cpu),
+ * perf_init_event (pmu), then the group checks (3.18 has none for cpu: its
+ * perf_event_set_output refuses instead) and perf_event_set_output's.
+ */
+export const OPEN_DECIDE: readonly Decision<OpenCtx>[] = [
+  when("open.group.inherit", (c) => c.ti >= 0 && c.T.inherit !== c.inherit),
+  when("open.cpu", (c) => c.cpu >= c.s.cfg.cpus),
+  when("open.nopmu", (c) => c.aux && c.s.cfg.pmus.aux === null),
+  when("open.group.notleader", (c) => c.ti >= 0 && c.T.groupLeader !== c.ti),
+  when("open.group.cpu", (c) => c.ti >= 0 && c.T.cpu !== c.cpu),
+  when("open.output.cpu", (c) => c.ti >= 0 && c.T.cpu !== c.cpu),
+  when("open.output.norb", (c) => c.ti >= 0 && c.T.rb < 0),
+  when("setoutput.rb-unmapped", (c) => c.ti >= 0 && c.s.bufs[c.T.rb].mmapCount === 0),
+  when("open.output.ok", (c) => c.ti >= 0),
+  when("open.output.deadfd", (c) => c.op.outputTo !== undefined),
+  otherwise("open.ok"),
+];
+
+export const CLOSE_DECIDE: readonly Decision<CloseCtx>[] = [
+  when("close.ebadf", (c) => !c.E.fd),
+  otherwise("close.ok"),
 ];

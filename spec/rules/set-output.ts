@@ -3,9 +3,11 @@
  * Order: self, cpu, (task), clock, write_backward, AUX PMU, then under mmap_mutex:
  * mapped, target buffer. 3.18 lacks the clock/backward/"rb has no mmap" checks.
  */
-import { ALL, CORE, MODERN, V, rule, type Rule } from "./types.ts";
+import { ALL, CORE, MODERN, V, rule } from "./types.ts";
+import type { SetOutputCtx } from "./context.ts";
+import { otherwise, when, type Decision } from "./decision.ts";
 
-export const SET_OUTPUT_RULES: readonly Rule[] = [
+export const SET_OUTPUT_RULES = [
   rule("setoutput.ebadf", ALL, "EBADF", "perf_ioctl", CORE, V.all,
     "ioctl on a dead handle (fd -1)"),
   rule("setoutput.target-ebadf", ALL, "EBADF", "perf_fget_light", CORE, V.all,
@@ -26,4 +28,17 @@ export const SET_OUTPUT_RULES: readonly Rule[] = [
     "event->rb = target's buffer (its old buffer, if any, is released); no accounting"),
   rule("setoutput.detach", ALL, undefined, "perf_event_set_output", CORE, V.all,
     "target (unsigned long)-1: the event drops its buffer [seen on 6.18]"),
+] as const;
+
+/** PERF_EVENT_IOC_SET_OUTPUT in check order (target null = detach: only ebadf and mapped apply). */
+export const SETOUTPUT_DECIDE: readonly Decision<SetOutputCtx>[] = [
+  when("setoutput.ebadf", (c) => !c.E.fd),
+  when("setoutput.target-ebadf", (c) => c.op.target !== null && !c.T.fd),
+  when("setoutput.self", (c) => c.op.target !== null && c.t === c.e),
+  when("setoutput.cpu", (c) => c.op.target !== null && c.T.cpu !== c.E.cpu),
+  when("setoutput.mapped", (c) => c.E.mmapCount !== 0),
+  when("setoutput.detach", (c) => c.op.target === null),
+  when("setoutput.target-norb", (c) => c.T.rb < 0),
+  when("setoutput.rb-unmapped", (c) => c.s.bufs[c.T.rb].mmapCount === 0),
+  otherwise("setoutput.attach"),
 ];

@@ -6,9 +6,16 @@
  * of a PROT_WRITE VMA, any other write is SIGBUS, a write to a read-only VMA or any access
  * to a PROT_NONE VMA or an unmapped address is SIGSEGV.
  */
-import { ALL, CORE, V, rule, type Rule } from "./types.ts";
+import { ALL, CORE, V, rule } from "./types.ts";
+import { P_W } from "../model/state.ts";
+import type { PageCtx } from "./context.ts";
+import { proc, when, type Decision } from "./decision.ts";
 
-export const TOUCH_RULES: readonly Rule[] = [
+// Module-local copies of hot imports: tsx compiles an imported binding to a getter call
+// per use, which V8 does not always inline; guards and the step run millions of times.
+const P_W_ = P_W;
+
+export const TOUCH_RULES = [
   rule("touch.ok", ALL, undefined, "perf_mmap_fault", CORE, V.all,
     "read of a covered page, or write of the user page of a PROT_WRITE VMA [seen on 6.18]"),
   rule("touch.anon", ALL, undefined, "handle_mm_fault", "mm/memory.c", V.all,
@@ -49,4 +56,26 @@ export const TOUCH_RULES: readonly Rule[] = [
     "the event behind page 0 has no buffer: SIGBUS"),
   rule("readpage.beyond", ALL, undefined, "perf_mmap_to_page", "kernel/events/ring_buffer.c", V.all,
     "page 0's pgoff is not backed by the buffer: SIGBUS"),
+] as const;
+
+/** The fault path (resolve in spec/model/mm.ts) decides what a perf page access gives. */
+export const TOUCH_DECIDE: readonly Decision<PageCtx<"touch">>[] = [
+  when("touch.unmapped", (c) => c.idx < 0),
+  when("touch.prot", (c) => c.v.prot === 0 || (c.op.write && (c.v.prot & P_W_) === 0)),
+  when("touch.anon", (c) => c.v.ev < 0),
+  proc("fault", ["touch.ok", "touch.norb", "touch.write-nonuser", "touch.beyond"]),
+];
+
+export const SETAUX_DECIDE: readonly Decision<PageCtx<"setAux">>[] = [
+  when("setaux.unmapped", (c) => c.idx < 0),
+  when("setaux.prot", (c) => (c.v.prot & P_W_) === 0),
+  when("setaux.anon", (c) => c.v.ev < 0),
+  proc("fault", ["setaux.ok", "setaux.norb", "setaux.nonuser"]),
+];
+
+export const READPAGE_DECIDE: readonly Decision<PageCtx<"readUserPage">>[] = [
+  when("readpage.unmapped", (c) => c.idx < 0),
+  when("readpage.prot", (c) => c.v.prot === 0),
+  when("readpage.anon", (c) => c.v.ev < 0),
+  proc("fault", ["readpage.user", "readpage.other", "readpage.norb", "readpage.beyond"]),
 ];

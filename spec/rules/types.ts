@@ -18,8 +18,8 @@ export interface Cite {
   version: string;
 }
 
-export interface Rule {
-  id: string;
+export interface Rule<I extends string = string> {
+  id: I;
   profiles: readonly ProfileId[];
   errno?: Errno;
   cite: Cite;
@@ -58,6 +58,7 @@ export const CORE = "kernel/events/core.c";
 export const RB = "kernel/events/ring_buffer.c";
 export const PATCH = "perf-aux-area-v8.patch (kernel/events/core.c, ring_buffer.c)";
 
-export function rule(id: string, profiles: readonly ProfileId[], errno: Errno | undefined, fn: string, file: string, version: string, summary: string): Rule {
+/** `id` keeps its literal type, so the arrays of rules give the RuleId union (spec/rules/index.ts). */
+export function rule<const I extends string>(id: I, profiles: readonly ProfileId[], errno: Errno | undefined, fn: string, file: string, version: string, summary: string): Rule<I> {
   return errno === undefined ? { id, profiles, cite: { fn, file, version }, summary } : { id, profiles, errno, cite: { fn, file, version }, summary };
 }

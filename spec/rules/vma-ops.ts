@@ -5,12 +5,19 @@
  * 3.18 shrinks without looking the VMA up; 6.1/6.12 look it up first (EFAULT); 6.17+
  * moves a whole range of VMAs when the move keeps the size (remap_move).
  */
-import { ALL, M618, MAY_SPLIT, MODERN, NOT618, SEED, SPLITTING, V, rule, type Rule } from "./types.ts";
+import { ALL, M618, MAY_SPLIT, MODERN, NOT618, SEED, SPLITTING, V, rule } from "./types.ts";
+import { findIdx } from "../model/mm.ts";
+import type { MprotectCtx, MremapCtx, RangeCtx } from "./context.ts";
+import { otherwise, proc, when, type Decision } from "./decision.ts";
+
+// Module-local copies of hot imports: tsx compiles an imported binding to a getter call
+// per use, which V8 does not always inline; guards and the step run millions of times.
+const findIdx_ = findIdx;
 
 const MPROTECT = "mm/mprotect.c";
 const MREMAP = "mm/mremap.c";
 
-export const VMA_OPS_RULES: readonly Rule[] = [
+export const VMA_OPS_RULES = [
   rule("mprotect.ok", ALL, undefined, "do_mprotect_pkey", MPROTECT, V.all,
     "protection changed on every VMA of the range (a VMA already at that protection is left alone, no split) [seen on 6.18]"),
   rule("mprotect.len0", ALL, undefined, "do_mprotect_pkey", MPROTECT, V.all,
@@ -75,4 +82,30 @@ export const VMA_OPS_RULES: readonly Rule[] = [
     "MAP_FIXED over part of a perf VMA splits it (perf_mmap_open on the new piece), closes the covered piece"),
   rule("vma.noexec-ok", NOT618, undefined, "do_mmap", "mm/mmap.c", `${V.v318}, ${V.lts}`,
     "before 6.15 the anon inode mount is not noexec: PROT_EXEC mappings and mprotect(PROT_EXEC) of perf VMAs are allowed"),
+] as const;
+
+/** mprotect: the walk over the range's VMAs decides the rest (a later hole, exec, a split). */
+export const MPROTECT_DECIDE: readonly Decision<MprotectCtx>[] = [
+  when("mprotect.len0", (c) => c.start >= c.end),
+  when("mprotect.hole", (c) => findIdx_(c.s.vmas, c.slot, c.start) < 0),
+  proc("mprotect", ["mprotect.exec", "mprotect.split", "mprotect.hole", "mprotect.split.ok", "mprotect.ok"]),
+];
+
+/** mremap: the era's mm/mremap.c (3.18, 6.1/6.12, 6.17+) decides while it unmaps and moves. */
+export const MREMAP_DECIDE: readonly Decision<MremapCtx>[] = [
+  when("mremap.newlen0", (c) => c.op.newPages === 0),
+  proc("mremap", [
+    "mremap.unmapped", "mremap.shrink.nocheck", "mremap.same", "mremap.shrink.ok", "mremap.shrink.split", "mremap.shrink.split.ok",
+    "mremap.cross", "mremap.dontexpand", "mremap.dup-private", "mremap.dup", "mremap.grow.inplace", "mremap.grow.moved",
+    "mremap.grow.enomem", "mremap.move.ok", "mremap.move.split", "mremap.move.split.ok", "mremap.target.split",
+    "mremap.multi.ok", "mremap.multi.gap", "mremap.multi.partial",
+  ]),
+];
+
+/** MAP_FIXED anonymous: a range that would split a perf VMA (`cut`) is an error per era, or splits. */
+export const MAPFIXED_DECIDE: readonly Decision<RangeCtx<"mapFixedAnon">>[] = [
+  when("mapfixed.split.enomem", (c) => c.cut),
+  when("mapfixed.split", (c) => c.cut),
+  when("mapfixed.split.ok", (c) => c.cut),
+  otherwise("mapfixed.ok"),
 ];

@@ -3,14 +3,18 @@
  * --json output, exit 1 on a divergence, replay of a written case, and C reproducers that
  * compile with gcc -static and agree with the replay verdict on the host kernel.
  */
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, readdirSync, existsSync, readFileSync } from "node:fs";
+import { mkdtempSync as mkdtempRaw, rmSync, writeFileSync, readdirSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { say, skipRoot } from "../hwtest/live.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
+// Every temp dir this file makes is removed after it (npm test used to leave five per run).
+const made: string[] = [];
+const mkdtempSync = (prefix: string) => { const d = mkdtempRaw(prefix); made.push(d); return d; };
+afterAll(() => { for (const d of made) rmSync(d, { recursive: true, force: true }); });
 const cli = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "cli/main.ts"), ...args], { cwd: ROOT, encoding: "utf8", timeout: 120_000 });
 
 describe("auxspec CLI", () => {
@@ -67,6 +71,7 @@ describe("auxspec CLI", () => {
     expect(j.divergences[0]).toHaveProperty("shrunk");
     expect(Object.keys(j.coverage).length).toBeGreaterThan(20);
     const cases = readdirSync(out).filter((f) => f.endsWith(".json"));
+    expect(cases.every((f) => /-[0-9a-f]{8}\.json$/.test(f))).toBe(true); // NAME-HASH
     expect(cases.length).toBe(j.divergences.length + j.known.length);
     // A model case replays under its profile and still shows its divergence.
     const rp = cli("replay", join(out, cases[0]), "--json");
@@ -78,8 +83,8 @@ describe("auxspec CLI", () => {
   }, 180_000);
 
   it("the same seed prints the same programs", () => {
-    const a = JSON.parse(cli("fuzz", "--backend", "model", "--profile", "seed", "--runs", "200", "--seed", "5", "--out", mkdtempSync(join(tmpdir(), "a-")), "--json").stdout);
-    const b = JSON.parse(cli("fuzz", "--backend", "model", "--profile", "seed", "--runs", "200", "--seed", "5", "--out", mkdtempSync(join(tmpdir(), "b-")), "--json").stdout);
+    const a = JSON.parse(cli("fuzz", "--backend", "model", "--profile", "seed", "--runs", "200", "--seed", "5", "--out", mkdtempSync(join(tmpdir(), "auxspec-a-")), "--json").stdout);
+    const b = JSON.parse(cli("fuzz", "--backend", "model", "--profile", "seed", "--runs", "200", "--seed", "5", "--out", mkdtempSync(join(tmpdir(), "auxspec-b-")), "--json").stdout);
     expect(a.divergences.map((d: { shrunk: unknown }) => d.shrunk)).toEqual(b.divergences.map((d: { shrunk: unknown }) => d.shrunk));
   }, 60_000);
 });

@@ -4,7 +4,7 @@
  * programs; and the biases actually produce the shapes the fuzzer needs.
  */
 import { describe, expect, it } from "vitest";
-import { fc, test as fcTest } from "@fast-check/vitest";
+import fc from "fast-check";
 import { decode, genesAt, genesArb, programArb, type GenOptions } from "../../fuzz/generate.ts";
 import { renumber } from "../../fuzz/shrink.ts";
 import { Program, programProblems, type Config } from "../../spec/program.ts";
@@ -13,21 +13,23 @@ const config: Config = { pageSize: 4096, cpus: 2, mlockKb: 516, memlockPages: 16
 const gen: GenOptions = { config, maxOps: 20 };
 
 describe("generate", () => {
-  fcTest.prop([programArb(gen)], { numRuns: 500 })("programs are valid", (p) => {
-    expect(programProblems(p)).toEqual([]);
-    expect(Program.safeParse(p).success).toBe(true);
+  // fast-check directly: @fast-check/vitest imports the deprecated "vitest/suite" (a warning per run).
+  it("programs are valid", () => {
+    fc.assert(fc.property(programArb(gen), (p) => {
+      expect(programProblems(p)).toEqual([]);
+      expect(Program.safeParse(p).success).toBe(true);
+    }), { numRuns: 500 });
   });
 
-  fcTest.prop([genesArb(gen), fc.array(fc.nat(), { maxLength: 5 })], { numRuns: 300 })(
-    "any sub-list of genes decodes to a valid program (what shrinking relies on)",
-    (genes, drops) => {
+  it("any sub-list of genes decodes to a valid program (what shrinking relies on)", () => {
+    fc.assert(fc.property(genesArb(gen), fc.array(fc.nat(), { maxLength: 5 }), (genes, drops) => {
       let g = genes.slice();
       for (const d of drops) if (g.length > 1) g.splice(d % g.length, 1);
       const p = decode(g, gen);
       expect(programProblems(p)).toEqual([]);
       expect(programProblems(renumber(p))).toEqual([]);
-    },
-  );
+    }), { numRuns: 300 });
+  });
 
   it("unsupported op kinds are never generated", () => {
     const unsupported = new Set(["sysctlMlock", "auxFault", "mremap"]);

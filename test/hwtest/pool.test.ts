@@ -26,6 +26,7 @@ createInterface({ input: process.stdin }).on("line", (line) => {
   const req = JSON.parse(line);
   const trigger = req.program[0] && req.program[0].op === "close";
   if (trigger && mode === "hang") return;
+  if (trigger && mode === "malformed") { process.stdout.write(JSON.stringify({ id: req.id, trace: { backend: "fake", steps: "none" } }) + "\\n"); return; }
   if (trigger && mode === "crash") { process.stderr.write("fake agent crashing\\n"); process.exit(1); }
   process.stdout.write(JSON.stringify({ id: req.id, trace: { backend: "fake", kernel: null, steps: [], audit: { vmPinKb: 0 }, aborted: "pid " + process.pid + " uid " + req.uid } }) + "\\n");
   if (trigger && mode === "dirty") process.exit(3);
@@ -42,6 +43,20 @@ function fakePool(mode: string, timeoutMs = 1500) {
 }
 
 describe("HostPool with fake agents", () => {
+  it("a reply that is not a Trace (Zod) aborts that program, replaces the worker, and is never a verdict", async () => {
+    const pool = fakePool("malformed", 5000);
+    try {
+      const first = await pool.run(normal, cfg);
+      const [bad, after] = await Promise.all([pool.run(trigger, cfg), pool.run(normal, cfg)]);
+      expect(bad.aborted).toMatch(/^harness: worker \d+ sent a malformed reply: reply is not a valid trace:[\s\S]*steps/);
+      expect(bad.steps).toEqual([]);
+      expect(pidOf(after)).toBeDefined();
+      expect(pidOf(after)).not.toBe(pidOf(first));
+    } finally {
+      await pool.close();
+    }
+  });
+
   it("kills a worker whose program hangs, reports it aborted, and goes on with a new worker", async () => {
     const pool = fakePool("hang");
     try {
@@ -131,6 +146,19 @@ describe.skipIf(!asNobody)("agent.ts as a non-root user (setpriv to nobody)", ()
     expect(msg.trace.steps.map((s: { outcome: unknown }) => s.outcome)).toEqual([{ ok: true }, { ok: true }, { signal: "SIGBUS" }]);
     expect(msg.trace.audit).toEqual({ vmPinKb: 0 });
   }, 30_000);
+
+  it("with --measure-budget: the budget after teardown in the audit, the measured start in trace.config", () => {
+    const config = liveFacts!.config;
+    const limit = (config.mlockKb >> 2) * config.cpus;
+    const prog: Program = [{ op: "open", ev: "e0", pmu: "sw" }, { op: "mmap", map: "m0", ev: "e0", pages: 3, pgoff: 0, prot: "rw", shared: true }];
+    const out = execFileSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--",
+      "env", "HOME=/tmp", process.execPath, "--import", "tsx", join(PROJECT_ROOT, "hwtest/host/agent.ts"), "--measure-budget"], {
+      cwd: PROJECT_ROOT, input: [1, 2].map((id) => JSON.stringify({ id, program: prog, config })).join("\n") + "\n", timeout: 30_000,
+    }).toString();
+    const msgs = out.trim().split("\n").map((l) => JSON.parse(l));
+    expect(msgs.map((m) => m.trace.audit?.budgetPages)).toEqual([limit, limit]);
+    expect(msgs.map((m) => m.trace.config)).toEqual([undefined, undefined]); // a fresh user starts at 0
+  }, 30_000);
 });
 
 describe.skipIf(skipLive !== null)("hostBackend", () => {
@@ -153,6 +181,9 @@ describe.skipIf(skipLive !== null)("hostBackend", () => {
         expect(t.audit?.vmPinKb).toBe(0);
         if (skipRoot === null) expect(t.audit?.budgetPages).toBe((liveFacts!.config.mlockKb >> 2) * liveFacts!.config.cpus);
       });
+      const many = await hostBackend({ workers: 64 });
+      expect(many.info.notes.join("\n")).toMatch(skipRoot === null ? /--workers 64 capped at \d+ \(2 per CPU\)/ : /one worker only/);
+      await many.close();
       const bad = await b.run([normal], { ...b.info.config, cpus: 99 });
       expect(bad[0].aborted).toMatch(/cpus 99/);
     } finally {

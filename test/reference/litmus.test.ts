@@ -1,7 +1,7 @@
 /**
  * Litmus programs with expected outcomes per profile. Each expectation names where it comes
  * from: "[6.18.44]" = probed on this machine's kernel with a C program (see the report and
- * reference/kernel.ts), otherwise the kernel source function and version.
+ * reference/: each kernel function's file), otherwise the kernel source function and version.
  */
 import { describe, expect, it } from "vitest";
 import type { ProfileId } from "../../spec/program.ts";

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { busyboxBinary, qemuBinary } from "../../hwtest/vm/qemu.ts";
-import { columnSummary, runMatrix, writeReport, type BackendSlot } from "../../matrix/matrix.ts";
+import { columnSummary, runMatrix, writeReport, type BackendSlot } from "../../matrix/index.ts";
 import { loadKnown } from "../../fuzz/known.ts";
 
 const ROOT = join(import.meta.dirname, "../..");

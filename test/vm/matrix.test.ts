@@ -15,7 +15,7 @@ import { AUX_PROGRAMS } from "../../hwtest/vm/programs.ts";
 import {
   cell, columnSummary, divergences, pairAgreement, renderHtml, renderMarkdown, ruleRows, runMatrix, sampleCorpus, writeReport,
   type MatrixResult,
-} from "../../matrix/matrix.ts";
+} from "../../matrix/index.ts";
 
 const out = mkdtempSync(join(tmpdir(), "auxspec-matrix-test-"));
 afterAll(() => rmSync(out, { recursive: true, force: true }));

@@ -1,10 +1,13 @@
-// Builds cases/spec/*.json (run: npx tsx test/spec/litmus-build.ts): litmus tests as data.
-// kernel source and the probes on this machine (never computed by the spec).
-import { writeFileSync, mkdirSync, readdirSync, unlinkSync } from "node:fs";
-import { join } from "node:path";
-import { Case, type Config, type Op, type Outcome, type ProfileId } from "../../spec/program.ts";
+/**
+ * The litmus tests: the ONE source of cases/spec/*.json. Each test names the rule it
+ * shows, the profiles it holds for, and the outcome of every op, written from the kernel
+ * source and the probes on this machine (never computed by the spec). `npm run litmus`
+ * writes the files (spec/litmus/write.ts); test/spec/litmus.test.ts checks that doing so
+ * is a no-op, then walks every case through the spec.
+ */
+import { Case, type Config, type Op, type Outcome, type ProfileId } from "../program.ts";
 
-const DIR = join(import.meta.dirname, "../../cases/spec");
+export const LITMUS_DIR = "cases/spec";
 const CFG: Config = { pageSize: 4096, cpus: 2, mlockKb: 516, memlockPages: 0, capIpcLock: false, paranoid: 2, pmus: { aux: "auxspec_pmu" } };
 const PG = 4096;
 
@@ -197,21 +200,25 @@ const VERDICT: Record<string, { kind: "invariant" | "kernel-warning"; rule: stri
   "aux-redirected-warn.6.18": { kind: "kernel-warning", rule: "kernel.warning" },
 };
 
-// ---- write
-for (const f of readdirSync(DIR)) if (f.endsWith(".json")) unlinkSync(`${DIR}/${f}`);
-mkdirSync(DIR, { recursive: true });
-let n = 0;
-for (const l of L) {
-  for (const profile of l.profiles) {
-    const c = {
-      format: "auxspec-case/1", name: `spec/${l.name}/${profile}`, description: `[${l.rule}] ${l.why}`, profile,
-      config: { ...CFG, ...(l.config ?? {}) }, program: l.program.map(([op]) => op), expect: l.program.map(([, e]) => out(e)),
-      ...(VERDICT[`${l.name}.${profile}`] ? { verdict: VERDICT[`${l.name}.${profile}`] } : {}),
-    };
-    const parsed = Case.safeParse(c);
-    if (!parsed.success) { console.error(l.name, profile, parsed.error.issues); process.exit(1); }
-    writeFileSync(`${DIR}/${l.name}.${profile}.json`, JSON.stringify(c, null, 1) + "\n");
-    n++;
+// ---- the files
+
+/** Every case file (name -> exact bytes), in litmus order. Throws on a case the schema refuses. */
+export function litmusFiles(): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const l of L) {
+    for (const profile of l.profiles) {
+      const c = {
+        format: "auxspec-case/1", name: `spec/${l.name}/${profile}`, description: `[${l.rule}] ${l.why}`, profile,
+        config: { ...CFG, ...(l.config ?? {}) }, program: l.program.map(([op]) => op), expect: l.program.map(([, e]) => out(e)),
+        ...(VERDICT[`${l.name}.${profile}`] ? { verdict: VERDICT[`${l.name}.${profile}`] } : {}),
+      };
+      const parsed = Case.safeParse(c);
+      if (!parsed.success) throw new Error(`${l.name} ${profile}: ${JSON.stringify(parsed.error.issues)}`);
+      files.set(`${l.name}.${profile}.json`, JSON.stringify(c, null, 1) + "\n");
+    }
   }
+  return files;
 }
-console.log(`${n} cases, ${L.length} litmus tests`);
+
+/** The litmus tests themselves (name, rule, profiles), for coverage reports. */
+export const LITMUS: readonly { name: string; profiles: readonly ProfileId[]; rule: string }[] = L;

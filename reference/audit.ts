@@ -1,0 +1,79 @@
+/**
+ * Teardown and audit, by the one protocol of spec/audit.ts: teardownSteps(program) in order,
+ * then VmPin, the budget probe (budgetProbe() driven with this profile's own accounting) and
+ * the test PMU's counters.
+ */
+import type { Program } from "../spec/program.ts";
+import { budgetCap, budgetLimit, budgetProbe, slotPage, teardownSteps } from "../spec/audit.ts";
+import type { Audit } from "../spec/trace.ts";
+import { sysClose, runPendingReleases } from "./perf-core.ts";
+import { limitsFor } from "./accounting.ts";
+import { doMunmap } from "./mm.ts";
+import type { Kernel } from "./kernel.ts";
+
+/** Teardown, step by step as teardownSteps() orders it (perf_event_mlock_kb and the test
+ *  PMU's fault switch restored; both slots of every map handle unmapped, handle order; every
+ *  event handle whose fd is still open closed, handle order; deferred __fput() after each
+ *  syscall), then the audit. */
+export function finish(k: Kernel, program: Program): Audit {
+  for (const step of teardownSteps(program)) {
+    switch (step.kind) {
+      case "restore":
+        k.mlockKb = k.config.mlockKb;
+        k.auxFail = false;
+        break;
+      case "munmap":
+        doMunmap(k, slotPage(step.map, step.slot), step.pages);
+        runPendingReleases(k);
+        break;
+      case "close": {
+        const e = k.events.get(step.ev);
+        if (e && e.fdOpen) {
+          sysClose(k, step.ev);
+          runPendingReleases(k);
+        }
+        break;
+      }
+    }
+  }
+  const audit: Audit = { vmPinKb: k.vmPinKb(), budgetPages: budgetPages(k) };
+  if (k.config.pmus.aux !== null) {
+    audit.liveAux = k.auxLive;
+    audit.auxSetups = k.auxSetups;
+    audit.auxFrees = k.auxFrees;
+  }
+  audit.warnings = k.warnings.slice();
+  return audit;
+}
+
+/**
+ * The uid's remaining budget as the harness's probe measures it (spec/audit.ts budgetProbe():
+ * with perf_event_mlock_kb restored, RLIMIT_MEMLOCK set to the pages pinned_vm holds after
+ * teardown (normally 0), no CAP_IPC_LOCK, fresh buffers mapped greedily, largest first, until
+ * EPERM, at most budgetCap() pages).
+ * Each probe mapping is charged with this profile's own accounting arithmetic (limitsFor(): the
+ * 6.x clamp min(locked_vm, limit), the seed's and mlock-negative's unclamped unsigned sum), so a
+ * negative locked_vm probes as 0 on 6.x and, in the seed, as limit + 1 when it is -1.
+ */
+export function budgetPages(k: Kernel): number {
+  const limit = budgetLimit(k.mlockKb, k.config.cpus);
+  const cap = budgetCap(k.mlockKb, k.config.cpus);
+  const P = k.pinnedVm;
+  // VmPin printed unsigned: a negative pinned_vm reads huge, the rlimit follows it.
+  const memlock: number | "unlimited" = P < 0 ? "unlimited" : P;
+  let L = k.lockedVm;
+  // Fast path: 0 <= L <= limit, P >= 0: every probe mapping until L reaches the limit charges
+  // locked_vm only (extra = 0); the next one needs a pinned page the rlimit does not have.
+  if (L >= 0 && L <= limit && P >= 0 && k.config.paranoid > -1) return Math.min(cap, limit - L);
+  // Slow path: the probe's own greedy order, because with an unclamped or negative locked_vm the
+  // order decides where EPERM first strikes. A buffer of dataPages maps dataPages + 1 pages.
+  let pinned = P;
+  return budgetProbe(cap, (dataPages) => {
+    const userExtra = dataPages + 1;
+    const lim = limitsFor(k, L, pinned, memlock, false, userExtra);
+    if (lim.eperm) return false;
+    L += k.era.splitCharge ? lim.userExtra : userExtra;
+    pinned += lim.extra;
+    return true;
+  });
+}

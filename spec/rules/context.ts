@@ -1,0 +1,33 @@
+/**
+ * What a guard sees: the state, the op, and the values the op's checks read (the event,
+ * its buffer, nr_pages, the VMA at an address). spec/model/step.ts fills one context per
+ * op kind before it evaluates the op's rule list; guards only read it. Absent objects are
+ * sentinels (NO_EV, NO_BUF), never undefined, so guards stay plain boolean expressions.
+ */
+import type { Op } from "../program.ts";
+import type { Acct } from "../model/perf.ts";
+import type { Buf, Ev, State, Vma } from "../model/state.ts";
+
+export type OpOf<K extends Op["op"]> = Extract<Op, { op: K }>;
+
+export interface Ctx<K extends Op["op"]> {
+  s: State;
+  op: OpOf<K>;
+}
+
+/** perf_event_open: the new event's attributes and the outputTo target (live fd only). */
+export interface OpenCtx extends Ctx<"open"> { e: number; cpu: number; inherit: boolean; aux: boolean; ti: number; T: Ev }
+export interface CloseCtx extends Ctx<"close"> { e: number; E: Ev }
+export interface SetOutputCtx extends Ctx<"setOutput"> { e: number; E: Ev; t: number; T: Ev }
+/**
+ * mmap: E the event (NO_EV for a dead handle), R its buffer (NO_BUF if none), nr the
+ * data pages (pages - 1), prot bits, hasAux = rb_has_aux(rb); acct is filled on first use
+ * by the accounting guard (acctOf in spec/model/perf.ts).
+ */
+export interface MmapCtx extends Ctx<"mmap"> { m: number; e: number; E: Ev; R: Buf; nr: number; prot: number; hasAux: boolean; acct: Acct | null }
+/** munmap / MAP_FIXED: the range in the handle's base slot; cut = it would split a perf VMA. */
+export interface RangeCtx<K extends "munmap" | "mapFixedAnon"> extends Ctx<K> { m: number; slot: number; start: number; end: number; cut: boolean }
+export interface MprotectCtx extends Ctx<"mprotect"> { slot: number; start: number; end: number; prot: number; noexec: boolean }
+export interface MremapCtx extends Ctx<"mremap"> { m: number; base: number; slot: number }
+/** touch / setAux / readUserPage: the VMA at the page (NO_VMA if none). */
+export interface PageCtx<K extends "touch" | "setAux" | "readUserPage"> extends Ctx<K> { slot: number; idx: number; v: Vma }
