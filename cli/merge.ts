@@ -7,13 +7,18 @@
  */
 import { parseArgs } from "node:util";
 import { RULES, NON_DECIDING } from "../spec/index.ts";
+import { existsSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
 import { mergeResults, ResultError, type FuzzResult } from "../fuzz/results.ts";
+import { mergeMatrix, readMatrix, renderSummary, writeReport, MatrixMergeError } from "../matrix/index.ts";
 
 const HELP = `usage: npm run merge -- DIR... [--out DIR] [--json]
 
 Merges the result directories of the N shards of one fuzz campaign (same seed, --runs,
 backend, profile, --max-ops, bugs; shards 0..N-1 each once) into one: OUT/summary.json,
-OUT/coverage.json, OUT/findings.json and OUT/cases/ (default OUT: out/merged).`;
+OUT/coverage.json, OUT/findings.json and OUT/cases/ (default OUT: out/merged).
+Matrix shards (npm run matrix -- --shard i/N; their folders hold matrix.json) merge into one
+matrix report: OUT/matrix.md, matrix.html, matrix.json, cases/.`;
 
 function coverageLines(r: FuzzResult): string[] {
   const profile = r.summary.profile;
@@ -35,6 +40,18 @@ export function main(argv: string[]): number {
   }
   if (parsed.values.help) { console.log(HELP); return 0; }
   const out = parsed.values.out ?? "out/merged";
+  if (parsed.positionals.length && parsed.positionals.every((d) => existsSync(join(d, "matrix.json")))) {
+    try {
+      const m = mergeMatrix(parsed.positionals.map((d) => ({ dir: d, r: readMatrix(d) })));
+      const files = writeReport(m, resolve(out));
+      const rel = (p: string) => relative(process.cwd(), p) || p;
+      console.log(`merged ${parsed.positionals.length} matrix shards\n${renderSummary(m)}\nreport: ${rel(files.md)}, ${rel(files.html)} (${files.cases.length} divergence cases)`);
+      return 0;
+    } catch (e) {
+      if (e instanceof MatrixMergeError) { console.error(`merge: ${e.message}`); return 2; }
+      throw e;
+    }
+  }
   let r: FuzzResult;
   try {
     r = mergeResults(parsed.positionals, out);
