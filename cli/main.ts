@@ -22,6 +22,8 @@ import { BackendUnavailable, type Backend } from "../backend/contract.ts";
 import { openBackend, bestBackend } from "./backends.ts";
 import { runCampaign, type CampaignStats, type Finding } from "../fuzz/campaign.ts";
 import { runParallel } from "../fuzz/parallel.ts";
+import { parseShard, slices, ShardError, type Shard } from "../fuzz/shard.ts";
+import { campaignResult, writeResults } from "../fuzz/results.ts";
 import { loadKnown, matchKnown, type KnownDivergence } from "../fuzz/known.ts";
 import { loadCase, listCasesChecked, findingToCase, writeCase, checkOutDir, CaseError, rel } from "../fuzz/cases.ts";
 import { replayCases } from "../fuzz/replay.ts";
@@ -62,6 +64,14 @@ C reproducer.
   --out DIR      where cases and reproducers go (default out/fuzz; checked before the first
                  program). Names are BACKEND-KIND-RULE-HASH (HASH of the program): runs into
                  one DIR keep every finding. Divergences a re-run does not reproduce go to DIR/flaky/.
+  --shard i/N    run only shard i (0-based) of N: the programs whose index k has k % N == i,
+                 of the --runs N programs of --seed S (both required). --shard auto[/N]
+                 takes i and N from AUXSPEC_SHARD=i/N, a Kubernetes Indexed Job
+                 (JOB_COMPLETION_INDEX; N from auto/N or AUXSPEC_SHARD_COUNT) or GitLab
+                 parallel (CI_NODE_INDEX/CI_NODE_TOTAL). With --shard, DIR also gets
+                 summary.json, coverage.json and findings.json; npm run merge -- DIR...
+                 combines the shards' (same summary, coverage and findings as one run, which
+                 is --shard 0/1).
   --json         print one JSON object instead of the report
   -h, --help     this text
 
@@ -103,6 +113,7 @@ const FuzzArgs = z.object({
   bug: z.array(z.string()).default([]),
   "max-ops": Int("--max-ops", 1).max(MAX_OPS, `--max-ops must be at most ${MAX_OPS} (a case holds at most ${MAX_OPS} ops)`).default(20),
   out: z.string().default("out/fuzz"),
+  shard: z.string().optional(),
   json: z.boolean().default(false),
 });
 
@@ -195,11 +206,22 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     options: {
       backend: { type: "string" }, profile: { type: "string" }, runs: { type: "string" }, time: { type: "string" },
       seed: { type: "string" }, workers: { type: "string" }, bug: { type: "string", multiple: true },
-      "max-ops": { type: "string" }, out: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      "max-ops": { type: "string" }, out: { type: "string" }, shard: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) { console.log(FUZZ_HELP); return 0; }
   const a = parse(FuzzArgs, values);
+  let shard: Shard | null = null;
+  if (a.shard !== undefined) {
+    try {
+      shard = parseShard(a.shard);
+    } catch (e) {
+      if (e instanceof ShardError) throw new UsageError(e.message);
+      throw e;
+    }
+    if (a.seed === undefined || a.runs === undefined) throw new UsageError("--shard needs --seed and --runs (the whole campaign's program count): every shard must run the same program stream");
+    if (a.time !== undefined) throw new UsageError("--shard runs a fixed share of --runs programs; --time would make the shards' union depend on timing");
+  }
   const seed = a.seed ?? Math.floor(Math.random() * 2 ** 31);
   const known = loadKnown(KNOWN_PATH);
   checkOutDir(a.out); // before anything starts: a bad --out is a usage error, not a late stack trace
@@ -262,12 +284,14 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     const summary = (partial: boolean) => !reported && (reported = true) && report({ a, info, profile, seed, workers, live, settled, written, flakyWritten, partial, signal: stopper.signal });
     stopper.force(() => summary(true));
     const workers = a.workers ?? 1;
+    if (shard && !a.json) log(`  shard ${shard.index}/${shard.count} (from ${shard.source}): programs k < ${a.runs} with k % ${shard.count} == ${shard.index}, ${slices(a.runs!, shard, 1)[0].runs} of them`);
     if (info.kernel === null && workers > 1) {
-      settled = await runParallel({ profile, bugs: a.bug, seed, runs: a.runs, seconds, maxOps: a["max-ops"], known }, workers,
+      settled = await runParallel({ profile, bugs: a.bug, seed, runs: a.runs, seconds, maxOps: a["max-ops"], known, ...(shard ? { shard } : {}) }, workers,
         (s) => { live = s; progressLine(s, total); }, onFinding, stopper.stop);
     } else {
+      const sl = shard ? slices(a.runs!, shard, 1)[0] : null;
       settled = await runCampaign({
-        backend, profile, seed, runs: a.runs, seconds, maxOps: a["max-ops"], known, stop: stopper.stop,
+        backend, profile, seed, runs: sl ? sl.runs : a.runs, ...(sl ? { offset: sl.offset, stride: sl.stride } : {}), seconds, maxOps: a["max-ops"], known, stop: stopper.stop,
         onProgress: (s) => { live = s; progressLine({ ...s, covered: [...s.coverage.keys()].filter((k) => !NON_DECIDING.has(k)).length }, total); },
         onDivergence: onFinding,
       });
@@ -276,6 +300,13 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     // Write (again) what the run settled on: with several workers the finding kept for a
     // signature is the one with the lowest program index, whatever arrived first.
     for (const f of settled.findings) written.set(f.signature, write(f));
+    if (!stopper.signal && shard) {
+      // The machine-readable result directory (npm run merge combines shards' ones).
+      writeResults(a.out, campaignResult({
+        dir: a.out, seed, runs: a.runs!, shard: shard ? { index: shard.index, count: shard.count } : null, info, profile,
+        maxOps: a["max-ops"], bugs: a.bug, stats: settled.stats, findings: settled.findings.filter((f) => !f.flaky), paths: written,
+      }));
+    }
     summary(stopper.signal !== null);
     if (stopper.signal) return stopper.exitCode!;
     const { stats, findings } = settled;

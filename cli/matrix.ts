@@ -24,6 +24,11 @@ auxspec_pmu test PMU), judges every trace with the spec and writes a report.
   --no-builtin      leave out the hand-written AUX programs that open the corpus
   --out DIR         report folder (default out/matrix)
   --strict          exit 1 when a divergence is not known or a trace was aborted
+  --shard i/N       run only the corpus programs whose index k has k % N == i (0-based i), on
+                    every kernel; --shard auto[/N] takes i and N from AUXSPEC_SHARD=i/N,
+                    JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or CI_NODE_INDEX/CI_NODE_TOTAL
+                    (GitLab). npm run merge -- DIR... combines the shards' report folders into
+                    the report of one run.
 `;
 
 async function main(): Promise<number> {
@@ -34,6 +39,7 @@ async function main(): Promise<number> {
         seed: { type: "string", default: "1" }, programs: { type: "string", default: "200" }, "max-ops": { type: "string", default: "20" },
         kernels: { type: "string", default: "6.1,6.12" }, kernel: { type: "string" }, headers: { type: "string" },
         "no-host": { type: "boolean", default: false }, "no-builtin": { type: "boolean", default: false }, out: { type: "string", default: "out/matrix" }, strict: { type: "boolean", default: false },
+        shard: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -52,7 +58,13 @@ async function main(): Promise<number> {
     return n;
   };
   let seed: number, programs: number, maxOps: number;
+  let shard: { index: number; count: number } | undefined;
   try {
+    if (v.shard !== undefined) {
+      const { parseShard } = await import("../fuzz/shard.ts");
+      const s = parseShard(v.shard);
+      shard = { index: s.index, count: s.count };
+    }
     seed = num(v.seed!, "seed", 0);
     programs = num(v.programs!, "programs", 1);
     maxOps = num(v["max-ops"]!, "max-ops", 1);
@@ -77,7 +89,8 @@ async function main(): Promise<number> {
   }
   if (v.kernel) slots.push({ name: "vm:custom", open: () => vmBackend("custom", { bzImage: v.kernel, headers: v.headers, log }) });
   const known = loadKnown(join(PROJECT_ROOT, "cases", "known-divergences.json"));
-  const r = await runMatrix(slots, { seed, programs, maxOps, log, known, builtin: !v["no-builtin"] });
+  if (shard) log(`shard ${shard.index}/${shard.count}: corpus programs k with k % ${shard.count} == ${shard.index}`);
+  const r = await runMatrix(slots, { seed, programs, maxOps, log, known, builtin: !v["no-builtin"], ...(shard ? { shard } : {}) });
   const outDir = resolve(v.out!);
   const files = writeReport(r, outDir);
   const rel = (p: string) => relative(process.cwd(), p) || p;

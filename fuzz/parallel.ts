@@ -11,6 +11,7 @@ import type { ProfileId } from "../spec/program.ts";
 import type { CampaignStats, Finding } from "./campaign.ts";
 import type { KnownDivergence } from "./known.ts";
 import { childEnv, underPdeathsig } from "../backend/lifecycle.ts";
+import { slices } from "./shard.ts";
 
 export interface WorkerJob {
   profile: ProfileId;
@@ -45,7 +46,7 @@ export function workerFlags(workers: number): string[] {
 }
 
 export async function runParallel(
-  job: Omit<WorkerJob, "stride" | "offset">, workers: number,
+  job: Omit<WorkerJob, "stride" | "offset"> & { shard?: { index: number; count: number } }, workers: number,
   onProgress: (s: { programs: number; ops: number; divergences: number; known: number; seconds: number }) => void,
   onFinding: (f: Finding) => void,
   stop?: { readonly aborted: boolean; addEventListener?(type: "abort", fn: () => void): void },
@@ -58,7 +59,10 @@ export async function runParallel(
   const coverage = new Map<string, number>();
   const findings = new Map<string, Finding>();
   const extra = { aborted: 0, retried: 0, flaky: 0 };
-  const perRuns = job.runs === undefined ? undefined : Math.ceil(job.runs / workers);
+  // Worker w: indices shard.index + shard.count * w, stepping shard.count * workers; with --runs T
+  // exactly the k < T of the shard (fuzz/shard.ts slices), each once.
+  const { shard: sh = { index: 0, count: 1 }, ...plain } = job;
+  const sl = slices(job.runs ?? 0, sh, workers);
   const done: Promise<void>[] = [];
   for (let w = 0; w < workers; w++) {
     per.push({ programs: 0, ops: 0, divergences: 0, known: 0 });
@@ -68,8 +72,8 @@ export async function runParallel(
     // before the worker has loaded anything.
     const armed = underPdeathsig(process.execPath, workerFlags(workers));
     const child = fork(workerPath, [], { execPath: armed.file, execArgv: armed.args, stdio: ["ignore", "inherit", "inherit", "ipc"], env: childEnv() });
-    const runs = perRuns === undefined ? undefined : Math.max(0, Math.min(perRuns, job.runs! - w * perRuns));
-    child.send({ ...job, runs, stride: workers, offset: w } satisfies WorkerJob);
+    const runs = job.runs === undefined ? undefined : sl[w].runs;
+    child.send({ ...plain, runs, stride: sl[w].stride, offset: sl[w].offset } satisfies WorkerJob);
     const sendStop = () => { if (child.connected) child.send({ t: "stop" } satisfies ParentMsg); };
     if (stop?.aborted) sendStop(); else stop?.addEventListener?.("abort", sendStop);
     done.push(new Promise((resolve, reject) => {

@@ -28,7 +28,7 @@ export function runtimeText(): string {
 }
 
 /** An outcome as a C result-code expression: 0, the errno's symbol from <errno.h>, -SIGBUS/-SIGSEGV. */
-function code(o: Outcome): string {
+export function code(o: Outcome): string {
   if ("ok" in o) return "0";
   if ("signal" in o) return o.signal === "SIGBUS" ? "-SIGBUS" : "-SIGSEGV";
   const n = /^ERRNO_(\d+)$/.exec(o.errno);
@@ -41,16 +41,16 @@ const PROT: Record<string, string> = {
   none: "PROT_NONE", r: "PROT_READ", rw: "PROT_READ|PROT_WRITE", rx: "PROT_READ|PROT_EXEC", rwx: "PROT_READ|PROT_WRITE|PROT_EXEC",
 };
 
-function cStr(s: string): string {
+export function cStr(s: string): string {
   return JSON.stringify(s).replace(/\?/g, "\\?");
 }
 
-function comment(s: string): string {
+export function comment(s: string): string {
   return s.replace(/\*\//g, "* /");
 }
 
 /** The op as an AX_* constructor of runtime/auxspec.h (handles by number). */
-function opData(op: Op, mapPages: Map<string, number>): string {
+export function opData(op: Op, mapPages: Map<string, number>): string {
   const h = handleIndex;
   switch (op.op) {
     case "open": return `AX_OPEN(${h(op.ev)}, ${op.pmu === "aux" ? 1 : 0}, ${op.cpu ?? -1}, ${op.inherit ? 1 : 0}, ${op.outputTo !== undefined ? h(op.outputTo) : -1})`;
@@ -70,6 +70,12 @@ function opData(op: Op, mapPages: Map<string, number>): string {
   }
 }
 
+/** The teardown steps (spec/audit.ts teardownSteps) as struct ax_td_step initialisers, one a line. */
+export function teardownTable(program: readonly Op[]): string[] {
+  return teardownSteps(program).map((t) =>
+    t.kind === "restore" ? `\t{ 'r', 0, 0 },` : t.kind === "munmap" ? `\t{ 'u', ${handleIndex(t.map)}, ${t.slot} },` : `\t{ 'c', ${handleIndex(t.ev)}, 0 },`);
+}
+
 export function reproC(c: Case, profile = c.profile ?? "6.18"): string {
   const exp = expectProgram(c.program, c.config, profile);
   const { evs, maps, mapPages } = programHandles(c.program);
@@ -86,8 +92,7 @@ export function reproC(c: Case, profile = c.profile ?? "6.18"): string {
       `\t  (const int[]){ ${allowed.join(", ")} }, ${allowed.length}, (const long[]){ ${x.allowedVmPinKb.join(", ")} }, ${x.allowedVmPinKb.length},\n` +
       `\t  ${page ? `(const long[]){ ${page.dataOffset}, ${page.dataSize}, ${page.auxHead}, ${page.auxOffset}, ${page.auxSize} }` : "NULL"} },`;
   });
-  const teardown = teardownSteps(c.program).map((t) =>
-    t.kind === "restore" ? `\t{ 'r', 0, 0 },` : t.kind === "munmap" ? `\t{ 'u', ${handleIndex(t.map)}, ${t.slot} },` : `\t{ 'c', ${handleIndex(t.ev)}, 0 },`);
+  const teardown = teardownTable(c.program);
   const config = c.config;
   return `// SPDX-License-Identifier: GPL-2.0
 /*

@@ -8,3 +8,4 @@ export * from "./report.ts";
 export { renderMarkdown } from "./markdown.ts";
 export { renderHtml } from "./html.ts";
 export { writeReport } from "./write.ts";
+export { fromResultJson, mergeMatrix, readMatrix, MatrixMergeError } from "./merge.ts";

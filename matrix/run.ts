@@ -37,6 +37,8 @@ export interface MatrixOptions {
   log?: (msg: string) => void;
   /** Divergences already classified (cases/known-divergences.json). */
   known?: readonly KnownDivergence[];
+  /** Run only the corpus programs whose index k has k % count === index (matrix/merge.ts merges the shards). */
+  shard?: { index: number; count: number };
 }
 
 /** One kernel's column of the matrix. */
@@ -63,7 +65,7 @@ export interface Column {
 }
 
 export interface MatrixResult {
-  options: { seed: number; programs: number; maxOps: number };
+  options: { seed: number; programs: number; maxOps: number; shard?: { index: number; count: number } };
   /** Names of the hand-written programs at the start of the corpus (their index is their position). */
   builtin: string[];
   generatedWith: { backend: string; config: Config };
@@ -71,6 +73,10 @@ export interface MatrixResult {
   columns: Column[];
   startedAt: string;
   seconds: number;
+}
+
+function optionsOf(opts: MatrixOptions): MatrixResult["options"] {
+  return { seed: opts.seed, programs: opts.programs, maxOps: opts.maxOps, ...(opts.shard ? { shard: { index: opts.shard.index, count: opts.shard.count } } : {}) };
 }
 
 export interface BackendSlot {
@@ -99,6 +105,7 @@ export async function runColumn(col: Column, b: Backend, corpus: readonly Progra
   col.notes = [...info.notes];
   const runnable: number[] = [];
   corpus.forEach((p, i) => {
+    if (opts.shard && i % opts.shard.count !== opts.shard.index) return; // another shard's
     const bad = p.find((op) => info.unsupported.has(op.op));
     if (bad) col.skipped.push({ index: i, why: `${info.name} cannot run ${bad.op}` });
     else runnable.push(i);
@@ -158,7 +165,7 @@ export async function runMatrix(slots: readonly BackendSlot[], opts: MatrixOptio
     return c;
   });
   if (!gen) {
-    return { options: { seed: opts.seed, programs: opts.programs, maxOps: opts.maxOps }, builtin: [], generatedWith: { backend: "none", config: null as unknown as Config }, corpus: [], columns, startedAt, seconds: (performance.now() - t0) / 1000 };
+    return { options: optionsOf(opts), builtin: [], generatedWith: { backend: "none", config: null as unknown as Config }, corpus: [], columns, startedAt, seconds: (performance.now() - t0) / 1000 };
   }
   const genConfig = gen.backend!.info.config;
   const builtin = opts.builtin === false ? [] : Object.keys(AUX_PROGRAMS);
@@ -179,7 +186,7 @@ export async function runMatrix(slots: readonly BackendSlot[], opts: MatrixOptio
     await Promise.all(opened.map((o) => o.backend?.close()));
   }
   return {
-    options: { seed: opts.seed, programs: opts.programs, maxOps: opts.maxOps },
+    options: optionsOf(opts),
     builtin,
     generatedWith: { backend: gen.slot.name, config: genConfig },
     corpus, columns, startedAt, seconds: (performance.now() - t0) / 1000,

@@ -2,6 +2,7 @@
  * The layers import one way only (static and dynamic imports alike):
  *
  *   spec  <-  reference  <-  backend  <-  fuzz, hwtest  <-  matrix  <-  cli
+ *                                        fuzz  <-  export (kselftest export; above fuzz, like matrix)
  *   spec  <-  runtime (the C op layer)  <-  fuzz, hwtest
  *
  * fuzz/ and hwtest/ never import each other: they meet only in backend/contract.ts, and the
@@ -22,6 +23,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   fuzz: ["spec", "reference", "backend", "runtime", "fuzz"],
   hwtest: ["spec", "backend", "runtime", "hwtest"],
   matrix: ["spec", "backend", "fuzz", "hwtest", "matrix"],
+  export: ["spec", "reference", "backend", "runtime", "fuzz", "export"],
   cli: ["spec", "reference", "backend", "runtime", "fuzz", "hwtest", "matrix", "cli"],
 };
 
