@@ -24,16 +24,21 @@ const INF = Infinity;
 
 /** First matching row wins; the order matters. */
 export const ERA_TABLE: readonly EraRow[] = [
+  { major: [5, 5], minor: [10, 10], patchFrom: 241, profile: "5.10", exact: true },
+  { major: [5, 5], minor: [10, 10], patchFrom: 0, profile: "5.10-pre241", exact: true },
   { major: [6, 6], minor: [1, 1], patchFrom: 148, profile: "6.1", exact: true },
   { major: [6, 6], minor: [1, 1], patchFrom: 0, profile: "6.1-pre148", exact: true },
   { major: [6, 6], minor: [12, 12], patchFrom: 42, profile: "6.12", exact: true },
   { major: [6, 6], minor: [12, 12], patchFrom: 0, profile: "6.12-pre42", exact: true },
-  { major: [6, 6], minor: [15, 19], patchFrom: 0, profile: "6.18", exact: true },
-  { major: [6, 6], minor: [20, INF], patchFrom: 0, profile: "6.18", exact: false },
-  { major: [7, INF], minor: [0, INF], patchFrom: 0, profile: "6.18", exact: false },
+  { major: [6, 6], minor: [15, 18], patchFrom: 0, profile: "6.18", exact: true },
+  { major: [6, 6], minor: [19, INF], patchFrom: 0, profile: "6.18", exact: false },
+  { major: [7, 7], minor: [0, 1], patchFrom: 0, profile: "6.18", exact: false },
+  { major: [7, 7], minor: [2, 3], patchFrom: 0, profile: "7.2", exact: true },
+  { major: [7, INF], minor: [0, INF], patchFrom: 0, profile: "7.2", exact: false },
   { major: [6, 6], minor: [13, 14], patchFrom: 0, profile: "6.12", exact: false },
   { major: [6, 6], minor: [0, INF], patchFrom: 0, profile: "6.1", exact: false },
-  { major: [0, 5], minor: [0, INF], patchFrom: 0, profile: "6.1-pre148", exact: false },
+  { major: [5, 5], minor: [11, INF], patchFrom: 0, profile: "5.10", exact: false },
+  { major: [0, 5], minor: [0, INF], patchFrom: 0, profile: "5.10-pre241", exact: false },
 ];
 
 /** The version profileFor() judges: Debian's "6.1.0-N" release takes the patch level from /proc/version. */
