@@ -91,9 +91,8 @@ export function mergeKnown(r: MatrixResult, known: readonly KnownDivergence[]): 
     // Same keys in the same order; a new kernelsAbsent goes right after kernelsSeen.
     const out: Record<string, unknown> = {};
     for (const [key, val] of Object.entries(k)) {
-      if (key === "kernelsAbsent") continue;
-      out[key] = key === "kernelsSeen" ? seen : val;
-      if (key === "kernelsSeen" && (absent.length || k.kernelsAbsent)) out.kernelsAbsent = absent;
+      out[key] = key === "kernelsSeen" ? seen : key === "kernelsAbsent" ? absent : val;
+      if (key === "kernelsSeen" && !k.kernelsAbsent && absent.length) out.kernelsAbsent = absent;
     }
     return out as KnownDivergence;
   });
