@@ -130,8 +130,9 @@ export async function runColumn(col: Column, b: Backend, corpus: readonly Progra
 }
 
 /**
- * Open each backend, run the corpus on it and judge. Backends are opened and run
- * concurrently (each VM is one QEMU thread); one that cannot open becomes a column that says why.
+ * Open each backend, run the corpus on it and judge. Up to `concurrency` backends are open and
+ * running at once (each VM is one QEMU thread; the rest wait for a lane); one that cannot open
+ * becomes a column that says why.
  * The corpus is generated with the config of the first backend whose config has an AUX PMU
  * (else the first one), so AUX paths are exercised; every backend runs it under its own config.
  */
