@@ -3,13 +3,16 @@
  * the same kernel and the same 20-op programs: the C agent (runtime/agent.c, the default) and
  * the Node shim + TypeScript agent; boot to a ready guest and programs per second, each as wall
  * time and per QEMU CPU-second (the guest's work, which a busy shared host does not inflate);
- * then two guests of the same kernel against one (C agent, through vmBackend --workers 2).
+ * then two guests of the same kernel against one (C agent, through vmBackend --workers 2);
+ * then, per kernel of 5.10, 6.12 and 7.3 (newest build, with the test PMU): cold provisioning
+ * without the download, boot to a ready guest and programs/s in it (C agent).
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Program } from "../spec/program.ts";
 import { GuestRunner, guestAgent, guestConfig, provisionKernel, vmBackend } from "../hwtest/vm/backend.ts";
+import { cacheRoot } from "../hwtest/vm/provision.ts";
 import { GuestVM, qemuBinary } from "../hwtest/vm/qemu.ts";
 import { decode, genesAt } from "../fuzz/generate.ts";
 
@@ -107,5 +110,54 @@ export async function vmRows(quick: boolean): Promise<Row[]> {
   rows.push({ what: `vm:${kernel} programs inside 1 guest (vmBackend), C agent`, value: best(par[1]), unit: "programs/s", note: `runs: ${par[1].map((x) => x.toFixed(1)).join(", ")}` });
   rows.push({ what: `vm:${kernel} programs inside ${used} guest(s) (vmBackend workers 2), C agent`, value: best(par[2]), unit: "programs/s", note: `runs: ${par[2].map((x) => x.toFixed(1)).join(", ")}${why ? `; ${why}` : ""}` });
   rows.push({ what: `vm:${kernel} ${used} guest(s) / 1 guest, programs/s (C agent)`, value: best(par[2]) / best(par[1]), unit: "x", target: ">= 1.8 on 2 cores", note: `best of 2 alternated runs each; ${availableParallelism()} host cores, shared with other work` });
+  rows.push(...(await kernelRows(BENCH_KERNELS, quick ? 100 : 300)));
+  return rows;
+}
+
+/** The kernels of the per-kernel rows: the oldest and newest LTS Debian ships and the newest. */
+export const BENCH_KERNELS = ["5.10", "6.12", "7.3"];
+
+/**
+ * Per kernel: cold provisioning without the download (a fresh cache folder for the kernel,
+ * which shares the real cache's apt lists and unpacked toolchains: query, extract, module
+ * build; apt-get download of the kernel's .debs excluded), boot to a ready guest, and
+ * programs/s inside it (C agent, 20-op programs generated for the guest's config).
+ */
+export async function kernelRows(kernels: readonly string[], n: number): Promise<Row[]> {
+  const rows: Row[] = [];
+  const real = cacheRoot();
+  for (const kernel of kernels) {
+    const cache = mkdtempSync(join(tmpdir(), "auxspec-vmcache-"));
+    for (const shared of ["apt", "toolchains"]) if (existsSync(join(real, shared))) symlinkSync(join(real, shared), join(cache, shared));
+    const saved = process.env.AUXSPEC_VM_CACHE;
+    process.env.AUXSPEC_VM_CACHE = cache;
+    try {
+      const p = await provisionKernel(kernel);
+      const s = p.seconds;
+      rows.push({
+        what: `vm:${kernel} cold provisioning, download excluded (empty cache folder; apt lists and toolchains reused)`, value: s.total - s.download, unit: "s",
+        note: `${p.release}: query ${s.query} s, extract ${s.extract} s, toolchain ${s.toolchain} s, module build ${s.build} s; download ${s.download} s not counted; ${p.moduleKo ? "test PMU" : "no test PMU"}`,
+      });
+      const vm = await GuestVM.boot({ kernel: p });
+      const cfg = guestConfig(vm.hello);
+      const runner = new GuestRunner({ name: `vm:${kernel}`, kernel: vm.hello.release, first: vm, boot: () => Promise.reject(new Error("no reboots in the bench")) });
+      try {
+        rows.push({ what: `vm:${kernel} boot to a ready guest, C agent (QEMU start to hello)`, value: vm.bootSeconds, unit: "s", note: `QEMU CPU ${vm.cpuSeconds().toFixed(2)} s; test PMU ${vm.hello.auxPmu ? "loaded" : "absent"}` });
+        const gen = { config: cfg, minOps: 20, maxOps: 20, unsupported: new Set<string>() };
+        const programs = Array.from({ length: n }, (_, i) => decode(genesAt(3, i, gen), gen));
+        await runner.run(programs.slice(0, 8), cfg);
+        const t0 = performance.now();
+        const c0 = vm.cpuSeconds();
+        const traces = await runner.run(programs, cfg);
+        const sec = (performance.now() - t0) / 1000;
+        rows.push({ what: `vm:${kernel} programs inside the guest (TCG), C agent`, value: programs.length / sec, unit: "programs/s", note: `${(programs.length / (vm.cpuSeconds() - c0)).toFixed(1)} per QEMU CPU-second; ${programs.length} programs of 20 ops, ${traces.filter((x) => x.aborted).length} aborted` });
+      } finally {
+        await runner.close();
+      }
+    } finally {
+      if (saved === undefined) delete process.env.AUXSPEC_VM_CACHE; else process.env.AUXSPEC_VM_CACHE = saved;
+      rmSync(cache, { recursive: true, force: true });
+    }
+  }
   return rows;
 }

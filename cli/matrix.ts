@@ -17,9 +17,13 @@ auxspec_pmu test PMU), judges every trace with the spec and writes a report.
   --seed N          corpus seed (default 1)
   --programs N      corpus size (default 200)
   --max-ops N       longest program (default 20)
-  --kernels LIST    VM kernels, comma-separated: 6.1, 6.12, a Debian release (default 6.1,6.12)
+  --kernels LIST    VM kernels, comma-separated: 6.1, 6.12, a Debian release (default 6.1,6.12);
+                    "all": the newest build of every series Debian has (5.10 ... 7.3); "" for none
   --kernel FILE     also boot this bzImage (needs --headers DIR, a configured tree of it)
   --headers DIR
+  --only-custom     only the --kernel bzImage (no host, no Debian kernels)
+  --jobs N          backends open at once (default 2; each VM is one QEMU)
+  --no-record       do not write kernelsSeen/kernelsAbsent into cases/known-divergences.json
   --no-host         leave the host kernel out
   --no-builtin      leave out the hand-written AUX programs that open the corpus
   --out DIR         report folder (default out/matrix)
@@ -38,6 +42,7 @@ async function main(): Promise<number> {
       options: {
         seed: { type: "string", default: "1" }, programs: { type: "string", default: "200" }, "max-ops": { type: "string", default: "20" },
         kernels: { type: "string", default: "6.1,6.12" }, kernel: { type: "string" }, headers: { type: "string" },
+        "only-custom": { type: "boolean", default: false }, jobs: { type: "string", default: "2" }, "no-record": { type: "boolean", default: false },
         "no-host": { type: "boolean", default: false }, "no-builtin": { type: "boolean", default: false }, out: { type: "string", default: "out/matrix" }, strict: { type: "boolean", default: false },
         shard: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
@@ -57,7 +62,7 @@ async function main(): Promise<number> {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
     return n;
   };
-  let seed: number, programs: number, maxOps: number;
+  let seed: number, programs: number, maxOps: number, jobs: number;
   let shard: { index: number; count: number } | undefined;
   try {
     if (v.shard !== undefined) {
@@ -68,6 +73,8 @@ async function main(): Promise<number> {
     seed = num(v.seed!, "seed", 0);
     programs = num(v.programs!, "programs", 1);
     maxOps = num(v["max-ops"]!, "max-ops", 1);
+    jobs = num(v.jobs!, "jobs", 1);
+    if (v["only-custom"] && !v.kernel) throw new Error("--only-custom needs --kernel and --headers");
     if (!!v.kernel !== !!v.headers) throw new Error("--kernel and --headers go together");
     if (v.kernel) {
       const { checkBzImage } = await import("../hwtest/vm/provision.ts");
@@ -80,19 +87,29 @@ async function main(): Promise<number> {
   }
   const log = (m: string) => process.stderr.write(`matrix: ${m}\n`);
   const slots: BackendSlot[] = [];
-  if (!v["no-host"]) {
+  if (!v["no-host"] && !v["only-custom"]) {
     slots.push({ name: "host", open: async () => (await import("../hwtest/host/backend.ts")).hostBackend({ log }) });
   }
   const { vmBackend } = await import("../hwtest/vm/backend.ts");
-  for (const k of v.kernels!.split(",").map((s) => s.trim()).filter(Boolean)) {
+  const { DEBIAN_SERIES } = await import("../hwtest/vm/release.ts");
+  const kernels = v["only-custom"] ? [] : v.kernels!.split(",").map((s) => s.trim()).filter(Boolean).flatMap((k) => (k === "all" ? [...DEBIAN_SERIES] : [k]));
+  for (const k of [...new Set(kernels)]) {
     slots.push({ name: `vm:${k}`, open: () => vmBackend(k, { log }) });
   }
   if (v.kernel) slots.push({ name: "vm:custom", open: () => vmBackend("custom", { bzImage: v.kernel, headers: v.headers, log }) });
-  const known = loadKnown(join(PROJECT_ROOT, "cases", "known-divergences.json"));
+  const knownPath = join(PROJECT_ROOT, "cases", "known-divergences.json");
+  const known = loadKnown(knownPath);
   if (shard) log(`shard ${shard.index}/${shard.count}: corpus programs k with k % ${shard.count} == ${shard.index}`);
-  const r = await runMatrix(slots, { seed, programs, maxOps, log, known, builtin: !v["no-builtin"], ...(shard ? { shard } : {}) });
+  const r = await runMatrix(slots, { seed, programs, maxOps, log, known, builtin: !v["no-builtin"], concurrency: jobs, ...(shard ? { shard } : {}) });
+  // The kernels this run saw each known divergence on, or checked it absent on (matrix/record.ts).
+  // A shard sees part of the corpus only: it records nothing (merge the shards, then run unsharded to record).
+  const { recordKnown } = await import("../matrix/record.ts");
+  if (!v["no-record"] && !shard && r.corpus.length) {
+    const added = recordKnown(r, knownPath);
+    log(added.length ? `recorded in cases/known-divergences.json: ${added.map((a) => `${a.id} ${a.mark} on ${a.kernel}`).join("; ")}` : "cases/known-divergences.json: nothing new");
+  }
   const outDir = resolve(v.out!);
-  const files = writeReport(r, outDir);
+  const files = writeReport(r, outDir, loadKnown(knownPath));
   const rel = (p: string) => relative(process.cwd(), p) || p;
   process.stdout.write(`${renderSummary(r)}\nreport: ${rel(files.md)}, ${rel(files.html)} (${files.cases.length} divergence cases in ${rel(join(outDir, "cases"))})\n`);
   if (r.columns.every((c) => c.unavailable)) return 2;

@@ -2,12 +2,13 @@
  *  no external resources. */
 import { RULE_BY_ID } from "../spec/index.ts";
 import { showOp, showOutcome } from "../spec/trace.ts";
-import { caseName, cell, columnSummary, divergences, pairAgreement, programLabel, ruleRows } from "./report.ts";
+import { caseName, cell, timeline, columnSummary, divergences, pairAgreement, programLabel, ruleRows } from "./report.ts";
 import type { MatrixResult } from "./run.ts";
+import type { KnownDivergence } from "../fuzz/known.ts";
 
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
-export function renderHtml(r: MatrixResult): string {
+export function renderHtml(r: MatrixResult, known?: readonly KnownDivergence[]): string {
   const live = r.columns.filter((c) => !c.unavailable);
   const divs = divergences(r);
   const H: string[] = [];
@@ -15,7 +16,7 @@ export function renderHtml(r: MatrixResult): string {
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
-td.ok{background:#e8f6e8}td.bad{background:#fbe3e3;font-weight:bold}td.known{background:#fff4d6}td.none{color:#aaa;text-align:center}
+td.ok{background:#e8f6e8}td.bad{background:#fbe3e3;font-weight:bold}td.known{background:#fff4d6}td.none{color:#aaa;text-align:center}td.seen{background:#fbe3e3;text-align:center}td.absent{background:#e8f6e8;text-align:center}
 code{background:#f5f5f5;padding:0 3px;border-radius:3px}.div{border-left:4px solid #c33;padding:.2em 1em;margin:1em 0;background:#fdf7f7}
 .div.known{border-color:#d90;background:#fffaf0}details{margin:.3em 0}pre{white-space:pre-wrap;background:#f7f7f7;padding:.5em}
 .small{color:#666;font-size:12px}</style></head><body>`);
@@ -42,6 +43,14 @@ code{background:#f5f5f5;padding:0 3px;border-radius:3px}.div{border-left:4px sol
       else H.push(`<td class="n ${x.diverged ? "bad" : x.known ? "known" : "ok"}" title="${x.programs} programs">${x.hits}${x.diverged ? ` ✗${x.diverged}` : x.known ? ` (known ${x.known})` : ""}</td>`);
     }
     H.push(`<td class="small">${esc(rr ? `${rr.summary} [${rr.cite.fn}, ${rr.cite.file}, ${rr.cite.version}]` : "(not in RULES)")}</td></tr>`);
+  }
+  if (known?.length) {
+    const t = timeline(r, known);
+    H.push(`</table><h2>Kernels × known bugs</h2><p class="small">● seen: a program matched the known divergence on that kernel; ○ absent: a program exercising its mechanism (one of its required rules fired) ran there without it; · not checked by this corpus. The range is what cases/known-divergences.json knows after this run.</p>`);
+    H.push(`<table><tr><th>known divergence</th>${t.columns.map((c) => `<th>${esc(c.name)}<br><span class="small">${esc(c.kernel)}</span></th>`).join("")}<th>kernel range</th></tr>`);
+    for (const row of t.rows) {
+      H.push(`<tr><td><code>${esc(row.id)}</code><br><span class="small">${esc(row.kind)}, ${esc(row.rule)}</span></td>${row.marks.map((m) => (m === "seen" ? `<td class="seen">● seen</td>` : m === "absent" ? `<td class="absent">○ absent</td>` : `<td class="none">·</td>`)).join("")}<td class="small">${esc(row.range)}</td></tr>`);
+    }
   }
   H.push(`</table><h2>Agreement between kernels</h2><table><tr><th>kernels</th><th>common programs</th><th>same outcomes</th></tr>`);
   for (const p of pairAgreement(r)) H.push(`<tr><td>${esc(p.a)} / ${esc(p.b)}</td><td class="n">${p.common}</td><td class="n">${p.same} (${p.common ? ((100 * p.same) / p.common).toFixed(0) : 0}%)</td></tr>`);

@@ -1,8 +1,11 @@
 /** The matrix report as Markdown (OUT/matrix.md). */
 import { RULES, RULE_BY_ID } from "../spec/index.ts";
 import { showOp } from "../spec/trace.ts";
-import { caseName, cell, columnSummary, compactProgram, divergences, outcomesOf, pairAgreement, programLabel, ruleRows, type Cell } from "./report.ts";
+import { caseName, cell, timeline, columnSummary, compactProgram, divergences, outcomesOf, pairAgreement, programLabel, ruleRows, type Cell } from "./report.ts";
 import type { MatrixResult } from "./run.ts";
+import type { KnownDivergence } from "../fuzz/known.ts";
+
+const MARK_MD = { seen: "● seen", absent: "○ absent", unchecked: "·" } as const;
 
 function mdEscape(s: string): string {
   return s.replace(/\|/g, "\\|").replace(/\n/g, " ");
@@ -14,7 +17,7 @@ function cellText(x: Cell): string {
   return `${x.hits} ${mark}`;
 }
 
-export function renderMarkdown(r: MatrixResult): string {
+export function renderMarkdown(r: MatrixResult, known?: readonly KnownDivergence[]): string {
   const L: string[] = [];
   const cols = r.columns;
   L.push(`# auxspec kernel matrix`);
@@ -53,6 +56,17 @@ export function renderMarkdown(r: MatrixResult): string {
   if (never.length) {
     L.push("");
     L.push(`Rules no kernel hit with this corpus: ${never.join(", ")}.`);
+  }
+  if (known?.length) {
+    const t = timeline(r, known);
+    L.push("");
+    L.push(`## Kernels x known bugs`);
+    L.push("");
+    L.push("For each known divergence (cases/known-divergences.json): ● seen, a program matched it on that kernel; ○ absent, a program exercising its mechanism (one of its required rules fired) ran there without it; · not checked by this corpus. The range is what the list knows after this run (kernelsSeen/kernelsAbsent).");
+    L.push("");
+    L.push(`| known divergence | ${t.columns.map((c) => `${c.name}<br>${c.kernel}`).join(" | ")} | kernel range |`);
+    L.push(`|---|${t.columns.map(() => "---").join("|")}|---|`);
+    for (const row of t.rows) L.push(`| \`${row.id}\` (${row.kind}, \`${row.rule}\`) | ${row.marks.map((m) => MARK_MD[m]).join(" | ")} | ${mdEscape(row.range)} |`);
   }
   L.push("");
   L.push(`## Agreement between kernels`);

@@ -7,6 +7,8 @@ import { RULES, RULE_BY_ID } from "../spec/index.ts";
 import { CASE_FORMAT, type Case, type ProfileId, type Program } from "../spec/program.ts";
 import { sameOutcome, showOp, showOutcome, type Divergence, type Trace } from "../spec/trace.ts";
 import type { Column, MatrixResult } from "./run.ts";
+import type { KnownDivergence } from "../fuzz/known.ts";
+import { kernelOrder, kernelRange, knownMarks, type TimelineMark } from "./record.ts";
 
 export interface DivergenceRow {
   kernel: string;
@@ -119,7 +121,7 @@ export function divergenceCase(r: MatrixResult, d: DivergenceRow): Case {
 }
 
 /** JSON form of the result (Maps flattened). */
-export function resultJson(r: MatrixResult): unknown {
+export function resultJson(r: MatrixResult, known?: readonly KnownDivergence[]): unknown {
   return {
     format: "auxspec-matrix/1",
     ...r.options,
@@ -135,6 +137,7 @@ export function resultJson(r: MatrixResult): unknown {
       results: c.ran.map((i) => ({ index: i, verdict: c.verdicts.get(i), known: c.known.get(i) ?? null, trace: c.traces.get(i) })),
     })),
     agreement: pairAgreement(r),
+    ...(known ? { timeline: timeline(r, known) } : {}),
   };
 }
 
@@ -144,4 +147,28 @@ export function renderSummary(r: MatrixResult): string {
     const s = columnSummary(c);
     return `${c.name} (${c.kernel}, profile ${c.profile}): ${s.ran} ran, ${s.accepted} accepted, ${s.diverged} divergent, ${s.known} known, ${s.aborted} aborted, ${s.skipped} skipped, ${s.perSecond.toFixed(1)} programs/s`;
   }).join("\n");
+}
+
+export interface Timeline {
+  /** The columns that ran, oldest kernel first (the host where its release sorts). */
+  columns: Array<{ name: string; kernel: string }>;
+  rows: Array<{ id: string; kind: string; rule: string; marks: TimelineMark[]; range: string }>;
+}
+
+/**
+ * Kernels x known divergences: for each known divergence, seen / checked-absent / not-checked
+ * on each kernel of this run (record.ts knownMarks), and the kernel range its list gives
+ * (`known` after this run was merged in, when it was).
+ */
+export function timeline(r: MatrixResult, known: readonly KnownDivergence[]): Timeline {
+  const cols = r.columns.filter((c) => !c.unavailable && c.kernel).sort((a, b) => kernelOrder(a.kernel!, b.kernel!));
+  const marks = knownMarks(r, known);
+  return {
+    columns: cols.map((c) => ({ name: c.name, kernel: c.kernel! })),
+    rows: known.map((k) => ({
+      id: k.id, kind: k.kind, rule: k.rule,
+      marks: cols.map((c) => marks.get(k.id)?.get(c.name) ?? "unchecked"),
+      range: kernelRange(k),
+    })),
+  };
 }

@@ -39,6 +39,8 @@ export interface MatrixOptions {
   known?: readonly KnownDivergence[];
   /** Run only the corpus programs whose index k has k % count === index (matrix/merge.ts merges the shards). */
   shard?: { index: number; count: number };
+  /** Backends open at once (default: all). Beyond the first `concurrency` slots, a slot opens when an earlier one has run and closed. */
+  concurrency?: number;
 }
 
 /** One kernel's column of the matrix. */
@@ -135,8 +137,9 @@ export async function runColumn(col: Column, b: Backend, corpus: readonly Progra
 }
 
 /**
- * Open each backend, run the corpus on it and judge. Backends are opened and run
- * concurrently (each VM is one QEMU thread); one that cannot open becomes a column that says why.
+ * Open each backend, run the corpus on it and judge. Up to `concurrency` backends are open and
+ * running at once (each VM is one QEMU thread; the rest wait for a lane); one that cannot open
+ * becomes a column that says why.
  * The corpus is generated with the config of the first backend whose config has an AUX PMU
  * (else the first one), so AUX paths are exercised; every backend runs it under its own config.
  */
@@ -144,51 +147,77 @@ export async function runMatrix(slots: readonly BackendSlot[], opts: MatrixOptio
   const log = opts.log ?? (() => {});
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
-  const opened = await Promise.all(slots.map(async (s) => {
+  const limit = Math.max(1, Math.min(opts.concurrency ?? slots.length, slots.length));
+  const columns = slots.map((s) => emptyColumn(s.name));
+  const backends: Array<Backend | null> = slots.map(() => null);
+  const open = async (k: number): Promise<Backend | null> => {
+    const s = slots[k];
     const t = performance.now();
     try {
       const b = await s.open();
-      log(`${s.name}: up (${b.info.kernel}, profile ${b.info.profile}) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-      return { slot: s, backend: b, seconds: (performance.now() - t) / 1000, error: null as string | null };
+      backends[k] = b;
+      columns[k].openSeconds = (performance.now() - t) / 1000;
+      log(`${s.name}: up (${b.info.kernel}, profile ${b.info.profile}) in ${columns[k].openSeconds.toFixed(1)} s`);
+      return b;
     } catch (e) {
       const why = e instanceof BackendUnavailable ? e.message : `${(e as Error).message}`;
+      columns[k].openSeconds = (performance.now() - t) / 1000;
+      columns[k].unavailable = why;
       log(`${s.name}: unavailable: ${why.split("\n")[0]}`);
-      return { slot: s, backend: null, seconds: (performance.now() - t) / 1000, error: why };
+      return null;
     }
-  }));
-  const up = opened.filter((o) => o.backend);
-  const gen = up.find((o) => o.backend!.info.config.pmus.aux !== null) ?? up[0];
-  const columns = opened.map((o) => {
-    const c = emptyColumn(o.slot.name);
-    c.openSeconds = o.seconds;
-    if (o.error) c.unavailable = o.error;
-    return c;
-  });
+  };
+  // The first `limit` slots open together (more, one batch at a time, until one is up); the
+  // corpus is generated for the first of them (slot order) with an AUX PMU.
+  let next = 0;
+  while (next < slots.length && !backends.some((b) => b)) {
+    const batch = Array.from({ length: Math.min(limit, slots.length - next) }, (_, j) => next + j);
+    next += batch.length;
+    await Promise.all(batch.map(open));
+  }
+  const up = backends.map((b, k) => ({ b, k })).filter((x) => x.b);
+  const gen = up.find((x) => x.b!.info.config.pmus.aux !== null) ?? up[0];
   if (!gen) {
     return { options: optionsOf(opts), builtin: [], generatedWith: { backend: "none", config: null as unknown as Config }, corpus: [], columns, startedAt, seconds: (performance.now() - t0) / 1000 };
   }
-  const genConfig = gen.backend!.info.config;
+  const genConfig = gen.b!.info.config;
   const builtin = opts.builtin === false ? [] : Object.keys(AUX_PROGRAMS);
   const corpus = [
     ...builtin.map((n) => AUX_PROGRAMS[n as keyof typeof AUX_PROGRAMS]),
     ...sampleCorpus(genConfig, opts.seed, opts.programs, opts.maxOps),
   ];
-  log(`corpus: ${builtin.length} hand-written AUX programs + ${opts.programs} random (seed ${opts.seed}, up to ${opts.maxOps} ops) generated for ${gen.slot.name}'s config`);
-  try {
-    await Promise.all(opened.map(async (o, k) => {
-      if (!o.backend) return;
-      await runColumn(columns[k], o.backend, corpus, opts);
+  log(`corpus: ${builtin.length} hand-written AUX programs + ${opts.programs} random (seed ${opts.seed}, up to ${opts.maxOps} ops) generated for ${slots[gen.k].name}'s config`);
+  const runAndClose = async (k: number) => {
+    const b = backends[k];
+    if (!b) return;
+    try {
+      await runColumn(columns[k], b, corpus, opts);
       const c = columns[k];
       const div = [...c.verdicts.values()].filter((v) => !v.accepted).length;
-      log(`${o.slot.name}: ${c.ran.length} programs in ${c.seconds.toFixed(1)} s, ${div} divergent, ${c.skipped.length} skipped`);
-    }));
+      log(`${slots[k].name}: ${c.ran.length} programs in ${c.seconds.toFixed(1)} s, ${div} divergent, ${c.skipped.length} skipped`);
+    } finally {
+      backends[k] = null;
+      await b.close();
+    }
+  };
+  // A pool of `limit` lanes: the opened slots run first, then each lane opens the next slot.
+  const lane = async (first: number | null) => {
+    if (first !== null) await runAndClose(first);
+    while (next < slots.length) {
+      const k = next++;
+      if (await open(k)) await runAndClose(k);
+    }
+  };
+  const opened = backends.map((b, k) => (b ? k : -1)).filter((k) => k >= 0);
+  try {
+    await Promise.all(Array.from({ length: limit }, (_, j) => lane(opened[j] ?? null)));
   } finally {
-    await Promise.all(opened.map((o) => o.backend?.close()));
+    await Promise.all(backends.map((b) => b?.close()));
   }
   return {
     options: optionsOf(opts),
     builtin,
-    generatedWith: { backend: gen.slot.name, config: genConfig },
+    generatedWith: { backend: slots[gen.k].name, config: genConfig },
     corpus, columns, startedAt, seconds: (performance.now() - t0) / 1000,
   };
 }

@@ -107,6 +107,9 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
     throw new BackendUnavailable(`cannot provision kernel ${kernel}: ${(e as Error).message}`);
   }
   const agentKind = opts.agent ?? "c";
+  if (agentKind === "ts" && !k.ninep) {
+    throw new BackendUnavailable(`kernel ${k.release} cannot run agent "ts": ${k.notes.find((n) => n.includes("linux-modules")) ?? "the guest has no 9p modules"}; the default C agent (agent "c") runs without 9p`);
+  }
   let agent: string[] | undefined;
   if (agentKind === "ts") {
     await ensureNative(log);

@@ -13,7 +13,7 @@
  *   headers/ (the extracted header packages), build/ (the module's build folder);
  *   apt/ (the private apt configuration and lists), toolchains/ (compilers of other suites).
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, copyFileSync, openSync, closeSync, fstatSync, readSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -25,6 +25,7 @@ import {
   seriesOf, seriesQuery, suiteOfRelease, type Series,
 } from "./release.ts";
 import { PrivateApt } from "./apt.ts";
+import { bzImagePayload } from "./pvh.ts";
 import { kernelCompiler, provisionToolchain, wrapHostTools, type KernelCompiler, type Toolchain } from "./toolchain.ts";
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -57,6 +58,12 @@ export interface ProvisionedKernel {
   seconds: { query: number; download: number; extract: number; toolchain: number; build: number; total: number };
   /** Things worth telling the user (no headers, offline, a compiler from another suite). */
   notes: string[];
+  /**
+   * Whether the guest can mount the 9p shares (the 9p modules were found or are built in).
+   * False for a release whose archive has no linux-modules-R (6.19, 7.0, 7.1 in Dec 2026): it
+   * boots with the C agent only (no 9p in the guest); agent "ts" is refused.
+   */
+  ninep: boolean;
 }
 
 interface Manifest {
@@ -77,6 +84,8 @@ interface Manifest {
   moduleHash: string;
   /** GUEST_MODULES when the cache was made (a change means a fresh extraction). */
   roots: string[];
+  /** false: no 9p modules (no linux-modules-R in the archive): C agent only. Absent: true. */
+  ninep?: boolean;
 }
 
 type Log = (msg: string) => void;
@@ -239,6 +248,16 @@ function moduleFilesUnder(root: string): Map<string, string> {
   return m;
 }
 
+/** A guest without any module: virtio_pci and virtio_console must be in the image (the C agent's channel). */
+function noModulesGuest(vmlinuz: string, release: string): { guestModules: string[]; builtin: string[] } {
+  const want = ["virtio_pci", "virtio_console"];
+  const found = namesInKernelImage(vmlinuz, want);
+  if (!found) throw new Error(`the archive has no linux-modules-${release} and no config, and the kernel image could not be decompressed to check that virtio_pci and virtio_console are built in`);
+  const lacking = want.filter((n) => !found.has(n));
+  if (lacking.length) throw new Error(`the archive has no linux-modules-${release}, and the kernel image has no built-in ${lacking.join(", ")}: the guest has no channel to its agent`);
+  return { guestModules: [], builtin: want };
+}
+
 function checkBuiltins(config: Map<string, string> | null, release: string, log: Log): void {
   if (!config) {
     log(`${release}: no kernel config found; assuming ${REQUIRED_BUILTIN.join(", ")} are built in`);
@@ -318,8 +337,38 @@ function fromManifest(dir: string, m: Manifest, cached: ProvisionedKernel["cache
     guestModules: m.guestModules.map((p) => join(dir, p)), builtin: m.builtin,
     headers, compiler: headers ? m.compilerUsed ?? compilerName(null, m.compiler) : null,
     cached, seconds,
-    notes: [...notes, ...(headers ? [] : [`the archive has no linux-headers-${m.release}: no test PMU (software events only)`])],
+    notes: [
+      ...notes,
+      ...(headers ? [] : [`the archive has no linux-headers-${m.release}: no test PMU (software events only)`]),
+      ...(m.ninep === false ? [NO_MODULES_NOTE(m.release)] : []),
+    ],
+    ninep: m.ninep !== false,
   };
+}
+
+/** The note a kernel without its modules package carries (and why agent "ts" is refused). */
+export const NO_MODULES_NOTE = (release: string) =>
+  `the archive has no linux-modules-${release}: no 9p modules, so the guest runs the C agent only (agent "ts" needs the 9p shares); virtio_pci and virtio_console are built in`;
+
+/**
+ * Which of `names` occur as strings in the kernel image `vmlinuz` (its bzImage payload
+ * decompressed): a built-in driver's KBUILD_MODNAME ("virtio_console") is in the image's
+ * rodata, a modular one's is not. null when the payload cannot be read.
+ */
+export function namesInKernelImage(vmlinuz: string, names: readonly string[]): Set<string> | null {
+  const p = bzImagePayload(readFileSync(vmlinuz));
+  if (!p) return null;
+  let img: Buffer;
+  if (p.format === "gzip") img = gunzipSync(p.data);
+  else {
+    try {
+      img = execFileSync(p.tool![0], p.tool!.slice(1), { input: p.data, maxBuffer: 1 << 30, stdio: ["pipe", "pipe", "ignore"] });
+    } catch (e) {
+      img = (e as { stdout?: Buffer }).stdout ?? Buffer.alloc(0); // the appended size makes the tools exit 1
+    }
+  }
+  if (img.length < 1 << 20) return null;
+  return new Set(names.filter((n) => img.includes(Buffer.from(`${n}\0`, "latin1"))));
 }
 
 const since = (t0: number) => Math.round((performance.now() - t0) / 10) / 100;
@@ -415,22 +464,33 @@ async function provisionDebian(release: string, log: Log, t0: number, tQuery: nu
     checkBuiltins(config, release, log);
     const builtinPath = pickKernelFile("builtin", files);
     const builtinSet = builtinPath ? parseModulesBuiltin(readFileSync(builtinPath, "utf8")) : null;
-    if (!layout.modulesPkg && !config && !builtinSet) {
-      throw new Error(`the archive has no linux-modules-${release} and nothing says the guest's virtio/9p drivers are built in (no config, no modules.builtin): this kernel cannot mount the guest's 9p shares`);
-    }
     const cfgForModules = config ?? (builtinSet ? new Map([...Object.entries(MODULE_CONFIG)].filter(([n]) => builtinSet.has(n)).map(([, sym]) => [sym, "y"])) : null);
     let resolved: { guestModules: string[]; builtin: string[] };
-    try {
-      resolved = await resolveGuestModules(moduleFilesUnder(root), cfgForModules, join(work, "modules"), async (wanted) => {
-        if (!modulesDeb) return moduleFilesUnder(root);
-        log(`${release}: second extraction pass for ${wanted.join(", ")}`);
-        await extractMembers(join(work, "debs", modulesDeb), root, wanted.map((n) => `*/${n.replace(/_/g, "[-_]")}.ko*`));
-        return moduleFilesUnder(root);
-      });
-    } catch (e) {
-      if (!layout.modulesPkg) throw new Error(`the archive has no linux-modules-${release}, and the guest's 9p/virtio modules are not built in: ${(e as Error).message}`);
-      throw e;
+    let ninep = true;
+    if (!layout.modulesPkg && !config && !builtinSet) {
+      // No modules package and no config (6.19, 7.0, 7.1): no 9p, but the C agent needs none,
+      // only virtio_pci and virtio_console, which the image itself must show to be built in.
+      resolved = noModulesGuest(join(work, "vmlinuz"), release);
+      ninep = false;
+    } else {
+      try {
+        resolved = await resolveGuestModules(moduleFilesUnder(root), cfgForModules, join(work, "modules"), async (wanted) => {
+          if (!modulesDeb) return moduleFilesUnder(root);
+          log(`${release}: second extraction pass for ${wanted.join(", ")}`);
+          await extractMembers(join(work, "debs", modulesDeb), root, wanted.map((n) => `*/${n.replace(/_/g, "[-_]")}.ko*`));
+          return moduleFilesUnder(root);
+        });
+      } catch (e) {
+        if (layout.modulesPkg) throw e;
+        // The config says 9p is modular and there is no package to take it from: C agent only.
+        if (config && (config.get("CONFIG_VIRTIO_PCI") !== "y" || config.get("CONFIG_VIRTIO_CONSOLE") !== "y")) {
+          throw new Error(`the archive has no linux-modules-${release}, and virtio_pci/virtio_console are not built in: the guest has no channel to its agent`);
+        }
+        resolved = { guestModules: [], builtin: ["virtio_pci", "virtio_console"] };
+        ninep = false;
+      }
     }
+    if (!ninep) log(`${release}: ${NO_MODULES_NOTE(release)}`);
     const { guestModules, builtin } = resolved;
     rmSync(root, { recursive: true, force: true });
 
@@ -465,6 +525,7 @@ async function provisionDebian(release: string, log: Log, t0: number, tQuery: nu
     const manifest: Manifest = {
       format: MANIFEST_FORMAT, release, series, debVersion, suite, compiler: cc, ...(headersRel ? { compilerUsed: compilerName(prep.tc, cc) } : {}),
       guestModules: guestModules.map((p) => p.slice(work.length + 1)), builtin, headers: headersRel, moduleHash: hash, roots: [...GUEST_MODULES],
+      ...(ninep ? {} : { ninep: false }),
     };
     writeManifest(dir, manifest);
     return fromManifest(dir, manifest, "none", { query: Math.round((tQuery + resolveSecs) * 100) / 100, download: Math.round((download + prep.download) * 100) / 100, extract, toolchain: prep.seconds, build, total: since(t0) }, notes.filter((n) => !n.startsWith("the archive has no linux-headers")));

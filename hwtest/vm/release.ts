@@ -10,6 +10,9 @@
  */
 export type Series = string;
 
+/** Every series Debian has shipped a kernel of, 5.10 to 7.3 (Dec 2026; kernel-timeline.md): `--kernels all`. */
+export const DEBIAN_SERIES: readonly Series[] = ["5.10", "6.1", "6.12", "6.16", "6.17", "6.18", "6.19", "7.0", "7.1", "7.2", "7.3"];
+
 export type KernelRequest =
   | { kind: "series"; series: Series }
   | { kind: "release"; release: string }
