@@ -12,7 +12,7 @@
  *   as backported to 6.1.148).
  * - 6.12: Debian linux-source-6.12 6.12.117 (same files plus mm/vma.c); "pre42" likewise.
  * - 5.10: Debian linux-source-5.10 5.10.262 (kernel/events/core.c, ring_buffer.c, mm/mmap.c,
- *   mm/mremap.c), read at /work/wt/research/src/5.10; "pre241" = the same minus the 5.10.241
+ *   mm/mremap.c), read in Debian linux-source-5.10 5.10.262 (spec/notes/timeline-deltas.md); "pre241" = the same minus the 5.10.241
  *   backports of b024d7b56c77 (the `.split` hook) and 5468c0fbccbb (AUX count).
  * - 7.2: Debian linux-source-7.2 7.2.13 and linux-source-7.3 7.3.4 (kernel/events/core.c).
  * - 6.18: the tip/stable patch mails of the 6.15..6.19 perf_mmap() rework

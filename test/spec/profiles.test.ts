@@ -35,7 +35,7 @@ describe("profileFor", () => {
   });
   it("eras between profiles say they are approximate", () => {
     expect(profileFor("6.6.50").exact).toBe(false);
-    // 6.19 .. 7.1: no tree read; the close order there is not established (research, timeline-deltas §2.5)
+    // 6.19 .. 7.1: no tree read; the close order there is not established (spec/notes/timeline-deltas.md §2.5)
     expect(profileFor("6.19.7").exact).toBe(false);
     expect(profileFor("7.0.2").exact).toBe(false);
     expect(profileFor("6.18.44").exact).toBe(true);
