@@ -73,16 +73,37 @@ export type TeardownStep =
  * skips handles whose fd is no longer open). `page` is the slot's first page relative to
  * slot A of the handle (0 or SLOT_PAGES).
  */
-export function teardownSteps(program: readonly Op[]): TeardownStep[] {
+export function teardownSteps(program: readonly Op[]): readonly TeardownStep[] {
+  // Every checked program asks twice (the spec's check and the model's run): the list is kept
+  // per program, and its steps are shared per handle, so the hot loop allocates one array.
+  let steps = TEARDOWN.get(program);
+  if (steps !== undefined) return steps;
   const { evs, maps } = programHandles(program);
-  const steps: TeardownStep[] = [{ kind: "restore" }];
+  const out: TeardownStep[] = [RESTORE];
   for (const map of maps) {
-    steps.push({ kind: "munmap", map, slot: 0, page: 0, pages: SLOT_PAGES });
-    steps.push({ kind: "munmap", map, slot: 1, page: SLOT_PAGES, pages: SLOT_PAGES });
+    let pair = UNMAP.get(map);
+    if (pair === undefined) {
+      pair = [
+        { kind: "munmap", map, slot: 0, page: 0, pages: SLOT_PAGES },
+        { kind: "munmap", map, slot: 1, page: SLOT_PAGES, pages: SLOT_PAGES },
+      ];
+      UNMAP.set(map, pair);
+    }
+    out.push(pair[0], pair[1]);
   }
-  for (const ev of evs) steps.push({ kind: "close", ev });
-  return steps;
+  for (const ev of evs) {
+    let c = CLOSE.get(ev);
+    if (c === undefined) { c = { kind: "close", ev }; CLOSE.set(ev, c); }
+    out.push(c);
+  }
+  TEARDOWN.set(program, out);
+  return out;
 }
+
+const RESTORE: TeardownStep = { kind: "restore" };
+const UNMAP = new Map<string, readonly [TeardownStep, TeardownStep]>();
+const CLOSE = new Map<string, TeardownStep>();
+const TEARDOWN = new WeakMap<readonly Op[], readonly TeardownStep[]>();
 
 /** Page number (in units of pages from SLOT_BASE) of slot `slot` of map handle `map`. */
 export function slotPage(map: string, slot: 0 | 1): number {
