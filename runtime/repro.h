@@ -79,23 +79,6 @@ static void ax_check_step(const struct ax_run *r, int i, const struct ax_step *s
 	printf("ok %d - %s: %s\n", ++ax_tap_n, s->desc, ax_result_name(got));
 }
 
-/* The AUX PMU's type and its module parameter directory (auxFault); -1 when there is none. */
-static int ax_find_aux_pmu(char *param_dir, size_t len)
-{
-	static const char *names[] = { "auxspec_pmu", "intel_pt", "intel_bts", "cs_etm", "hisi_ptt", "arm_spe_0", NULL };
-	char path[300];
-	long type;
-
-	for (int i = 0; names[i]; i++) {
-		snprintf(path, sizeof(path), "/sys/bus/event_source/devices/%s/type", names[i]);
-		if ((type = ax_read_long(path)) >= 0) {
-			snprintf(param_dir, len, "/sys/module/%s/parameters", names[i]);
-			return (int)type;
-		}
-	}
-	return -1;
-}
-
 static void ax_print_warning(const char *msg, void *arg)
 {
 	(void)arg;

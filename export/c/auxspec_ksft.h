@@ -71,22 +71,6 @@ struct ax_kcase {
 	int nknown;
 };
 
-static int ax_k_find_aux_pmu(char *param_dir, size_t len)
-{
-	static const char *names[] = { "auxspec_pmu", "intel_pt", "intel_bts", "cs_etm", "hisi_ptt", "arm_spe_0", NULL };
-	char path[300];
-	long type;
-
-	for (int i = 0; names[i]; i++) {
-		snprintf(path, sizeof(path), "/sys/bus/event_source/devices/%s/type", names[i]);
-		if ((type = ax_read_long(path)) >= 0) {
-			snprintf(param_dir, len, "/sys/module/%s/parameters", names[i]);
-			return (int)type;
-		}
-	}
-	return -1;
-}
-
 /* Online CPUs from /sys/devices/system/cpu/online ("0-1,4"), as the host backend counts them. */
 static long ax_k_online_cpus(void)
 {
@@ -198,7 +182,7 @@ static int ax_kselftest_main(const struct ax_kcase *c)
 		ksft_exit_skip("made for cpus=%ld mlock_kb=%ld; this kernel has cpus=%ld mlock_kb=%ld\n", c->cpus, c->mlock_kb, cpus, mlock_kb);
 	ax_run_init(&r, fds, c->nev, flip, c->nmap);
 	if (c->uses_aux) {
-		if ((r.aux_type = ax_k_find_aux_pmu(param_dir, sizeof(param_dir))) < 0)
+		if ((r.aux_type = ax_find_aux_pmu(param_dir, sizeof(param_dir))) < 0)
 			ksft_exit_skip("needs an AUX PMU (intel_pt, cs_etm, arm_spe, auxspec_pmu ...)\n");
 		r.aux_param_dir = param_dir;
 	}
