@@ -3,10 +3,10 @@
  * its generated C twin; both must agree with spec/profiles.ts profileFor on every release.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { profileFor } from "../../spec/profiles.ts";
 import { PROFILES } from "../../spec/program.ts";
 import { eraC, eraOf } from "../../export/era.ts";
@@ -66,6 +66,7 @@ describe("export era table", () => {
 
   it("the generated C ax_era equals profileFor on every release of the grid", () => {
     const dir = mkdtempSync(join(tmpdir(), "auxspec-era-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, "era.c"), `#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
