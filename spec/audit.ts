@@ -7,10 +7,13 @@
  * budget probe to `budgetProbe`, by test/hwtest/runtime.test.ts) all follow it:
  *
  *   1. teardown, in this order: perf_event_mlock_kb back to config.mlockKb and the test PMU's
- *      fault switch off; then for every map handle, in handle order, munmap slot A then slot B
- *      (SLOT_PAGES each); then close every event handle whose fd is still open, in handle order.
- *   2. audit: VmPin (mm->pinned_vm), the uid's remaining locked-memory budget by the probe
- *      below, the test PMU's counters, and kernel-log lines that match KERNEL_WARNING.
+ *      fault switch off; then every process other than p0 that is still alive exits, in fork
+ *      order (as the `exit` op: its VMAs closed in address order, then its fds); then, in p0,
+ *      for every map handle, in handle order, munmap slot A then slot B (SLOT_PAGES each); then
+ *      close every event handle whose fd p0 still holds, in handle order.
+ *   2. audit: p0's VmPin (mm->pinned_vm), each user's remaining locked-memory budget by the
+ *      probe below (u0's as `budgetPages`, the others the program named with `setuid` in
+ *      `budgets`), the test PMU's counters, and kernel-log lines that match KERNEL_WARNING.
  *
  * The budget probe: with perf_event_mlock_kb restored, no CAP_IPC_LOCK and RLIMIT_MEMLOCK at
  * the pages pinned_vm still holds (normally 0), map fresh data buffers, each on a fresh
@@ -65,7 +68,8 @@ export function budgetProbe(cap: number, tryMap: (dataPages: number) => boolean,
 export type TeardownStep =
   | { readonly kind: "restore" }
   | { readonly kind: "munmap"; readonly map: string; readonly slot: 0 | 1; readonly page: number; readonly pages: number }
-  | { readonly kind: "close"; readonly ev: string };
+  | { readonly kind: "close"; readonly ev: string }
+  | { readonly kind: "exit"; readonly proc: string };
 
 /**
  * The teardown of a program, as data: restore the sysctl and fault switch, unmap both slots
@@ -80,6 +84,17 @@ export function teardownSteps(program: readonly Op[]): readonly TeardownStep[] {
   if (steps !== undefined) return steps;
   const { evs, maps } = programHandles(program);
   const out: TeardownStep[] = [RESTORE];
+  const exited = new Set<string>();
+  for (const op of program) {
+    if (op.op === "fork") exited.delete(op.proc);
+    else if (op.op === "exit") exited.add(op.proc);
+  }
+  for (const op of program) {
+    if (op.op !== "fork" || exited.has(op.proc)) continue;
+    let e = EXIT.get(op.proc);
+    if (e === undefined) { e = { kind: "exit", proc: op.proc }; EXIT.set(op.proc, e); }
+    out.push(e);
+  }
   for (const map of maps) {
     let pair = UNMAP.get(map);
     if (pair === undefined) {
@@ -103,6 +118,7 @@ export function teardownSteps(program: readonly Op[]): readonly TeardownStep[] {
 const RESTORE: TeardownStep = { kind: "restore" };
 const UNMAP = new Map<string, readonly [TeardownStep, TeardownStep]>();
 const CLOSE = new Map<string, TeardownStep>();
+const EXIT = new Map<string, TeardownStep>();
 const TEARDOWN = new WeakMap<readonly Op[], readonly TeardownStep[]>();
 
 /** Page number (in units of pages from SLOT_BASE) of slot `slot` of map handle `map`. */

@@ -36,6 +36,14 @@ export const SLOT_PAGES = 8192;
 
 export const EvHandle = z.string().regex(/^e\d+$/, "event handles are e0, e1, ...");
 export const MapHandle = z.string().regex(/^m\d+$/, "map handles are m0, m1, ...");
+/** Most processes a program may have (p0 .. p3) and most users it may name (u0 .. u3). */
+export const MAX_PROCS = 4;
+export const MAX_USERS = 4;
+/** Process handles: p0 is the program's initial process, every other one is introduced by a `fork`. */
+export const ProcHandle = z.string().regex(/^p[0-3]$/, `process handles are p0 .. p${MAX_PROCS - 1}`);
+/** User handles: u0 is the user every process starts as; others are named by `setuid`. */
+export const UserHandle = z.string().regex(/^u[0-3]$/, `user handles are u0 .. u${MAX_USERS - 1}`);
+const Proc = ProcHandle.optional();
 const Pages = z.number().int().min(0).max(MAX_PAGES);
 const Offset = z.number().int().min(0).max(SLOT_PAGES - MAX_PAGES);
 
@@ -51,6 +59,7 @@ export const Op = z.discriminatedUnion("op", [
    *  pmu "sw" is PERF_COUNT_SW_DUMMY; "aux" is the machine's AUX PMU. Events start disabled. */
   z.object({
     op: z.literal("open"),
+    proc: Proc,
     ev: EvHandle,
     pmu: z.enum(["sw", "aux"]),
     cpu: z.number().int().min(-1).max(4095).optional(),
@@ -58,11 +67,12 @@ export const Op = z.discriminatedUnion("op", [
     outputTo: EvHandle.optional(),
   }).strict(),
   /** close(fd) */
-  z.object({ op: z.literal("close"), ev: EvHandle }).strict(),
+  z.object({ op: z.literal("close"), proc: Proc, ev: EvHandle }).strict(),
   /** mmap(slot base, pages * PAGE_SIZE, prot, MAP_SHARED (MAP_PRIVATE when shared is false), fd, pgoff * PAGE_SIZE).
    *  `shared` defaults to true. */
   z.object({
     op: z.literal("mmap"),
+    proc: Proc,
     map: MapHandle,
     ev: EvHandle,
     pages: Pages,
@@ -71,11 +81,12 @@ export const Op = z.discriminatedUnion("op", [
     shared: z.boolean().optional(),
   }).strict(),
   /** munmap(base + offset, pages); pages defaults to the handle's mmap size. */
-  z.object({ op: z.literal("munmap"), map: MapHandle, offset: Offset.optional(), pages: Pages.optional() }).strict(),
+  z.object({ op: z.literal("munmap"), proc: Proc, map: MapHandle, offset: Offset.optional(), pages: Pages.optional() }).strict(),
   /** mremap(base + offset, oldPages, newPages, flags). toFresh: MREMAP_MAYMOVE|MREMAP_FIXED to the
    *  same offset in the handle's other slot (the base flips on success). */
   z.object({
     op: z.literal("mremap"),
+    proc: Proc,
     map: MapHandle,
     offset: Offset.optional(),
     oldPages: Pages,
@@ -84,29 +95,44 @@ export const Op = z.discriminatedUnion("op", [
     toFresh: z.boolean().optional(),
   }).strict(),
   /** mprotect(base + offset, pages, prot); pages defaults to the handle's mmap size. */
-  z.object({ op: z.literal("mprotect"), map: MapHandle, offset: Offset.optional(), pages: Pages.optional(), prot: Prot }).strict(),
+  z.object({ op: z.literal("mprotect"), proc: Proc, map: MapHandle, offset: Offset.optional(), pages: Pages.optional(), prot: Prot }).strict(),
   /** mmap(base + offset, pages, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0) */
-  z.object({ op: z.literal("mapFixedAnon"), map: MapHandle, offset: Offset, pages: Pages.min(1) }).strict(),
+  z.object({ op: z.literal("mapFixedAnon"), proc: Proc, map: MapHandle, offset: Offset, pages: Pages.min(1) }).strict(),
   /** Writes aux_offset = offsetPages * PAGE_SIZE and aux_size = sizePages * PAGE_SIZE through the
    *  handle's page 0 (the user page when the handle maps a data buffer). */
   z.object({
     op: z.literal("setAux"),
+    proc: Proc,
     map: MapHandle,
     offsetPages: z.number().int().min(0).max(1 << 20),
     sizePages: z.number().int().min(0).max(1 << 20),
   }).strict(),
   /** ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, target ? target fd : (unsigned long)-1) */
-  z.object({ op: z.literal("setOutput"), ev: EvHandle, target: EvHandle.nullable() }).strict(),
+  z.object({ op: z.literal("setOutput"), proc: Proc, ev: EvHandle, target: EvHandle.nullable() }).strict(),
   /** setrlimit(RLIMIT_MEMLOCK) soft limit, in pages (hard limit stays unlimited). */
-  z.object({ op: z.literal("rlimit"), memlockPages: z.union([z.number().int().min(0).max(1 << 30), z.literal("unlimited")]) }).strict(),
+  z.object({ op: z.literal("rlimit"), proc: Proc, memlockPages: z.union([z.number().int().min(0).max(1 << 30), z.literal("unlimited")]) }).strict(),
   /** Writes /proc/sys/kernel/perf_event_mlock_kb (a global sysctl: model and VM backends only). */
   z.object({ op: z.literal("sysctlMlock"), kb: z.number().int().min(0).max(1 << 20) }).strict(),
   /** Makes the AUX PMU's setup_aux fail (return NULL) or succeed (test PMU and model only). */
   z.object({ op: z.literal("auxFault"), fail: z.boolean() }).strict(),
   /** Reads (or writes, when write) one byte of page `page` from the base, in a child process. */
-  z.object({ op: z.literal("touch"), map: MapHandle, page: z.number().int().min(0).max(SLOT_PAGES - 1), write: z.boolean() }).strict(),
+  z.object({ op: z.literal("touch"), proc: Proc, map: MapHandle, page: z.number().int().min(0).max(SLOT_PAGES - 1), write: z.boolean() }).strict(),
   /** Reads data_offset, data_size, aux_head, aux_offset, aux_size from the handle's page 0. */
-  z.object({ op: z.literal("readUserPage"), map: MapHandle }).strict(),
+  z.object({ op: z.literal("readUserPage"), proc: Proc, map: MapHandle }).strict(),
+  /** fork() in `from`: the child `proc` holds every fd `from` holds and copies of its VMAs
+   *  except the perf mappings (perf_mmap sets VM_DONTCOPY); its mm starts with pinned_vm 0; it
+   *  keeps `from`'s user, RLIMIT_MEMLOCK and capabilities. */
+  z.object({ op: z.literal("fork"), proc: ProcHandle, from: ProcHandle }).strict(),
+  /** _exit(0) of `proc` (never p0): exit_mm closes its VMAs in address order (perf_mmap_close
+   *  with vma->vm_mm = this mm), then exit_files closes its fds. Its children live on. */
+  z.object({ op: z.literal("exit"), proc: ProcHandle }).strict(),
+  /** setresuid(U, U, saved) in `proc`: its user (current_user(): the one perf charges) becomes
+   *  `user`. Without the right to switch (config.capSetuid false) another user answers EPERM. */
+  z.object({ op: z.literal("setuid"), proc: ProcHandle, user: UserHandle }).strict(),
+  /** sendmsg(SCM_RIGHTS) of `proc`'s fd for `ev` to `to`, which then holds an fd for the same
+   *  file (one fd per handle and process: a duplicate is closed at once). EBADF when `proc`
+   *  holds no fd for `ev`. */
+  z.object({ op: z.literal("sendFd"), proc: ProcHandle, to: ProcHandle, ev: EvHandle }).strict(),
 ]);
 export type Op = z.infer<typeof Op>;
 export type OpKind = Op["op"];
@@ -127,8 +153,11 @@ export const Config = z.object({
   /** user->locked_vm (pages) when the program starts: 0 for a fresh uid (default); a shared uid's
    *  measured start (non-root host runs: earlier programs' leaks stay charged to the user). */
   lockedVmPages: z.number().int().min(0).optional(),
-  /** whether the program runs with CAP_IPC_LOCK */
+  /** whether the program runs with CAP_IPC_LOCK (every process, under every user) */
   capIpcLock: z.boolean(),
+  /** whether `setuid` may switch a process to another user (root: each user handle is a fresh
+   *  uid); false for a non-root host, where setuid to another user answers EPERM. Default true. */
+  capSetuid: z.boolean().optional(),
   /** /proc/sys/kernel/perf_event_paranoid */
   paranoid: z.number().int().min(-1).max(4),
   /** Which PMUs exist. Software events always do; `aux` names the AUX-capable PMU, or null. */
@@ -189,12 +218,14 @@ export type Case = z.infer<typeof Case>;
 export interface ProgramProblem { index: number; field: string; message: string }
 
 /**
- * Handle discipline: each open/mmap introduces a fresh handle, every other reference names
- * one introduced earlier. Returns the problems (empty when the program is valid).
+ * Handle discipline: each open/mmap/fork introduces a fresh handle, every other reference names
+ * one introduced earlier; a process handle is usable from its fork (p0: from the start) until
+ * its exit, and p0 never exits. Returns the problems (empty when the program is valid).
  */
 export function programProblems(program: readonly Op[]): ProgramProblem[] {
   const evs = new Set<string>();
   const maps = new Set<string>();
+  const procs = new Map<string, boolean>([["p0", true]]); // handle -> alive
   const out: ProgramProblem[] = [];
   const needEv = (i: number, field: string, h: string) => {
     if (!evs.has(h)) out.push({ index: i, field, message: `event handle ${h} is used before an open introduces it` });
@@ -202,45 +233,104 @@ export function programProblems(program: readonly Op[]): ProgramProblem[] {
   const needMap = (i: number, h: string) => {
     if (!maps.has(h)) out.push({ index: i, field: "map", message: `map handle ${h} is used before an mmap introduces it` });
   };
+  const needProc = (i: number, field: string, h: string | undefined) => {
+    if (h === undefined) return;
+    const alive = procs.get(h);
+    if (alive === undefined) out.push({ index: i, field, message: `process handle ${h} is used before a fork introduces it` });
+    else if (!alive) out.push({ index: i, field, message: `process handle ${h} is used after its exit` });
+  };
   program.forEach((op, i) => {
     switch (op.op) {
       case "open":
+        needProc(i, "proc", op.proc);
         if (op.outputTo !== undefined) needEv(i, "outputTo", op.outputTo);
         if (evs.has(op.ev)) out.push({ index: i, field: "ev", message: `event handle ${op.ev} is opened twice` });
         evs.add(op.ev);
         break;
       case "mmap":
+        needProc(i, "proc", op.proc);
         needEv(i, "ev", op.ev);
         if (maps.has(op.map)) out.push({ index: i, field: "map", message: `map handle ${op.map} is mapped twice` });
         maps.add(op.map);
         break;
       case "close":
+        needProc(i, "proc", op.proc);
         needEv(i, "ev", op.ev);
         break;
       case "setOutput":
+        needProc(i, "proc", op.proc);
         needEv(i, "ev", op.ev);
         if (op.target !== null) needEv(i, "target", op.target);
         break;
       case "munmap": case "mremap": case "mprotect": case "mapFixedAnon": case "setAux": case "touch": case "readUserPage":
+        needProc(i, "proc", op.proc);
         needMap(i, op.map);
         break;
-      case "rlimit": case "sysctlMlock": case "auxFault":
+      case "rlimit":
+        needProc(i, "proc", op.proc);
+        break;
+      case "sysctlMlock": case "auxFault":
+        break;
+      case "fork":
+        needProc(i, "from", op.from);
+        if (procs.has(op.proc)) out.push({ index: i, field: "proc", message: `process handle ${op.proc} is forked twice (p0 is the initial process)` });
+        else procs.set(op.proc, true);
+        break;
+      case "exit":
+        needProc(i, "proc", op.proc);
+        if (op.proc === "p0") out.push({ index: i, field: "proc", message: "p0 is the program's main process and cannot exit" });
+        else if (procs.get(op.proc)) procs.set(op.proc, false);
+        break;
+      case "setuid":
+        needProc(i, "proc", op.proc);
+        break;
+      case "sendFd":
+        needProc(i, "proc", op.proc);
+        needProc(i, "to", op.to);
+        needEv(i, "ev", op.ev);
         break;
     }
   });
   return out;
 }
 
-/** Handles in order of introduction, and each map handle's mmap size (the default for munmap/mprotect). */
-export function programHandles(program: readonly Op[]): { evs: string[]; maps: string[]; mapPages: Map<string, number> } {
+/** Handles in order of introduction, each map handle's mmap size (the default for
+ *  munmap/mprotect) and owner (the process whose mmap introduced it: the default `proc` of
+ *  the ops on the handle), the processes (p0 first, then in fork order) and the users named. */
+export function programHandles(program: readonly Op[]): { evs: string[]; maps: string[]; mapPages: Map<string, number>; mapProc: Map<string, string>; procs: string[]; users: string[] } {
   const evs: string[] = [];
   const maps: string[] = [];
   const mapPages = new Map<string, number>();
+  const mapProc = new Map<string, string>();
+  const procs: string[] = ["p0"];
+  const users: string[] = ["u0"];
   for (const op of program) {
     if (op.op === "open") evs.push(op.ev);
-    else if (op.op === "mmap") { maps.push(op.map); mapPages.set(op.map, op.pages); }
+    else if (op.op === "mmap") { maps.push(op.map); mapPages.set(op.map, op.pages); mapProc.set(op.map, op.proc ?? "p0"); }
+    else if (op.op === "fork") procs.push(op.proc);
+    else if (op.op === "setuid" && !users.includes(op.user)) users.push(op.user);
   }
-  return { evs, maps, mapPages };
+  return { evs, maps, mapPages, mapProc, procs, users };
+}
+
+/** Whether a program uses more than one process or user (needs a multi-process executor). */
+export function isMultiProcess(program: readonly Op[]): boolean {
+  for (const op of program) {
+    if (op.op === "fork" || op.op === "exit" || op.op === "setuid" || op.op === "sendFd") return true;
+    if ("proc" in op && op.proc !== undefined && op.proc !== "p0") return true;
+  }
+  return false;
+}
+
+/**
+ * The process an op runs in: its `proc`; for ops on a map handle without one, the process
+ * whose mmap introduced the handle (`mapProc` from programHandles); p0 otherwise (sysctlMlock
+ * and auxFault are machine-wide and run in p0).
+ */
+export function opProc(op: Op, mapProc: ReadonlyMap<string, string>): string {
+  if ("proc" in op && op.proc !== undefined) return op.proc;
+  if ("map" in op && op.op !== "mmap") return mapProc.get(op.map) ?? "p0";
+  return "p0";
 }
 
 /** Index of a handle: e3 -> 3, m12 -> 12 (slot addresses are derived from it). */

@@ -6,7 +6,8 @@
 import { z } from "zod";
 import { Config, Outcome, ProfileId, Op } from "./program.ts";
 
-/** One op's observation: its outcome and VmPin (kB, /proc/self/status) right after it. */
+/** One op's observation: its outcome and the VmPin (kB, /proc/<pid>/status) of the op's
+ *  process right after it (fork: the child's; exit: 0, the mm is gone). */
 export const Step = z.object({
   outcome: Outcome,
   vmPinKb: z.number(),
@@ -18,15 +19,17 @@ export type Step = z.infer<typeof Step>;
  * slots unmapped whole, in handle order, then every live fd closed, in handle order;
  * see `teardownOps`).
  * - vmPinKb: VmPin after teardown.
- * - budgetPages: the uid's locked-memory budget measured by mapping fresh buffers until
+ * - budgetPages: u0's locked-memory budget measured by mapping fresh buffers until
  *   EPERM (RLIMIT_MEMLOCK 0, no CAP_IPC_LOCK): what `user_lock_limit - locked_vm`
  *   leaves. Absent where the backend cannot probe (not root on the host).
+ * - budgets: the same for every other user the program switched a process to (u1 ...).
  * - liveAux / auxSetups / auxFrees: the AUX PMU's own counters (test PMU, model).
  * - warnings: WARN/BUG/Oops lines from the kernel log during the program.
  */
 export const Audit = z.object({
   vmPinKb: z.number(),
   budgetPages: z.number().optional(),
+  budgets: z.record(z.string().regex(/^u[1-3]$/), z.number()).optional(),
   liveAux: z.number().optional(),
   auxSetups: z.number().optional(),
   auxFrees: z.number().optional(),
