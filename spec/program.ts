@@ -226,6 +226,7 @@ export function programProblems(program: readonly Op[]): ProgramProblem[] {
   const evs = new Set<string>();
   const maps = new Set<string>();
   const procs = new Map<string, boolean>([["p0", true]]); // handle -> alive
+  const mapProc = new Map<string, string>(); // map handle -> the process of its mmap
   const out: ProgramProblem[] = [];
   const needEv = (i: number, field: string, h: string) => {
     if (!evs.has(h)) out.push({ index: i, field, message: `event handle ${h} is used before an open introduces it` });
@@ -252,6 +253,7 @@ export function programProblems(program: readonly Op[]): ProgramProblem[] {
         needEv(i, "ev", op.ev);
         if (maps.has(op.map)) out.push({ index: i, field: "map", message: `map handle ${op.map} is mapped twice` });
         maps.add(op.map);
+        mapProc.set(op.map, op.proc ?? "p0");
         break;
       case "close":
         needProc(i, "proc", op.proc);
@@ -265,6 +267,9 @@ export function programProblems(program: readonly Op[]): ProgramProblem[] {
       case "munmap": case "mremap": case "mprotect": case "mapFixedAnon": case "setAux": case "touch": case "readUserPage":
         needProc(i, "proc", op.proc);
         needMap(i, op.map);
+        if (op.proc === undefined && mapProc.has(op.map) && procs.get(mapProc.get(op.map)!) === false) {
+          out.push({ index: i, field: "proc", message: `map handle ${op.map} belongs to ${mapProc.get(op.map)}, which has exited: name the process with proc` });
+        }
         break;
       case "rlimit":
         needProc(i, "proc", op.proc);
