@@ -129,7 +129,11 @@ export class Kernel {
    *  process's after the op; fork: the child's (0, mm_init()); exit: 0 (the mm is gone). */
   exec(op: Op): Step {
     let pid: string | undefined = (op as { proc?: string }).proc;
-    if (pid === undefined && "map" in op && op.op !== "mmap") pid = this.maps.get(op.map)?.proc;
+    if (pid === undefined && "map" in op && op.op !== "mmap") {
+      pid = this.maps.get(op.map)?.proc;
+      // The handle's process has exited (programProblems() does not refuse that): p0 runs it.
+      if (pid !== undefined && !this.tasks.get(pid)?.mm) pid = undefined;
+    }
     if (op.op === "fork") pid = op.from; // fork() runs in the parent
     const task = pid === undefined || pid === "p0" ? this.init : this.task(pid);
     this.current = task;
