@@ -183,7 +183,11 @@ export class Kernel {
       }
       case "readUserPage": r = userReadPage(this, op.map); break;
       case "fork": r = sysFork(this, op.proc); break;
-      case "exit": doExit(this, this.current); r = OK; break;
+      case "exit":
+        if (this.current === this.init) throw new Error("p0 cannot exit (invalid program)");
+        doExit(this, this.current);
+        r = OK;
+        break;
       case "setuid": r = sysSetresuid(this, op.user); break;
       case "sendFd": r = scmSendFd(this, op.ev, this.task(op.to)); break;
       default: {
