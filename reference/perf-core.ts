@@ -123,7 +123,8 @@ export function perfEventSetOutput(k: Kernel, event: PerfEvent, output: PerfEven
     // event->hw.target`, right after the cross-cpu check and before the clock,
     // write_backward, AUX-PMU and mmap_count checks (all EINVAL); the seed (v3.18)
     // `output_event->ctx != event->ctx` (the same here: one task context per task for the
-    // software and the test PMU, both perf_sw_context).
+    // software and the test PMU, both perf_sw_context). hw.target since 24d3ae2f37d8 "perf/core:
+    // Fix the same task check in perf_event_set_output" (v6.3; 5.10.178, so in both 5.10 profiles).
     if (output.cpu === -1 && output.target !== event.target) return EINVAL;
     // (same clock; no write_backward)
     // If both events generate aux data, they must be on the same PMU (one AUX PMU here).
