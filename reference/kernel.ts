@@ -11,8 +11,9 @@
  *
  * This file holds the state (`Kernel`: the machine, the processes (task_struct with its
  * mm_struct, files_struct and cred->user), the users (user_struct)) and the syscall entry,
- * which runs each op in its process as `current`; the kernel functions live in one file per seam of the kernel (reference/README.md),
- * as functions taking the state first: perfMmapClose(k, vma), doMunmap(k, start, len).
+ * which runs each op in its process as `current`; the kernel functions live in one file per
+ * seam of the kernel (reference/README.md), as functions taking the state first:
+ * perfMmapClose(k, vma), doMunmap(k, start, len).
  *
  * Deterministic: allocations succeed; setup_aux fails only while the `auxFault` op has turned
  * failure on (setup_aux returns NULL -> ENOMEM).
