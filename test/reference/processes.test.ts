@@ -195,6 +195,25 @@ describe("pinned_vm across mms: charged to the mapping mm, refunded from the clo
     expect(t.audit?.budgetPages).toBe(REMAP_CHARGE.includes(p) ? 249 : 258);
   });
 
+  it.each(ALL)("%s: the last VMA closed by exit_mmap(): the refund comes off the exiting mm, which goes with it", (p) => {
+    const { k, steps } = kernel(p, [
+      { op: "sysctlMlock", kb: 8 },
+      open("e0"),
+      mmap("m0", "e0", 9), // p0: pinned 5 (rb->mmap_locked)
+      fork("p1"),
+      inProc("p1", mmap("m1", "e0", 9)),
+      munmap("m0"),
+    ]);
+    const p1mm = k.tasks.get("p1")!.mm!;
+    k.exec(exit("p1")); // perf_mmap_close(m1) with vma->vm_mm = p1's mm: the last mapping
+    expect(steps.map((s) => s.vmPinKb)).toEqual([0, 0, 20, 0, 0, 20]);
+    expect(p1mm.pinnedVm).toBe(-5);
+    expect(k.init.mm!.pinnedVm).toBe(5);
+    expect(k.buffers[0].alive).toBe(false);
+    // u0: 6.x +4 -4; 6.15+ also +9 for the re-map; seed +9 -9
+    expect(k.users.get("u0")!.lockedVm).toBe(REMAP_CHARGE.includes(p) ? 9 : 0);
+  });
+
   it.each(ALL)("%s: the child charged, the child exits first: its mm takes the pinned pages, p0's goes negative", (p) => {
     const t = run(p, [
       { op: "sysctlMlock", kb: 8 },
