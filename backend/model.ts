@@ -1,6 +1,8 @@
 /**
  * The model backend: the reference implementation (reference/) behind the Backend contract,
- * optionally with historic bugs switched on. In-process and synchronous.
+ * optionally with historic bugs switched on. In-process and synchronous. It runs every op,
+ * the processes and users of spec/notes/processes.md included (Config.capSetuid unset: true,
+ * every user handle a fresh uid, as root).
  */
 import type { Config, ProfileId, Program } from "../spec/program.ts";
 import type { Trace } from "../spec/trace.ts";

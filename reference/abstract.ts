@@ -10,8 +10,9 @@ export function abstract(k: Kernel, program: Program): AbstractState {
   const events: AbstractEvent[] = [];
   for (const e of k.eventOrder) {
     if (e.released) continue;
-    if (!e.fdOpen && e.vmaRefs === 0) continue;
-    events.push({ handle: e.handle, open: e.fdOpen, mmapCount: e.mmapCount, rb: e.rb ? e.rb.id : null });
+    if (e.fdRefs === 0 && e.vmaRefs === 0) continue;
+    // open: some process still holds an fd for it
+    events.push({ handle: e.handle, open: e.fdRefs > 0, mmapCount: e.mmapCount, rb: e.rb ? e.rb.id : null });
   }
   const buffers: AbstractBuffer[] = [];
   for (const rb of k.buffers) {
@@ -30,7 +31,8 @@ export function abstract(k: Kernel, program: Program): AbstractState {
     });
   }
   return {
-    events, buffers, lockedVm: k.lockedVm, pinnedVm: k.pinnedVm,
+    // u0's locked_vm and p0's pinned_vm (the program's initial user and process)
+    events, buffers, lockedVm: k.users.get("u0")!.lockedVm, pinnedVm: k.init.mm!.pinnedVm,
     auxAllocs: k.auxSetups, auxFrees: k.auxFrees,
   };
 }

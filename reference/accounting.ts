@@ -4,6 +4,7 @@
  * to mm->pinned_vm (extra), and when RLIMIT_MEMLOCK refuses it (EPERM).
  */
 import { ugt } from "./common.ts";
+import type { Vma } from "./objects.ts";
 import type { Kernel } from "./kernel.ts";
 
 /** RLIM_INFINITY >> PAGE_SHIFT */
@@ -41,13 +42,18 @@ export function limitsFor(k: Kernel, lockedVm: number, pinnedVm: number, memlock
   return { eperm, userExtra: ue, extra };
 }
 
-export function calcLimits(k: Kernel, userExtra: number): Limits {
-  return limitsFor(k, k.lockedVm, k.pinnedVm, k.memlock, k.config.capIpcLock, userExtra);
+/** The limit test of a mapping by current: `user = current_user()`, `user->locked_vm`,
+ *  `vma->vm_mm->pinned_vm` (current's mm), `rlimit(RLIMIT_MEMLOCK)` of current,
+ *  capable(CAP_IPC_LOCK) (config: every process) (perf_mmap() 5.10.262 / 6.1.192 and the
+ *  seed; perf_mmap_calc_limits() 7.2.13). */
+export function calcLimits(k: Kernel, vma: Vma, userExtra: number): Limits {
+  const task = k.current;
+  return limitsFor(k, task.user.lockedVm, vma.vmMm.pinnedVm, task.memlock, k.config.capIpcLock, userExtra);
 }
 
 /** perf_mmap_account() (6.18; inline at the end of perf_mmap() before): charge a mapping that
- *  went through: user->locked_vm += user_extra, mm->pinned_vm += extra. */
-export function perfMmapAccount(k: Kernel, userExtra: number, extra: number): void {
-  k.lockedVm += userExtra;
-  k.pinnedVm += extra;
+ *  went through: current_user()->locked_vm += user_extra, vma->vm_mm->pinned_vm += extra. */
+export function perfMmapAccount(k: Kernel, vma: Vma, userExtra: number, extra: number): void {
+  k.current.user.lockedVm += userExtra;
+  vma.vmMm.pinnedVm += extra;
 }

@@ -9,34 +9,56 @@ import type { Audit } from "../spec/trace.ts";
 import { sysClose, runPendingReleases } from "./perf-core.ts";
 import { limitsFor } from "./accounting.ts";
 import { doMunmap } from "./mm.ts";
+import { doExit } from "./task.ts";
+import type { UserStruct } from "./objects.ts";
 import type { Kernel } from "./kernel.ts";
 
 /** Teardown, step by step as teardownSteps() orders it (perf_event_mlock_kb and the test
- *  PMU's fault switch restored; both slots of every map handle unmapped, handle order; every
- *  event handle whose fd is still open closed, handle order; deferred __fput() after each
- *  syscall), then the audit. */
+ *  PMU's fault switch restored; every live process but p0 exits, fork order; in p0, both
+ *  slots of every map handle unmapped, handle order, then every event handle whose fd p0
+ *  still holds closed, handle order; deferred __fput() after each syscall), then the audit:
+ *  p0's VmPin, u0's budget, and the budget of every other user a `setuid` named. */
 export function finish(k: Kernel, program: Program): Audit {
+  k.current = k.init;
   for (const step of teardownSteps(program)) {
     switch (step.kind) {
       case "restore":
         k.mlockKb = k.config.mlockKb;
         k.auxFail = false;
         break;
+      case "exit": {
+        const t = k.tasks.get(step.proc);
+        if (t && t.mm) {
+          doExit(k, t);
+          runPendingReleases(k);
+        }
+        break;
+      }
       case "munmap":
         doMunmap(k, slotPage(step.map, step.slot), step.pages);
         runPendingReleases(k);
         break;
       case "close": {
-        const e = k.events.get(step.ev);
-        if (e && e.fdOpen) {
+        if (k.init.files!.fdt.has(step.ev)) {
           sysClose(k, step.ev);
           runPendingReleases(k);
         }
         break;
       }
+      default: {
+        const never: never = step;
+        throw new Error(`unknown teardown step ${JSON.stringify(never)}`);
+      }
     }
   }
-  const audit: Audit = { vmPinKb: k.vmPinKb(), budgetPages: budgetPages(k) };
+  const audit: Audit = { vmPinKb: k.vmPinKb(), budgetPages: budgetPages(k, k.users.get("u0")!) };
+  let budgets: Record<string, number> | undefined;
+  for (const op of program) {
+    if (op.op !== "setuid" || op.user === "u0") continue;
+    budgets ??= {};
+    budgets[op.user] ??= budgetPages(k, k.userFor(op.user));
+  }
+  if (budgets) audit.budgets = budgets;
   if (k.config.pmus.aux !== null) {
     audit.liveAux = k.auxLive;
     audit.auxSetups = k.auxSetups;
@@ -47,7 +69,8 @@ export function finish(k: Kernel, program: Program): Audit {
 }
 
 /**
- * The uid's remaining budget as the harness's probe measures it (spec/audit.ts budgetProbe():
+ * A user's remaining budget as the harness's probe measures it, in p0 switched to that user's
+ * uid (spec/audit.ts budgetProbe():
  * with perf_event_mlock_kb restored, RLIMIT_MEMLOCK set to the pages pinned_vm holds after
  * teardown (normally 0), no CAP_IPC_LOCK, fresh buffers mapped greedily, largest first, until
  * EPERM, at most budgetCap() pages).
@@ -55,13 +78,13 @@ export function finish(k: Kernel, program: Program): Audit {
  * 6.x clamp min(locked_vm, limit), the seed's and mlock-negative's unclamped unsigned sum), so a
  * negative locked_vm probes as 0 on 6.x and, in the seed, as limit + 1 when it is -1.
  */
-export function budgetPages(k: Kernel): number {
+export function budgetPages(k: Kernel, user: UserStruct): number {
   const limit = budgetLimit(k.mlockKb, k.config.cpus);
   const cap = budgetCap(k.mlockKb, k.config.cpus);
-  const P = k.pinnedVm;
+  const P = k.init.mm!.pinnedVm;
   // VmPin printed unsigned: a negative pinned_vm reads huge, the rlimit follows it.
   const memlock: number | "unlimited" = P < 0 ? "unlimited" : P;
-  let L = k.lockedVm;
+  let L = user.lockedVm;
   // Fast path: 0 <= L <= limit, P >= 0: every probe mapping until L reaches the limit charges
   // locked_vm only (extra = 0); the next one needs a pinned page the rlimit does not have.
   if (L >= 0 && L <= limit && P >= 0 && k.config.paranoid > -1) return Math.min(cap, limit - L);

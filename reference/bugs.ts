@@ -5,6 +5,11 @@
  * observable one; test/reference/bugs.test.ts searches for a program that shows it.
  *
  * Commit ids and subjects are the mainline ones (stable backports named in the note).
+ *
+ * Several processes (spec/notes/processes.md): every switch acts where its fix did, on the
+ * same objects as the fixed code (the mapping process's user and mm for charges, rb->mmap_user
+ * and the closing VMA's mm for refunds); none of the bugs depends on which process or user
+ * runs the op, so none interacts with processes beyond that.
  */
 import type { ProfileId } from "../spec/program.ts";
 

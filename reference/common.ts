@@ -40,5 +40,6 @@ export function ugt(a: number, b: number): boolean {
 export const ACC_READ = 0, ACC_READ_WRITE = 1, ACC_WRITE = 2;
 export const FAULT_OK = 0, FAULT_SEGV = 1, FAULT_BUS = 2;
 
-/** A map handle: its slot A, where its mapping is now (slot A or B) and its size in pages. */
-export interface MapHandle { slotA: number; base: number; pages: number }
+/** A map handle: its slot A, where its mapping is now (slot A or B), its size in pages and the
+ *  process whose mmap introduced it (the default process of the ops on the handle). */
+export interface MapHandle { slotA: number; base: number; pages: number; proc: string }

@@ -9,9 +9,11 @@
  * mmap_region), and ports their control flow per era (reference/era.ts). Each function says
  * which kernel source it follows.
  *
- * This file holds the state (`Kernel`: the machine, the process, the uid) and the syscall
- * entry; the kernel functions live in one file per seam of the kernel (reference/README.md),
- * as functions taking the state first: perfMmapClose(k, vma), doMunmap(k, start, len).
+ * This file holds the state (`Kernel`: the machine, the processes (task_struct with its
+ * mm_struct, files_struct and cred->user), the users (user_struct)) and the syscall entry,
+ * which runs each op in its process as `current`; the kernel functions live in one file per
+ * seam of the kernel (reference/README.md), as functions taking the state first:
+ * perfMmapClose(k, vma), doMunmap(k, start, len).
  *
  * Deterministic: allocations succeed; setup_aux fails only while the `auxFault` op has turned
  * failure on (setup_aux returns NULL -> ENOMEM).
@@ -25,7 +27,7 @@ import type { Audit, Step } from "../spec/trace.ts";
 import type { AbstractState } from "../spec/abstract.ts";
 import { ERAS, type Era } from "./era.ts";
 import { bugFlags, type BugFlags } from "./bugs.ts";
-import type { PageId, PerfBuffer, PerfEvent, Vma } from "./objects.ts";
+import { FilesStruct, MmStruct, TaskStruct, UserStruct, type PageId, type PerfBuffer, type PerfEvent, type Vma } from "./objects.ts";
 import { ACC_READ, ACC_READ_WRITE, EINVAL, OK, PROT_BITS, errno, type MapHandle } from "./common.ts";
 import { runPendingReleases, sysClose, sysPerfEventOpen, sysSetOutput } from "./perf-core.ts";
 import { sysMmap } from "./perf-mmap.ts";
@@ -34,6 +36,7 @@ import { sysMremap } from "./mremap.ts";
 import { access, faultOutcome, userReadPage, userSetAux } from "./fault.ts";
 import { budgetPages, finish } from "./audit.ts";
 import { abstract } from "./abstract.ts";
+import { doExit, scmSendFd, sysFork, sysSetresuid } from "./task.ts";
 
 export class Kernel {
   readonly config: Config;
@@ -41,26 +44,26 @@ export class Kernel {
   readonly era: Era;
   readonly bug: BugFlags;
 
-  // Machine and process state.
+  // Machine state.
   /** sysctl_perf_event_mlock (kB) */
   mlockKb: number;
-  /** RLIMIT_MEMLOCK soft limit, pages */
-  memlock: number | "unlimited";
   /** the test PMU's fail_setup_aux */
   auxFail = false;
-  /** current_user()->locked_vm (perf_mlock in 6.1.192/6.12.117), pages */
-  lockedVm = 0;
-  /** current->mm->pinned_vm, pages */
-  pinnedVm = 0;
+
+  // Processes and users (spec/notes/processes.md).
+  /** `current`: the task whose syscall runs now. */
+  current: TaskStruct;
+  /** p0, the program's initial process (never exits). */
+  readonly init: TaskStruct;
+  /** Every process the program forked, by handle (exited ones stay, with mm and files null). */
+  readonly tasks = new Map<string, TaskStruct>();
+  /** user_structs by user handle (u0 from the start; the others from their first setuid). */
+  readonly users = new Map<string, UserStruct>();
 
   readonly events = new Map<string, PerfEvent>();
   /** Events in order of (successful) open. */
   readonly eventOrder: PerfEvent[] = [];
   readonly maps = new Map<string, MapHandle>();
-  /** The mm's VMAs, sorted by start. */
-  readonly vmas: Vma[] = [];
-  /** Page table entries of fault-era kernels, by page address (only pages touched so far). */
-  readonly ptes = new Map<number, PageId>();
   readonly buffers: PerfBuffer[] = [];
   /** Files whose last reference went away during this syscall (__fput runs on return to user). */
   readonly pendingRelease: PerfEvent[] = [];
@@ -83,16 +86,65 @@ export class Kernel {
     this.era = era;
     this.bug = bugFlags(bugs);
     this.mlockKb = config.mlockKb;
-    this.memlock = config.memlockPages;
-    this.lockedVm = config.lockedVmPages ?? 0;
+    // u0: a fresh uid (locked_vm 0) or a shared uid's measured start
+    const u0 = new UserStruct("u0", config.lockedVmPages ?? 0);
+    this.users.set("u0", u0);
+    this.init = new TaskStruct("p0", new MmStruct(), new FilesStruct(), u0, config.memlockPages);
+    this.tasks.set("p0", this.init);
+    this.current = this.init;
+  }
+
+  /** current->mm's VMAs, sorted by start. */
+  get vmas(): Vma[] {
+    return this.current.mm!.vmas;
+  }
+
+  /** current->mm's page table entries (only pages touched so far). */
+  get ptes(): Map<number, PageId> {
+    return this.current.mm!.ptes;
+  }
+
+  /** The user_struct of a user handle (a fresh uid, locked_vm 0, on first use). */
+  userFor(uid: string): UserStruct {
+    let u = this.users.get(uid);
+    if (!u) {
+      u = new UserStruct(uid, 0);
+      this.users.set(uid, u);
+    }
+    return u;
+  }
+
+  /** The live task of a process handle; a program that names a process before its fork or
+   *  after its exit is invalid (spec/program.ts programProblems). */
+  task(pid: string): TaskStruct {
+    const t = this.tasks.get(pid);
+    if (!t || !t.mm) throw new Error(`process ${pid} is not alive (invalid program)`);
+    return t;
   }
 
   // =============================================================================================
   // Syscall entry
 
+  /** One op in its process (spec/program.ts opProc(): its `proc`; a map-handle op without one
+   *  runs in the process whose mmap introduced the handle; p0 otherwise). Step VmPin: that
+   *  process's after the op; fork: the child's (0, mm_init()); exit: 0 (the mm is gone). */
   exec(op: Op): Step {
+    let pid: string | undefined = (op as { proc?: string }).proc;
+    if (pid === undefined && "map" in op && op.op !== "mmap") {
+      pid = this.maps.get(op.map)?.proc;
+      // The handle's process has exited (programProblems() does not refuse that): p0 runs it.
+      if (pid !== undefined && !this.tasks.get(pid)?.mm) pid = undefined;
+    }
+    if (op.op === "fork") pid = op.from; // fork() runs in the parent
+    const task = pid === undefined || pid === "p0" ? this.init : this.task(pid);
+    this.current = task;
     const outcome = this.syscall(op);
-    return { outcome, vmPinKb: this.vmPinKb() };
+    this.current = this.init;
+    let vmPinKb: number;
+    if (op.op === "fork") vmPinKb = this.vmPinKb(this.task(op.proc));
+    else if (op.op === "exit") vmPinKb = 0;
+    else vmPinKb = this.vmPinKb(task);
+    return { outcome, vmPinKb };
   }
 
   private syscall(op: Op): Outcome {
@@ -131,6 +183,14 @@ export class Kernel {
         break;
       }
       case "readUserPage": r = userReadPage(this, op.map); break;
+      case "fork": r = sysFork(this, op.proc); break;
+      case "exit":
+        if (this.current === this.init) throw new Error("p0 cannot exit (invalid program)");
+        doExit(this, this.current);
+        r = OK;
+        break;
+      case "setuid": r = sysSetresuid(this, op.user); break;
+      case "sendFd": r = scmSendFd(this, op.ev, this.task(op.to)); break;
       default: {
         const never: never = op;
         throw new Error(`unknown op ${JSON.stringify(never)}`);
@@ -144,19 +204,20 @@ export class Kernel {
   private sysSetrlimit(soft: number | "unlimited"): Outcome {
     const hard = this.config.memlockHardPages ?? "unlimited";
     if (hard !== "unlimited" && (soft === "unlimited" || soft > hard)) return errno(EINVAL);
-    this.memlock = soft;
+    this.current.memlock = soft;
     return OK;
   }
 
-  /** VmPin: pinned_vm << (PAGE_SHIFT - 10), printed unsigned (fs/proc/task_mmu.c task_mem()). */
-  vmPinKb(): number {
-    return this.pinnedVm >= 0 ? this.pinnedVm * 4 : 2 ** 64 + this.pinnedVm * 4;
+  /** VmPin of a task (p0 by default): pinned_vm << (PAGE_SHIFT - 10), printed unsigned
+   *  (fs/proc/task_mmu.c task_mem()); 0 once its mm is gone. */
+  vmPinKb(task: TaskStruct = this.init): number {
+    const p = task.mm ? task.mm.pinnedVm : 0;
+    return p >= 0 ? p * 4 : 2 ** 64 + p * 4;
   }
 
-  /** The event behind handle h while its fd is open (fget()). */
+  /** The event behind handle h in current's fd table (fget(): EBADF where it holds none). */
   liveEvent(h: string): PerfEvent | null {
-    const e = this.events.get(h);
-    return e && e.fdOpen ? e : null;
+    return this.current.files!.fdt.get(h) ?? null;
   }
 
   mapHandle(h: string): MapHandle {
@@ -164,7 +225,7 @@ export class Kernel {
     if (!m) {
       // A handle named before its mmap cannot happen in a valid program; give it its slot anyway.
       const slotA = handleIndex(h) * 2 * SLOT_PAGES;
-      m = { slotA, base: slotA, pages: 0 };
+      m = { slotA, base: slotA, pages: 0, proc: "p0" };
       this.maps.set(h, m);
     }
     return m;
@@ -183,9 +244,9 @@ export class Kernel {
     return finish(this, program);
   }
 
-  /** The uid's remaining budget as the harness's probe measures it (audit.ts). */
-  budgetPages(): number {
-    return budgetPages(this);
+  /** A user's remaining budget (u0 by default) as the harness's probe measures it (audit.ts). */
+  budgetPages(uid = "u0"): number {
+    return budgetPages(this, this.userFor(uid));
   }
 
   abstract(program: Program): AbstractState {

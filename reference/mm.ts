@@ -153,7 +153,7 @@ export function mergeable(a: Vma, b: Vma): boolean {
 export function mmapFixedAnon(k: Kernel, addr: number, pages: number): Err {
   const e = doMunmap(k, addr, pages);
   if (e) return k.era.mm === "v6.1" || k.era.mm === "v5.10" || k.era.mm === "v3.18" ? ENOMEM : e;
-  const v = new Vma(addr, addr + pages, addr, VM_READ | VM_WRITE, true, false, null);
+  const v = new Vma(addr, addr + pages, addr, VM_READ | VM_WRITE, true, false, null, k.current.mm!);
   insertVma(k, v);
   mergeAnon(k, v);
   return null;

@@ -26,6 +26,58 @@ export function zeroPage(): UserPage {
   return { dataOffset: 0, dataSize: 0, auxHead: 0, auxOffset: 0, auxSize: 0 };
 }
 
+/** struct user_struct (include/linux/sched/user.h): one per uid, shared by every process of
+ *  that uid (cred->user). locked_vm is `perf_mlock` in 6.1.192 / 6.12.117 / 7.2.13. */
+export class UserStruct {
+  /** The program's user handle: u0, u1, ... */
+  readonly uid: string;
+  /** user->locked_vm (perf_mlock), pages */
+  lockedVm: number;
+
+  constructor(uid: string, lockedVm: number) {
+    this.uid = uid;
+    this.lockedVm = lockedVm;
+  }
+}
+
+/** struct mm_struct: the VMAs, the page tables of the pages touched so far, mm->pinned_vm. */
+export class MmStruct {
+  /** The VMAs, sorted by start (mm->mm_mt). */
+  readonly vmas: Vma[] = [];
+  /** Page table entries, by page address (only pages touched so far). */
+  readonly ptes = new Map<number, PageId>();
+  /** mm->pinned_vm, pages (mm_init(): 0) */
+  pinnedVm = 0;
+}
+
+/** struct files_struct: the fd table, as event handle -> the file's event (one fd per handle). */
+export class FilesStruct {
+  readonly fdt = new Map<string, PerfEvent>();
+}
+
+/** struct task_struct, the parts perf's mmap paths reach: current->mm, current->files,
+ *  current_cred()->user (current_user()), rlimit(RLIMIT_MEMLOCK). */
+export class TaskStruct {
+  /** The program's process handle: p0, p1, ... */
+  readonly pid: string;
+  /** null once exit_mm() dropped it */
+  mm: MmStruct | null;
+  /** null once exit_files() dropped it */
+  files: FilesStruct | null;
+  /** cred->user */
+  user: UserStruct;
+  /** signal->rlim[RLIMIT_MEMLOCK].rlim_cur, pages */
+  memlock: number | "unlimited";
+
+  constructor(pid: string, mm: MmStruct, files: FilesStruct, user: UserStruct, memlock: number | "unlimited") {
+    this.pid = pid;
+    this.mm = mm;
+    this.files = files;
+    this.user = user;
+    this.memlock = memlock;
+  }
+}
+
 /** struct perf_buffer (struct ring_buffer in the seed). */
 export class PerfBuffer {
   /** Allocation order within the program (the abstract state's buffer id). */
@@ -38,6 +90,9 @@ export class PerfBuffer {
   mmapCount = 0;
   /** rb->mmap_locked: pages charged to pinned_vm when the buffer was created. */
   mmapLocked = 0;
+  /** rb->mmap_user: get_current_user() of the process whose data mmap created the buffer
+   *  (perf_mmap() 5.10/6.1/6.12 and the seed; ring_buffer_init() from 6.15). */
+  mmapUser: UserStruct | null = null;
   /** rb->overwrite: !(VM_WRITE) of the creating mapping. */
   readonly overwrite: boolean;
   /** rb->user_page */
@@ -76,8 +131,8 @@ export class PerfEvent {
   readonly hasAux: boolean;
   readonly cpu: number;
   readonly inherit: boolean;
-  /** The program's fd is open (close() not yet called). */
-  fdOpen = true;
+  /** fd table entries (files_struct) that hold the event's file, in any process. */
+  fdRefs = 1;
   /** VMAs whose vm_file is this event's file (each holds a file reference). */
   vmaRefs = 0;
   /** perf_release() ran: the file's last reference is gone and the event was freed. */
@@ -88,13 +143,16 @@ export class PerfEvent {
   mmapCount = 0;
   /** event->group_leader (itself when it leads a group). */
   groupLeader: PerfEvent;
+  /** event->hw.target: the task it monitors (pid 0: the task that opened it). */
+  readonly target: TaskStruct;
 
-  constructor(handle: string, hasAux: boolean, cpu: number, inherit: boolean) {
+  constructor(handle: string, hasAux: boolean, cpu: number, inherit: boolean, target: TaskStruct) {
     this.handle = handle;
     this.hasAux = hasAux;
     this.cpu = cpu;
     this.inherit = inherit;
     this.groupLeader = this;
+    this.target = target;
   }
 }
 
@@ -119,8 +177,10 @@ export class Vma {
   /** 6.14+: map_range() installed every page at mmap() time; the page at pgoff 0 is preUser. */
   prepopulated = false;
   preUser: UserPage | null = null;
+  /** vma->vm_mm: the mm the VMA belongs to (perf_mmap_close() refunds pinned_vm there). */
+  vmMm: MmStruct;
 
-  constructor(start: number, end: number, pgoff: number, prot: number, mayExec: boolean, shared: boolean, event: PerfEvent | null) {
+  constructor(start: number, end: number, pgoff: number, prot: number, mayExec: boolean, shared: boolean, event: PerfEvent | null, mm: MmStruct) {
     this.start = start;
     this.end = end;
     this.pgoff = pgoff;
@@ -128,11 +188,12 @@ export class Vma {
     this.mayExec = mayExec;
     this.shared = shared;
     this.event = event;
+    this.vmMm = mm;
   }
 
-  /** vm_area_dup() */
+  /** vm_area_dup() (dup_mmap() then points vm_mm at the child's mm) */
   dup(): Vma {
-    const v = new Vma(this.start, this.end, this.pgoff, this.prot, this.mayExec, this.shared, this.event);
+    const v = new Vma(this.start, this.end, this.pgoff, this.prot, this.mayExec, this.shared, this.event, this.vmMm);
     v.anonVma = this.anonVma;
     v.prepopulated = this.prepopulated;
     v.preUser = this.preUser;

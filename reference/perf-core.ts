@@ -5,7 +5,7 @@
  * (perf_mmap_open(), perf_mmap_close()).
  */
 import type { Op, Outcome } from "../spec/program.ts";
-import { KernelOops, PAGE_SIZE, PerfBuffer, PerfEvent, Vma } from "./objects.ts";
+import { KernelOops, PAGE_SIZE, PerfBuffer, PerfEvent, Vma, type FilesStruct } from "./objects.ts";
 import { OK, errno, EINVAL, EBADF, ENOENT, isPow2, type Err } from "./common.ts";
 import { refInc, refDecAndTest, refDecAndLock } from "./refcount.ts";
 import { rbAlloc, rbHasAux, rbFreeAux } from "./ring-buffer.ts";
@@ -27,34 +27,55 @@ export function sysPerfEventOpen(k: Kernel, op: Extract<Op, { op: "open" }>): Ou
   if (cpu >= k.config.cpus) return errno(EINVAL);
   // perf_init_event(): no PMU of that type -> ENOENT
   if (op.pmu === "aux" && k.config.pmus.aux === null) return errno(ENOENT);
-  const event = new PerfEvent(op.ev, op.pmu === "aux", cpu, inherit);
+  // pid 0: find_lively_task_by_vpid(0) is current; event->hw.target = current
+  const event = new PerfEvent(op.ev, op.pmu === "aux", cpu, inherit, k.current);
   if (leader) {
     // "Do not allow a recursive hierarchy": the group_fd event must lead its group.
     if (leader.groupLeader !== leader) return errno(EINVAL);
     // 6.1: group_leader->cpu != event->cpu -> EINVAL (v3.18: same ctx check passes, then
     // perf_event_set_output() refuses the cross-cpu buffer with EINVAL too).
     if (leader.cpu !== cpu) return errno(EINVAL);
+    // "Make sure we're both on the same task, or both per-CPU events": 5.10.262 / 6.1.192
+    // `group_leader->ctx->task != ctx->task`, 7.2.13 `group_leader->ctx != ctx` (one context
+    // per task since 6.2), the seed (v3.18) `group_leader->ctx != ctx`: EINVAL for a leader
+    // opened by another task, whatever the cpu (checked before perf_event_set_output()).
+    if (leader.target !== event.target) return errno(EINVAL);
     const e = perfEventSetOutput(k, event, leader);
     if (e) return errno(e); // free_event(): the new event never got a buffer
     event.groupLeader = leader;
   }
   k.events.set(op.ev, event);
   k.eventOrder.push(event);
+  fdInstall(k.current.files!, op.ev, event);
   return OK;
 }
 
-/** close(2): the fd goes; the event lives on while a VMA holds its file (perf_release later). */
+/** fd_install(): the task's fd table now holds the event's file (one fd per handle; the
+ *  event was created with fdRefs 1 for its opener's fd). */
+export function fdInstall(files: FilesStruct, h: string, e: PerfEvent): void {
+  files.fdt.set(h, e);
+}
+
+/** close(2) in current: the fd goes; the event lives on while another fd or a VMA holds its
+ *  file (perf_release later). */
 export function sysClose(k: Kernel, h: string): Outcome {
   const e = k.liveEvent(h);
   if (!e) return errno(EBADF);
-  e.fdOpen = false;
-  if (e.vmaRefs === 0) k.pendingRelease.push(e);
+  closeFd(k, k.current.files!, h, e);
   return OK;
 }
 
+/** filp_close() of the fd for handle h in `files` (close(2), exit_files() -> close_files()). */
+export function closeFd(k: Kernel, files: FilesStruct, h: string, e: PerfEvent): void {
+  files.fdt.delete(h);
+  e.fdRefs--;
+  if (e.fdRefs === 0 && e.vmaRefs === 0) k.pendingRelease.push(e);
+}
+
+/** fput() of a VMA's vm_file (remove_vma()). */
 export function fput(k: Kernel, e: PerfEvent): void {
   e.vmaRefs--;
-  if (e.vmaRefs === 0 && !e.fdOpen) k.pendingRelease.push(e);
+  if (e.vmaRefs === 0 && e.fdRefs === 0) k.pendingRelease.push(e);
 }
 
 export function runPendingReleases(k: Kernel): void {
@@ -78,6 +99,7 @@ export function perfEventReleaseKernel(k: Kernel, e: PerfEvent): void {
 // ioctl(PERF_EVENT_IOC_SET_OUTPUT) and perf_event_set_output() (6.1.192 core.c; seed: v3.18
 // plus the v8 patch's has_aux() check).
 
+/** ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, target fd): both fds in current's fd table. */
 export function sysSetOutput(k: Kernel, h: string, target: string | null): Outcome {
   const e = k.liveEvent(h);
   if (!e) return errno(EBADF);
@@ -96,7 +118,15 @@ export function perfEventSetOutput(k: Kernel, event: PerfEvent, output: PerfEven
     if (event === output) return EINVAL;
     // Don't allow cross-cpu buffers
     if (output.cpu !== event.cpu) return EINVAL;
-    // (cpu == -1 needs the same task: always this process; same clock; no write_backward)
+    // If its not a per-cpu rb, it must be the same task: 5.10.262, 6.1.192, 7.2.13 (and 6.12,
+    // 6.18 between them) `output_event->cpu == -1 && output_event->hw.target !=
+    // event->hw.target`, right after the cross-cpu check and before the clock,
+    // write_backward, AUX-PMU and mmap_count checks (all EINVAL); the seed (v3.18)
+    // `output_event->ctx != event->ctx` (the same here: one task context per task for the
+    // software and the test PMU, both perf_sw_context). hw.target since 24d3ae2f37d8 "perf/core:
+    // Fix the same task check in perf_event_set_output" (v6.3; 5.10.178, so in both 5.10 profiles).
+    if (output.cpu === -1 && output.target !== event.target) return EINVAL;
+    // (same clock; no write_backward)
     // If both events generate aux data, they must be on the same PMU (one AUX PMU here).
   }
   // Can't redirect output if we've got an active mmap()
@@ -150,6 +180,9 @@ export function ringBufferPut(k: Kernel, rb: PerfBuffer): void {
 export function perfMmapNewRb(k: Kernel, event: PerfEvent, nrPages: number, writable: boolean, extra: number): PerfBuffer {
   const rb = rbAlloc(k, nrPages, writable);
   rb.mmapCount = 1;
+  // rb->mmap_user = get_current_user() (perf_mmap() 5.10.262 / 6.1.192 and the seed;
+  // ring_buffer_init() in 7.2.13)
+  rb.mmapUser = k.current.user;
   rb.mmapLocked = extra;
   ringBufferAttach(k, event, rb);
   return rb;
@@ -187,11 +220,18 @@ export function perfMmapOpen(k: Kernel, vma: Vma): void {
 }
 
 /** perf_mmap_close() (6.1.192, 5.10.262; seed: v3.18 + v8 patch; 6.18: refcount_t; 7.2.13/7.3.4:
- *  the event's count dropped before the buffer's). */
+ *  the event's count dropped before the buffer's).
+ *  Refunds, in every era: locked_vm to rb->mmap_user (the data buffer's creator, for the AUX
+ *  area too: `atomic_long_sub(rb->aux_nr_pages - rb->aux_mmap_locked, &mmap_user->locked_vm)`,
+ *  perf_mmap_unaccount() in 7.2.13), pinned_vm from the closing VMA's mm
+ *  (`atomic64_sub(..., &vma->vm_mm->pinned_vm)`; seed `vma->vm_mm->pinned_vm -= ...`),
+ *  whoever was charged (spec/notes/processes.md "Accounting"). */
 export function perfMmapClose(k: Kernel, vma: Vma): void {
   const event = vma.event!;
   const rb = ringBufferGet(k, event);
   if (!rb) throw new KernelOops("BUG: kernel NULL pointer dereference in perf_mmap_close (ring_buffer_get() returned NULL)");
+  const mmapUser = rb.mmapUser!;
+  const mm = vma.vmMm;
   const mmapLocked = rb.mmapLocked;
   const size = rb.nrPages;
   const seed = k.era.perf === "seed";
@@ -202,15 +242,15 @@ export function perfMmapClose(k: Kernel, vma: Vma): void {
     if (zero) {
       // perf_pmu_output_stop(event); now it's safe to free the pages
       if (seed) {
-        k.lockedVm -= rb.auxNrPages;
-        k.pinnedVm -= rb.auxMmapLocked;
+        mmapUser.lockedVm -= rb.auxNrPages;
+        mm.pinnedVm -= rb.auxMmapLocked;
       } else if (k.bug.auxMlockRefund) {
         // 5e6c3c7b1ec2 .. 36b3db03b474
-        if (!rb.auxMmapLocked) k.lockedVm -= rb.auxNrPages;
-        else k.pinnedVm -= rb.auxMmapLocked;
+        if (!rb.auxMmapLocked) mmapUser.lockedVm -= rb.auxNrPages;
+        else mm.pinnedVm -= rb.auxMmapLocked;
       } else {
-        k.lockedVm -= rb.auxNrPages - rb.auxMmapLocked;
-        k.pinnedVm -= rb.auxMmapLocked;
+        mmapUser.lockedVm -= rb.auxNrPages - rb.auxMmapLocked;
+        mm.pinnedVm -= rb.auxMmapLocked;
       }
       rbFreeAux(k, rb); // this has to be the last one
       if (!seed && rb.auxRefcount !== 0) k.warn("WARNING: perf_mmap_close: WARN_ON_ONCE(refcount_read(&rb->aux_refcount))");
@@ -230,8 +270,8 @@ export function perfMmapClose(k: Kernel, vma: Vma): void {
       for (const other of rb.eventList.slice()) {
         if (other.rb === rb) ringBufferAttach(k, other, null);
       }
-      k.lockedVm -= size + 1 - mmapLocked; // perf_mmap_unaccount(vma, rb)
-      k.pinnedVm -= mmapLocked;
+      mmapUser.lockedVm -= size + 1 - mmapLocked; // perf_mmap_unaccount(vma, rb)
+      mm.pinnedVm -= mmapLocked;
     }
     ringBufferPut(k, rb); // out_put
     return;
@@ -259,11 +299,11 @@ export function perfMmapClose(k: Kernel, vma: Vma): void {
         if (other.rb === rb) ringBufferAttach(k, other, null);
       }
       if (seed) {
-        k.lockedVm -= size + 1;
+        mmapUser.lockedVm -= size + 1;
       } else {
-        k.lockedVm -= size + 1 - mmapLocked;
+        mmapUser.lockedVm -= size + 1 - mmapLocked;
       }
-      k.pinnedVm -= mmapLocked;
+      mm.pinnedVm -= mmapLocked;
     }
   }
   ringBufferPut(k, rb); // could be last

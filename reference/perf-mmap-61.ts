@@ -26,7 +26,7 @@ export function perfMmap61(k: Kernel, vma: Vma, event: PerfEvent): Err {
         event.rb.mmapCount++; // atomic_inc_not_zero(): the "raced against perf_mmap_close()" retry never runs here
         break unlock;
       }
-      lim = calcLimits(k, nrPages + 1);
+      lim = calcLimits(k, vma, nrPages + 1);
     } else {
       // AUX area mapping
       if (!event.rb) return EINVAL;
@@ -40,7 +40,7 @@ export function perfMmap61(k: Kernel, vma: Vma, event: PerfEvent): Err {
         break unlock;
       }
       if (auxEarly) rb.auxMmapCount = 1; // pre-5468c0fbccbb
-      lim = calcLimits(k, nrPages);
+      lim = calcLimits(k, vma, nrPages);
     }
     if (lim.eperm) { ret = EPERM; break unlock; }
     const writable = (vma.prot & VM_WRITE) !== 0;
@@ -55,7 +55,7 @@ export function perfMmap61(k: Kernel, vma: Vma, event: PerfEvent): Err {
     }
   }
   if (!ret) {
-    if (lim) perfMmapAccount(k, lim.userExtra, lim.extra);
+    if (lim) perfMmapAccount(k, vma, lim.userExtra, lim.extra);
     event.mmapCount++;
   } else if (rb) {
     rb.mmapCount--; // AUX allocation failed

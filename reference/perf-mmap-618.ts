@@ -53,16 +53,17 @@ export function perfMmapRb(k: Kernel, vma: Vma, event: PerfEvent, nrPagesVma: nu
     if (refIncNotZero(k, rb, "mmapCount", "rb->mmap_count")) {
       // Success -- managed to mmap() the same buffer multiple times.
       // 0c8a4e4139ad: user_extra is the VMA's page count here and is charged again.
-      if (k.era.remapCharge) k.lockedVm += userExtra;
+      // perf_mmap_account(vma, user_extra, extra = 0): current_user()'s locked_vm
+      if (k.era.remapCharge) perfMmapAccount(k, vma, userExtra, 0);
       event.mmapCount = refInc(k, event.mmapCount, "event->mmap_count");
       return null;
     }
     ringBufferAttach(k, event, null); // raced against perf_mmap_close()
   }
-  const lim = calcLimits(k, userExtra);
+  const lim = calcLimits(k, vma, userExtra);
   if (lim.eperm) return EPERM;
   perfMmapNewRb(k, event, nrPages, (vma.prot & VM_WRITE) !== 0, lim.extra);
-  perfMmapAccount(k, lim.userExtra, lim.extra);
+  perfMmapAccount(k, vma, lim.userExtra, lim.extra);
   event.mmapCount = 1; // refcount_set()
   return null;
 }
@@ -82,7 +83,7 @@ export function perfMmapAux(k: Kernel, vma: Vma, event: PerfEvent, nrPages: numb
     if (!k.era.remapCharge) userExtra = 0;
   } else {
     if (k.bug.auxRefcountLeak) rb.auxMmapCount = 1; // pre-5468c0fbccbb: before the accounting
-    const lim = calcLimits(k, userExtra);
+    const lim = calcLimits(k, vma, userExtra);
     if (lim.eperm) {
       rb.mmapCount = refDec(k, rb.mmapCount, "rb->mmap_count");
       return EPERM;
@@ -102,7 +103,7 @@ export function perfMmapAux(k: Kernel, vma: Vma, event: PerfEvent, nrPages: numb
     }
   }
   // perf_mmap_account(vma, user_extra, extra); refcount_inc(&event->mmap_count);
-  perfMmapAccount(k, userExtra, extra);
+  perfMmapAccount(k, vma, userExtra, extra);
   event.mmapCount = refInc(k, event.mmapCount, "event->mmap_count");
   return failed ? "aux-failed" : null;
 }

@@ -42,7 +42,7 @@ export function perfMmapSeed(k: Kernel, vma: Vma, event: PerfEvent): Err {
       userExtra = nrPages;
     }
     // accounting: (no clamp; user_extra charged whole to locked_vm, extra to pinned_vm)
-    lim = calcLimits(k, userExtra);
+    lim = calcLimits(k, vma, userExtra);
     if (lim.eperm) { ret = EPERM; break unlock; }
     const writable = (vma.prot & VM_WRITE) !== 0;
     if (!rb) {
@@ -54,7 +54,7 @@ export function perfMmapSeed(k: Kernel, vma: Vma, event: PerfEvent): Err {
     }
   }
   if (!ret) {
-    if (lim) perfMmapAccount(k, lim.userExtra, lim.extra);
+    if (lim) perfMmapAccount(k, vma, lim.userExtra, lim.extra);
     event.mmapCount++;
   } else if (rb) {
     rb.mmapCount--;

@@ -14,8 +14,8 @@ import type { Kernel } from "./kernel.ts";
 
 export function sysMmap(k: Kernel, op: Extract<Op, { op: "mmap" }>): Outcome {
   const slotA = handleIndex(op.map) * 2 * SLOT_PAGES;
-  k.maps.set(op.map, { slotA, base: slotA, pages: op.pages });
-  // ksys_mmap_pgoff(): fget(fd) first
+  k.maps.set(op.map, { slotA, base: slotA, pages: op.pages, proc: k.current.pid });
+  // ksys_mmap_pgoff(): fget(fd) first, in current's fd table
   const event = k.liveEvent(op.ev);
   if (!event) return errno(EBADF);
   // do_mmap(): if (!len) return -EINVAL
@@ -25,7 +25,7 @@ export function sysMmap(k: Kernel, op: Extract<Op, { op: "mmap" }>): Outcome {
   if (k.era.noexec && (prot & VM_EXEC)) return errno(EPERM);
   // MAP_FIXED_NOREPLACE at slot A: a fresh handle's slot is empty.
   const shared = op.shared !== false;
-  const vma = new Vma(slotA, slotA + op.pages, op.pgoff, prot, !k.era.noexec, shared, event);
+  const vma = new Vma(slotA, slotA + op.pages, op.pgoff, prot, !k.era.noexec, shared, event, k.current.mm!);
   const e = perfMmap(k, vma);
   if (e) return errno(e); // mmap_region() frees the VMA without ->close()
   insertVma(k, vma);
