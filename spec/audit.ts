@@ -7,7 +7,7 @@
  * budget probe to `budgetProbe`, by test/hwtest/runtime.test.ts) all follow it:
  *
  *   1. teardown, in this order: perf_event_mlock_kb back to config.mlockKb and the test PMU's
- *      fault switch off; then every process other than p0 that is still alive exits, in fork
+ *      fault switch off; then every task other than p0 that is still alive exits, in fork/thread
  *      order (as the `exit` op: its VMAs closed in address order, then its fds); then, in p0,
  *      for every map handle, in handle order, munmap slot A then slot B (SLOT_PAGES each); then
  *      close every event handle whose fd p0 still holds, in handle order.
@@ -86,11 +86,11 @@ export function teardownSteps(program: readonly Op[]): readonly TeardownStep[] {
   const out: TeardownStep[] = [RESTORE];
   const exited = new Set<string>();
   for (const op of program) {
-    if (op.op === "fork") exited.delete(op.proc);
+    if (op.op === "fork" || op.op === "thread") exited.delete(op.proc);
     else if (op.op === "exit") exited.add(op.proc);
   }
   for (const op of program) {
-    if (op.op !== "fork" || exited.has(op.proc)) continue;
+    if ((op.op !== "fork" && op.op !== "thread") || exited.has(op.proc)) continue;
     let e = EXIT.get(op.proc);
     if (e === undefined) { e = { kind: "exit", proc: op.proc }; EXIT.set(op.proc, e); }
     out.push(e);

@@ -133,10 +133,26 @@ export const Op = z.discriminatedUnion("op", [
    *  file (one fd per handle and process: a duplicate is closed at once). EBADF when `proc`
    *  holds no fd for `ev`. */
   z.object({ op: z.literal("sendFd"), proc: ProcHandle, to: ProcHandle, ev: EvHandle }).strict(),
+  /** A new task `proc` in `from`'s process (clone(CLONE_VM|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD)):
+   *  it shares that process's mm, fd table and RLIMIT_MEMLOCK, starts as `from`'s user (setuid
+   *  in a task changes that task's credentials only, as the raw syscall does), and is its own
+   *  task for perf (pid 0 in an open monitors it: hw.target). `exit` of a task ends only that
+   *  task; the mm and fds go when the last task of the process exits. */
+  z.object({ op: z.literal("thread"), proc: ProcHandle, from: ProcHandle }).strict(),
+  /** The next `ops` ops (2 or 3, each in a different task) are issued at once: released
+   *  together from a barrier. Each syscall is atomic, so the allowed outcomes are those of
+   *  some order of the block's ops (linearizability). Eligible: open, close, mmap, munmap,
+   *  mremap, mprotect, setOutput, sendFd, exit; a handle introduced inside a block is used only
+   *  after it. The marker's own step is {ok} with VmPin 0; the block's ops observe VmPin after
+   *  the whole block. */
+  z.object({ op: z.literal("par"), ops: z.number().int().min(2).max(3) }).strict(),
 ]);
+
 export type Op = z.infer<typeof Op>;
 export type OpKind = Op["op"];
 export const OP_KINDS: readonly OpKind[] = Op.options.map((o) => o.shape.op.value);
+/** The op kinds a `par` block may hold. */
+export const PAR_KINDS: ReadonlySet<OpKind> = new Set<OpKind>(["open", "close", "mmap", "munmap", "mremap", "mprotect", "setOutput", "sendFd", "exit"]);
 
 /** The machine a program runs on. Backends report theirs; a case pins one. */
 export const Config = z.object({
@@ -276,14 +292,19 @@ export function programProblems(program: readonly Op[]): ProgramProblem[] {
         break;
       case "sysctlMlock": case "auxFault":
         break;
+      case "thread":
       case "fork":
         needProc(i, "from", op.from);
         if (procs.has(op.proc)) out.push({ index: i, field: "proc", message: `process handle ${op.proc} is forked twice (p0 is the initial process)` });
         else procs.set(op.proc, true);
         break;
+      case "par": {
+        if (i + op.ops >= program.length) out.push({ index: i, field: "ops", message: `par block of ${op.ops} ops runs past the end of the program` });
+        break;
+      }
       case "exit":
         needProc(i, "proc", op.proc);
-        if (op.proc === "p0") out.push({ index: i, field: "proc", message: "p0 is the program's main process and cannot exit" });
+        if (op.proc === "p0") out.push({ index: i, field: "proc", message: "p0 is the program's main task and cannot exit" });
         else if (procs.get(op.proc)) procs.set(op.proc, false);
         break;
       case "setuid":
@@ -296,6 +317,42 @@ export function programProblems(program: readonly Op[]): ProgramProblem[] {
         break;
     }
   });
+  parProblems(program, out);
+  return out;
+}
+
+/** par blocks: eligible kinds, one op per task, no nesting, no handle introduced and used in one block. */
+function parProblems(program: readonly Op[], out: ProgramProblem[]): void {
+  const mapProc = new Map<string, string>();
+  for (let i = 0; i < program.length; i++) {
+    const op = program[i];
+    if (op.op === "mmap") mapProc.set(op.map, op.proc ?? "p0");
+    if (op.op !== "par") continue;
+    const tasks = new Set<string>();
+    const introduced = new Set<string>();
+    for (let j = i + 1; j <= i + op.ops && j < program.length; j++) {
+      const inner = program[j];
+      if (!PAR_KINDS.has(inner.op)) {
+        out.push({ index: j, field: "op", message: `${inner.op} cannot be inside a par block (allowed: ${[...PAR_KINDS].join(", ")})` });
+        continue;
+      }
+      const task = opProc(inner, mapProc);
+      if (tasks.has(task)) out.push({ index: j, field: "proc", message: `par block at op ${i} issues two ops from ${task}: each op of a block runs in its own task` });
+      tasks.add(task);
+      for (const h of opHandles(inner)) if (introduced.has(h)) out.push({ index: j, field: "op", message: `${h} is introduced inside the par block at op ${i} and used in it: use it after the block` });
+      if (inner.op === "open") introduced.add(inner.ev);
+      if (inner.op === "mmap") { introduced.add(inner.map); mapProc.set(inner.map, inner.proc ?? "p0"); }
+    }
+    i += op.ops;
+  }
+}
+
+function opHandles(op: Op): string[] {
+  const out: string[] = [];
+  if ("ev" in op && op.op !== "open") out.push(op.ev);
+  if (op.op === "open" && op.outputTo !== undefined) out.push(op.outputTo);
+  if (op.op === "setOutput" && op.target !== null) out.push(op.target);
+  if ("map" in op && op.op !== "mmap") out.push(op.map);
   return out;
 }
 
@@ -312,7 +369,7 @@ export function programHandles(program: readonly Op[]): { evs: string[]; maps: s
   for (const op of program) {
     if (op.op === "open") evs.push(op.ev);
     else if (op.op === "mmap") { maps.push(op.map); mapPages.set(op.map, op.pages); mapProc.set(op.map, op.proc ?? "p0"); }
-    else if (op.op === "fork") procs.push(op.proc);
+    else if (op.op === "fork" || op.op === "thread") procs.push(op.proc);
     else if (op.op === "setuid" && !users.includes(op.user)) users.push(op.user);
   }
   return { evs, maps, mapPages, mapProc, procs, users };
@@ -321,7 +378,7 @@ export function programHandles(program: readonly Op[]): { evs: string[]; maps: s
 /** Whether a program uses more than one process or user (needs a multi-process executor). */
 export function isMultiProcess(program: readonly Op[]): boolean {
   for (const op of program) {
-    if (op.op === "fork" || op.op === "exit" || op.op === "setuid" || op.op === "sendFd") return true;
+    if (op.op === "fork" || op.op === "exit" || op.op === "setuid" || op.op === "sendFd" || op.op === "thread" || op.op === "par") return true;
     if ("proc" in op && op.proc !== undefined && op.proc !== "p0") return true;
   }
   return false;
