@@ -48,7 +48,7 @@
 #define EXIT_DIRTY 3
 
 static struct {
-	int allow_sysctl, inproc, no_budget, guest;
+	int allow_sysctl, inproc, no_budget, guest, measure_budget;
 } O;
 
 static struct {
@@ -753,6 +753,56 @@ static int worker_dirty;
 /* The worker's pipes to the supervisor: a program's child processes close them. */
 static int worker_fds[2] = { -1, -1 };
 
+/* A parsed JSON value written back (the request's config, echoed in trace.config); `skip` is a key left out. */
+static void write_node(struct aj_buf *b, const struct aj_node *n, const char *skip)
+{
+	int first = 1;
+
+	switch (n->type) {
+	case AJ_NULL: aj_raw(b, "null"); break;
+	case AJ_FALSE: aj_raw(b, "false"); break;
+	case AJ_TRUE: aj_raw(b, "true"); break;
+	case AJ_NUM: aj_printf(b, "%.17g", n->num); break;
+	case AJ_STR: aj_str(b, n->str); break;
+	case AJ_ARR:
+	case AJ_OBJ:
+		aj_raw(b, n->type == AJ_ARR ? "[" : "{");
+		for (const struct aj_node *c = n->child; c; c = c->next) {
+			if (n->type == AJ_OBJ && skip && !strcmp(c->key, skip))
+				continue;
+			if (!first)
+				aj_raw(b, ",");
+			first = 0;
+			if (n->type == AJ_OBJ) {
+				aj_str(b, c->key);
+				aj_raw(b, ":");
+			}
+			write_node(b, c, NULL);
+		}
+		aj_raw(b, n->type == AJ_ARR ? "]" : "}");
+		break;
+	}
+}
+
+/*
+ * Not root (--measure-budget, as agent.ts runAsSharedUser): the shared user's budget, probed as
+ * the audit does (RLIMIT_MEMLOCK at the pinned pages, no CAP_IPC_LOCK); -1 with ax_harness_msg.
+ */
+static long measure_budget(const struct config *c, long vmpin)
+{
+	struct rlimit orig;
+	long pages;
+
+	getrlimit(RLIMIT_MEMLOCK, &orig);
+	if (ax_set_memlock(vmpin > 0 ? (vmpin + 3) / 4 : 0)) {
+		ax_harness("setrlimit for the budget probe failed");
+		return -1;
+	}
+	pages = ax_budget_probe(ax_budget_cap(c->mlock_kb, c->cpus));
+	setrlimit(RLIMIT_MEMLOCK, &orig);
+	return pages;
+}
+
 /* One user's budget (the audit's probe) as `uid`: 0 or -1 with `aborted` set. */
 static int probe_as(struct ax_run *r, unsigned uid, const struct config *c, long vmpin, long *out, char *aborted, size_t n)
 {
@@ -786,7 +836,7 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 	char aborted[600] = "";
 	int *fds = NULL, switched = 0, mlock_touched_enter = 0, harness = 0;
 	unsigned char *flip = NULL;
-	long v, budgets[AX_MAX_USERS];
+	long v, budgets[AX_MAX_USERS], before = -1;
 	struct ax_procs P;
 
 	if (parse_program(prog_n, &p) || parse_config(cfg_n, &c) || config_problem(&c, &p)) {
@@ -811,6 +861,13 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 	P.close_in_child[2] = kmsg_wfd;
 	getrlimit(RLIMIT_MEMLOCK, &orig);
 	trace_begin(b);
+	if (O.measure_budget && !F.root && !O.no_budget) {
+		/* the shared user's locked_vm at the start: earlier programs' leaks stay charged to it */
+		if ((before = measure_budget(&c, 0)) < 0) {
+			snprintf(aborted, sizeof(aborted), "harness: budget probe before the program: %s", ax_harness_msg);
+			goto teardown;
+		}
+	}
 
 	/* identity.ts enter */
 	if (c.mlock_kb != F.mlock_kb) {
@@ -900,6 +957,11 @@ teardown:
 				nb += p.users[k];
 			}
 			ax_set_ipc_lock(c.cap_ipc_lock);
+		} else if (before >= 0) {
+			if ((budget = measure_budget(&c, v)) < 0) {
+				snprintf(aborted, sizeof(aborted), "harness: budget probe after the program: %s", ax_harness_msg);
+				goto audit_done;
+			}
 		}
 		aj_printf(b, "{\"vmPinKb\":%ld", v);
 		if (budget >= 0)
@@ -927,7 +989,21 @@ teardown:
 			aj_raw(b, ",\"warnings\":");
 			write_warnings(b, &warnings);
 		}
-		aj_raw(b, "}}");
+		aj_raw(b, "}");
+		if (before >= 0) {
+			/* the start of user->locked_vm the spec must start from, when not the config's */
+			const struct aj_node *lk = aj_get(cfg_n, "lockedVmPages");
+			long start = ax_budget_limit(c.mlock_kb, c.cpus) - before;
+			if (start < 0)
+				start = 0;
+			if (start != (lk && aj_is_int(lk) ? (long)lk->num : 0)) {
+				aj_raw(b, ",\"config\":");
+				write_node(b, cfg_n, "lockedVmPages");
+				b->len--; /* reopen the object */
+				aj_printf(b, "%s\"lockedVmPages\":%ld}", cfg_n->child ? "," : "", start);
+			}
+		}
+		aj_raw(b, "}");
 	} else {
 audit_done:
 		/* audit null, aborted; in a guest the kernel log of the program goes into the reason (as the shim does) */
@@ -1248,6 +1324,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--touch=inproc")) O.inproc = 1;
 		else if (!strcmp(argv[i], "--touch=child")) O.inproc = 0;
 		else if (!strcmp(argv[i], "--no-budget")) O.no_budget = 1;
+		else if (!strcmp(argv[i], "--measure-budget")) O.measure_budget = 1;
 		else if (!strcmp(argv[i], "--guest")) O.guest = 1;
 		else {
 			fprintf(stderr, "agent: unknown argument %s\n", argv[i]);
