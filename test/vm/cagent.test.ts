@@ -14,6 +14,7 @@ import type { Config, Program } from "../../spec/program.ts";
 import type { Trace } from "../../spec/trace.ts";
 import { runProgramHere } from "../../hwtest/host/executor.ts";
 import { HostPool } from "../../hwtest/host/pool.ts";
+import { MULTI_PROCESS_OPS } from "../../hwtest/host/backend.ts";
 import { cagentPath } from "../../hwtest/host/native/build.ts";
 import { decode, genesAt } from "../../fuzz/generate.ts";
 import { liveFacts, say, skipRoot } from "../hwtest/live.ts";
@@ -36,6 +37,8 @@ async function cAgent(requests: Array<object | string>, args: string[] = []): Pr
   return out;
 }
 
+/** Generated programs; the differential leaves out the multi-process ops (MULTI_PROCESS_OPS): the
+ *  TypeScript agent runs one process (test/hwtest/processes.test.ts checks the C agent's). */
 function programs(config: Config, n: number, seed: number, unsupported: Set<string>): Program[] {
   const gen = { config, maxOps: 20, unsupported };
   return Array.from({ length: n }, (_, i) => decode(genesAt(seed, i, gen), gen));
@@ -70,7 +73,7 @@ describe.skipIf(skipRoot !== null)("C agent on the host", () => {
   it("gives the same traces as the TypeScript executor on 60 generated programs (child and in-process page access)", async () => {
     const f = liveFacts!;
     const config = f.config;
-    const ps = [...programs(config, 60, 11, new Set(["sysctlMlock", "auxFault"])), ...Object.values(AUX_PROGRAMS).filter((p) => !p.some((o) => o.op === "auxFault"))];
+    const ps = [...programs(config, 60, 11, new Set(["sysctlMlock", "auxFault", ...MULTI_PROCESS_OPS])), ...Object.values(AUX_PROGRAMS).filter((p) => !p.some((o) => o.op === "auxFault"))];
     for (const touch of ["child", "inproc"] as const) {
       const c = await cAgent(ps.map((program, id) => ({ id, program, config })), [`--touch=${touch}`]);
       expect(c.map((a) => a.id)).toEqual(ps.map((_, i) => i));
@@ -95,7 +98,7 @@ describe.skipIf(skipRoot !== null)("C agent on the host", () => {
     const f = liveFacts!;
     const pool = new HostPool({ workers: 2, kernel: f.release, command: { file: cagentPath(), args: [] } });
     try {
-      const ps = programs(f.config, 20, 5, new Set(["sysctlMlock", "auxFault"]));
+      const ps = programs(f.config, 20, 5, new Set(["sysctlMlock", "auxFault", ...MULTI_PROCESS_OPS]));
       const traces = await Promise.all(ps.map((p) => pool.run(p, f.config)));
       ps.forEach((p, i) => same(traces[i], runProgramHere(p, f.config, f), `program ${i}`));
     } finally {
@@ -140,7 +143,7 @@ describe.skipIf(vmSkip !== null)("C agent in a 6.12 guest", () => {
         await vm.close();
       }
     };
-    const gen = (cfg: Config) => [...Object.values(AUX_PROGRAMS), ...programs(cfg, 40, 23, new Set())];
+    const gen = (cfg: Config) => [...Object.values(AUX_PROGRAMS), ...programs(cfg, 40, 23, new Set(MULTI_PROCESS_OPS))];
     const c = await run("c", gen);
     lastC = c.traces;
     const t = await run("ts", gen);
@@ -163,7 +166,7 @@ describe.skipIf(vmSkip !== null)("C agent in a 6.12 guest", () => {
     try {
       const guests = /^(\d+) guests/m.exec(b.info.notes.join("\n"))?.[1] ?? "1";
       console.log(`test/vm/cagent: workers 2 -> ${guests} guest(s)${b.info.notes.find((n) => n.startsWith("--workers")) ? ` (${b.info.notes.find((n) => n.startsWith("--workers"))})` : ""}`);
-      const ps = [...Object.values(AUX_PROGRAMS), ...programs(b.info.config, 40, 23, new Set())];
+      const ps = [...Object.values(AUX_PROGRAMS), ...programs(b.info.config, 40, 23, new Set(MULTI_PROCESS_OPS))];
       const traces = await b.run(ps);
       expect(lastC, "the first test ran").not.toBeNull();
       traces.forEach((t, i) => same(t, lastC![i], `program ${i}`));
