@@ -23,10 +23,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config, Op, Program } from "../../spec/program.ts";
 import { showOutcome, type Trace } from "../../spec/trace.ts";
 import type { Backend } from "../../backend/contract.ts";
-import { hostBackend } from "../../hwtest/host/backend.ts";
+import { MULTI_PROCESS_OPS, hostBackend, hostInfo } from "../../hwtest/host/backend.ts";
 import { MULTI_PROCESS_REASON, runProgramHere } from "../../hwtest/host/executor.ts";
 import { cagentPath } from "../../hwtest/host/native/build.ts";
-import { liveFacts, say, skipRoot } from "./live.ts";
+import { liveFacts, say, skipLive, skipRoot } from "./live.ts";
 
 say(skipRoot, "multi-process programs on the host (C agent)");
 
@@ -220,5 +220,49 @@ describe.skipIf(skipRoot !== null)("the C agent's processes", () => {
     expect(a.audit?.budgets).toBeUndefined();
     expect(typeof a.audit?.budgetPages).toBe("number");
     expect(bad.aborted).toMatch(/capSetuid/);
+  });
+
+  it("the host backend as an ordinary user routes a multi-process program to the C agent (capSetuid false, EPERM)", () => {
+    const root = join(import.meta.dirname, "../..");
+    const drop = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    if (spawnSync("setpriv", [...drop, "test", "-r", join(root, "cli/main.ts")]).status !== 0) {
+      console.log("[skip] backend as uid 65534: setpriv missing or the checkout is not readable by uid 65534");
+      return;
+    }
+    const home = mkdtempSync(join(tmpdir(), "auxspec-home-"));
+    chmodSync(home, 0o777);
+    try {
+      const code = `
+        const { hostBackend } = await import("./hwtest/host/backend.ts");
+        const b = await hostBackend({ workers: 1 });
+        const p = [{ op: "open", ev: "e0", pmu: "sw" }, { op: "fork", proc: "p1", from: "p0" },
+          { op: "setuid", proc: "p1", user: "u1" }, { op: "mmap", proc: "p1", map: "m0", ev: "e0", pages: 3, pgoff: 0, prot: "rw" },
+          { op: "touch", map: "m0", page: 0, write: true }, { op: "exit", proc: "p1" }];
+        const [t] = await b.run([p]);
+        console.log(JSON.stringify({ config: b.info.config, unsupported: [...b.info.unsupported], trace: t }));
+        await b.close();`;
+      const r = spawnSync("setpriv", [...drop, "env", `HOME=${home}`, process.execPath, "--import", "tsx", "--input-type=module", "-e", code],
+        { cwd: root, encoding: "utf8", timeout: 120_000 });
+      expect(r.status, r.stderr.slice(-2000)).toBe(0);
+      const j = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { config: Config; unsupported: string[]; trace: Trace };
+      expect(j.config.capSetuid).toBe(false);
+      expect(j.unsupported).not.toContain("fork");
+      expect(j.trace.aborted, JSON.stringify(j.trace)).toBeUndefined();
+      // setuid without CAP_SETUID: EPERM; the child's mmap and touch run in p1 (m0's process)
+      expect(outcomes(j.trace)).toEqual(["ok", "ok", "EPERM", "ok", "ok", "ok"]);
+      expect(j.trace.audit?.budgets).toBeUndefined();
+      expect(typeof j.trace.audit?.budgetPages).toBe("number");
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  }, 150_000);
+});
+
+describe.skipIf(skipLive !== null)("without the C agent", () => {
+  it("the host marks fork, exit, setuid and sendFd unsupported, saying why", () => {
+    const info = hostInfo(liveFacts!, {}, "cannot build runtime/agent.c with gcc (spawn gcc ENOENT)");
+    for (const op of MULTI_PROCESS_OPS) expect(info.unsupported.has(op), op).toBe(true);
+    expect(info.notes.some((n) => /fork, exit, setuid and sendFd unsupported: .*cannot fork.*spawn gcc ENOENT/.test(n))).toBe(true);
+    expect(hostInfo(liveFacts!, {}, null).unsupported.has("fork")).toBe(false);
   });
 });
