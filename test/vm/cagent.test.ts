@@ -175,3 +175,40 @@ describe.skipIf(vmSkip !== null)("C agent in a 6.12 guest", () => {
     }
   }, 300_000);
 });
+
+describe.skipIf(vmSkip !== null)("C agent in a 6.12 guest: several processes and users with the test PMU", () => {
+  it("an AUX area mapped by u1 in a child is charged to u1 and refunded to the buffer's creator u0", async () => {
+    // Derived from kernel/events/core.c 6.12: perf_mmap charges a new AUX area to
+    // current_user()->locked_vm (u1, in p1); perf_mmap_close, when p1's exit closes the AUX VMA,
+    // subtracts rb->aux_nr_pages - rb->aux_mmap_locked from rb->mmap_user (u0, who created the
+    // data buffer) and rb_free_aux frees the area. So u1 ends 4 pages short, and u0's locked_vm
+    // ends at -4: perf_mmap reads it into an *unsigned long* user_locked (perf_mmap in 6.1/6.12,
+    // perf_mmap_calc_limits in 6.18), which is then above user_lock_limit and clamped to it, so
+    // every page of a new buffer goes to pinned_vm: with the probe's RLIMIT_MEMLOCK 0 the first
+    // map is EPERM and u0's budget reads 0 (not limit + 4).
+    const k = await provisionKernel("6.12");
+    const vm = await GuestVM.boot({ kernel: k, agentKind: "c" });
+    try {
+      const cfg = guestConfig(vm.hello);
+      const limit = (cfg.mlockKb >> 2) * cfg.cpus;
+      const program: Program = [
+        { op: "open", ev: "e0", pmu: "aux" },
+        { op: "mmap", map: "m0", ev: "e0", pages: 2, pgoff: 0, prot: "rw" },
+        { op: "setAux", map: "m0", offsetPages: 2, sizePages: 4 },
+        { op: "fork", proc: "p1", from: "p0" },
+        { op: "touch", proc: "p1", map: "m0", page: 0, write: false }, // VM_DONTCOPY
+        { op: "setuid", proc: "p1", user: "u1" },
+        { op: "mmap", proc: "p1", map: "m1", ev: "e0", pages: 4, pgoff: 2, prot: "rw" },
+        { op: "exit", proc: "p1" },
+      ];
+      const t = (await vm.request<{ trace: Trace }>({ program, config: cfg, timeoutMs: 60_000 }, 120_000)).trace;
+      expect(t.aborted, JSON.stringify(t)).toBeUndefined();
+      expect(t.steps.map((s) => s.outcome)).toEqual([{ ok: true }, { ok: true }, { ok: true }, { ok: true }, { signal: "SIGSEGV" }, { ok: true }, { ok: true }, { ok: true }]);
+      expect(t.steps.map((s) => s.vmPinKb)).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+      expect(t.audit).toMatchObject({ vmPinKb: 0, budgetPages: 0, budgets: { u1: limit - 4 }, liveAux: 0, auxSetups: 1, auxFrees: 1 });
+      expect(t.audit?.warnings).toBeUndefined();
+    } finally {
+      await vm.close();
+    }
+  }, 300_000);
+});
