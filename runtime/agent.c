@@ -214,6 +214,19 @@ static void strs_clear(struct strs *s)
 	s->n = 0;
 }
 
+/* The program's other processes (fork children) this request: their warnings are the program's too. */
+static pid_t prog_pids[AX_MAX_PROCS];
+
+static int own_pid(int pid, int seen)
+{
+	if (seen == pid)
+		return 1;
+	for (int k = 1; k < AX_MAX_PROCS; k++)
+		if (prog_pids[k] && prog_pids[k] == seen)
+			return 1;
+	return 0;
+}
+
 /* Warnings printed between requests (not blamed on a program; the next probe reports them). */
 static struct strs unattributed;
 
@@ -259,7 +272,7 @@ static int kmsg_scan(int pid, const char *marker, struct strs *before, struct st
 		if (regexec(&re, msg, 0, NULL, 0))
 			continue;
 		p = strstr(msg, "PID: ");
-		if (pid > 0 && p && atoi(p + 5) != pid)
+		if (pid > 0 && p && !own_pid(pid, atoi(p + 5)))
 			continue;
 		while (*msg == ' ' || *msg == '\t')
 			msg++;
@@ -746,7 +759,6 @@ static void write_warnings(struct aj_buf *b, const struct strs *w)
 	aj_raw(b, "]");
 }
 
-static void collect_warning(const char *msg, void *arg) { strs_add(arg, msg); }
 
 /* Set when the worker may no longer run programs (identity not restored). */
 static int worker_dirty;
@@ -856,6 +868,7 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 	r.cap_ipc_lock = c.cap_ipc_lock;
 	r.aux_param_dir = F.test_pmu_dir;
 	ax_procs_init(&P, &r, F.root, F.root ? uid : getuid());
+	memset(prog_pids, 0, sizeof(prog_pids));
 	P.close_in_child[0] = worker_fds[0];
 	P.close_in_child[1] = worker_fds[1];
 	P.close_in_child[2] = kmsg_wfd;
@@ -918,6 +931,9 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 			harness = 1;
 			break;
 		}
+		for (int k = 1; k < AX_MAX_PROCS; k++)
+			if (P.p[k].pid)
+				prog_pids[k] = P.p[k].pid;
 		v = P.vmpin;
 		if (v == LONG_MIN) {
 			snprintf(aborted, sizeof(aborted), "cannot read VmPin of p%d from /proc/<pid>/status", p.proc[i]);
@@ -984,7 +1000,7 @@ teardown:
 		if (O.guest)
 			kmsg_boundary("end", &warnings);
 		else
-			ax_kmsg_warnings(kmsg_fd, getpid(), collect_warning, &warnings);
+			kmsg_scan(getpid(), NULL, &warnings, &warnings); /* this worker's and its children's */
 		if (warnings.n) {
 			aj_raw(b, ",\"warnings\":");
 			write_warnings(b, &warnings);
