@@ -208,6 +208,8 @@ static __attribute__((noreturn)) void ax_child_serve(struct ax_procs *P, struct 
 				a.res = ax_harness("fork request without a socket");
 				break;
 			}
+			/* raw clone: glibc's fork() has no CLONE_PARENT. The new child's glibc still has the
+			 * caller's TID cached (raise() would aim at the caller); it raises nothing itself. */
 			pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
 			if (pid == 0) {
 				/* the new child: the same loop on its own socket, its own status file */
