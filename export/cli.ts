@@ -3,7 +3,7 @@
  * cases as a kselftest directory (export/kselftest.ts).
  */
 import { parseArgs } from "node:util";
-import { exportKselftest } from "./kselftest.ts";
+import { exportKselftest, type SkippedCase } from "./kselftest.ts";
 
 const HELP = `usage: npm run export -- --kselftest DIR [--litmus rules|all|N] [--cpus N]
 
@@ -33,9 +33,11 @@ export function main(argv: string[]): number {
   const l = v.litmus ?? "rules";
   if (l !== "rules" && l !== "all" && !/^\d+$/.test(l)) { console.error(`--litmus takes rules, all or a number, not ${JSON.stringify(l)}`); return 2; }
   if (v.cpus !== undefined && !/^[1-9]\d*$/.test(v.cpus)) { console.error(`--cpus takes a positive number, not ${JSON.stringify(v.cpus)}`); return 2; }
-  const entries = exportKselftest(v.kselftest, { litmus: l === "rules" || l === "all" ? l : Number(l), ...(v.cpus ? { cpus: Number(v.cpus) } : {}) });
+  const skipped: SkippedCase[] = [];
+  const entries = exportKselftest(v.kselftest, { litmus: l === "rules" || l === "all" ? l : Number(l), skipped, ...(v.cpus ? { cpus: Number(v.cpus) } : {}) });
   const unc = entries.filter((e) => Object.keys(e.uncovered).length);
   console.log(`wrote ${entries.length} programs to ${v.kselftest} (${entries.filter((e) => e.kind === "known").length} known, ${entries.filter((e) => e.kind === "bug").length} bugs, ${entries.filter((e) => e.kind === "litmus").length} litmus)`);
+  for (const k of skipped) console.log(`  skipped ${k.source}: ${k.reason}`);
   for (const e of unc) console.log(`  ${e.program}: no expectations for ${Object.entries(e.uncovered).map(([p, w]) => `${p} (${w})`).join(", ")}`);
   console.log(`build and run: make -C ${v.kselftest} run_tests   (as root; in a kernel tree: tools/testing/selftests/perf_events/auxspec)`);
   return 0;

@@ -13,7 +13,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { PROFILES, programHandles, handleIndex, type Case, type Config, type Op, type ProfileId } from "../spec/program.ts";
+import { PROFILES, programHandles, handleIndex, isMultiProcess, type Case, type Config, type Op, type ProfileId } from "../spec/program.ts";
 import { showOp } from "../spec/trace.ts";
 import type { Divergence } from "../spec/trace.ts";
 import type { BackendInfo } from "../backend/contract.ts";
@@ -49,7 +49,14 @@ export interface ExportOptions {
   maxPaths?: number;
   /** Retarget every case to this many CPUs (the budget is per CPU): for machines that are not 2-CPU, e.g. the 1-CPU VM guests. */
   cpus?: number;
+  /** Receives the cases left out, with why (the CLI prints them; the manifest lists them). */
+  skipped?: SkippedCase[];
 }
+
+export interface SkippedCase { source: string; reason: string }
+
+/** Why a case with several processes or users is not exported (issue 13). */
+export const MULTI_PROCESS_SKIP = "several processes or users (fork, exit, setuid, sendFd, proc): the kselftest driver (export/c/auxspec_ksft.h) runs one process; its C reproducer (fuzz/repro-c.ts, runtime/procs.h) runs it";
 
 const RULE_RE = /^\[([^\]]+)\]/;
 const PROFILE_SUFFIX = /\.(seed|6\.1-pre148|6\.1|6\.12-pre42|6\.12|6\.18)\.json$/;
@@ -153,6 +160,7 @@ function rlimitMax(c: Case): number {
 
 /** One exported program's C source, and its manifest entry. */
 export function kselftestC(c: Case, entry: { program: string; kind: Kind; source: string; rule?: string }, known: readonly KnownDivergence[], maxPaths = 256): { text: string; entry: ExportEntry } {
+  if (isMultiProcess(c.program)) throw new Error(`${entry.source}: ${MULTI_PROCESS_SKIP}`);
   const { evs, maps, mapPages } = programHandles(c.program);
   const nEv = Math.max(1, ...evs.map(handleIndex).map((i) => i + 1));
   const nMap = Math.max(1, ...maps.map(handleIndex).map((i) => i + 1));
@@ -337,8 +345,13 @@ export function exportKselftest(dir: string, opts: ExportOptions = {}): ExportEn
   mkdirSync(join(dir, "cases"), { recursive: true });
   const entries: ExportEntry[] = [];
   const names = new Set<string>();
+  const skipped: SkippedCase[] = [];
   for (const s of selectCases(opts)) {
     const loaded = loadCase(s.file);
+    if (isMultiProcess(loaded.program)) {
+      skipped.push({ source: s.file.startsWith(root) ? s.file.slice(root.length).replace(/^\//, "") : s.file, reason: MULTI_PROCESS_SKIP });
+      continue;
+    }
     // A bug case's `bugs` and `expect` are the buggy model's; on a kernel its program is judged like any other.
     const { bugs: _bugs, expect: _expect, ...plain } = loaded;
     const base: Case = s.kind === "bug" ? plain : loaded;
@@ -362,7 +375,8 @@ export function exportKselftest(dir: string, opts: ExportOptions = {}): ExportEn
   writeFileSync(join(dir, "settings"), "timeout=60\n");
   writeFileSync(join(dir, ".gitignore"), entries.map((e) => `${e.program}\n`).join(""));
   writeFileSync(join(dir, "README"), readme(entries));
-  writeFileSync(join(dir, "auxspec-export.json"), `${JSON.stringify({ format: "auxspec-kselftest/1", ...(opts.cpus !== undefined ? { cpus: opts.cpus } : {}), programs: entries }, null, 2)}\n`);
+  writeFileSync(join(dir, "auxspec-export.json"), `${JSON.stringify({ format: "auxspec-kselftest/1", ...(opts.cpus !== undefined ? { cpus: opts.cpus } : {}), programs: entries, ...(skipped.length ? { skipped } : {}) }, null, 2)}\n`);
+  opts.skipped?.push(...skipped);
   return entries;
 }
 

@@ -15,16 +15,21 @@
  */
 import { readFileSync } from "node:fs";
 import type { Case, Op, Outcome } from "../spec/program.ts";
-import { programHandles, handleIndex } from "../spec/program.ts";
+import { programHandles, handleIndex, isMultiProcess, opProc } from "../spec/program.ts";
 import { teardownSteps } from "../spec/audit.ts";
 import { showOp } from "../spec/trace.ts";
-import { expectProgram } from "./expect.ts";
+import { expectProgram, type ProgramExpectation } from "./expect.ts";
 
 const RUNTIME = ["auxspec.h", "repro.h"].map((f) => new URL(`../runtime/${f}`, import.meta.url));
+/** What a case with several processes or users adds: runtime/procs.h and its driver. */
+const RUNTIME_PROCS = ["procs.h", "repro-procs.h"].map((f) => new URL(`../runtime/${f}`, import.meta.url));
 
-/** The runtime headers' text, read at generation time (a generated file never includes them). */
-export function runtimeText(): string {
-  return RUNTIME.map((u) => `/* ---- runtime/${u.pathname.split("/").pop()} (inlined) ---- */\n${readFileSync(u, "utf8")}`).join("\n");
+/** The runtime headers' text, read at generation time (a generated file never includes them);
+ *  `procs` adds the multi-process layer (only cases with processes inline it, so the text of
+ *  single-process reproducers does not change with it). */
+export function runtimeText(procs = false): string {
+  return [...RUNTIME, ...(procs ? RUNTIME_PROCS : [])]
+    .map((u) => `/* ---- runtime/${u.pathname.split("/").pop()} (inlined) ---- */\n${readFileSync(u, "utf8")}`).join("\n");
 }
 
 /** An outcome as a C result-code expression: 0, the errno's symbol from <errno.h>, -SIGBUS/-SIGSEGV. */
@@ -67,18 +72,32 @@ export function opData(op: Op, mapPages: Map<string, number>): string {
     case "auxFault": return `AX_AUX_FAULT(${op.fail ? 1 : 0})`;
     case "touch": return `AX_TOUCH(${h(op.map)}, ${op.page}, ${op.write ? 1 : 0})`;
     case "readUserPage": return `AX_READ_USER_PAGE(${h(op.map)})`;
+    case "fork": return `AX_FORK(${h(op.proc)}, ${h(op.from)})`;
+    case "exit": return `AX_EXIT(${h(op.proc)})`;
+    case "setuid": return `AX_SETUID(${h(op.proc)}, ${h(op.user)})`;
+    case "sendFd": return `AX_SEND_FD(${h(op.proc)}, ${h(op.to)}, ${h(op.ev)})`;
   }
 }
 
 /** The teardown steps (spec/audit.ts teardownSteps) as struct ax_td_step initialisers, one a line. */
 export function teardownTable(program: readonly Op[]): string[] {
-  return teardownSteps(program).map((t) =>
-    t.kind === "restore" ? `\t{ 'r', 0, 0 },` : t.kind === "munmap" ? `\t{ 'u', ${handleIndex(t.map)}, ${t.slot} },` : `\t{ 'c', ${handleIndex(t.ev)}, 0 },`);
+  return teardownSteps(program).map((t) => {
+    switch (t.kind) {
+      case "restore": return `\t{ 'r', 0, 0 },`;
+      case "munmap": return `\t{ 'u', ${handleIndex(t.map)}, ${t.slot} },`;
+      case "close": return `\t{ 'c', ${handleIndex(t.ev)}, 0 },`;
+      case "exit": return `\t{ 'x', ${handleIndex(t.proc)}, 0 },`; // runtime/repro-procs.h
+    }
+  });
 }
 
-export function reproC(c: Case, profile = c.profile ?? "6.18"): string {
-  const exp = expectProgram(c.program, c.config, profile);
-  const { evs, maps, mapPages } = programHandles(c.program);
+/**
+ * The reproducer of a case. `exp` (tests only) replaces the spec's expectation: a hand-derived
+ * one for a program the spec cannot walk yet.
+ */
+export function reproC(c: Case, profile = c.profile ?? "6.18", exp: ProgramExpectation = expectProgram(c.program, c.config, profile)): string {
+  const { evs, maps, mapPages, mapProc, users } = programHandles(c.program);
+  const multi = isMultiProcess(c.program);
   const nEv = Math.max(1, ...evs.map(handleIndex).map((i) => i + 1));
   const nMap = Math.max(1, ...maps.map(handleIndex).map((i) => i + 1));
   const usesAux = c.program.some((o) => o.op === "open" && o.pmu === "aux");
@@ -105,7 +124,7 @@ ${(c.description ?? "").split("\n").map((l) => ` * ${comment(l)}`).join("\n")}
  * Config of the case: cpus=${config.cpus} perf_event_mlock_kb=${config.mlockKb} RLIMIT_MEMLOCK=${config.memlockPages} pages CAP_IPC_LOCK=${config.capIpcLock}
  * The case itself is at the end of the file, after auxspec's C runtime.
  */
-${runtimeText()}
+${runtimeText(multi)}
 /* ---- the case ---- */
 static const struct ax_step steps[] = {
 ${steps.join("\n")}
@@ -132,9 +151,31 @@ static const struct ax_case the_case = {
 	.nteardown = ${teardownSteps(c.program).length},
 };
 
-int main(void)
+${multi ? procsMain(c, mapProc, users) : `int main(void)
 {
 	return ax_repro_main(&the_case);
+}
+`}`;
+}
+
+/** main() of a case with processes: each op's process (opProc) and the users it names. */
+function procsMain(c: Case, mapProc: Map<string, string>, users: string[]): string {
+  const others = users.filter((u) => u !== "u0").map(handleIndex);
+  return `/* The process each op runs in (spec/program.ts opProc). */
+static const int step_procs[] = { ${c.program.map((op) => handleIndex(opProc(op, mapProc))).join(", ")} };
+${others.length ? `static const int users[] = { ${others.join(", ")} };\n` : ""}
+int main(void)
+{
+	static const struct ax_case_procs cp = {
+		.c = &the_case,
+		.step_procs = step_procs,
+		.users = ${others.length ? "users" : "NULL"},
+		.nusers = ${others.length},
+		.cap_setuid = ${c.config.capSetuid === false ? 0 : 1},
+	};
+
+	(void)ax_repro_main; /* repro.h's single-process driver: not this case's */
+	return ax_repro_procs_main(&cp);
 }
 `;
 }

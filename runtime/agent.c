@@ -34,6 +34,7 @@
  */
 #include "auxspec.h"
 #include "json.h"
+#include "procs.h"
 #include <dirent.h>
 #include <poll.h>
 #include <sys/prctl.h>
@@ -47,7 +48,7 @@
 #define EXIT_DIRTY 3
 
 static struct {
-	int allow_sysctl, inproc, no_budget, guest;
+	int allow_sysctl, inproc, no_budget, guest, measure_budget;
 } O;
 
 static struct {
@@ -213,6 +214,19 @@ static void strs_clear(struct strs *s)
 	s->n = 0;
 }
 
+/* The program's other processes (fork children) this request: their warnings are the program's too. */
+static pid_t prog_pids[AX_MAX_PROCS];
+
+static int own_pid(int pid, int seen)
+{
+	if (seen == pid)
+		return 1;
+	for (int k = 1; k < AX_MAX_PROCS; k++)
+		if (prog_pids[k] && prog_pids[k] == seen)
+			return 1;
+	return 0;
+}
+
 /* Warnings printed between requests (not blamed on a program; the next probe reports them). */
 static struct strs unattributed;
 
@@ -258,7 +272,7 @@ static int kmsg_scan(int pid, const char *marker, struct strs *before, struct st
 		if (regexec(&re, msg, 0, NULL, 0))
 			continue;
 		p = strstr(msg, "PID: ");
-		if (pid > 0 && p && atoi(p + 5) != pid)
+		if (pid > 0 && p && !own_pid(pid, atoi(p + 5)))
 			continue;
 		while (*msg == ' ' || *msg == '\t')
 			msg++;
@@ -304,10 +318,14 @@ struct prog {
 	long *map_pages;
 	int nmap;
 	long max_map;
+	int *proc;    /* op -> the process it runs in (spec/program.ts opProc) */
+	int *map_proc; /* map handle (index in maps) -> the process whose mmap introduced it */
+	int multi;    /* isMultiProcess */
+	int users[AX_MAX_USERS]; /* user handles named by setuid */
 };
 
 struct config {
-	int cpus, paranoid, cap_ipc_lock;
+	int cpus, paranoid, cap_ipc_lock, cap_setuid;
 	long mlock_kb, memlock_pages; /* -1 unlimited */
 	char aux[64];
 	int has_aux;
@@ -394,6 +412,18 @@ static int need_ev(struct prog *p, const struct aj_node *o, const char *k, int i
 	return 0;
 }
 
+/* A process handle p0 .. p3 (optional: dflt when absent); -1 on error. */
+static int get_proc(const struct aj_node *o, const char *k, int optional, int dflt, int *out, int i)
+{
+	const struct aj_node *n = aj_get(o, k);
+
+	if (!n && optional) { *out = dflt; return 0; }
+	if (!n || n->type != AJ_STR || n->str[0] != 'p' || n->str[1] < '0' || n->str[1] > '3' || n->str[2])
+		BAD("bad program: %d.%s: process handles are p0 .. p3", i, k);
+	*out = n->str[1] - '0';
+	return 0;
+}
+
 static int need_map(struct prog *p, const struct aj_node *o, int i, long *m)
 {
 	if (handle_num(aj_get(o, "map"), 'm', m))
@@ -418,15 +448,80 @@ static int parse_program(const struct aj_node *arr, struct prog *p)
 	p->evs = calloc(n + 1, sizeof(int));
 	p->maps = calloc(n + 1, sizeof(long));
 	p->map_pages = calloc(n + 1, sizeof(long));
+	p->proc = calloc(n + 1, sizeof(int));
+	p->map_proc = calloc(n + 1, sizeof(int));
+	p->users[0] = 1;
+	/* spec/program.ts programProblems: a process handle is usable from its fork until its exit */
+	int alive[AX_MAX_PROCS] = { 1 }, forked[AX_MAX_PROCS] = { 1 };
 	for (const struct aj_node *o = arr->child; o; o = o->next, i++) {
 		const struct aj_node *kind = aj_get(o, "op");
 		struct ax_op *x = &p->ops[p->nops++];
 		const char *k;
 		long v[6] = { 0 }, num;
+		int pr = 0, has_proc = aj_get(o, "proc") != NULL;
 
 		if (!kind || kind->type != AJ_STR)
 			BAD("bad program: %d.op: Invalid discriminator value", i);
 		k = kind->str;
+		if (strcmp(k, "fork") && strcmp(k, "exit") && strcmp(k, "setuid") && strcmp(k, "sendFd")) {
+			if (get_proc(o, "proc", 1, 0, &pr, i))
+				return -1;
+			if (has_proc && (!strcmp(k, "sysctlMlock") || !strcmp(k, "auxFault")))
+				BAD("bad program: %d: Unrecognized key: \"proc\"", i);
+			if (!forked[pr])
+				BAD("bad program: op %d: process handle p%d is used before a fork introduces it", i, pr);
+			if (!alive[pr])
+				BAD("bad program: op %d: process handle p%d is used after its exit", i, pr);
+			if (pr)
+				p->multi = 1;
+		}
+		if (!strcmp(k, "fork") || !strcmp(k, "exit") || !strcmp(k, "setuid") || !strcmp(k, "sendFd")) {
+			int q = 0;
+			p->multi = 1;
+			if (get_proc(o, "proc", 0, 0, &pr, i))
+				return -1;
+			if (k[0] == 'f') {
+				if (get_proc(o, "from", 0, 0, &q, i))
+					return -1;
+				if (!forked[q])
+					BAD("bad program: op %d: process handle p%d is used before a fork introduces it", i, q);
+				if (!alive[q])
+					BAD("bad program: op %d: process handle p%d is used after its exit", i, q);
+				if (forked[pr])
+					BAD("bad program: op %d: process handle p%d is forked twice (p0 is the initial process)", i, pr);
+				forked[pr] = alive[pr] = 1;
+				p->proc[i] = q;
+				*x = (struct ax_op){ 'F', { pr, q } };
+				continue;
+			}
+			if (!forked[pr])
+				BAD("bad program: op %d: process handle p%d is used before a fork introduces it", i, pr);
+			if (!alive[pr])
+				BAD("bad program: op %d: process handle p%d is used after its exit", i, pr);
+			p->proc[i] = pr;
+			if (k[0] == 'e') {
+				if (pr == 0)
+					BAD("bad program: op %d: p0 is the program's main process and cannot exit", i);
+				alive[pr] = 0;
+				*x = (struct ax_op){ 'X', { pr } };
+			} else if (!strcmp(k, "setuid")) {
+				const struct aj_node *u = aj_get(o, "user");
+				if (!u || u->type != AJ_STR || u->str[0] != 'u' || u->str[1] < '0' || u->str[1] > '3' || u->str[2])
+					BAD("bad program: %d.user: user handles are u0 .. u3", i);
+				p->users[u->str[1] - '0'] = 1;
+				*x = (struct ax_op){ 'U', { pr, u->str[1] - '0' } };
+			} else {
+				if (get_proc(o, "to", 0, 0, &q, i) || need_ev(p, o, "ev", i, &v[0]))
+					return -1;
+				if (!forked[q])
+					BAD("bad program: op %d: process handle p%d is used before a fork introduces it", i, q);
+				if (!alive[q])
+					BAD("bad program: op %d: process handle p%d is used after its exit", i, q);
+				*x = (struct ax_op){ 'S', { pr, q, v[0] } };
+			}
+			continue;
+		}
+		p->proc[i] = pr;
 		if (!strcmp(k, "open")) {
 			const struct aj_node *pmu = aj_get(o, "pmu");
 			if (handle_num(aj_get(o, "ev"), 'e', &num))
@@ -464,6 +559,7 @@ static int parse_program(const struct aj_node *arr, struct prog *p)
 				if (p->maps[j] == m)
 					BAD("bad program: op %d: map handle m%ld is mapped twice", i, m);
 			p->maps[p->nmap] = m;
+			p->map_proc[p->nmap] = pr;
 			p->map_pages[p->nmap++] = v[2];
 			if (m > p->max_map)
 				p->max_map = m;
@@ -530,6 +626,14 @@ static int parse_program(const struct aj_node *arr, struct prog *p)
 			*x = (struct ax_op){ 'g', { v[0] } };
 		} else
 			BAD("bad program: %d.op: Invalid discriminator value. Expected one of the ops, got '%s'", i, k);
+		if (!has_proc && strchr("uprfatg", x->kind)) {
+			/* opProc: an op on a map handle runs in the process whose mmap introduced it */
+			for (int j = 0; j < p->nmap; j++)
+				if (p->maps[j] == x->a[0])
+					p->proc[i] = p->map_proc[j];
+			if (p->proc[i] && !alive[p->proc[i]])
+				BAD("bad program: op %d: process handle p%d is used after its exit", i, p->proc[i]);
+		}
 	}
 	return 0;
 }
@@ -540,6 +644,8 @@ static void free_program(struct prog *p)
 	free(p->evs);
 	free(p->maps);
 	free(p->map_pages);
+	free(p->proc);
+	free(p->map_proc);
 }
 
 static int parse_config(const struct aj_node *c, struct config *cf)
@@ -563,6 +669,10 @@ static int parse_config(const struct aj_node *c, struct config *cf)
 	if (!n || (n->type != AJ_TRUE && n->type != AJ_FALSE))
 		BAD("bad config: capIpcLock: expected a boolean");
 	cf->cap_ipc_lock = n->type == AJ_TRUE;
+	n = aj_get(c, "capSetuid");
+	if (n && n->type != AJ_TRUE && n->type != AJ_FALSE)
+		BAD("bad config: capSetuid: expected a boolean");
+	cf->cap_setuid = !n || n->type == AJ_TRUE;
 	pmus = aj_get(c, "pmus");
 	n = aj_get(pmus, "aux");
 	if (!n || (n->type != AJ_NULL && n->type != AJ_STR))
@@ -590,6 +700,10 @@ static int config_problem(const struct config *c, const struct prog *p)
 	if (c->cap_ipc_lock && !F.root)
 		BAD("config.capIpcLock needs root (CAP_IPC_LOCK in the permitted set)");
 	for (int i = 0; i < p->nops; i++) {
+		if (p->ops[i].kind == 'U' && c->cap_setuid && !F.root)
+			BAD("config.capSetuid needs root (setuid to a fresh uid); this host's config says capSetuid false");
+		if (p->ops[i].kind == 'U' && !c->cap_setuid && F.root)
+			BAD("config.capSetuid false: as root every setuid switches (the saved uid is 0)");
 		if (p->ops[i].kind == 'k' && !O.allow_sysctl)
 			BAD("sysctlMlock changes a global sysctl: not allowed on this backend (allowSysctl)");
 		if (p->ops[i].kind == 'x' && !F.test_pmu_dir)
@@ -645,10 +759,80 @@ static void write_warnings(struct aj_buf *b, const struct strs *w)
 	aj_raw(b, "]");
 }
 
-static void collect_warning(const char *msg, void *arg) { strs_add(arg, msg); }
 
 /* Set when the worker may no longer run programs (identity not restored). */
 static int worker_dirty;
+/* The worker's pipes to the supervisor: a program's child processes close them. */
+static int worker_fds[2] = { -1, -1 };
+
+/* A parsed JSON value written back (the request's config, echoed in trace.config); `skip` is a key left out. */
+static void write_node(struct aj_buf *b, const struct aj_node *n, const char *skip)
+{
+	int first = 1;
+
+	switch (n->type) {
+	case AJ_NULL: aj_raw(b, "null"); break;
+	case AJ_FALSE: aj_raw(b, "false"); break;
+	case AJ_TRUE: aj_raw(b, "true"); break;
+	case AJ_NUM: aj_printf(b, "%.17g", n->num); break;
+	case AJ_STR: aj_str(b, n->str); break;
+	case AJ_ARR:
+	case AJ_OBJ:
+		aj_raw(b, n->type == AJ_ARR ? "[" : "{");
+		for (const struct aj_node *c = n->child; c; c = c->next) {
+			if (n->type == AJ_OBJ && skip && !strcmp(c->key, skip))
+				continue;
+			if (!first)
+				aj_raw(b, ",");
+			first = 0;
+			if (n->type == AJ_OBJ) {
+				aj_str(b, c->key);
+				aj_raw(b, ":");
+			}
+			write_node(b, c, NULL);
+		}
+		aj_raw(b, n->type == AJ_ARR ? "]" : "}");
+		break;
+	}
+}
+
+/*
+ * Not root (--measure-budget, as agent.ts runAsSharedUser): the shared user's budget, probed as
+ * the audit does (RLIMIT_MEMLOCK at the pinned pages, no CAP_IPC_LOCK); -1 with ax_harness_msg.
+ */
+static long measure_budget(const struct config *c, long vmpin)
+{
+	struct rlimit orig;
+	long pages;
+
+	getrlimit(RLIMIT_MEMLOCK, &orig);
+	if (ax_set_memlock(vmpin > 0 ? (vmpin + 3) / 4 : 0)) {
+		ax_harness("setrlimit for the budget probe failed");
+		return -1;
+	}
+	pages = ax_budget_probe(ax_budget_cap(c->mlock_kb, c->cpus));
+	setrlimit(RLIMIT_MEMLOCK, &orig);
+	return pages;
+}
+
+/* One user's budget (the audit's probe) as `uid`: 0 or -1 with `aborted` set. */
+static int probe_as(struct ax_run *r, unsigned uid, const struct config *c, long vmpin, long *out, char *aborted, size_t n)
+{
+	if (r->uid != uid && ax_setuid(r, 1, uid)) {
+		snprintf(aborted, n, "budget probe: switching to uid %u: %s", uid, ax_harness_msg);
+		return -1;
+	}
+	if (ax_budget_prepare(vmpin > 0 ? vmpin : 0)) {
+		snprintf(aborted, n, "setrlimit or capset for the budget probe");
+		return -1;
+	}
+	*out = ax_budget_probe(ax_budget_cap(c->mlock_kb, c->cpus));
+	if (*out < 0) {
+		snprintf(aborted, n, "budget probe: %s", ax_harness_msg);
+		return -1;
+	}
+	return 0;
+}
 
 /*
  * One program, as hwtest/host/executor.ts runProgramHere: identity in, ops with VmPin after
@@ -664,7 +848,8 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 	char aborted[600] = "";
 	int *fds = NULL, switched = 0, mlock_touched_enter = 0, harness = 0;
 	unsigned char *flip = NULL;
-	long v;
+	long v, budgets[AX_MAX_USERS], before = -1;
+	struct ax_procs P;
 
 	if (parse_program(prog_n, &p) || parse_config(cfg_n, &c) || config_problem(&c, &p)) {
 		aborted_trace(b, problem);
@@ -682,8 +867,20 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 	r.aux_type = F.aux_type >= 0 ? F.aux_type : AX_NO_SUCH_PMU_TYPE;
 	r.cap_ipc_lock = c.cap_ipc_lock;
 	r.aux_param_dir = F.test_pmu_dir;
+	ax_procs_init(&P, &r, F.root, F.root ? uid : getuid());
+	memset(prog_pids, 0, sizeof(prog_pids));
+	P.close_in_child[0] = worker_fds[0];
+	P.close_in_child[1] = worker_fds[1];
+	P.close_in_child[2] = kmsg_wfd;
 	getrlimit(RLIMIT_MEMLOCK, &orig);
 	trace_begin(b);
+	if (O.measure_budget && !F.root && !O.no_budget) {
+		/* the shared user's locked_vm at the start: earlier programs' leaks stay charged to it */
+		if ((before = measure_budget(&c, 0)) < 0) {
+			snprintf(aborted, sizeof(aborted), "harness: budget probe before the program: %s", ax_harness_msg);
+			goto teardown;
+		}
+	}
 
 	/* identity.ts enter */
 	if (c.mlock_kb != F.mlock_kb) {
@@ -727,23 +924,32 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 		goto teardown;
 	}
 	for (int i = 0; i < p.nops; i++) {
-		int res = ax_run_op(&r, &p.ops[i]);
+		/* the op in its process (spec/program.ts opProc); VmPin is that process's after it */
+		int res = ax_procs_op(&P, p.proc[i], &p.ops[i], status_fd);
 		if (res == AX_HARNESS) {
 			snprintf(aborted, sizeof(aborted), "%s", ax_harness_msg);
 			harness = 1;
 			break;
 		}
-		v = ax_vmpin_kb(status_fd);
+		for (int k = 1; k < AX_MAX_PROCS; k++)
+			if (P.p[k].pid)
+				prog_pids[k] = P.p[k].pid;
+		v = P.vmpin;
 		if (v == LONG_MIN) {
-			snprintf(aborted, sizeof(aborted), "cannot read VmPin from /proc/self/status");
+			snprintf(aborted, sizeof(aborted), "cannot read VmPin of p%d from /proc/<pid>/status", p.proc[i]);
 			break;
 		}
 		write_step(b, i == 0, res, &p.ops[i], r.page, v);
 	}
-	(void)harness;
 teardown:
-	/* spec/audit.ts teardownSteps: restore, both slots of every map handle, strays, closes */
+	/* a harness failure or time-out leaves nothing running: every child ends (its socket closes) */
+	if (harness || aborted[0])
+		ax_procs_kill_all(&P);
+	/* spec/audit.ts teardownSteps: restore, live children exit in fork order, both slots of every
+	 * map handle, strays, closes (in p0) */
 	ax_td_restore(&r, c.mlock_kb);
+	if (ax_procs_exit_all(&P) && !aborted[0])
+		snprintf(aborted, sizeof(aborted), "teardown: %s", ax_harness_msg);
 	for (int i = 0; i < p.nmap; i++) {
 		ax_td_munmap(&r, p.maps[i], 0);
 		ax_td_munmap(&r, p.maps[i], 1);
@@ -754,22 +960,37 @@ teardown:
 	aj_raw(b, "],\"audit\":");
 	if (!aborted[0]) {
 		long budget = -1;
+		int nb = 0;
 		v = ax_vmpin_kb(status_fd);
 		if (switched && !O.no_budget) {
-			if (ax_budget_prepare(v > 0 ? v : 0)) {
-				snprintf(aborted, sizeof(aborted), "setrlimit or capset for the budget probe");
+			/* u0's budget as its uid, then every other user a setuid named (spec/audit.ts) */
+			if (probe_as(&r, uid, &c, v, &budget, aborted, sizeof(aborted)))
 				goto audit_done;
-			}
-			budget = ax_budget_probe(ax_budget_cap(c.mlock_kb, c.cpus));
-			if (budget < 0) {
-				snprintf(aborted, sizeof(aborted), "budget probe: %s", ax_harness_msg);
-				goto audit_done;
+			for (int k = 1; k < AX_MAX_USERS; k++) {
+				budgets[k] = -1;
+				if (p.users[k] && probe_as(&r, P.uids[k], &c, v, &budgets[k], aborted, sizeof(aborted)))
+					goto audit_done;
+				nb += p.users[k];
 			}
 			ax_set_ipc_lock(c.cap_ipc_lock);
+		} else if (before >= 0) {
+			if ((budget = measure_budget(&c, v)) < 0) {
+				snprintf(aborted, sizeof(aborted), "harness: budget probe after the program: %s", ax_harness_msg);
+				goto audit_done;
+			}
 		}
 		aj_printf(b, "{\"vmPinKb\":%ld", v);
 		if (budget >= 0)
 			aj_printf(b, ",\"budgetPages\":%ld", budget);
+		if (nb) {
+			aj_raw(b, ",\"budgets\":{");
+			for (int k = 1, first = 1; k < AX_MAX_USERS; k++)
+				if (p.users[k] && budgets[k] >= 0) {
+					aj_printf(b, "%s\"u%d\":%ld", first ? "" : ",", k, budgets[k]);
+					first = 0;
+				}
+			aj_raw(b, "}");
+		}
 		if (F.test_pmu_dir) {
 			long live = ax_read_long(PARAMS "/live"), setups = ax_read_long(PARAMS "/setups"), frees = ax_read_long(PARAMS "/frees");
 			if (live >= 0) aj_printf(b, ",\"liveAux\":%ld", live);
@@ -779,12 +1000,26 @@ teardown:
 		if (O.guest)
 			kmsg_boundary("end", &warnings);
 		else
-			ax_kmsg_warnings(kmsg_fd, getpid(), collect_warning, &warnings);
+			kmsg_scan(getpid(), NULL, &warnings, &warnings); /* this worker's and its children's */
 		if (warnings.n) {
 			aj_raw(b, ",\"warnings\":");
 			write_warnings(b, &warnings);
 		}
-		aj_raw(b, "}}");
+		aj_raw(b, "}");
+		if (before >= 0) {
+			/* the start of user->locked_vm the spec must start from, when not the config's */
+			const struct aj_node *lk = aj_get(cfg_n, "lockedVmPages");
+			long start = ax_budget_limit(c.mlock_kb, c.cpus) - before;
+			if (start < 0)
+				start = 0;
+			if (start != (lk && aj_is_int(lk) ? (long)lk->num : 0)) {
+				aj_raw(b, ",\"config\":");
+				write_node(b, cfg_n, "lockedVmPages");
+				b->len--; /* reopen the object */
+				aj_printf(b, "%s\"lockedVmPages\":%ld}", cfg_n->child ? "," : "", start);
+			}
+		}
+		aj_raw(b, "}");
 	} else {
 audit_done:
 		/* audit null, aborted; in a guest the kernel log of the program goes into the reason (as the shim does) */
@@ -940,6 +1175,8 @@ static int worker_main(int rfd, int wfd)
 	struct aj_buf b = { 0 };
 	char *line;
 
+	worker_fds[0] = rfd;
+	worker_fds[1] = wfd;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() == 1 && !O.guest)
 		_exit(1);
@@ -1103,6 +1340,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--touch=inproc")) O.inproc = 1;
 		else if (!strcmp(argv[i], "--touch=child")) O.inproc = 0;
 		else if (!strcmp(argv[i], "--no-budget")) O.no_budget = 1;
+		else if (!strcmp(argv[i], "--measure-budget")) O.measure_budget = 1;
 		else if (!strcmp(argv[i], "--guest")) O.guest = 1;
 		else {
 			fprintf(stderr, "agent: unknown argument %s\n", argv[i]);

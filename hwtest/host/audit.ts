@@ -41,6 +41,9 @@ export function teardown(c: Ctx, id: Identity, h: Handles, program: readonly Op[
         if (fd !== undefined && fd >= 0) { l.close(fd); h.evFd.set(step.ev, -1); }
         break;
       }
+      case "exit":
+        // never here: the TypeScript executor refuses multi-process programs (executor.ts)
+        break;
     }
   }
   if (!straysDone) unmapStrays();

@@ -4,12 +4,25 @@
  */
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import type { Config, Program } from "../../spec/program.ts";
+import { isMultiProcess, type Config, type Program } from "../../spec/program.ts";
 import type { Trace } from "../../spec/trace.ts";
 import { BackendUnavailable, type Backend, type BackendInfo } from "../../backend/contract.ts";
 import { discoverHost, type HostFacts } from "./discover.ts";
 import { configProblem } from "./executor.ts";
 import { HostPool } from "./pool.ts";
+import { cagentPath } from "./native/build.ts";
+
+/** The ops only the C agent runs (several processes and users, spec/notes/processes.md). */
+export const MULTI_PROCESS_OPS = ["fork", "exit", "setuid", "sendFd"] as const;
+
+/** The C agent's path, or why it cannot be had (no gcc, a build error). */
+export function cAgent(log?: (m: string) => void): { path: string } | { error: string } {
+  try {
+    return { path: cagentPath(log) };
+  } catch (e) {
+    return { error: (e as Error).message.split("\n")[0] };
+  }
+}
 
 export interface HostBackendOptions {
   /** Worker processes (programs in flight). Default 2. */
@@ -45,8 +58,9 @@ function capSysResource(): boolean {
   }
 }
 
-export function hostInfo(facts: HostFacts, opts: HostBackendOptions = {}): BackendInfo {
+export function hostInfo(facts: HostFacts, opts: HostBackendOptions = {}, cagentError: string | null = null): BackendInfo {
   const unsupported = new Set<string>();
+  if (cagentError !== null) for (const op of MULTI_PROCESS_OPS) unsupported.add(op);
   if (!opts.allowSysctl) unsupported.add("sysctlMlock");
   if (!facts.testPmuDir) unsupported.add("auxFault");
   const notes: string[] = [
@@ -68,6 +82,11 @@ export function hostInfo(facts: HostFacts, opts: HostBackendOptions = {}): Backe
   notes.push((opts.touchMode ?? "inproc") === "inproc"
     ? "touch/setAux/readUserPage access memory in the worker itself under temporary SIGSEGV/SIGBUS handlers"
     : "touch/setAux/readUserPage access memory in a CLONE_VM child of the worker (a fork child would not have the VM_DONTCOPY buffer mappings)");
+  notes.push(cagentError === null
+    ? facts.root
+      ? "multi-process programs (fork, exit, setuid, sendFd, proc) run on the C agent (runtime/agent.c): real fork()s, each user handle a fresh uid (setuid through saved uid 0), fds passed with SCM_RIGHTS; the audit probes every user a setuid named"
+      : "multi-process programs (fork, exit, setuid, sendFd, proc) run on the C agent (runtime/agent.c) as this one user: setuid to another user answers EPERM (config.capSetuid false); budgets of other users are absent"
+    : `fork, exit, setuid and sendFd unsupported: the TypeScript agent cannot fork (koffi, Node's threads) and the C agent cannot be built here (${cagentError})`);
   if (opts.allowSysctl) notes.push("sysctlMlock allowed: it changes /proc/sys/kernel/perf_event_mlock_kb for the whole machine while a program runs (restored at teardown)");
   return {
     name: "host",
@@ -85,7 +104,8 @@ export const DEFAULT_HOST_WORKERS = 2;
 export async function hostBackend(opts: HostBackendOptions = {}): Promise<Backend> {
   const facts = discoverHost();
   if (!facts.perfOk) throw new BackendUnavailable(facts.perfError ?? "perf_event_open is not usable here");
-  const info = hostInfo(facts, opts);
+  const cagent = cAgent(opts.log);
+  const info = hostInfo(facts, opts, "error" in cagent ? cagent.error : null);
   const agentArgs: string[] = [];
   if (opts.allowSysctl) agentArgs.push("--allow-sysctl");
   if ((opts.touchMode ?? "inproc") === "inproc") agentArgs.push("--touch=inproc");
@@ -111,6 +131,33 @@ export async function hostBackend(opts: HostBackendOptions = {}): Promise<Backen
     log: opts.log,
   });
   await pool.warm();
+  // Multi-process programs: the C agent (the TypeScript agent cannot fork), same arguments, same
+  // uid discipline; started at the first such program.
+  const cPool = "path" in cagent
+    ? new HostPool({ workers, timeoutMs: opts.timeoutMs, kernel: facts.release, log: opts.log, command: { file: cagent.path, args: agentArgs } })
+    : null;
+  const runOne = (p: Program, cfg: Config): Promise<Trace> => {
+    if (!isMultiProcess(p)) return pool.run(p, cfg);
+    if (cPool) return cPool.run(p, cfg);
+    return Promise.resolve({ backend: "host", kernel: facts.release, steps: [], audit: null, aborted: `multi-process program: ${info.notes.at(-1) ?? "the C agent cannot be built"}` });
+  };
+  // Serial hosts (machine-global state, or one shared user): the two pools never overlap.
+  let tail: Promise<unknown> = Promise.resolve();
+  const runSerial = (ps: readonly Program[], cfg: Config): Promise<Trace[]> => {
+    const out = tail.then(async () => {
+      const traces: Trace[] = [];
+      for (let i = 0; i < ps.length;) {
+        const multi = isMultiProcess(ps[i]);
+        let j = i;
+        while (j < ps.length && isMultiProcess(ps[j]) === multi) j++;
+        traces.push(...await Promise.all(ps.slice(i, j).map((p) => runOne(p, cfg))));
+        i = j;
+      }
+      return traces;
+    });
+    tail = out.catch(() => {});
+    return out;
+  };
   let closed = false;
   return {
     info,
@@ -120,12 +167,12 @@ export async function hostBackend(opts: HostBackendOptions = {}): Promise<Backen
       if (problem) {
         return programs.map(() => ({ backend: "host", kernel: facts.release, steps: [], audit: null, aborted: problem }));
       }
-      return Promise.all(programs.map((p) => pool.run(p, cfg)));
+      return serial ? runSerial(programs, cfg) : Promise.all(programs.map((p) => runOne(p, cfg)));
     },
     async close() {
       if (closed) return;
       closed = true;
-      await pool.close();
+      await Promise.all([pool.close(), cPool?.close()]);
     },
   };
 }

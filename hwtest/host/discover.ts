@@ -143,6 +143,8 @@ export function discoverHost(roots?: { sys?: string; proc?: string }): HostFacts
     memlockPages,
     memlockHardPages,
     capIpcLock: false,
+    // Not root: setuid to another user answers EPERM (no CAP_SETUID); root switches (default true).
+    ...(root ? {} : { capSetuid: false }),
     paranoid: Math.max(-1, Math.min(4, paranoid)),
     pmus: { aux: auxPmu?.name ?? null },
   };

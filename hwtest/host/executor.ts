@@ -13,7 +13,7 @@
  * `finally`.
  */
 import type { Config, Program } from "../../spec/program.ts";
-import { programHandles, handleIndex } from "../../spec/program.ts";
+import { programHandles, handleIndex, isMultiProcess } from "../../spec/program.ts";
 import { BUDGET_PROBE_MARGIN, SLOT_BASE, SLOT_BYTES } from "../../spec/audit.ts";
 import type { Audit, Step, Trace } from "../../spec/trace.ts";
 import type { HostFacts } from "./discover.ts";
@@ -63,7 +63,11 @@ export function configProblem(config: Config, facts: HostFacts, opts: RunOptions
   return null;
 }
 
+/** Why the TypeScript executor cannot run a program with several processes or users. */
+export const MULTI_PROCESS_REASON = "multi-process program (fork, exit, setuid, sendFd or an op in another process): the TypeScript executor runs in one process and cannot fork safely (koffi, Node's threads); the host backend runs these on the C agent (runtime/agent.c)";
+
 function programProblem(program: Program, facts: HostFacts, opts: RunOptions): string | null {
+  if (isMultiProcess(program)) return MULTI_PROCESS_REASON;
   for (const op of program) {
     if (op.op === "sysctlMlock" && !opts.allowSysctl) return "sysctlMlock changes a global sysctl: not allowed on this backend (allowSysctl)";
     if (op.op === "auxFault" && !facts.testPmuDir) return "auxFault needs the auxspec_pmu test module";

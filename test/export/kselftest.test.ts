@@ -5,12 +5,13 @@
  * -Wall -Werror and skip cleanly where they cannot run.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { PROFILES } from "../../spec/program.ts";
-import { exportKselftest, runtimeHeader, selectCases } from "../../export/kselftest.ts";
+import { MULTI_PROCESS_SKIP, exportKselftest, runtimeHeader, selectCases, type SkippedCase } from "../../export/kselftest.ts";
+import { loadCase } from "../../fuzz/cases.ts";
 import { main as exportMain } from "../../export/cli.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "auxspec-ksft-"));
@@ -22,6 +23,29 @@ function hasGcc(): boolean {
 
 describe("kselftest export", () => {
   const entries = exportKselftest(dir);
+
+  it("leaves out a case with several processes, with the reason in the manifest and for the CLI", () => {
+    const root = mkdtempSync(join(tmpdir(), "auxspec-ksft-root-"));
+    const out = join(root, "out");
+    try {
+      mkdirSync(join(root, "cases/known"), { recursive: true });
+      copyFileSync("cases/known-divergences.json", join(root, "cases/known-divergences.json"));
+      const single = loadCase("cases/known/6.18-remap-leaks-locked-vm.json");
+      writeFileSync(join(root, "cases/known/single.json"), JSON.stringify(single));
+      writeFileSync(join(root, "cases/known/procs.json"), JSON.stringify({
+        ...single, name: "procs",
+        program: [{ op: "open", ev: "e0", pmu: "sw" }, { op: "fork", proc: "p1", from: "p0" }, { op: "close", proc: "p1", ev: "e0" }],
+      }));
+      const skipped: SkippedCase[] = [];
+      const es = exportKselftest(out, { root, litmus: 0, skipped });
+      expect(es.map((e) => e.program)).toEqual(["known-single"]);
+      expect(skipped).toEqual([{ source: "cases/known/procs.json", reason: MULTI_PROCESS_SKIP }]);
+      expect(existsSync(join(out, "known-procs.c"))).toBe(false);
+      expect(JSON.parse(readFileSync(join(out, "auxspec-export.json"), "utf8")).skipped).toEqual(skipped);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
 
   it("selects every known and bug case and one litmus case per deciding rule", () => {
     const kinds = (k: string) => entries.filter((e) => e.kind === k).length;

@@ -9,9 +9,12 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import type { Op } from "../../spec/program.ts";
+import { spawnSync } from "node:child_process";
+import type { Case, Config, Op, Outcome } from "../../spec/program.ts";
 import { loadCase } from "../../fuzz/cases.ts";
 import { reproC, runtimeText } from "../../fuzz/repro-c.ts";
+import type { ProgramExpectation } from "../../fuzz/expect.ts";
+import { liveFacts, skipRoot } from "../hwtest/live.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const KNOWN = join(ROOT, "cases/known");
@@ -69,6 +72,62 @@ describe("C reproducers", () => {
     execFileSync("gcc", ["-static", "-O2", "-Wall", "-Werror", "-o", join(dir, "all-ops"), src], { cwd: dir });
     const text = readFileSync(src, "utf8");
     for (const c of ["AX_OPEN(1, 1, -1, 0, 0)", "AX_SYSCTL_MLOCK(516)", "AX_AUX_FAULT(0)", "AX_RLIMIT(-1)", "AX_SET_OUTPUT(1, -2)"]) expect(text).toContain(c);
+  });
+
+  // A case with processes and users, with its expectation derived by hand from the kernel
+  // (kernel/events/core.c 6.1 .. 6.18): VM_DONTCOPY leaves the fork child no mapping (SIGSEGV);
+  // a new buffer of 512 data pages + 1 charges current_user() up to user_lock_limit and the
+  // mapping mm's pinned_vm beyond it (perf_mmap_calc_limits 6.18, inline in perf_mmap 6.1/6.12);
+  // the child's exit refunds u1 (rb->mmap_user) and its mm goes with its pinned pages.
+  const mpCase = (config: Config): { c: Case; exp: ProgramExpectation } => {
+    const limit = (config.mlockKb >> 2) * config.cpus;
+    const over = Math.max(0, 513 - limit) * 4;
+    const ok: Outcome = { ok: true };
+    const steps: Array<[Op, Outcome, number]> = [
+      [{ op: "open", ev: "e0", pmu: "sw" }, ok, 0],
+      [{ op: "mmap", map: "m0", ev: "e0", pages: 3, pgoff: 0, prot: "rw" }, ok, 0],
+      [{ op: "fork", proc: "p1", from: "p0" }, ok, 0],
+      [{ op: "touch", proc: "p1", map: "m0", page: 0, write: false }, { signal: "SIGSEGV" }, 0],
+      [{ op: "setuid", proc: "p1", user: "u1" }, ok, 0],
+      [{ op: "open", proc: "p1", ev: "e1", pmu: "sw" }, ok, 0],
+      [{ op: "mmap", proc: "p1", map: "m1", ev: "e1", pages: 513, pgoff: 0, prot: "rw" }, ok, over],
+      [{ op: "sendFd", proc: "p1", to: "p0", ev: "e1" }, ok, over],
+      [{ op: "readUserPage", map: "m1" }, { ok: true, page: { dataOffset: 4096, dataSize: 512 * 4096, auxHead: 0, auxOffset: 0, auxSize: 0 } }, over],
+      [{ op: "sendFd", proc: "p0", to: "p1", ev: "e0" }, ok, 0],
+      [{ op: "close", ev: "e1" }, ok, 0],
+      [{ op: "close", ev: "e1" }, { errno: "EBADF" }, 0],
+      [{ op: "exit", proc: "p1" }, ok, 0],
+    ];
+    return {
+      c: { format: "auxspec-case/1", name: "processes-and-users", config, program: steps.map((s) => s[0]) },
+      exp: {
+        perOp: steps.map(([, o, pin]) => ({ preferred: o, allowed: [o], allowedVmPinKb: [pin], rule: "hand-derived" })),
+        audit: { vmPinKb: 0, budgetPages: limit, liveAux: 0 },
+        brokenInvariants: [],
+      },
+    };
+  };
+
+  it.skipIf(!hasGcc())("a case with processes inlines runtime/procs.h, compiles alone and the known ones do not change", () => {
+    const base = loadCase(join(KNOWN, "6.18-remap-leaks-locked-vm.json"));
+    const { c, exp } = mpCase(base.config);
+    const text = reproC(c, "6.18", exp);
+    expect(text).toContain(runtimeText(true));
+    expect(runtimeText()).not.toContain("AUXSPEC_PROCS_H");
+    for (const s of ["AX_FORK(1, 0)", "AX_SETUID(1, 1)", "AX_SEND_FD(1, 0, 1)", "AX_EXIT(1)", "step_procs[] = { 0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1 }", "static const int users[] = { 1 };"]) expect(text).toContain(s);
+    writeFileSync(join(dir, "procs.c"), text);
+    execFileSync("gcc", ["-static", "-O2", "-Wall", "-Werror", "-o", join(dir, "procs"), join(dir, "procs.c")], { cwd: dir });
+  });
+
+  it.skipIf(!hasGcc() || skipRoot !== null)("a case with processes runs on this kernel and agrees with the hand-derived expectation (root)", () => {
+    const { c, exp } = mpCase(liveFacts!.config);
+    writeFileSync(join(dir, "procs-live.c"), reproC(c, liveFacts!.profile, exp));
+    execFileSync("gcc", ["-static", "-O2", "-Wall", "-Werror", "-o", join(dir, "procs-live"), join(dir, "procs-live.c")], { cwd: dir });
+    const r = spawnSync(join(dir, "procs-live"), [], { encoding: "utf8", timeout: 60_000 });
+    expect(r.status, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/ok \d+ - audit: u1 locked-memory budget \d+ pages back in full/);
+    expect(r.stdout).toContain("# PASS");
+    expect(r.stdout).not.toContain("not ok");
   });
 
   it("inlines the runtime and names errnos by their <errno.h> symbols", () => {

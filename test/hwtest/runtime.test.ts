@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import {
   BUDGET_PROBE_MARGIN, KERNEL_WARNING, KERNEL_WARNING_ERE, PAGE_SIZE, SLOT_BASE, SLOT_BYTES, budgetCap, budgetProbe,
 } from "../../spec/audit.ts";
-import { SLOT_PAGES } from "../../spec/program.ts";
+import { MAX_PROCS, MAX_USERS, SLOT_PAGES } from "../../spec/program.ts";
 import { sourceClosure } from "../../hwtest/host/native/build.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -68,6 +68,13 @@ describe.skipIf(!gcc)("runtime/auxspec.h and spec/audit.ts", () => {
     const [nums, ere] = out.split("\n");
     expect(nums.split(" ").map(Number)).toEqual([PAGE_SIZE, SLOT_PAGES, SLOT_BYTES, SLOT_BASE, BUDGET_PROBE_MARGIN, budgetCap(516, 3)]);
     expect(ere).toBe(KERNEL_WARNING_ERE);
+  });
+
+  it("runtime/procs.h compiles with the project's warnings as errors and holds spec/program.ts's process and user counts", () => {
+    const src = join(dir, "procs.c");
+    writeFileSync(src, `#include ${JSON.stringify(HEADER)}\n#include ${JSON.stringify(join(ROOT, "runtime/procs.h"))}\nint main(void) { printf("%d %d\\n", AX_MAX_PROCS, AX_MAX_USERS); return 0; }\n`);
+    execFileSync("gcc", ["-O2", "-Wall", "-Wextra", "-Werror", "-std=gnu11", "-o", join(dir, "procs"), src]);
+    expect(execFileSync(join(dir, "procs")).toString().trim().split(" ").map(Number)).toEqual([MAX_PROCS, MAX_USERS]);
   });
 
   it("the warning ERE compiles with regcomp and matches the lines the TypeScript regex matches", () => {

@@ -14,6 +14,7 @@ import type { Config, Program } from "../../spec/program.ts";
 import type { Trace } from "../../spec/trace.ts";
 import { runProgramHere } from "../../hwtest/host/executor.ts";
 import { HostPool } from "../../hwtest/host/pool.ts";
+import { MULTI_PROCESS_OPS } from "../../hwtest/host/backend.ts";
 import { cagentPath } from "../../hwtest/host/native/build.ts";
 import { decode, genesAt } from "../../fuzz/generate.ts";
 import { liveFacts, say, skipRoot } from "../hwtest/live.ts";
@@ -36,6 +37,8 @@ async function cAgent(requests: Array<object | string>, args: string[] = []): Pr
   return out;
 }
 
+/** Generated programs; the differential leaves out the multi-process ops (MULTI_PROCESS_OPS): the
+ *  TypeScript agent runs one process (test/hwtest/processes.test.ts checks the C agent's). */
 function programs(config: Config, n: number, seed: number, unsupported: Set<string>): Program[] {
   const gen = { config, maxOps: 20, unsupported };
   return Array.from({ length: n }, (_, i) => decode(genesAt(seed, i, gen), gen));
@@ -70,7 +73,7 @@ describe.skipIf(skipRoot !== null)("C agent on the host", () => {
   it("gives the same traces as the TypeScript executor on 60 generated programs (child and in-process page access)", async () => {
     const f = liveFacts!;
     const config = f.config;
-    const ps = [...programs(config, 60, 11, new Set(["sysctlMlock", "auxFault"])), ...Object.values(AUX_PROGRAMS).filter((p) => !p.some((o) => o.op === "auxFault"))];
+    const ps = [...programs(config, 60, 11, new Set(["sysctlMlock", "auxFault", ...MULTI_PROCESS_OPS])), ...Object.values(AUX_PROGRAMS).filter((p) => !p.some((o) => o.op === "auxFault"))];
     for (const touch of ["child", "inproc"] as const) {
       const c = await cAgent(ps.map((program, id) => ({ id, program, config })), [`--touch=${touch}`]);
       expect(c.map((a) => a.id)).toEqual(ps.map((_, i) => i));
@@ -95,7 +98,7 @@ describe.skipIf(skipRoot !== null)("C agent on the host", () => {
     const f = liveFacts!;
     const pool = new HostPool({ workers: 2, kernel: f.release, command: { file: cagentPath(), args: [] } });
     try {
-      const ps = programs(f.config, 20, 5, new Set(["sysctlMlock", "auxFault"]));
+      const ps = programs(f.config, 20, 5, new Set(["sysctlMlock", "auxFault", ...MULTI_PROCESS_OPS]));
       const traces = await Promise.all(ps.map((p) => pool.run(p, f.config)));
       ps.forEach((p, i) => same(traces[i], runProgramHere(p, f.config, f), `program ${i}`));
     } finally {
@@ -140,7 +143,7 @@ describe.skipIf(vmSkip !== null)("C agent in a 6.12 guest", () => {
         await vm.close();
       }
     };
-    const gen = (cfg: Config) => [...Object.values(AUX_PROGRAMS), ...programs(cfg, 40, 23, new Set())];
+    const gen = (cfg: Config) => [...Object.values(AUX_PROGRAMS), ...programs(cfg, 40, 23, new Set(MULTI_PROCESS_OPS))];
     const c = await run("c", gen);
     lastC = c.traces;
     const t = await run("ts", gen);
@@ -163,12 +166,49 @@ describe.skipIf(vmSkip !== null)("C agent in a 6.12 guest", () => {
     try {
       const guests = /^(\d+) guests/m.exec(b.info.notes.join("\n"))?.[1] ?? "1";
       console.log(`test/vm/cagent: workers 2 -> ${guests} guest(s)${b.info.notes.find((n) => n.startsWith("--workers")) ? ` (${b.info.notes.find((n) => n.startsWith("--workers"))})` : ""}`);
-      const ps = [...Object.values(AUX_PROGRAMS), ...programs(b.info.config, 40, 23, new Set())];
+      const ps = [...Object.values(AUX_PROGRAMS), ...programs(b.info.config, 40, 23, new Set(MULTI_PROCESS_OPS))];
       const traces = await b.run(ps);
       expect(lastC, "the first test ran").not.toBeNull();
       traces.forEach((t, i) => same(t, lastC![i], `program ${i}`));
     } finally {
       await b.close();
+    }
+  }, 300_000);
+});
+
+describe.skipIf(vmSkip !== null)("C agent in a 6.12 guest: several processes and users with the test PMU", () => {
+  it("an AUX area mapped by u1 in a child is charged to u1 and refunded to the buffer's creator u0", async () => {
+    // Derived from kernel/events/core.c 6.12: perf_mmap charges a new AUX area to
+    // current_user()->locked_vm (u1, in p1); perf_mmap_close, when p1's exit closes the AUX VMA,
+    // subtracts rb->aux_nr_pages - rb->aux_mmap_locked from rb->mmap_user (u0, who created the
+    // data buffer) and rb_free_aux frees the area. So u1 ends 4 pages short, and u0's locked_vm
+    // ends at -4: perf_mmap reads it into an *unsigned long* user_locked (perf_mmap in 6.1/6.12,
+    // perf_mmap_calc_limits in 6.18), which is then above user_lock_limit and clamped to it, so
+    // every page of a new buffer goes to pinned_vm: with the probe's RLIMIT_MEMLOCK 0 the first
+    // map is EPERM and u0's budget reads 0 (not limit + 4).
+    const k = await provisionKernel("6.12");
+    const vm = await GuestVM.boot({ kernel: k, agentKind: "c" });
+    try {
+      const cfg = guestConfig(vm.hello);
+      const limit = (cfg.mlockKb >> 2) * cfg.cpus;
+      const program: Program = [
+        { op: "open", ev: "e0", pmu: "aux" },
+        { op: "mmap", map: "m0", ev: "e0", pages: 2, pgoff: 0, prot: "rw" },
+        { op: "setAux", map: "m0", offsetPages: 2, sizePages: 4 },
+        { op: "fork", proc: "p1", from: "p0" },
+        { op: "touch", proc: "p1", map: "m0", page: 0, write: false }, // VM_DONTCOPY
+        { op: "setuid", proc: "p1", user: "u1" },
+        { op: "mmap", proc: "p1", map: "m1", ev: "e0", pages: 4, pgoff: 2, prot: "rw" },
+        { op: "exit", proc: "p1" },
+      ];
+      const t = (await vm.request<{ trace: Trace }>({ program, config: cfg, timeoutMs: 60_000 }, 120_000)).trace;
+      expect(t.aborted, JSON.stringify(t)).toBeUndefined();
+      expect(t.steps.map((s) => s.outcome)).toEqual([{ ok: true }, { ok: true }, { ok: true }, { ok: true }, { signal: "SIGSEGV" }, { ok: true }, { ok: true }, { ok: true }]);
+      expect(t.steps.map((s) => s.vmPinKb)).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+      expect(t.audit).toMatchObject({ vmPinKb: 0, budgetPages: 0, budgets: { u1: limit - 4 }, liveAux: 0, auxSetups: 1, auxFrees: 1 });
+      expect(t.audit?.warnings).toBeUndefined();
+    } finally {
+      await vm.close();
     }
   }, 300_000);
 });
