@@ -59,7 +59,17 @@ struct ax_procs {
 struct ax_preq {
 	char kind;
 	long a[6];
+	/* ops on a map handle (a[0]): the handle's base, 0 slot A / 1 slot B, as p0 keeps it for every
+	 * process (spec/notes/processes.md: one base per handle; a toFresh mremap in any process flips
+	 * it for all); -1 otherwise */
+	int flip;
 };
+
+/* Op letters whose a[0] is a map handle (auxspec.h ax_run_op). */
+AX_FN int ax_is_map_op(char kind)
+{
+	return kind && strchr("murpfatg", kind) != NULL;
+}
 
 struct ax_pans {
 	int res;
@@ -246,6 +256,8 @@ static __attribute__((noreturn)) void ax_child_serve(struct ax_procs *P, struct 
 			break;
 		default: {
 			struct ax_op o = { q.kind, { q.a[0], q.a[1], q.a[2], q.a[3], q.a[4], q.a[5] } };
+			if (ax_is_map_op(q.kind) && q.flip >= 0 && q.a[0] >= 0 && q.a[0] < r->nmap)
+				r->flip[q.a[0]] = (unsigned char)q.flip;
 			a.res = ax_run_op(r, &o);
 			memcpy(a.page, r->page, sizeof(a.page));
 		}
@@ -356,7 +368,7 @@ AX_FN int ax_proc_fork(struct ax_procs *P, int proc, int from)
 			ax_child_serve(P, P->r0, sv[1]);
 		}
 	} else {
-		struct ax_preq q = { 'F', { 0 } };
+		struct ax_preq q = { 'F', { 0 }, -1 };
 		struct ax_pans a;
 		int res = ax_ask(P, from, &q, sv[1], 1, &a, NULL);
 		if (res) {
@@ -377,7 +389,7 @@ AX_FN int ax_proc_fork(struct ax_procs *P, int proc, int from)
 /* exit of child `proc`: _exit(0) there, then wait for it (exit_mm and exit_files are done). */
 AX_FN int ax_proc_exit(struct ax_procs *P, int proc)
 {
-	struct ax_preq q = { 'X', { 0 } };
+	struct ax_preq q = { 'X', { 0 }, -1 };
 
 	if (proc <= 0 || proc >= AX_MAX_PROCS || !P->p[proc].pid)
 		return ax_harness("exit of a process that is not alive");
@@ -396,7 +408,7 @@ AX_FN int ax_proc_setuid(struct ax_procs *P, int proc, int user, int status)
 		P->vmpin = ax_vmpin_kb(status);
 		return res;
 	} else {
-		struct ax_preq q = { 'U', { (long)uid } };
+		struct ax_preq q = { 'U', { (long)uid }, -1 };
 		struct ax_pans a;
 		int res = ax_ask(P, proc, &q, -1, 0, &a, NULL);
 		P->vmpin = a.vmpin;
@@ -416,13 +428,13 @@ AX_FN int ax_proc_send_fd(struct ax_procs *P, int proc, int to, int ev, int stat
 		if (to == 0)
 			return fd < 0 ? EBADF : 0; /* to itself: it holds it already */
 		{
-			struct ax_preq q = { 'R', { ev } };
+			struct ax_preq q = { 'R', { ev }, -1 };
 			res = ax_ask(P, to, &q, fd, 1, &a, NULL);
 		}
 		return res;
 	}
 	{
-		struct ax_preq q = { 'S', { ev } };
+		struct ax_preq q = { 'S', { ev }, -1 };
 		res = ax_ask(P, proc, &q, -1, 0, &a, &fd);
 		P->vmpin = a.vmpin;
 		if (res)
@@ -435,7 +447,7 @@ AX_FN int ax_proc_send_fd(struct ax_procs *P, int proc, int to, int ev, int stat
 		return 0;
 	}
 	{
-		struct ax_preq q = { 'R', { ev } };
+		struct ax_preq q = { 'R', { ev }, -1 };
 		struct ax_pans b;
 		res = ax_ask(P, to, &q, fd, 1, &b, NULL);
 		close(fd);
@@ -465,9 +477,19 @@ AX_FN int ax_procs_op(struct ax_procs *P, int proc, const struct ax_op *o, int s
 	if (proc < 0 || proc >= AX_MAX_PROCS || !P->p[proc].pid)
 		return ax_harness("op in a process that is not alive");
 	{
-		struct ax_preq q = { o->kind, { a[0], a[1], a[2], a[3], a[4], a[5] } };
+		struct ax_preq q = { o->kind, { a[0], a[1], a[2], a[3], a[4], a[5] }, -1 };
 		struct ax_pans ans;
-		int res = ax_ask(P, proc, &q, -1, 0, &ans, NULL);
+		int res;
+
+		if (ax_is_map_op(o->kind) && a[0] >= 0 && a[0] < P->r0->nmap)
+			q.flip = P->r0->flip[a[0]];
+		res = ax_ask(P, proc, &q, -1, 0, &ans, NULL);
+		if (ax_is_map_op(o->kind) && a[0] >= 0 && a[0] < P->r0->nmap) {
+			if (o->kind == 'm')
+				P->r0->flip[a[0]] = 0;
+			else if (o->kind == 'r' && a[5] && res == 0)
+				P->r0->flip[a[0]] = !P->r0->flip[a[0]];
+		}
 		P->vmpin = ans.vmpin;
 		memcpy(P->r0->page, ans.page, sizeof(ans.page));
 		return res;

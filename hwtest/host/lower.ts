@@ -196,7 +196,7 @@ export function lowerOp(s: Lowering, op: Op): Outcome {
     .with({ op: "readUserPage" }, (o) => readUserPage(s, o))
     // One process only: runProgramHere refuses multi-process programs before any op runs (the
     // host backend sends them to the C agent, runtime/agent.c + runtime/procs.h).
-    .with({ op: "fork" }, { op: "exit" }, { op: "setuid" }, { op: "sendFd" }, (o) => {
+    .with({ op: "fork" }, { op: "exit" }, { op: "setuid" }, { op: "sendFd" }, { op: "thread" }, { op: "par" }, (o) => {
       throw new HarnessError(`${o.op}: the TypeScript executor runs one process (the C agent runs multi-process programs)`);
     })
     .exhaustive();
