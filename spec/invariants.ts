@@ -31,6 +31,12 @@ export function checkEnd(s: State, _start: Config): { id: string; detail: string
     const x = s.procs[p];
     if (x.pinnedVm !== 0) out.push({ id: "conserve.pinned_vm", detail: `pinned_vm of p${p}'s mm is ${x.pinnedVm} pages ${x.alive ? "after teardown" : "when it exits"}, not 0${x.pinnedVm < 0 ? " (negative: refunded pages another mm was charged)" : ""}` });
   }
+  // never negative, even when it is back at 0 when the mm goes (p0's minimum is kept only with other processes)
+  for (let p = 0; p < s.procs.length; p++) {
+    const x = s.procs[p];
+    const last = p === 0 ? s.pinnedVm : x.pinnedVm;
+    if (x.pinnedMin < 0 && last === 0) out.push({ id: "conserve.pinned_vm", detail: `pinned_vm of p${p}'s mm went down to ${x.pinnedMin} pages (negative: refunded pages another mm was charged) before it came back to 0` });
+  }
   if (s.auxAllocs !== s.auxFrees) out.push({ id: "conserve.aux_freed", detail: `${s.auxAllocs} AUX areas set up, ${s.auxFrees} freed` });
   const liveBufs = s.bufs.filter((b) => !b.dead).map((b) => b.id);
   const liveEvs: string[] = [];

@@ -487,7 +487,7 @@ export function resolve(d: Draft, idx: number, rel: number, write: boolean): Res
  * user (cred) and RLIMIT_MEMLOCK (signal->rlim) are copied.
  */
 export function forkProc(d: Draft, from: number, child: number): void {
-  d.addProc(child, { alive: true, user: userOf(d, from), rlimit: rlimitOf(d, from), pinnedVm: 0 });
+  d.addProc(child, { alive: true, user: userOf(d, from), rlimit: rlimitOf(d, from), pinnedVm: 0, pinnedMin: 0 });
   const bit = 1 << from;
   for (let i = 0; i < d.evs.length; i++) {
     const e = d.evs[i];

@@ -112,8 +112,10 @@ export interface Proc {
   readonly rlimit: number;
   /** mm->pinned_vm (p >= 1; p0's is State.pinnedVm); an exited process keeps the value its mm had when it went */
   readonly pinnedVm: number;
+  /** the lowest pinned_vm the mm ever had (conserve.pinned_vm: never negative); p0's is kept once a second process exists */
+  readonly pinnedMin: number;
 }
-const P0: Proc = { alive: true, user: 0, rlimit: 0, pinnedVm: 0 };
+const P0: Proc = { alive: true, user: 0, rlimit: 0, pinnedVm: 0, pinnedMin: 0 };
 const PROCS0: readonly Proc[] = [P0];
 
 export interface Vma {
@@ -309,8 +311,15 @@ export class Draft {
   }
   /** mm->pinned_vm of process p's mm += n */
   addPinned(p: number, n: number): void {
-    if (p === 0) { this.pinnedVm += n; return; }
-    this.procW(p).pinnedVm += n;
+    if (p === 0) {
+      this.pinnedVm += n;
+      // p0's minimum only matters (and is only kept) in a program with another process
+      if (this.pinnedVm < 0 && this.procs.length > 1 && this.pinnedVm < this.procs[0].pinnedMin) this.procW(0).pinnedMin = this.pinnedVm;
+      return;
+    }
+    const w = this.procW(p);
+    w.pinnedVm += n;
+    if (w.pinnedVm < w.pinnedMin) w.pinnedMin = w.pinnedVm;
   }
   procW(p: number): Mut<Proc> {
     if (!this.procsOwn) { this.procs = this.procs.map((x) => ({ ...x })); this.procsOwn = true; }
@@ -318,7 +327,7 @@ export class Draft {
   }
   addProc(p: number, x: Proc): void {
     if (!this.procsOwn) { this.procs = this.procs.map((y) => ({ ...y })); this.procsOwn = true; }
-    while (this.procs.length < p) this.procs.push({ alive: false, user: 0, rlimit: 0, pinnedVm: 0 });
+    while (this.procs.length < p) this.procs.push({ alive: false, user: 0, rlimit: 0, pinnedVm: 0, pinnedMin: 0 });
     this.procs[p] = { ...x };
   }
   setMapOwner(m: number, p: number): void {
