@@ -36,7 +36,7 @@ export const OPEN_RULES = [
   rule("close.ok", ALL, undefined, "perf_release", CORE, V.all,
     "close(fd): the event is released only when no VMA holds its file; while mapped nothing changes [seen on 6.18]"),
   rule("close.ebadf", ALL, "EBADF", "close", "fs/open.c", V.all,
-    "close of a dead handle (fd -1)"),
+    "close of a dead handle (fd -1), or of one the op's process holds no fd for"),
   rule("event.free", ALL, undefined, "_free_event", CORE, V.all,
     "when the last file reference goes, the event detaches from its buffer (ring_buffer_attach(event, NULL)) and its group siblings become singletons (perf_group_detach)"),
 ] as const;

@@ -9,9 +9,9 @@ import { otherwise, when, type Decision } from "./decision.ts";
 
 export const SET_OUTPUT_RULES = [
   rule("setoutput.ebadf", ALL, "EBADF", "perf_ioctl", CORE, V.all,
-    "ioctl on a dead handle (fd -1)"),
+    "ioctl on a dead handle (fd -1), or on one the op's process holds no fd for"),
   rule("setoutput.target-ebadf", ALL, "EBADF", "perf_fget_light", CORE, V.all,
-    "target is a dead handle: the C int -1 reaches the ioctl as 0xffffffff, not (unsigned long)-1, and fdget fails [seen on 6.18]"),
+    "target is a dead handle (or one the op's process holds no fd for): the C int -1 reaches the ioctl as 0xffffffff, not (unsigned long)-1, and fdget fails [seen on 6.18]"),
   rule("setoutput.self", ALL, "EINVAL", "perf_event_set_output", CORE, V.all,
     "event == output_event: no circular reference [seen on 6.18]"),
   rule("setoutput.cpu", ALL, "EINVAL", "perf_event_set_output", CORE, V.all,
