@@ -13,7 +13,7 @@ import type { MmapCtx, MprotectCtx, OpenCtx, OpOf, PageCtx, RangeCtx } from "../
 import { ruleOf, type RuleId } from "../rules/index.ts";
 import { OK, buildTable, err, evaluate, trD, trS, type Bodies, type Table, type Tr } from "./decide.ts";
 import { anonWriteFault, dropFd, exitProc, findIdx, forkProc, insertVma, mapFixedAnon, mprotect, mremap318, mremap510, mremap61, mremap618, perfCut, resolve, unmapRange, type MremapArgs, type OpResult } from "./mm.ts";
-import { acctOf, detachEv, inc, maybeFree, putBuf } from "./perf.ts";
+import { acctOf, detachEv, inc, putBuf } from "./perf.ts";
 import { Draft, ERAS, MM_SLOTS, NO_BUF, NO_EV, NO_VMA, P_W, PAGE, PROT_BITS, RLIM_INF_PAGES, pinnedOf, slotOf, userOf, type State, type Vma } from "./state.ts";
 
 // Module-local copies of hot imports: tsx compiles an imported binding to a getter call
@@ -361,7 +361,7 @@ function mmapCtx(s0: State, op: OpOf<"mmap">, p: number): MmapCtx {
   const e = handleIndex_(op.ev);
   const E = liveEv(s, e, p);
   const R = E.rb >= 0 ? s.bufs[E.rb] : NO_BUF_;
-  return { s, op, p, u: p === 0 ? s.procs[0].user : userOf(s, p), m, slot: p * MM_SLOTS_ + slotOf_(m, 0), e, E, R, nr: op.pages - 1, prot: PROT_BITS_[op.prot], hasAux: R.auxNrPages !== 0, acct: null };
+  return { s, op, p, u: s.procs[p]?.user ?? 0, m, slot: p * MM_SLOTS_ + slotOf_(m, 0), e, E, R, nr: op.pages - 1, prot: PROT_BITS_[op.prot], hasAux: R.auxNrPages !== 0, acct: null };
 }
 
 function rangeCtx<K extends "munmap" | "mapFixedAnon">(s: State, op: OpOf<K>, m: number, p: number, start: number, pages: number): RangeCtx<K> {

@@ -15,11 +15,10 @@ export interface Ctx<K extends Op["op"]> {
   op: OpOf<K>;
 }
 
-/**
- * Every per-process op runs in a process `p` (spec/program.ts opProc): events are seen through
- * its fd table (an event it holds no fd for is NO_EV: EBADF, or group_fd -1 for outputTo) and
- * map handles address its mm.
- */
+// Every per-process op runs in a process `p` (spec/program.ts opProc): events are seen through
+// its fd table (an event it holds no fd for is NO_EV: EBADF, or group_fd -1 for outputTo) and
+// map handles address its mm.
+
 /** perf_event_open: the new event's attributes and the outputTo target (live fd of p only). */
 export interface OpenCtx extends Ctx<"open"> { p: number; e: number; cpu: number; inherit: boolean; aux: boolean; ti: number; T: Ev }
 export interface CloseCtx extends Ctx<"close"> { p: number; e: number; E: Ev }
