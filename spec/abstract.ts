@@ -6,7 +6,8 @@
  * - buffers are numbered in allocation order (0, 1, ...) and listed only while alive
  *   (some VMA or event still holds them);
  * - events are listed by handle (only those whose open succeeded and that are not closed,
- *   plus closed ones that a VMA still keeps alive, with `open: false`);
+ *   plus closed ones that a VMA still keeps alive, with `open: false`); with several
+ *   processes `open` means some process holds an fd for it (the file is alive);
  * - counters are plain numbers (kernel longs; negative means the kernel's unsigned
  *   value wrapped).
  */
@@ -36,9 +37,9 @@ export interface AbstractEvent {
 export interface AbstractState {
   events: AbstractEvent[];
   buffers: AbstractBuffer[];
-  /** user->locked_vm of the program's uid, pages */
+  /** user->locked_vm of the program's uid (u0), pages */
   lockedVm: number;
-  /** mm->pinned_vm of the program's process, pages */
+  /** mm->pinned_vm of the program's process (p0), pages */
   pinnedVm: number;
   /** AUX areas allocated (setup_aux succeeded) and freed so far. */
   auxAllocs: number;

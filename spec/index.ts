@@ -33,7 +33,8 @@ declare const specStateBrand: unique symbol;
 /** Opaque to other components: only the functions here look inside. */
 export type SpecState = { readonly [specStateBrand]: true };
 
-export interface Transition { outcome: Outcome; vmPinKb: number; next: SpecState; rule: string }
+/** `marks`: the non-deciding mechanism markers the step fired (munmap.refund.other_user, ...), null if none. */
+export interface Transition { outcome: Outcome; vmPinKb: number; next: SpecState; rule: string; marks: readonly string[] | null }
 
 const inside = (s: SpecState): State => s as unknown as State;
 const outside = (s: State): SpecState => s as unknown as SpecState;
@@ -50,8 +51,10 @@ export function teardown(state: SpecState, profile: ProfileId, program: Program)
   return teardownState(inside(state), profile, program) as unknown as SpecState[];
 }
 
-export function expectedAudit(state: SpecState): { vmPinKb: number; budgetPages: number; liveAux: number } {
-  return auditOf(inside(state));
+/** The audit an end state predicts; `users`: the users other than u0 the program named with
+ *  `setuid` (their budgets, keyed uK; spec/model/check.ts otherUsers). */
+export function expectedAudit(state: SpecState, users: readonly string[] = []): { vmPinKb: number; budgetPages: number; liveAux: number; budgets?: Record<string, number> } {
+  return auditOf(inside(state), users);
 }
 
 export function checkInvariants(state: SpecState, startConfig: Config): { id: string; detail: string }[] {

@@ -9,8 +9,8 @@ import { SAT, type State } from "./model/state.ts";
 export interface Invariant { id: string; summary: string }
 
 export const INVARIANTS: readonly Invariant[] = [
-  { id: "conserve.locked_vm", summary: "once every mapping is gone, user->locked_vm is back at its start value (0 for a fresh uid): every charge refunded exactly once (observed: budgetPages == (mlockKb >> 2) * cpus)" },
-  { id: "conserve.pinned_vm", summary: "once every mapping is gone, mm->pinned_vm is back at 0 (observed: VmPin 0 kB)" },
+  { id: "conserve.locked_vm", summary: "once every mapping is gone, EVERY user's user->locked_vm is back at its start value (u0: config.lockedVmPages, 0 for a fresh uid; u1..u3: 0, fresh uids): every charge refunded exactly once, to the user charged (observed: budgetPages and each budgets.uK == (mlockKb >> 2) * cpus less the start)" },
+  { id: "conserve.pinned_vm", summary: "EVERY mm's mm->pinned_vm is 0 when the mm goes away (a child's at its exit, p0's after teardown), never negative (observed: VmPin 0 kB)" },
   { id: "conserve.aux_freed", summary: "every AUX area that setup_aux accepted was freed (free_aux) exactly once (observed: liveAux 0, auxSetups == auxFrees)" },
   { id: "conserve.no_live_buffer", summary: "after teardown no buffer or event is left alive" },
   { id: "conserve.counters", summary: "every count is back at zero when its object is freed: rb->mmap_count, aux_mmap_count, event->mmap_count, and no AUX pages are left allocated" },
@@ -22,7 +22,21 @@ export function checkEnd(s: State, _start: Config): { id: string; detail: string
   const out: { id: string; detail: string }[] = [];
   const l0 = s.cfg.lockedVmPages ?? 0;
   if (s.lockedVm !== l0) out.push({ id: "conserve.locked_vm", detail: `locked_vm ends at ${s.lockedVm} pages, not ${l0} (${s.lockedVm > l0 ? "charges never refunded" : "refunded more than charged"})` });
+  for (let u = 1; u < s.lockedVmU.length; u++) {
+    const l = s.lockedVmU[u] ?? 0;
+    if (l !== 0) out.push({ id: "conserve.locked_vm", detail: `locked_vm of u${u} ends at ${l} pages, not 0 (${l > 0 ? "charges never refunded" : "refunded more than charged"})` });
+  }
   if (s.pinnedVm !== 0) out.push({ id: "conserve.pinned_vm", detail: `pinned_vm ends at ${s.pinnedVm} pages (VmPin ${s.pinnedVm * 4} kB), not 0` });
+  for (let p = 1; p < s.procs.length; p++) {
+    const x = s.procs[p];
+    if (x.pinnedVm !== 0) out.push({ id: "conserve.pinned_vm", detail: `pinned_vm of p${p}'s mm is ${x.pinnedVm} pages ${x.alive ? "after teardown" : "when it exits"}, not 0${x.pinnedVm < 0 ? " (negative: refunded pages another mm was charged)" : ""}` });
+  }
+  // never negative, even when it is back at 0 when the mm goes (p0's minimum is kept only with other processes)
+  for (let p = 0; p < s.procs.length; p++) {
+    const x = s.procs[p];
+    const last = p === 0 ? s.pinnedVm : x.pinnedVm;
+    if (x.pinnedMin < 0 && last === 0) out.push({ id: "conserve.pinned_vm", detail: `pinned_vm of p${p}'s mm went down to ${x.pinnedMin} pages (negative: refunded pages another mm was charged) before it came back to 0` });
+  }
   if (s.auxAllocs !== s.auxFrees) out.push({ id: "conserve.aux_freed", detail: `${s.auxAllocs} AUX areas set up, ${s.auxFrees} freed` });
   const liveBufs = s.bufs.filter((b) => !b.dead).map((b) => b.id);
   const liveEvs: string[] = [];

@@ -38,6 +38,13 @@ const RU = (map: string): Op => ({ op: "readUserPage", map });
 const LIM = (memlockPages: number | "unlimited"): Op => ({ op: "rlimit", memlockPages });
 const MLK = (kb: number): Op => ({ op: "sysctlMlock", kb });
 const FAULT = (fail: boolean): Op => ({ op: "auxFault", fail });
+/** processes and users (spec/notes/processes.md) */
+const FK = (proc: string, from = "p0"): Op => ({ op: "fork", proc, from });
+const EX = (proc: string): Op => ({ op: "exit", proc });
+const SU = (proc: string, user: string): Op => ({ op: "setuid", proc, user });
+const SF = (proc: string, to: string, ev: string): Op => ({ op: "sendFd", proc, to, ev });
+/** the op run in process `proc` */
+const IN = (proc: string, op: Op): Op => ({ ...op, proc } as Op);
 
 interface L { name: string; profiles: ProfileId[]; rule: string; why: string; program: [Op, E][]; config?: Partial<Config> }
 const L: L[] = [];
@@ -204,6 +211,49 @@ lit("readpage-user", ALL, "readpage.user", "the user page: data_offset PAGE_SIZE
 lit("rlimit-hard", ALL, "rlimit.hard", "a soft RLIMIT_MEMLOCK above the hard limit is EINVAL", [[LIM(2048), "ok"], [LIM(4096), "EINVAL"], [LIM("unlimited"), "EINVAL"]], { memlockHardPages: 2048 });
 lit("rlimit-set", ALL, "rlimit.set", "raising RLIMIT_MEMLOCK lets the excess go to pinned_vm", [[O("e0"), "ok"], [M("m0", "e0", 513), "EPERM"], [LIM(300), "ok"], [M("m1", "e0", 513), "ok"]]);
 
+// ---- several processes and users (issue 13; spec/notes/processes.md). Outcomes from the
+// kernel source: dup_mmap skips VM_DONTCOPY (set by perf_mmap on every perf VMA), exit_mmap
+// closes the VMAs then exit_files the fds, perf_mmap charges current_user() and vma->vm_mm,
+// perf_mmap_close refunds rb->mmap_user and vma->vm_mm (5.10.262, 6.1.192, 7.3.4).
+lit("fork-no-perf-vmas", ALL, "fork.ok", "the child gets copies of the anonymous VMAs (with their contents) but none of the perf VMAs (VM_DONTCOPY)", [
+  [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [M("m1", "e0", 4), "EINVAL"], [F("m1", 0, 2), "ok"], [A("m1", 4, 4), "ok"], [FK("p1"), "ok"],
+  [IN("p1", T("m0", 0)), "SIGSEGV"], [IN("p1", RU("m0")), "SIGSEGV"], [IN("p1", RU("m1")), anonPage(4, 4)], [IN("p1", T("m1", 1, true)), "ok"],
+  [EX("p1"), "ok"], [RU("m0"), up(2)]]);
+lit("exit-closes-mappings", ALL, "exit.ok", "a child maps the buffer through its inherited fd; its exit closes the VMA (the buffer is freed: p0 maps a new one of another size) and p0's mm never had it", [
+  [O("e0"), "ok"], [FK("p1"), "ok"], [IN("p1", M("m0", "e0", 3)), "ok"], [IN("p1", RU("m0")), up(2)], [T("m0", 0, false), "ok"], [IN("p0", T("m0", 0)), "SIGSEGV"],
+  [EX("p1"), "ok"], [M("m1", "e0", 5), "ok"], [RU("m1"), up(4)]]);
+lit("setuid-eperm", ALL, "setuid.eperm", "without CAP_SETUID another uid is EPERM; the process's own is fine", [
+  [FK("p1"), "ok"], [SU("p1", "u1"), "EPERM"], [SU("p1", "u0"), "ok"], [SU("p0", "u2"), "EPERM"]], { capSetuid: false });
+lit("setuid-keeps-charges", ALL, "setuid.ok", "mappings keep the user they were charged to: the refund goes to rb->mmap_user, the creator, after a setuid", [
+  [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [SU("p0", "u1"), "ok"], [U("m0"), "ok"], [M("m1", "e0", 5), "ok"], [U("m1"), "ok"]]);
+lit("setuid-charges-new-user", ALL, "setuid.ok", "after setuid a child's new buffer is charged to, and refunded to, its new user (u1's budget is fresh: 257 pages map)", [
+  [FK("p1"), "ok"], [SU("p1", "u1"), "ok"], [IN("p1", O("e0")), "ok"], [IN("p1", M("m0", "e0", 257)), "ok"], [O("e1"), "ok"], [M("m1", "e1", 257), "ok"], [EX("p1"), "ok"]]);
+lit("sendfd-ebadf", ALL, "sendfd.ebadf", "a process that closed its fd cannot send it; one sent back can be closed once", [
+  [O("e0"), "ok"], [FK("p1"), "ok"], [IN("p1", C("e0")), "ok"], [SF("p1", "p0", "e0"), "EBADF"], [SF("p0", "p1", "e0"), "ok"], [IN("p1", C("e0")), "ok"], [IN("p1", C("e0")), "EBADF"]]);
+lit("sendfd-ok", ALL, "sendfd.ok", "an fd sent to a process that never had it lets it map the event; the event outlives the sender's close", [
+  [FK("p1"), "ok"], [O("e0"), "ok"], [IN("p1", M("m0", "e0", 3)), "EBADF"], [SF("p0", "p1", "e0"), "ok"], [C("e0"), "ok"], [IN("p1", M("m1", "e0", 3)), "ok"], [RU("m1"), up(2)], [EX("p1"), "ok"]]);
+lit("ebadf-other-process", ALL, "mmap.ebadf", "an event another process opened after the fork: p0 holds no fd for it (mmap, close, SET_OUTPUT on it or to it: EBADF); its opener maps it", [
+  [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [FK("p1"), "ok"], [IN("p1", O("e1")), "ok"],
+  [M("m1", "e1", 3), "EBADF"], [C("e1"), "EBADF"], [S("e1", null), "EBADF"], [S("e0", "e1"), "EBADF"], [IN("p1", M("m2", "e1", 3)), "ok"], [EX("p1"), "ok"]]);
+lit("setoutput-task", ALL, "setoutput.task", "SET_OUTPUT to another task's event: EINVAL for a per-task buffer (cpu -1); per-cpu buffers (cpu 0) may be shared across tasks", [
+  [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e2", { cpu: 0 }), "ok"], [M("m2", "e2", 3), "ok"], [FK("p1"), "ok"],
+  [IN("p1", O("e1")), "ok"], [IN("p1", S("e1", "e0")), "EINVAL"], [IN("p1", O("e3", { cpu: 0 })), "ok"], [IN("p1", S("e3", "e2")), "ok"], [IN("p1", S("e3", null)), "ok"]]);
+lit("open-group-task", ALL, "open.group.task", "perf_event_open with outputTo (the group leader) another task's event: EINVAL from the group check, whatever the cpu", [
+  [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e2", { cpu: 0 }), "ok"], [M("m2", "e2", 3), "ok"], [FK("p1"), "ok"],
+  [IN("p1", O("e1", { outputTo: "e0" })), "EINVAL"], [IN("p1", O("e3", { cpu: 0, outputTo: "e2" })), "EINVAL"], [O("e4", { outputTo: "e0" }), "ok"]]);
+lit("aux-refund-other-user", ALL, "mmap.aux.new", "an AUX area mapped by another user (u1, a child after setuid) is refunded to rb->mmap_user (u0, the data buffer's creator): u1 leaks the AUX pages, u0 gains them", [
+  [OA("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 4, 4), "ok"], [FK("p1"), "ok"], [SU("p1", "u1"), "ok"], [IN("p1", M("m1", "e0", 4, 4)), "ok"], [EX("p1"), "ok"]]);
+lit("pinned-refund-other-mm", ALL, "mmap.data.new", "the buffer's pinned_vm (mmap_locked 255) was charged to p0's mm; its last VMA closes in the child's mm at exit, which is refunded: the child's pinned_vm goes to -255 when its mm goes, p0's keeps 255", [
+  [LIM("unlimited"), "ok"], [O("e0"), "ok"], [M("m0", "e0", 513), "ok"], [FK("p1"), "ok"], [IN("p1", M("m1", "e0", 513)), "ok"], [U("m0"), "ok"], [EX("p1"), "ok"]]);
+lit("remap-other-process", M618, "mmap.data.remap.charged", "6.18: the re-map charge of a second mapping made by another process (same user) leaks as in one process", [
+  [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [FK("p1"), "ok"], [IN("p1", M("m1", "e0", 3)), "ok"], [EX("p1"), "ok"]]);
+lit("remap-other-process-old", OLD, "mmap.data.remap", "before 6.15 a second mapping by another process charges nothing: nothing leaks", [
+  [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [FK("p1"), "ok"], [IN("p1", M("m1", "e0", 3)), "ok"], [EX("p1"), "ok"]]);
+lit("remap-other-user", M618, "mmap.data.remap.charged", "6.18: the re-map charge goes to the re-mapping process's user (u1), which nothing refunds", [
+  [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [FK("p1"), "ok"], [SU("p1", "u1"), "ok"], [IN("p1", M("m1", "e0", 3)), "ok"], [EX("p1"), "ok"]]);
+lit("remap-other-user-old", OLD, "mmap.data.remap", "before 6.15 a second mapping by another user charges nothing", [
+  [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [FK("p1"), "ok"], [SU("p1", "u1"), "ok"], [IN("p1", M("m1", "e0", 3)), "ok"], [EX("p1"), "ok"]]);
+
 // ---- verdicts: where a profile's own rules break conservation or predict a WARN, the case says
 // so (like a litmus test's "Result: Sometimes"); written from the source, not computed.
 const SPLIT_LEAK = { kind: "invariant", rule: "conserve.counters" } as const; // perf_mmap_open counts any vm_pgoff != 0 as AUX, close needs == aux_pgoff
@@ -229,6 +279,17 @@ const VERDICT: Record<string, { kind: "invariant" | "kernel-warning"; rule: stri
   // 5.10: the copy of the AUX area's tail (mremap.move.split.dup) leaves aux_mmap_count 1 and the AUX pages charged
   "mremap-move-split-aux-leak.5.10": { kind: "invariant", rule: "conserve.locked_vm" },
 };
+
+// several processes and users: the all-era refund asymmetries (spec/notes/processes.md)
+for (const p of ALL) {
+  VERDICT[`aux-refund-other-user.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // u1 keeps +4, u0 ends at -4
+  // the child's mm is refunded mmap_locked it was never charged; 6.18+ re-map charge leaks locked_vm first (checked first)
+  VERDICT[`pinned-refund-other-mm.${p}`] = { kind: "invariant", rule: M618.includes(p) ? "conserve.locked_vm" : "conserve.pinned_vm" };
+}
+for (const p of M618) {
+  VERDICT[`remap-other-process.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // u0 keeps the 3 re-mapped pages
+  VERDICT[`remap-other-user.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // u1 keeps the 3 re-mapped pages
+}
 
 // ---- the files
 

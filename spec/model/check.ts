@@ -4,12 +4,12 @@
  * compare the audit after the shared teardown, then check conservation.
  */
 import { budgetCap, budgetLimit, budgetProbe, teardownSteps, type TeardownStep } from "../audit.ts";
-import { handleIndex, type Config, type Op, type Outcome, type ProfileId, type Program } from "../program.ts";
+import { handleIndex, programHandles, type Config, type Op, type Outcome, type ProfileId, type Program } from "../program.ts";
 import { sameOutcome, showOp, showOutcome, type Audit, type Divergence, type Trace, type Verdict } from "../trace.ts";
 import { checkEnd } from "../invariants.ts";
-import { unmapRange } from "./mm.ts";
-import { calcLimits, maybeFree } from "./perf.ts";
-import { Draft, ERAS, RLIM_INF_PAGES, initial, slotOf, type State } from "./state.ts";
+import { dropFd, exitProc, unmapRange } from "./mm.ts";
+import { calcLimits } from "./perf.ts";
+import { Draft, ERAS, RLIM_INF_PAGES, initial, lockedOf, slotOf, type State } from "./state.ts";
 import { stepSafe, type Tr } from "./step.ts";
 
 /** VmPin as /proc prints it: unsigned, so a negative pinned_vm reads as 2^64 - |x| (as a JS number). */
@@ -19,6 +19,11 @@ export function vmPinMatches(spec: number, observed: number): boolean {
 }
 
 export function teardownState(s: State, profile: ProfileId, program: Program, steps: readonly TeardownStep[] = teardownSteps(program)): State[] {
+  return [teardownDraft(s, profile, steps).finish()];
+}
+
+/** The teardown as a Draft (its `marks`: the mechanism markers the teardown fired). */
+function teardownDraft(s: State, profile: ProfileId, steps: readonly TeardownStep[]): Draft {
   if (s.era.id !== profile) s = { ...s, era: ERAS[profile] };
   const d = new Draft(s);
   // A plain switch, not ts-pattern's match(): this runs for every state of every checked
@@ -28,15 +33,21 @@ export function teardownState(s: State, profile: ProfileId, program: Program, st
       case "restore": d.mlockKb = s.cfg.mlockKb; d.auxFault = false; break;
       case "munmap": unmapRange(d, slotOf(handleIndex(t.map), t.slot), 0, t.pages); break;
       case "close": {
+        // p0 closes the fds it still holds (every other process has exited by now)
         const e = handleIndex(t.ev);
         const ev = d.ev(e);
-        if (ev !== undefined && ev.fd) { d.evW(e).fd = false; maybeFree(d, e); }
+        if (ev !== undefined && (ev.fdMask & 1) !== 0) dropFd(d, e, 0);
+        break;
+      }
+      case "exit": {
+        const p = handleIndex(t.proc);
+        if (d.procs[p]?.alive) exitProc(d, p);
         break;
       }
       default: { const never: never = t; throw new Error(`unknown teardown step ${JSON.stringify(never)}`); }
     }
   }
-  return [d.finish()];
+  return d;
 }
 
 /**
@@ -45,11 +56,12 @@ export function teardownState(s: State, profile: ProfileId, program: Program, st
  * the limit, so it probes as 0; the seed has no clamp, so locked_vm = -2 probes as limit + 2
  * (a 257-page buffer fits: -2 + 257 <= limit).
  */
-export function probeBudget(s: State): number {
+export function probeBudget(s: State, user = 0): number {
   const limit = budgetLimit(s.mlockKb, s.cfg.cpus);
+  // the probe runs in p0 (its pinned_vm) as `user` (switched to that uid for u1..u3)
   const st = {
     era: s.era, cfg: { ...s.cfg, capIpcLock: false }, mlockKb: s.mlockKb,
-    lockedVm: s.lockedVm, pinnedVm: s.pinnedVm, rlimit: s.pinnedVm < 0 ? RLIM_INF_PAGES : s.pinnedVm,
+    lockedVm: user === 0 ? s.lockedVm : lockedOf(s, user), pinnedVm: s.pinnedVm, rlimit: s.pinnedVm < 0 ? RLIM_INF_PAGES : s.pinnedVm,
   };
   if (st.lockedVm >= 0 && st.lockedVm <= limit && st.pinnedVm >= 0 && s.cfg.paranoid > -1) return limit - st.lockedVm;
   return budgetProbe(budgetCap(s.mlockKb, s.cfg.cpus), (dataPages) => {
@@ -61,8 +73,22 @@ export function probeBudget(s: State): number {
   });
 }
 
-export function auditOf(s: State): { vmPinKb: number; budgetPages: number; liveAux: number } {
-  return { vmPinKb: s.pinnedVm * 4, budgetPages: probeBudget(s), liveAux: s.auxAllocs - s.auxFrees };
+export interface PredictedAudit { vmPinKb: number; budgetPages: number; liveAux: number; budgets?: Record<string, number> }
+
+/** The audit an end state predicts; `users`: the users other than u0 a `setuid` named (their budgets). */
+export function auditOf(s: State, users: readonly string[] = []): PredictedAudit {
+  const a: PredictedAudit = { vmPinKb: s.pinnedVm * 4, budgetPages: probeBudget(s), liveAux: s.auxAllocs - s.auxFrees };
+  if (users.length > 0) {
+    const budgets: Record<string, number> = {};
+    for (const u of users) budgets[u] = probeBudget(s, handleIndex(u));
+    a.budgets = budgets;
+  }
+  return a;
+}
+
+/** Users other than u0 named by a `setuid` of the program (whose budgets the audit probes). */
+export function otherUsers(program: Program): string[] {
+  return programHandles(program).users.filter((u) => u !== "u0");
 }
 
 function dedupe(states: State[]): State[] {
@@ -93,9 +119,15 @@ export interface PerOp { allowed: Outcome[]; allowedVmPinKb: number[]; rule: str
 
 interface Walk { verdict: Verdict; perOp: PerOp[] }
 
-function auditMismatch(a: Audit, p: { vmPinKb: number; budgetPages: number; liveAux: number }, s: State): { rule: string; kind: "vmpin" | "invariant"; expected: string; observed: string } | null {
+function auditMismatch(a: Audit, p: PredictedAudit, s: State): { rule: string; kind: "vmpin" | "invariant"; expected: string; observed: string } | null {
   if (!vmPinMatches(p.vmPinKb, a.vmPinKb)) return { rule: "audit.vmPinKb", kind: "vmpin", expected: `VmPin ${p.vmPinKb} kB`, observed: `VmPin ${a.vmPinKb} kB` };
   if (a.budgetPages !== undefined && a.budgetPages !== p.budgetPages) return { rule: "audit.budgetPages", kind: "invariant", expected: `budget ${p.budgetPages} pages`, observed: `budget ${a.budgetPages} pages` };
+  if (a.budgets !== undefined && p.budgets !== undefined) {
+    for (const [u, want] of Object.entries(p.budgets)) {
+      const got = a.budgets[u];
+      if (got !== undefined && got !== want) return { rule: "audit.budgets", kind: "invariant", expected: `${u} budget ${want} pages`, observed: `${u} budget ${got} pages` };
+    }
+  }
   if (a.liveAux !== undefined && a.liveAux !== p.liveAux) return { rule: "audit.liveAux", kind: "invariant", expected: `liveAux ${p.liveAux}`, observed: `liveAux ${a.liveAux}` };
   if (a.auxSetups !== undefined && a.auxSetups !== s.auxAllocs) return { rule: "audit.auxSetups", kind: "invariant", expected: `auxSetups ${s.auxAllocs}`, observed: `auxSetups ${a.auxSetups}` };
   if (a.auxFrees !== undefined && a.auxFrees !== s.auxFrees) return { rule: "audit.auxFrees", kind: "invariant", expected: `auxFrees ${s.auxFrees}`, observed: `auxFrees ${a.auxFrees}` };
@@ -108,6 +140,10 @@ function observedConservation(a: Audit, cfg: Config): { id: string; detail: stri
   if (a.vmPinKb !== 0) return { id: "conserve.pinned_vm", detail: `VmPin ${a.vmPinKb} kB after teardown` };
   const start = Math.max(0, limit - (cfg.lockedVmPages ?? 0)); // the budget the program found
   if (a.budgetPages !== undefined && cfg.paranoid > -1 && a.budgetPages !== start) return { id: "conserve.locked_vm", detail: `budget ${a.budgetPages} pages after teardown, ${start} at the start (limit ${limit})` };
+  // every other user is a fresh uid: its whole limit at the start
+  if (a.budgets !== undefined && cfg.paranoid > -1) {
+    for (const [u, b] of Object.entries(a.budgets)) if (b !== limit) return { id: "conserve.locked_vm", detail: `${u}: budget ${b} pages after teardown, ${limit} at the start (a fresh uid)` };
+  }
   if (a.liveAux !== undefined && a.liveAux !== 0) return { id: "conserve.aux_freed", detail: `${a.liveAux} AUX areas still set up` };
   if (a.auxSetups !== undefined && a.auxFrees !== undefined && a.auxSetups !== a.auxFrees) return { id: "conserve.aux_freed", detail: `${a.auxSetups} setups, ${a.auxFrees} frees` };
   return null;
@@ -157,7 +193,10 @@ function walk(program: Program, config: Config, profile: ProfileId, trace: Trace
       states = dedupe((sameOut.length ? sameOut : ts).map((t) => t.next));
       continue;
     }
-    if (coverage !== undefined) for (const r of new Set(keep.map((t) => t.rule))) coverage.set(r, (coverage.get(r) ?? 0) + 1);
+    if (coverage !== undefined) {
+      for (const r of new Set(keep.map((t) => t.rule))) coverage.set(r, (coverage.get(r) ?? 0) + 1);
+      for (const t of keep) if (t.marks !== null) for (const r of t.marks) coverage.set(r, (coverage.get(r) ?? 0) + 1);
+    }
     states = dedupe(keep.map((t) => t.next));
   }
   if (diverged !== null) return reject(diverged);
@@ -174,14 +213,21 @@ function walk(program: Program, config: Config, profile: ProfileId, trace: Trace
     });
   }
   const steps = teardownSteps(program);
-  const ends = states.flatMap((s) => teardownState(s, profile, program, steps));
+  const drafts = states.map((s) => teardownDraft(s, profile, steps));
+  if (coverage !== undefined) {
+    const marks = new Set<string>();
+    for (const d of drafts) if (d.marks !== null) for (const r of d.marks) marks.add(r);
+    for (const r of marks) coverage.set(r, (coverage.get(r) ?? 0) + 1);
+  }
+  const ends = drafts.map((d) => d.finish());
+  const users = audit?.budgets !== undefined ? otherUsers(program) : [];
   let candidates = ends;
   if (audit !== null) {
-    const match = ends.filter((e) => auditMismatch(audit, auditOf(e), e) === null);
+    const match = ends.filter((e) => auditMismatch(audit, auditOf(e, users), e) === null);
     if (match.length === 0) {
-      const mm = auditMismatch(audit, auditOf(ends[0]), ends[0])!;
+      const mm = auditMismatch(audit, auditOf(ends[0], users), ends[0])!;
       return reject({
-        kind: mm.kind, opIndex: -1, rule: mm.rule, expected: ends.map((e) => { const m = auditMismatch(audit, auditOf(e), e); return m ? m.expected : "?"; }),
+        kind: mm.kind, opIndex: -1, rule: mm.rule, expected: ends.map((e) => { const m = auditMismatch(audit, auditOf(e, users), e); return m ? m.expected : "?"; }),
         observed: mm.observed, detail: `audit after teardown: observed ${mm.observed}, the spec predicts ${mm.expected}`,
       });
     }

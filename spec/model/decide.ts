@@ -13,13 +13,16 @@ import { MMAP_AUX_DECIDE } from "../rules/mmap-aux.ts";
 import { MMAP_DATA_DECIDE, MMAP_DECIDE } from "../rules/mmap-data.ts";
 import { MUNMAP_DECIDE } from "../rules/munmap.ts";
 import { CLOSE_DECIDE, OPEN_DECIDE } from "../rules/open.ts";
+import { EXIT_DECIDE, FORK_DECIDE, SENDFD_DECIDE, SETUID_DECIDE } from "../rules/process.ts";
 import { SETOUTPUT_DECIDE } from "../rules/set-output.ts";
 import { READPAGE_DECIDE, SETAUX_DECIDE, TOUCH_DECIDE } from "../rules/touch.ts";
 import { MAPFIXED_DECIDE, MPROTECT_DECIDE, MREMAP_DECIDE } from "../rules/vma-ops.ts";
 import { ruleOf, type RuleId } from "../rules/index.ts";
 import type { Draft, State } from "./state.ts";
 
-export interface Tr { outcome: Outcome; vmPinKb: number; next: State; rule: RuleId }
+/** A transition: outcome, the op's process's VmPin after it, the next state, the deciding
+ *  rule, and the non-deciding mechanism markers the step fired (null: none). */
+export interface Tr { outcome: Outcome; vmPinKb: number; next: State; rule: RuleId; marks: readonly string[] | null }
 
 export const OK: Outcome = Object.freeze({ ok: true as const });
 const ERR = new Map<string, Outcome>();
@@ -31,12 +34,12 @@ export function err(e: string): Outcome {
 
 /** A transition that leaves the state as it is. */
 export function trS(s: State, outcome: Outcome, rule: RuleId): Tr {
-  return { outcome, vmPinKb: s.pinnedVm * 4, next: s, rule };
+  return { outcome, vmPinKb: s.pinnedVm * 4, next: s, rule, marks: null };
 }
 /** A transition to what a Draft holds. */
 export function trD(d: Draft, outcome: Outcome, rule: RuleId): Tr {
   const next = d.finish();
-  return { outcome, vmPinKb: next.pinnedVm * 4, next, rule };
+  return { outcome, vmPinKb: next.pinnedVm * 4, next, rule, marks: d.marks };
 }
 
 /** The op kinds' declarations, in one place (a key per decision point of `step`). */
@@ -46,6 +49,7 @@ export const DECLARATIONS = {
   munmap: MUNMAP_DECIDE, mprotect: MPROTECT_DECIDE, mremap: MREMAP_DECIDE, mapFixedAnon: MAPFIXED_DECIDE,
   touch: TOUCH_DECIDE, setAux: SETAUX_DECIDE, readUserPage: READPAGE_DECIDE,
   rlimit: RLIMIT_DECIDE, sysctlMlock: SYSCTL_DECIDE, auxFault: AUXFAULT_DECIDE,
+  fork: FORK_DECIDE, exit: EXIT_DECIDE, setuid: SETUID_DECIDE, sendFd: SENDFD_DECIDE,
 } as const;
 
 export type Point = keyof typeof DECLARATIONS;

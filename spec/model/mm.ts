@@ -7,7 +7,7 @@
 import type { Errno } from "../program.ts";
 import type { RuleId } from "../rules/index.ts";
 import { evHasVma, maybeFree, perfClose, perfOpen } from "./perf.ts";
-import { Draft, P_R, P_W, anonPgoff, type AnonWrite, type Buf, type PageKind, type Pte, type Vma } from "./state.ts";
+import { Draft, MM_SLOTS, P_R, P_W, anonPgoff, rlimitOf, userOf, vmaMm, type AnonWrite, type Buf, type PageKind, type Pte, type Vma } from "./state.ts";
 
 export function findIdx(vmas: readonly Vma[], slot: number, page: number): number {
   for (let i = 0; i < vmas.length; i++) {
@@ -473,4 +473,64 @@ export function resolve(d: Draft, idx: number, rel: number, write: boolean): Res
     vs[idx] = { ...v, ptes: [...(v.ptes ?? []), { rel, buf: page.buf, kind: page.kind, idx: page.idx }] };
   }
   return { page };
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes (spec/notes/processes.md).
+
+/**
+ * fork() of `from` into `child` (kernel/fork.c copy_process -> dup_mm -> dup_mmap): the child's
+ * mm gets copies of `from`'s VMAs except those with VM_DONTCOPY, which perf_mmap sets on every
+ * perf VMA (`vma->vm_flags |= VM_DONTCOPY | VM_DONTEXPAND | VM_DONTDUMP` 5.10.262/6.1.192,
+ * `vm_flags_set(vma, VM_DONTCOPY | ...)` 7.2.13/7.3.4): anonymous memory only, with its
+ * contents; mm_init starts pinned_vm at 0; the fd table (dup_fd) holds every fd `from` holds;
+ * user (cred) and RLIMIT_MEMLOCK (signal->rlim) are copied.
+ */
+export function forkProc(d: Draft, from: number, child: number): void {
+  d.addProc(child, { alive: true, user: userOf(d, from), rlimit: rlimitOf(d, from), pinnedVm: 0, pinnedMin: 0 });
+  const bit = 1 << from;
+  for (let i = 0; i < d.evs.length; i++) {
+    const e = d.evs[i];
+    if (e !== undefined && (e.fdMask & bit) !== 0) d.evW(i).fdMask |= 1 << child;
+  }
+  const shift = (child - from) * MM_SLOTS;
+  const copies: Vma[] = [];
+  for (const v of d.vmas) if (v.ev < 0 && vmaMm(v) === from) copies.push({ ...v, slot: v.slot + shift });
+  if (copies.length === 0) return;
+  const vs = d.vmasW();
+  vs.push(...copies);
+  vs.sort((a, b) => a.slot - b.slot || a.start - b.start);
+}
+
+/**
+ * do_exit of process p (never p0): exit_mm -> mmput -> exit_mmap closes every VMA of the mm
+ * in ascending address order (remove_vma: vm_ops->close = perf_mmap_close with vma->vm_mm =
+ * this mm, then fput of vm_file), then exit_files closes its fds (ascending handle order; the
+ * event is released when no fd or VMA holds its file). The mm is gone: its pinned_vm stays
+ * recorded in procs[p] for conserve.pinned_vm.
+ */
+export function exitProc(d: Draft, p: number): void {
+  const lo = p * MM_SLOTS, hi = lo + MM_SLOTS;
+  const vs = d.vmasW();
+  const removed: Vma[] = [];
+  for (let i = 0; i < vs.length;) {
+    const v = vs[i];
+    if (v.slot >= lo && v.slot < hi) { removed.push(v); vs.splice(i, 1); } else i++;
+  }
+  closeRemoved(d, removed);
+  const bit = 1 << p;
+  for (let i = 0; i < d.evs.length; i++) {
+    const e = d.evs[i];
+    if (e === undefined || (e.fdMask & bit) === 0) continue;
+    dropFd(d, i, p);
+  }
+  d.procW(p).alive = false;
+}
+
+/** close() of process p's fd for event i: the file goes when no fd and no VMA hold it (perf_release). */
+export function dropFd(d: Draft, i: number, p: number): void {
+  const w = d.evW(i);
+  w.fdMask &= ~(1 << p);
+  w.fd = w.fdMask !== 0;
+  maybeFree(d, i);
 }

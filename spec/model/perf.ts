@@ -4,7 +4,7 @@
  * Everything here works on a Draft (spec/model/state.ts); callers decide outcomes.
  */
 import type { MmapCtx } from "../rules/context.ts";
-import { Draft, SAT, ugt, type Era, type MBuf, type State, type Vma } from "./state.ts";
+import { Draft, SAT, lockedOf, pinnedOf, rlimitOf, ugt, userOf, vmaMm, type Era, type MBuf, type State, type Vma } from "./state.ts";
 
 // ---------------------------------------------------------------------------------------
 // Counter arithmetic. atomic_t (seed .. 6.17) is plain; refcount_t (6.18 mmap counts, and
@@ -64,9 +64,19 @@ export function calcLimits(s: AcctInput, userExtra: number): Acct {
   return { ok, userExtra, extra };
 }
 
+/**
+ * What the accounting check of process p reads: current_user()'s locked_vm, vma->vm_mm's
+ * pinned_vm, the process's RLIMIT_MEMLOCK (perf_mmap 5.10 .. 6.12, perf_mmap_calc_limits
+ * 6.15+ / 7.3.4: `user = current_user()`, `atomic64_read(&vma->vm_mm->pinned_vm)`).
+ */
+export function acctInput(s: State, p: number): AcctInput {
+  if (p === 0 && s.procs[0].user === 0) return s;
+  return { era: s.era, cfg: s.cfg, lockedVm: lockedOf(s, userOf(s, p)), pinnedVm: pinnedOf(s, p), rlimit: rlimitOf(s, p), mlockKb: s.mlockKb };
+}
+
 /** The accounting check of an mmap, computed once per step (the guards of mmap.*.eperm). */
 export function acctOf(c: MmapCtx): Acct {
-  return c.acct ??= calcLimits(c.s, c.op.pages);
+  return c.acct ??= calcLimits(c.p === 0 && c.u === 0 ? c.s : acctInput(c.s, c.p), c.op.pages);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -171,8 +181,16 @@ export function perfClose(d: Draft, v: Vma): void {
     const [n, zero] = decLock(d, b.auxMmapCount, "rb->aux_mmap_count", refT);
     b.auxMmapCount = n;
     if (zero) {
-      d.lockedVm -= era.seed ? b.auxNrPages : b.auxNrPages - b.auxMmapLocked;
-      d.pinnedVm -= b.auxMmapLocked;
+      // atomic_long_sub(aux_nr_pages - aux_mmap_locked, &mmap_user->locked_vm) and
+      // atomic64_sub(aux_mmap_locked, &vma->vm_mm->pinned_vm) (5.10.262, 6.1.192, 7.3.4):
+      // the AUX refund goes to the DATA buffer's creator and from the closing mm, whoever
+      // was charged for the area
+      const userRefund = era.seed ? b.auxNrPages : b.auxNrPages - b.auxMmapLocked;
+      const mm = vmaMm(v);
+      d.addLocked(b.mmapUser, -userRefund);
+      d.addPinned(mm, -b.auxMmapLocked);
+      if (b.auxUser !== b.mmapUser && userRefund !== 0) d.mark("munmap.refund.other_user");
+      if (b.auxMm !== mm && b.auxMmapLocked !== 0) d.mark("munmap.refund.other_mm");
       rbFreeAux(d, b);
       if (era.auxRefT && b.auxRefcount !== 0) d.warn("WARN_ON_ONCE(refcount_read(&rb->aux_refcount)) in perf_mmap_close");
     }
@@ -193,8 +211,7 @@ export function perfClose(d: Draft, v: Vma): void {
       const o = d.evs[j];
       if (o !== undefined && !o.freed && o.rb === rbId) detachEv(d, j);
     }
-    d.lockedVm -= size + 1 - mmapLocked;
-    d.pinnedVm -= mmapLocked;
+    refundData(d, v, b, size + 1 - mmapLocked, mmapLocked);
     return;
   }
   let detachRest: boolean;
@@ -216,6 +233,17 @@ export function perfClose(d: Draft, v: Vma): void {
     const o = d.evs[j];
     if (o !== undefined && !o.freed && o.rb === rbId) detachEv(d, j);
   }
-  d.lockedVm -= era.seed ? size + 1 : size + 1 - mmapLocked;
-  d.pinnedVm -= mmapLocked;
+  refundData(d, v, b, era.seed ? size + 1 : size + 1 - mmapLocked, mmapLocked);
+}
+
+/**
+ * The data refund of the buffer's last VMA: locked_vm to rb->mmap_user (the creator, who was
+ * charged), pinned_vm from the closing VMA's mm (perf_mmap_close 5.10.262/6.1.192,
+ * perf_mmap_unaccount 7.3.4): an mm other than the one charged mmap_locked goes below zero.
+ */
+function refundData(d: Draft, v: Vma, b: MBuf, userRefund: number, mmapLocked: number): void {
+  const mm = vmaMm(v);
+  d.addLocked(b.mmapUser, -userRefund);
+  d.addPinned(mm, -mmapLocked);
+  if (mm !== b.mmapMm && mmapLocked !== 0) d.mark("munmap.refund.other_mm");
 }

@@ -13,6 +13,16 @@
  *   user->locked_vm, mm->pinned_vm, RLIMIT_MEMLOCK, perf_event_mlock_kb, the test PMU's
  *   fault switch, AUX allocations and frees, predicted kernel warnings, and anomalies
  *   (objects freed with counts not back at zero).
+ *
+ * Several processes and users (issue 13, spec/notes/processes.md). The single-process hot
+ * path keeps its scalars: `lockedVm` is u0's user->locked_vm, `pinnedVm` and `rlimit` are
+ * p0's; `lockedVmU[u]` holds the other users' (u >= 1, absent = 0, a fresh uid) and
+ * `procs[p]` the other processes' mm->pinned_vm and RLIMIT_MEMLOCK (procs[0] carries only
+ * p0's user). Each process has its own mm: a VMA's `slot` is `mm * MM_SLOTS + handle slot`,
+ * so p0's VMAs keep the slots they always had and every mm-side procedure, which works
+ * inside one slot, works per mm unchanged (vmaMm gives the mm). An event records which
+ * processes hold an fd for it (`fdMask`, bit p) and which process opened it (`target`,
+ * hw.target); `fd` stays "some process holds an fd" (the file is alive while fds or VMAs).
  */
 import type { Config, ProfileId } from "../program.ts";
 
@@ -34,7 +44,12 @@ export interface Pte { readonly rel: number; readonly buf: number; readonly kind
 export interface AnonWrite { readonly rel: number; readonly off: number; readonly size: number }
 
 export interface Ev {
+  /** some process holds an fd for the event (fdMask !== 0) */
   readonly fd: boolean;
+  /** bit p set: process p holds an fd for the event (at most one per process) */
+  readonly fdMask: number;
+  /** the process that opened it (event->hw.target: pid 0 monitors the caller) */
+  readonly target: number;
   readonly aux: boolean;
   readonly cpu: number;
   readonly inherit: boolean;
@@ -63,6 +78,13 @@ export interface Buf {
   /** seed: aux_offset/aux_size written into AUX page 0 through a stale mapping. */
   readonly aux0Offset: number;
   readonly aux0Size: number;
+  /** rb->mmap_user: the user of the process whose data mmap created the buffer (refunds go here) */
+  readonly mmapUser: number;
+  /** the mm charged mmap_locked (mechanism marker munmap.refund.other_mm only) */
+  readonly mmapMm: number;
+  /** the user charged for the AUX area, and the mm charged aux_mmap_locked (markers only) */
+  readonly auxUser: number;
+  readonly auxMm: number;
 }
 
 /**
@@ -70,11 +92,31 @@ export interface Buf {
  * by type (a Draft copies before it writes), not frozen: a frozen object has another
  * hidden class, which would make every guard's property loads polymorphic.
  */
-export const NO_EV: Ev = { fd: false, aux: false, cpu: -2, inherit: false, rb: -1, mmapCount: 0, groupLeader: -1, freed: true };
+export const NO_EV: Ev = { fd: false, fdMask: 0, target: -1, aux: false, cpu: -2, inherit: false, rb: -1, mmapCount: 0, groupLeader: -1, freed: true };
 export const NO_BUF: Buf = {
   id: -1, nrPages: 0, mmapCount: 0, mmapLocked: 0, overwrite: false, auxOffset: 0, auxSize: 0, auxNrPages: 0, auxPgoff: 0,
   auxMmapCount: 0, auxMmapLocked: 0, auxRefcount: 0, auxPriv: false, auxOverwrite: false, dead: true, aux0Offset: 0, aux0Size: 0,
+  mmapUser: 0, mmapMm: 0, auxUser: 0, auxMm: 0,
 };
+
+/** Slots per mm: a VMA of process p at handle slot k has slot p * MM_SLOTS + k (handles < 2048). */
+export const MM_SLOTS = 4096;
+/** The mm (process index) a VMA belongs to (vma->vm_mm). */
+export function vmaMm(v: { readonly slot: number }): number { return (v.slot / MM_SLOTS) | 0; }
+
+/** A process other than p0's scalars: alive?, user, RLIMIT_MEMLOCK soft limit (pages), mm->pinned_vm. */
+export interface Proc {
+  readonly alive: boolean;
+  readonly user: number;
+  /** RLIMIT_MEMLOCK (p >= 1; p0's is State.rlimit) */
+  readonly rlimit: number;
+  /** mm->pinned_vm (p >= 1; p0's is State.pinnedVm); an exited process keeps the value its mm had when it went */
+  readonly pinnedVm: number;
+  /** the lowest pinned_vm the mm ever had (conserve.pinned_vm: never negative); p0's is kept once a second process exists */
+  readonly pinnedMin: number;
+}
+const P0: Proc = { alive: true, user: 0, rlimit: 0, pinnedVm: 0, pinnedMin: 0 };
+const PROCS0: readonly Proc[] = [P0];
 
 export interface Vma {
   readonly slot: number;
@@ -157,6 +199,29 @@ export interface State {
   readonly avSeq: number;
   readonly warns: readonly string[];
   readonly anomalies: readonly string[];
+  /** processes by index (p0 first; see the header for what procs[0] carries) */
+  readonly procs: readonly Proc[];
+  /** user->locked_vm of users u1..u3 by index ([0] unused: u0's is lockedVm); absent = 0 */
+  readonly lockedVmU: readonly number[];
+  /** per map handle: the process whose mmap introduced it (absent = p0): the default process of its ops */
+  readonly mapOwner: readonly number[];
+}
+
+/** user->locked_vm of user u. */
+export function lockedOf(s: { readonly lockedVm: number; readonly lockedVmU: readonly number[] }, u: number): number {
+  return u === 0 ? s.lockedVm : (s.lockedVmU[u] ?? 0);
+}
+/** mm->pinned_vm of process p's mm. */
+export function pinnedOf(s: { readonly pinnedVm: number; readonly procs: readonly Proc[] }, p: number): number {
+  return p === 0 ? s.pinnedVm : (s.procs[p]?.pinnedVm ?? 0);
+}
+/** RLIMIT_MEMLOCK of process p. */
+export function rlimitOf(s: { readonly rlimit: number; readonly procs: readonly Proc[] }, p: number): number {
+  return p === 0 ? s.rlimit : s.procs[p].rlimit;
+}
+/** current_user() of process p. */
+export function userOf(s: { readonly procs: readonly Proc[] }, p: number): number {
+  return s.procs[p]?.user ?? 0;
 }
 
 export const NO_VMA: Vma = { slot: -1, start: 0, end: 0, pgoff: 0, prot: 0, ev: -1 };
@@ -171,6 +236,7 @@ export function initial(cfg: Config, profile: ProfileId): State {
     lockedVm: cfg.lockedVmPages ?? 0, pinnedVm: 0,
     rlimit: cfg.memlockPages === "unlimited" ? RLIM_INF_PAGES : cfg.memlockPages,
     mlockKb: cfg.mlockKb, auxFault: false, auxAllocs: 0, auxFrees: 0, avSeq: 0, warns: [], anomalies: [],
+    procs: PROCS0, lockedVmU: [], mapOwner: [],
   };
 }
 
@@ -196,6 +262,14 @@ export class Draft {
   avSeq: number;
   warns: string[];
   anomalies: string[];
+  procs: Proc[];
+  lockedVmU: number[];
+  mapOwner: number[];
+  /** non-deciding mechanism markers this step fired (counted in coverage), null = none */
+  marks: string[] | null = null;
+  private procsOwn = false;
+  private lockedVmUOwn = false;
+  private mapOwnerOwn = false;
   private evsOwn = false;
   private bufsOwn = false;
   private vmasOwn = false;
@@ -224,6 +298,47 @@ export class Draft {
     this.avSeq = s.avSeq;
     this.warns = s.warns as string[];
     this.anomalies = s.anomalies as string[];
+    this.procs = s.procs as Proc[];
+    this.lockedVmU = s.lockedVmU as number[];
+    this.mapOwner = s.mapOwner as number[];
+  }
+
+  /** user->locked_vm of user u += n */
+  addLocked(u: number, n: number): void {
+    if (u === 0) { this.lockedVm += n; return; }
+    if (!this.lockedVmUOwn) { this.lockedVmU = this.lockedVmU.slice(); this.lockedVmUOwn = true; }
+    this.lockedVmU[u] = (this.lockedVmU[u] ?? 0) + n;
+  }
+  /** mm->pinned_vm of process p's mm += n */
+  addPinned(p: number, n: number): void {
+    if (p === 0) {
+      this.pinnedVm += n;
+      // p0's minimum only matters (and is only kept) in a program with another process
+      if (this.pinnedVm < 0 && this.procs.length > 1 && this.pinnedVm < this.procs[0].pinnedMin) this.procW(0).pinnedMin = this.pinnedVm;
+      return;
+    }
+    const w = this.procW(p);
+    w.pinnedVm += n;
+    if (w.pinnedVm < w.pinnedMin) w.pinnedMin = w.pinnedVm;
+  }
+  procW(p: number): Mut<Proc> {
+    if (!this.procsOwn) { this.procs = this.procs.map((x) => ({ ...x })); this.procsOwn = true; }
+    return this.procs[p] as Mut<Proc>;
+  }
+  addProc(p: number, x: Proc): void {
+    if (!this.procsOwn) { this.procs = this.procs.map((y) => ({ ...y })); this.procsOwn = true; }
+    while (this.procs.length < p) this.procs.push({ alive: false, user: 0, rlimit: 0, pinnedVm: 0, pinnedMin: 0 });
+    this.procs[p] = { ...x };
+  }
+  setMapOwner(m: number, p: number): void {
+    if (!this.mapOwnerOwn) { this.mapOwner = this.mapOwner.slice(); this.mapOwnerOwn = true; }
+    while (this.mapOwner.length < m) this.mapOwner.push(0);
+    this.mapOwner[m] = p;
+  }
+  /** a non-deciding mechanism marker (rule id) fired by this step */
+  mark(id: string): void {
+    if (this.marks === null) this.marks = [id];
+    else if (!this.marks.includes(id)) this.marks.push(id);
   }
 
   get cfg(): Config { return this.base.cfg; }
@@ -276,6 +391,7 @@ export class Draft {
   finish(): State {
     const s = this.base;
     if (!this.evsOwn && !this.bufsOwn && !this.vmasOwn && !this.basesOwn && !this.mapPagesOwn && !this.warnsOwn && !this.anomOwn &&
+      !this.procsOwn && !this.lockedVmUOwn && !this.mapOwnerOwn &&
       this.lockedVm === s.lockedVm && this.pinnedVm === s.pinnedVm && this.rlimit === s.rlimit &&
       this.mlockKb === s.mlockKb && this.auxFault === s.auxFault && this.auxAllocs === s.auxAllocs && this.auxFrees === s.auxFrees &&
       this.avSeq === s.avSeq) {
@@ -285,7 +401,7 @@ export class Draft {
       era: s.era, cfg: s.cfg, evs: this.evs, bufs: this.bufs, vmas: this.vmas, bases: this.bases, mapPages: this.mapPages,
       lockedVm: this.lockedVm, pinnedVm: this.pinnedVm, rlimit: this.rlimit, mlockKb: this.mlockKb,
       auxFault: this.auxFault, auxAllocs: this.auxAllocs, auxFrees: this.auxFrees, avSeq: this.avSeq,
-      warns: this.warns, anomalies: this.anomalies,
+      warns: this.warns, anomalies: this.anomalies, procs: this.procs, lockedVmU: this.lockedVmU, mapOwner: this.mapOwner,
     };
   }
 }
@@ -306,5 +422,7 @@ export function isPow2(n: number): boolean {
  */
 export function anonPgoff(slot: number, page: number): number { return slot * 2 ** 24 + page; }
 
-/** Slot index of a map handle's slot (0 = A, 1 = B). */
+/** Slot index of a map handle's slot (0 = A, 1 = B) in p0's mm. */
 export function slotOf(m: number, ab: number): number { return m * 2 + ab; }
+/** The same slot in process p's mm. */
+export function slotIn(p: number, m: number, ab: number): number { return p * MM_SLOTS + m * 2 + ab; }

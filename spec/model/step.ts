@@ -9,16 +9,16 @@
  * on, AUX allocation gives ENOMEM only. Transitions are listed preferred first.
  */
 import { PROFILES, handleIndex, type Op, type Outcome, type ProfileId, type UserPageObs } from "../program.ts";
-import type { CloseCtx, Ctx, MmapCtx, MprotectCtx, MremapCtx, OpenCtx, OpOf, PageCtx, RangeCtx, SetOutputCtx } from "../rules/context.ts";
+import type { MmapCtx, MprotectCtx, OpenCtx, OpOf, PageCtx, RangeCtx } from "../rules/context.ts";
 import { ruleOf, type RuleId } from "../rules/index.ts";
 import { OK, buildTable, err, evaluate, trD, trS, type Bodies, type Table, type Tr } from "./decide.ts";
-import { anonWriteFault, findIdx, insertVma, mapFixedAnon, mprotect, mremap318, mremap510, mremap61, mremap618, perfCut, resolve, unmapRange, type MremapArgs, type OpResult } from "./mm.ts";
-import { acctOf, detachEv, inc, maybeFree, putBuf } from "./perf.ts";
-import { Draft, ERAS, NO_BUF, NO_EV, NO_VMA, P_W, PAGE, PROT_BITS, RLIM_INF_PAGES, slotOf, type State, type Vma } from "./state.ts";
+import { anonWriteFault, dropFd, exitProc, findIdx, forkProc, insertVma, mapFixedAnon, mprotect, mremap318, mremap510, mremap61, mremap618, perfCut, resolve, unmapRange, type MremapArgs, type OpResult } from "./mm.ts";
+import { acctOf, detachEv, inc, putBuf } from "./perf.ts";
+import { Draft, ERAS, MM_SLOTS, NO_BUF, NO_EV, NO_VMA, P_W, PAGE, PROT_BITS, RLIM_INF_PAGES, pinnedOf, slotOf, userOf, type State, type Vma } from "./state.ts";
 
 // Module-local copies of hot imports: tsx compiles an imported binding to a getter call
 // per use, which V8 does not always inline; guards and the step run millions of times.
-const handleIndex_ = handleIndex, evaluate_ = evaluate, NO_EV_ = NO_EV, NO_BUF_ = NO_BUF, NO_VMA_ = NO_VMA, PROT_BITS_ = PROT_BITS, slotOf_ = slotOf, findIdx_ = findIdx, perfCut_ = perfCut, Draft_ = Draft, trD_ = trD, trS_ = trS, err_ = err, OK_ = OK;
+const handleIndex_ = handleIndex, evaluate_ = evaluate, MM_SLOTS_ = MM_SLOTS, NO_EV_ = NO_EV, NO_BUF_ = NO_BUF, NO_VMA_ = NO_VMA, PROT_BITS_ = PROT_BITS, slotOf_ = slotOf, findIdx_ = findIdx, perfCut_ = perfCut, Draft_ = Draft, trD_ = trD, trS_ = trS, err_ = err, OK_ = OK;
 
 export type { Tr } from "./decide.ts";
 export { OK, err } from "./decide.ts";
@@ -48,24 +48,22 @@ function trR(d: Draft, r: OpResult): Tr {
 // ---------------------------------------------------------------------------------------
 // Events
 
-/** perf_event_open without a group (no outputTo, or a dead one: group_fd -1). */
+/** perf_event_open without a group (no outputTo, or a dead one: group_fd -1); the opener p
+ *  holds the fd and is the event's task (pid 0). */
 const openPlain = drafted<OpenCtx>((d, c) => {
-  d.setEv(c.e, { fd: true, aux: c.aux, cpu: c.cpu, inherit: c.inherit, rb: -1, mmapCount: 0, groupLeader: c.e, freed: false });
+  d.setEv(c.e, { fd: true, fdMask: 1 << c.p, target: c.p, aux: c.aux, cpu: c.cpu, inherit: c.inherit, rb: -1, mmapCount: 0, groupLeader: c.e, freed: false });
 });
 
 const OPEN: Bodies["open"] = {
   "open.output.ok": drafted((d, c) => {
-    d.setEv(c.e, { fd: true, aux: c.aux, cpu: c.cpu, inherit: c.inherit, rb: c.T.rb, mmapCount: 0, groupLeader: c.ti, freed: false });
+    d.setEv(c.e, { fd: true, fdMask: 1 << c.p, target: c.p, aux: c.aux, cpu: c.cpu, inherit: c.inherit, rb: c.T.rb, mmapCount: 0, groupLeader: c.ti, freed: false });
   }),
   "open.output.deadfd": openPlain,
   "open.ok": openPlain,
 };
 
 const CLOSE: Bodies["close"] = {
-  "close.ok": drafted((d, c) => {
-    d.evW(c.e).fd = false;
-    maybeFree(d, c.e);
-  }),
+  "close.ok": drafted((d, c) => dropFd(d, c.e, c.p)),
 };
 
 const SETOUTPUT: Bodies["setOutput"] = {
@@ -81,7 +79,7 @@ const SETOUTPUT: Bodies["setOutput"] = {
 // perf_mmap
 
 function newVma(c: MmapCtx): Vma {
-  const v: Vma = { slot: slotOf_(c.m, 0), start: 0, end: c.op.pages, pgoff: c.op.pgoff, prot: c.prot, ev: c.e };
+  const v: Vma = { slot: c.slot, start: 0, end: c.op.pages, pgoff: c.op.pgoff, prot: c.prot, ev: c.e };
   return c.s.era.lazyPtes ? { ...v, ptes: [] } : v;
 }
 
@@ -95,7 +93,7 @@ function remap(charge: boolean, aux: boolean): (c: MmapCtx, id: RuleId) => Tr[] 
     if (aux) b.auxMmapCount = inc(d, b.auxMmapCount, "rb->aux_mmap_count", refT);
     const ew = d.evW(c.e);
     ew.mmapCount = inc(d, ew.mmapCount, "event->mmap_count", refT);
-    if (charge) d.lockedVm += c.op.pages;
+    if (charge) d.addLocked(c.u, c.op.pages); // perf_mmap_account: current_user()
     insertVma(d, newVma(c));
     return [trD_(d, OK_, aux && refT && c.E.mmapCount === 0 ? "mmap.aux.redirected.warn" : id)];
   };
@@ -136,12 +134,12 @@ const MMAP_DATA: Bodies["mmapData"] = {
     const d = new Draft_(s);
     if (c.E.rb >= 0) detachEv(d, c.e); // raced with perf_mmap_close: continue as if !event->rb
     const bid = d.bufs.length;
-    d.addBuf({ ...NO_BUF, id: bid, nrPages: c.nr, mmapCount: 1, mmapLocked: acct.extra, overwrite: (c.prot & P_W) === 0, dead: false });
+    d.addBuf({ ...NO_BUF, id: bid, nrPages: c.nr, mmapCount: 1, mmapLocked: acct.extra, overwrite: (c.prot & P_W) === 0, dead: false, mmapUser: c.u, mmapMm: c.p });
     const ew = d.evW(c.e);
     ew.rb = bid;
     ew.mmapCount = s.era.refcountT ? 1 : ew.mmapCount + 1;
-    d.lockedVm += acct.userExtra;
-    d.pinnedVm += acct.extra;
+    d.addLocked(c.u, acct.userExtra); // current_user()
+    d.addPinned(c.p, acct.extra); // vma->vm_mm
     insertVma(d, newVma(c));
     return [trD_(d, OK_, id), trS_(s, err_("ENOMEM"), "mmap.data.enomem")];
   },
@@ -171,9 +169,11 @@ const MMAP_AUX: Bodies["mmapAux"] = {
     b.auxMmapLocked = acct.extra;
     b.aux0Offset = 0;
     b.aux0Size = 0;
+    b.auxUser = c.u;
+    b.auxMm = c.p;
     d.auxAllocs++;
-    d.lockedVm += acct.userExtra;
-    d.pinnedVm += acct.extra;
+    d.addLocked(c.u, acct.userExtra); // current_user(), whoever created the buffer
+    d.addPinned(c.p, acct.extra);
     const ew = d.evW(c.e);
     ew.mmapCount = inc(d, ew.mmapCount, "event->mmap_count", refT);
     insertVma(d, newVma(c));
@@ -207,7 +207,7 @@ const MREMAP: Bodies["mremap"] = {
     const off = op.offset ?? 0;
     const args: MremapArgs = {
       S: c.slot, s: off, oldP: op.oldPages, newP: op.newPages, fixed, maymove: fixed || (op.mayMove ?? false),
-      T: slotOf_(m, 1 - base), t: off,
+      T: c.p * MM_SLOTS_ + slotOf_(m, 1 - base), t: off,
     };
     const d = new Draft_(c.s);
     const mm = c.s.era.mm;
@@ -294,16 +294,33 @@ const READPAGE: Bodies["readUserPage"] = {
 // Knobs
 
 const RLIMIT: Bodies["rlimit"] = {
-  "rlimit.set": drafted((d, c) => { d.rlimit = c.op.memlockPages === "unlimited" ? RLIM_INF_PAGES : c.op.memlockPages; }),
+  "rlimit.set": drafted((d, c) => {
+    const v = c.op.memlockPages === "unlimited" ? RLIM_INF_PAGES : c.op.memlockPages;
+    if (c.p === 0) d.rlimit = v;
+    else d.procW(c.p).rlimit = v;
+  }),
 };
 const SYSCTL: Bodies["sysctlMlock"] = { "sysctl.mlock": drafted((d, c) => { d.mlockKb = c.op.kb; }) };
 const AUXFAULT: Bodies["auxFault"] = { "auxfault.set": drafted((d, c) => { d.auxFault = c.op.fail; }) };
+
+// ---------------------------------------------------------------------------------------
+// Processes (spec/notes/processes.md)
+
+const FORK: Bodies["fork"] = { "fork.ok": drafted((d, c) => forkProc(d, c.from, c.p)) };
+const EXIT: Bodies["exit"] = { "exit.ok": drafted((d, c) => exitProc(d, c.p)) };
+const SETUID: Bodies["setuid"] = {
+  "setuid.ok": drafted((d, c) => { if (c.u !== c.cur) d.procW(c.p).user = c.u; }),
+};
+const SENDFD: Bodies["sendFd"] = {
+  "sendfd.ok": drafted((d, c) => { d.evW(c.e).fdMask |= 1 << c.to; }),
+};
 
 /** Every body, by decision point and rule id. */
 export const BODIES: Bodies = {
   open: OPEN, close: CLOSE, setOutput: SETOUTPUT, mmap: {}, mmapData: MMAP_DATA, mmapAux: MMAP_AUX,
   munmap: MUNMAP, mprotect: MPROTECT, mremap: MREMAP, mapFixedAnon: MAPFIXED,
   touch: TOUCH, setAux: SETAUX, readUserPage: READPAGE, rlimit: RLIMIT, sysctlMlock: SYSCTL, auxFault: AUXFAULT,
+  fork: FORK, exit: EXIT, setuid: SETUID, sendFd: SENDFD,
 };
 
 /** Each profile's rule lists, built once. */
@@ -313,47 +330,61 @@ export const TABLES: Readonly<Record<ProfileId, Table>> = Object.fromEntries(PRO
 // Contexts: a fresh small object per step (young objects: cheaper than re-filling a
 // long-lived one, whose every store of a new state would go through the write barrier).
 
-function liveEv(s: State, i: number) {
+/** Event i as process p sees it: NO_EV unless p holds an fd for it. */
+function liveEv(s: State, i: number, p: number) {
   const e = s.evs[i];
-  return e !== undefined && e.fd ? e : NO_EV_;
+  return e !== undefined && ((e.fdMask >> p) & 1) !== 0 ? e : NO_EV_;
 }
 
-function baseSlot(s: State, map: string): number {
-  const m = handleIndex_(map);
-  return slotOf_(m, s.bases[m] ?? 0);
+/** The base slot of handle m in process p's mm. */
+function baseSlot(s: State, m: number, p: number): number {
+  return p * MM_SLOTS_ + slotOf_(m, s.bases[m] ?? 0);
 }
 
-function openCtx(s: State, op: OpOf<"open">): OpenCtx {
+function openCtx(s: State, op: OpOf<"open">, p: number): OpenCtx {
   let ti = -1;
   let T = NO_EV_;
   if (op.outputTo !== undefined) {
     const t = handleIndex_(op.outputTo);
-    const te = liveEv(s, t);
+    const te = liveEv(s, t, p);
     if (te.fd) { ti = t; T = te; }
   }
-  return { s, op, e: handleIndex_(op.ev), cpu: op.cpu ?? -1, inherit: op.inherit ?? false, aux: op.pmu === "aux", ti, T };
+  return { s, op, p, e: handleIndex_(op.ev), cpu: op.cpu ?? -1, inherit: op.inherit ?? false, aux: op.pmu === "aux", ti, T };
 }
 
-function mmapCtx(s0: State, op: OpOf<"mmap">): MmapCtx {
+function mmapCtx(s0: State, op: OpOf<"mmap">, p: number): MmapCtx {
   const m = handleIndex_(op.map);
   const d = new Draft_(s0);
   d.setMapPages(m, op.pages);
+  if (p !== 0) d.setMapOwner(m, p);
   const s = d.finish();
   const e = handleIndex_(op.ev);
-  const E = liveEv(s, e);
+  const E = liveEv(s, e, p);
   const R = E.rb >= 0 ? s.bufs[E.rb] : NO_BUF_;
-  return { s, op, m, e, E, R, nr: op.pages - 1, prot: PROT_BITS_[op.prot], hasAux: R.auxNrPages !== 0, acct: null };
+  return { s, op, p, u: s.procs[p]?.user ?? 0, m, slot: p * MM_SLOTS_ + slotOf_(m, 0), e, E, R, nr: op.pages - 1, prot: PROT_BITS_[op.prot], hasAux: R.auxNrPages !== 0, acct: null };
 }
 
-function rangeCtx<K extends "munmap" | "mapFixedAnon">(s: State, op: OpOf<K>, m: number, start: number, pages: number): RangeCtx<K> {
-  const slot = slotOf_(m, s.bases[m] ?? 0);
+function rangeCtx<K extends "munmap" | "mapFixedAnon">(s: State, op: OpOf<K>, m: number, p: number, start: number, pages: number): RangeCtx<K> {
+  const slot = baseSlot(s, m, p);
   return { s, op, m, slot, start, end: start + pages, cut: pages !== 0 && perfCut_(s.vmas, slot, start, start + pages) };
 }
 
-function pageCtx<K extends "touch" | "setAux" | "readUserPage">(s: State, op: OpOf<K>, map: string, page: number): PageCtx<K> {
-  const slot = baseSlot(s, map);
+function pageCtx<K extends "touch" | "setAux" | "readUserPage">(s: State, op: OpOf<K>, map: string, p: number, page: number): PageCtx<K> {
+  const slot = baseSlot(s, handleIndex_(map), p);
   const idx = findIdx_(s.vmas, slot, page);
   return { s, op, slot, idx, v: idx < 0 ? NO_VMA_ : s.vmas[idx] };
+}
+
+/**
+ * The process an op runs in (spec/program.ts opProc): its `proc`; an op on a map handle
+ * without one runs in the process whose mmap introduced the handle; p0 otherwise.
+ */
+function procOf(s: State, op: Op): number {
+  const h = (op as { proc?: string }).proc;
+  if (h !== undefined) return handleIndex_(h);
+  if (s.mapOwner.length === 0 || op.op === "mmap") return 0;
+  const map = (op as { map?: string }).map;
+  return map === undefined ? 0 : (s.mapOwner[handleIndex_(map)] ?? 0);
 }
 
 /**
@@ -362,32 +393,40 @@ function pageCtx<K extends "touch" | "setAux" | "readUserPage">(s: State, op: Op
  * this is the hot path, and match() allocates per call (4x slower step, measured).
  */
 export function stepWith(t: Table, s: State, op: Op): Tr[] | null {
+  const p = procOf(s, op);
+  const ts = stepIn(t, s, op, p);
+  // Step VmPin is the op's process's (fork: the child's, 0; exit: 0, the mm is gone)
+  if (ts !== null && (p !== 0 || op.op === "exit")) for (const x of ts) x.vmPinKb = op.op === "exit" ? 0 : pinnedOf(x.next, p) * 4;
+  return ts;
+}
+
+function stepIn(t: Table, s: State, op: Op, p: number): Tr[] | null {
   const L = t.lists;
   switch (op.op) {
-    case "open": return evaluate_(L.open, openCtx(s, op));
+    case "open": return evaluate_(L.open, openCtx(s, op, p));
     case "close": {
       const e = handleIndex_(op.ev);
-      return evaluate_(L.close, { s, op, e, E: liveEv(s, e) });
+      return evaluate_(L.close, { s, op, p, e, E: liveEv(s, e, p) });
     }
     case "setOutput": {
       const e = handleIndex_(op.ev);
       const tt = op.target === null ? -1 : handleIndex_(op.target);
-      return evaluate_(L.setOutput, { s, op, e, E: liveEv(s, e), t: tt, T: tt < 0 ? NO_EV_ : liveEv(s, tt) });
+      return evaluate_(L.setOutput, { s, op, p, e, E: liveEv(s, e, p), t: tt, T: tt < 0 ? NO_EV_ : liveEv(s, tt, p) });
     }
     case "mmap": {
-      const c = mmapCtx(s, op);
+      const c = mmapCtx(s, op, p);
       return evaluate_(L.mmap, c) ?? evaluate_(op.pgoff === 0 ? L.mmapData : L.mmapAux, c);
     }
     case "munmap": {
       const m = handleIndex_(op.map);
-      return evaluate_(L.munmap, rangeCtx(s, op, m, op.offset ?? 0, op.pages ?? s.mapPages[m] ?? 0));
+      return evaluate_(L.munmap, rangeCtx(s, op, m, p, op.offset ?? 0, op.pages ?? s.mapPages[m] ?? 0));
     }
-    case "mapFixedAnon": return evaluate_(L.mapFixedAnon, rangeCtx(s, op, handleIndex_(op.map), op.offset, op.pages));
+    case "mapFixedAnon": return evaluate_(L.mapFixedAnon, rangeCtx(s, op, handleIndex_(op.map), p, op.offset, op.pages));
     case "mprotect": {
       const m = handleIndex_(op.map);
       const start = op.offset ?? 0;
       const c: MprotectCtx = {
-        s, op, slot: slotOf_(m, s.bases[m] ?? 0), start, end: start + (op.pages ?? s.mapPages[m] ?? 0), prot: PROT_BITS_[op.prot],
+        s, op, slot: baseSlot(s, m, p), start, end: start + (op.pages ?? s.mapPages[m] ?? 0), prot: PROT_BITS_[op.prot],
         noexec: t.has.has("mprotect.exec"),
       };
       return evaluate_(L.mprotect, c);
@@ -395,14 +434,21 @@ export function stepWith(t: Table, s: State, op: Op): Tr[] | null {
     case "mremap": {
       const m = handleIndex_(op.map);
       const base = s.bases[m] ?? 0;
-      return evaluate_(L.mremap, { s, op, m, base, slot: slotOf_(m, base) });
+      return evaluate_(L.mremap, { s, op, p, m, base, slot: p * MM_SLOTS_ + slotOf_(m, base) });
     }
-    case "touch": return evaluate_(L.touch, pageCtx(s, op, op.map, op.page));
-    case "setAux": return evaluate_(L.setAux, pageCtx(s, op, op.map, 0));
-    case "readUserPage": return evaluate_(L.readUserPage, pageCtx(s, op, op.map, 0));
-    case "rlimit": return evaluate_(L.rlimit, { s, op });
+    case "touch": return evaluate_(L.touch, pageCtx(s, op, op.map, p, op.page));
+    case "setAux": return evaluate_(L.setAux, pageCtx(s, op, op.map, p, 0));
+    case "readUserPage": return evaluate_(L.readUserPage, pageCtx(s, op, op.map, p, 0));
+    case "rlimit": return evaluate_(L.rlimit, { s, op, p });
     case "sysctlMlock": return evaluate_(L.sysctlMlock, { s, op });
     case "auxFault": return evaluate_(L.auxFault, { s, op });
+    case "fork": return evaluate_(L.fork, { s, op, p, from: handleIndex_(op.from) });
+    case "exit": return evaluate_(L.exit, { s, op, p });
+    case "setuid": return evaluate_(L.setuid, { s, op, p, u: handleIndex_(op.user), cur: userOf(s, p) });
+    case "sendFd": {
+      const e = handleIndex_(op.ev);
+      return evaluate_(L.sendFd, { s, op, p, to: handleIndex_(op.to), e, E: liveEv(s, e, p) });
+    }
     default: {
       const never: never = op;
       throw new Error(`unknown op ${JSON.stringify(never)}`);

@@ -5,6 +5,7 @@ import { MMAP_AUX_RULES } from "./mmap-aux.ts";
 import { MMAP_DATA_RULES } from "./mmap-data.ts";
 import { MUNMAP_RULES } from "./munmap.ts";
 import { OPEN_RULES } from "./open.ts";
+import { PROCESS_RULES } from "./process.ts";
 import { SET_OUTPUT_RULES } from "./set-output.ts";
 import { TOUCH_RULES } from "./touch.ts";
 import type { Rule } from "./types.ts";
@@ -14,7 +15,7 @@ export type { Rule, Cite } from "./types.ts";
 
 const ALL_RULES = [
   ...OPEN_RULES, ...MMAP_DATA_RULES, ...MMAP_AUX_RULES, ...ACCOUNTING_RULES, ...MUNMAP_RULES,
-  ...VMA_OPS_RULES, ...SET_OUTPUT_RULES, ...TOUCH_RULES, ...MISC_RULES,
+  ...VMA_OPS_RULES, ...SET_OUTPUT_RULES, ...TOUCH_RULES, ...PROCESS_RULES, ...MISC_RULES,
 ] as const;
 
 /** Every rule id, as a literal union: a misspelt id anywhere in spec/model is a type error. */
@@ -41,6 +42,9 @@ export const NON_DECIDING: ReadonlySet<string> = new Set<RuleId>([
   "acct.refund.aux", "acct.remap.charge", "vma.open", "vma.close", "vma.close.order.events-first", "vma.split.order.61", "vma.split.order.612",
   "refcount.saturate", "mmap.aux.count-early", "mmap.aux.fail-keeps-pages", "mmap.aux.to-page-stale",
   "event.free", "vma.noexec-ok",
+  // mechanism markers (issue 13): fired by perf_mmap_close's refunds, counted in coverage
+  // (Tr.marks), used by `requires` of known divergences; they never decide an outcome
+  "munmap.refund.other_user", "munmap.refund.other_mm",
   // unreachable: an event keeps its buffer while it has VMAs, and page 0 of a perf VMA is
   // always backed; every perf VMA starts at slot offset 0, so a multi-VMA move cannot fail
   // after its first VMA

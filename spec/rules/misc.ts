@@ -1,6 +1,6 @@
 /** The knobs a program may turn: RLIMIT_MEMLOCK, perf_event_mlock_kb, the test PMU's fault switch. */
 import { ALL, V, rule } from "./types.ts";
-import type { Ctx } from "./context.ts";
+import type { Ctx, RlimitCtx } from "./context.ts";
 import { otherwise, when, type Decision } from "./decision.ts";
 
 export const MISC_RULES = [
@@ -16,7 +16,7 @@ export const MISC_RULES = [
     "the spec itself failed on this op (a bug in the spec, never a kernel fact); property tests check it never happens"),
 ] as const;
 
-export const RLIMIT_DECIDE: readonly Decision<Ctx<"rlimit">>[] = [
+export const RLIMIT_DECIDE: readonly Decision<RlimitCtx>[] = [
   when("rlimit.hard", (c) => {
     const hard = c.s.cfg.memlockHardPages ?? "unlimited";
     return hard !== "unlimited" && (c.op.memlockPages === "unlimited" || c.op.memlockPages > hard);

@@ -15,7 +15,7 @@ const acctOf_ = acctOf, P_X_ = P_X, isPow2_ = isPow2;
 
 export const MMAP_DATA_RULES = [
   rule("mmap.ebadf", ALL, "EBADF", "ksys_mmap_pgoff", "mm/mmap.c", V.all,
-    "mmap of a dead handle: fget(-1) fails before any length check [seen on 6.18]"),
+    "mmap of a dead handle, or of one the op's process holds no fd for (issue 13): fget fails before any length check [seen on 6.18]"),
   rule("mmap.len0", ALL, "EINVAL", "do_mmap", "mm/mmap.c", V.all,
     "a zero-length mapping [seen on 6.18]"),
   rule("mmap.noexec", M618, "EPERM", "do_mmap", "mm/mmap.c", V.v618,

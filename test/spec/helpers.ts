@@ -1,5 +1,8 @@
 /** Shared helpers for the spec tests. */
-import { initialState, step, teardown, expectedAudit, type Config, type Op, type Outcome, type ProfileId, type SpecState, type Trace, type Transition } from "../../spec/index.ts";
+import { expect } from "vitest";
+import { RULE_BY_ID, handleIndex, initialState, opProc, programHandles, step, teardown, expectedAudit, type Config, type Op, type Outcome, type ProfileId, type SpecState, type Trace, type Transition } from "../../spec/index.ts";
+import { structuralProblems } from "../../spec/invariants.ts";
+import { pinnedOf, type State } from "../../spec/model/state.ts";
 
 export const CFG: Config = { pageSize: 4096, cpus: 2, mlockKb: 516, memlockPages: 0, capIpcLock: false, paranoid: 2, pmus: { aux: "auxspec_pmu" } };
 export const LIMIT = (516 >> 2) * 2;
@@ -44,3 +47,30 @@ export function specTrace(program: Op[], profile: ProfileId, config: Config = CF
 }
 
 export const outcomes = (ts: Transition[]): Outcome[] => ts.map((t) => t.outcome);
+
+/** Step a program along `choose`'s picks, checking every transition: total, rule-consistent
+ *  (profile, errno), VmPin of the op's process, structurally sound. Returns the last state. */
+export function checkTransitions(profile: ProfileId, program: Op[], config: Config, choose: (n: number) => number): SpecState {
+  let s = initialState(config, profile);
+  const { mapProc } = programHandles(program);
+  for (const op of program) {
+    // Step VmPin is the op's process's (spec/program.ts opProc); fork: the child's 0; exit: 0
+    const p = handleIndex(opProc(op, mapProc));
+    let ts;
+    try { ts = step(s, op, profile); } catch (e) { throw new Error(`step threw on ${JSON.stringify(op)}: ${e}`); }
+    expect(ts.length).toBeGreaterThan(0);
+    for (const t of ts) {
+      expect(t.rule).not.toBe("spec.internal");
+      const r = RULE_BY_ID.get(t.rule);
+      expect(r, t.rule).toBeDefined();
+      expect(r!.profiles, `${t.rule} under ${profile}`).toContain(profile);
+      if ("errno" in t.outcome) expect(r!.errno, t.rule).toBe(t.outcome.errno);
+      else expect(r!.errno, t.rule).toBeUndefined();
+      const st = t.next as unknown as State;
+      expect(t.vmPinKb).toBe(op.op === "exit" ? 0 : pinnedOf(st, p) * 4);
+      expect(structuralProblems(st), `${profile} after ${JSON.stringify(op)}`).toEqual([]);
+    }
+    s = ts[choose(ts.length)].next;
+  }
+  return s;
+}

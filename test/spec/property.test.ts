@@ -8,10 +8,10 @@
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect } from "vitest";
 import { programArb } from "../../fuzz/generate.ts";
-import { RULE_BY_ID, abstractState, checkInvariants, checkTrace, initialState, step, teardown, type Config, type Op, type ProfileId, type SpecState } from "../../spec/index.ts";
+import { abstractState, checkInvariants, checkTrace, initialState, step, teardown, type Config, type Op, type ProfileId, type SpecState } from "../../spec/index.ts";
 import { structuralProblems } from "../../spec/invariants.ts";
 import type { State } from "../../spec/model/state.ts";
-import { CFG, PROFILES, specTrace } from "./helpers.ts";
+import { CFG, PROFILES, checkTransitions, specTrace } from "./helpers.ts";
 
 const configs: Config[] = [
   { ...CFG, memlockPages: 16 },
@@ -20,28 +20,6 @@ const configs: Config[] = [
   { ...CFG, capIpcLock: true },
 ];
 const RUNS = Number(process.env.SPEC_PROP_RUNS ?? 100);
-
-function checkTransitions(profile: ProfileId, program: Op[], config: Config, choose: (n: number) => number): SpecState {
-  let s = initialState(config, profile);
-  for (const op of program) {
-    let ts;
-    try { ts = step(s, op, profile); } catch (e) { throw new Error(`step threw on ${JSON.stringify(op)}: ${e}`); }
-    expect(ts.length).toBeGreaterThan(0);
-    for (const t of ts) {
-      expect(t.rule).not.toBe("spec.internal");
-      const r = RULE_BY_ID.get(t.rule);
-      expect(r, t.rule).toBeDefined();
-      expect(r!.profiles, `${t.rule} under ${profile}`).toContain(profile);
-      if ("errno" in t.outcome) expect(r!.errno, t.rule).toBe(t.outcome.errno);
-      else expect(r!.errno, t.rule).toBeUndefined();
-      const st = t.next as unknown as State;
-      expect(t.vmPinKb).toBe(st.pinnedVm * 4);
-      expect(structuralProblems(st), `${profile} after ${JSON.stringify(op)}`).toEqual([]);
-    }
-    s = ts[choose(ts.length)].next;
-  }
-  return s;
-}
 
 describe("spec properties", () => {
   for (const profile of PROFILES) {
