@@ -320,8 +320,8 @@ export function decode(genes: readonly Gene[], opts: GenOptions): Program {
         break;
       }
       case "fork": {
-        // Mostly from p0, 1 in 4 from any live process (a grandchild).
-        const from = a % 4 !== 3 ? "p0" : alive[(a >> 2) % alive.length];
+        // From p0, or (half the time while a child lives) from a child: a grandchild.
+        const from = alive.length === 1 || a % 2 === 0 ? "p0" : alive[1 + ((a >> 1) % (alive.length - 1))];
         forks++;
         const child = `p${forks}`;
         prog.push({ op: "fork", proc: child, from });
@@ -345,9 +345,12 @@ export function decode(genes: readonly Gene[], opts: GenOptions): Program {
         break;
       }
       case "setuid": {
-        const proc = alive[a % alive.length];
-        const cur = user.get(proc)!;
-        const to = cur !== "u0" && b % 3 === 0 ? "u0" : pick(SETUID_USERS, b >> 2);
+        // A third of the time (when one has switched) a process switches back to u0; else any
+        // live process switches to another user.
+        const switched = alive.filter((x) => user.get(x) !== "u0");
+        const back = switched.length > 0 && a % 3 === 0;
+        const proc = back ? switched[(a >> 2) % switched.length] : alive[a % alive.length];
+        const to = back ? "u0" : pick(SETUID_USERS, b >> 2);
         prog.push({ op: "setuid", proc, user: to });
         if (config.capSetuid !== false) user.set(proc, to);
         // Then often a mapping under the new user: a re-map of a mapped buffer, or its AUX area.
@@ -355,6 +358,11 @@ export function decode(genes: readonly Gene[], opts: GenOptions): Program {
         if (!mmapOk || nEv === 0) break;
         if (then === 1 || then === 2) emit("mmapData", d, c >> 2, 1 + 2 * (d >> 1), c >> 3, 0, { proc });
         else if (then === 3) emit("mmapAux", d, c >> 2, c >> 3, d >> 2, 0, { proc });
+        // ... and a third of those times back to u0 at once (later ops, the munmap, run as u0).
+        if (then !== 0 && to !== "u0" && user.get(proc) === to && (d >> 5) % 3 === 0) {
+          prog.push({ op: "setuid", proc, user: "u0" });
+          user.set(proc, "u0");
+        }
         break;
       }
       case "sendFd": {
