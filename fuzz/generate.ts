@@ -105,165 +105,198 @@ const pick = <T>(xs: readonly T[], n: number): T => xs[n % xs.length];
 
 interface MapInfo { handle: string; ev: number; pages: number; pgoff: number; owner: string }
 
+const NONE: ReadonlySet<string> = new Set();
+
+interface KindTable { kinds: GeneKind[]; weights: number[]; total: number }
+const tableCache = new WeakMap<GenOptions, readonly [KindTable, KindTable]>();
+/** The gene kind tables (p0 alone, a child alive) under these options, computed once per options object. */
+function kindTables(opts: GenOptions): readonly [KindTable, KindTable] {
+  const hit = tableCache.get(opts);
+  if (hit) return hit;
+  const unsupported = opts.unsupported ?? NONE;
+  const procsOn = processesEnabled(opts);
+  const make = (kids: boolean): KindTable => {
+    const rows: Array<readonly [GeneKind, number]> = WEIGHTS.filter(([, , opKind]) => !unsupported.has(opKind)).map(([k, w]) => [k, w] as const);
+    if (procsOn) {
+      for (const [k, alone, withKids] of PROC_WEIGHTS) {
+        if (unsupported.has(k)) continue;
+        const w = opts.config.capSetuid === false ? NO_CAP_SETUID_WEIGHTS.get(k) ?? [alone, withKids] : [alone, withKids];
+        if ((kids ? w[1] : w[0]) > 0) rows.push([k, kids ? w[1] : w[0]]);
+      }
+    }
+    return { kinds: rows.map(([k]) => k), weights: rows.map(([, w]) => w), total: rows.reduce((s, [, w]) => s + w, 0) };
+  };
+  const t = [make(false), make(true)] as const;
+  tableCache.set(opts, t);
+  return t;
+}
+
 /** Decode genes into a valid program. Pure and deterministic. */
 export function decode(genes: readonly Gene[], opts: GenOptions): Program {
-  const { config } = opts;
-  const unsupported = opts.unsupported ?? new Set<string>();
-  const table = WEIGHTS.filter(([, , opKind]) => !unsupported.has(opKind));
-  const procsOn = processesEnabled(opts);
-  const procTable = (kids: boolean): Array<readonly [GeneKind, number]> => procsOn
-    ? PROC_WEIGHTS.filter(([k]) => !unsupported.has(k)).map(([k, alone, withKids]): readonly [GeneKind, number] => {
-      const w = config.capSetuid === false ? NO_CAP_SETUID_WEIGHTS.get(k) ?? [alone, withKids] : [alone, withKids];
-      return [k, kids ? w[1] : w[0]];
-    }).filter(([, w]) => w > 0)
-    : [];
-  const tables = [false, true].map((kids) => {
-    const t: Array<readonly [GeneKind, number]> = [...table.map(([k, w]): readonly [GeneKind, number] => [k, w]), ...procTable(kids)];
-    return { t, total: t.reduce((s, [, w]) => s + w, 0) };
-  });
-  const hasAux = config.pmus.aux !== null;
-  const prog: Op[] = [];
-  let nEv = 0;
-  const maps: MapInfo[] = [];
-  /** per event: nr of its last data mapping, and the aux offset/size last written through it */
-  const lastDataNr: number[] = [];
-  const lastDataMap: MapInfo[] = [];
-  const lastAux: Array<{ off: number; size: number } | undefined> = [];
-  const ev = (i: number) => `e${i}`;
+  return new Decoder(opts).run(genes);
+}
 
-  // Processes: alive ones (p0 first, then in fork order), how many forks so far, each one's fds
-  // (event indices) and user.
-  const alive: string[] = ["p0"];
-  let forks = 0;
-  const fds = new Map<string, Set<number>>([["p0", new Set()]]);
-  const user = new Map<string, string>([["p0", "u0"]]);
-  const isAlive = (p: string) => alive.includes(p);
-  const canFork = () => procsOn && forks < MAX_PROCS - 1 && !unsupported.has("fork");
-  const kids = () => alive.length > 1;
-  const mmapOk = !unsupported.has("mmap");
+/** The decoder's state while it walks a gene list (a class, not closures: tsx's keepNames
+ *  wraps every named closure in a defineProperty call, which made decode 2.5x slower). */
+class Decoder {
+  readonly config: Config;
+  readonly unsupported: ReadonlySet<string>;
+  readonly procsOn: boolean;
+  readonly tables: readonly [KindTable, KindTable];
+  readonly hasAux: boolean;
+  readonly mmapOk: boolean;
+  readonly prog: Op[] = [];
+  nEv = 0;
+  readonly maps: MapInfo[] = [];
+  /** per event: nr of its last data mapping, and the aux offset/size last written through it */
+  readonly lastDataNr: number[] = [];
+  readonly lastDataMap: MapInfo[] = [];
+  readonly lastAux: Array<{ off: number; size: number } | undefined> = [];
+  // Processes: alive ones (p0 first, then in fork order), how many forks and exits so far, each
+  // one's fds (event indices) and user.
+  readonly alive: string[] = ["p0"];
+  forks = 0;
+  exits = 0;
+  readonly fds = new Map<string, Set<number>>([["p0", new Set()]]);
+  readonly user = new Map<string, string>([["p0", "u0"]]);
+
+  constructor(opts: GenOptions) {
+    this.config = opts.config;
+    this.unsupported = opts.unsupported ?? NONE;
+    this.procsOn = processesEnabled(opts);
+    this.tables = kindTables(opts);
+    this.hasAux = opts.config.pmus.aux !== null;
+    this.mmapOk = !this.unsupported.has("mmap");
+  }
+
+  ev(i: number): string { return `e${i}`; }
+  isAlive(p: string): boolean { return this.alive.includes(p); }
+  canFork(): boolean { return this.procsOn && this.forks < MAX_PROCS - 1 && !this.unsupported.has("fork"); }
+  kids(): boolean { return this.alive.length > 1; }
   /** The process a per-process op runs in: mostly p0, 3 in 8 a live child. */
-  const procFor = (p: number): string => (alive.length === 1 || p % 8 < 5 ? "p0" : alive[1 + ((p >> 3) % (alive.length - 1))]);
-  const withProc = <T extends Op>(op: T, proc: string): T => (proc === "p0" ? op : { ...op, proc });
-  /** Maps an op may address by default: those whose owner lives (all of them in one process). */
-  let exits = 0;
-  const liveMaps = () => (exits === 0 ? maps : maps.filter((m) => isAlive(m.owner)));
+  procFor(p: number): string {
+    return this.alive.length === 1 || p % 8 < 5 ? "p0" : this.alive[1 + ((p >> 3) % (this.alive.length - 1))];
+  }
+  withProc<T extends Op>(op: T, proc: string): T { return proc === "p0" ? op : { ...op, proc }; }
+  /** Maps an op may address by default: those whose owner lives (all of them until an exit). */
+  liveMaps(): MapInfo[] { return this.exits === 0 ? this.maps : this.maps.filter((m) => this.isAlive(m.owner)); }
   /** Now and then (1 in 32) an explicit other process on a map handle: that mm has nothing there
    *  (or a fork child's anonymous copy). */
-  const mapOpProc = <T extends Op>(op: T, m: MapInfo, p: number): T => {
-    if (alive.length < 2 || p % 32 !== 31) return op;
-    const others = alive.filter((x) => x !== m.owner);
+  mapOpProc<T extends Op>(op: T, m: MapInfo, p: number): T {
+    if (this.alive.length < 2 || p % 32 !== 31) return op;
+    const others = this.alive.filter((x) => x !== m.owner);
     return { ...op, proc: others[(p >> 5) % others.length] };
-  };
+  }
   /** An event for an op in `proc`: p0 any (as single-process programs always did); a child one it
    *  holds an fd for, preferring `prefer` (e.g. mapped ones) when asked. */
-  const evFor = (proc: string, a: number, prefer?: (e: number) => boolean, preferOdds = 0): number => {
-    if (proc === "p0") return a % nEv;
-    const held = [...fds.get(proc)!].sort((x, y) => x - y);
-    if (held.length === 0) return a % nEv;
+  evFor(proc: string, a: number, prefer?: (e: number) => boolean, preferOdds = 0): number {
+    if (proc === "p0") return a % this.nEv;
+    const held = [...this.fds.get(proc)!].sort((x, y) => x - y);
+    if (held.length === 0) return a % this.nEv;
     if (prefer) {
       const good = held.filter(prefer);
       if (good.length && (a >> 4) % 4 < preferOdds) return good[a % good.length];
     }
     return held[a % held.length];
-  };
+  }
 
-  const emit = (kind: GeneKind, a: number, b: number, c: number, d: number, p: number, force?: { proc: string; ev?: number }): void => {
+  emit(kind: GeneKind, a: number, b: number, c: number, d: number, p: number, force?: { proc: string; ev?: number }): void {
     switch (kind) {
       case "open": {
-        const proc = force?.proc ?? procFor(p);
-        const op: Extract<Op, { op: "open" }> = { op: "open", ev: ev(nEv), pmu: hasAux && a % 5 !== 1 ? "aux" : "sw" };
-        if (b % 7 === 3) op.cpu = (b >> 3) % (config.cpus + 1); // config.cpus itself is an offline/invalid CPU
+        const proc = force?.proc ?? this.procFor(p);
+        const op: Extract<Op, { op: "open" }> = { op: "open", ev: this.ev(this.nEv), pmu: this.hasAux && a % 5 !== 1 ? "aux" : "sw" };
+        if (b % 7 === 3) op.cpu = (b >> 3) % (this.config.cpus + 1); // this.config.cpus itself is an offline/invalid CPU
         if (c % 11 === 5) op.inherit = true;
-        if (nEv > 0 && d % 4 === 1) op.outputTo = ev((d >> 2) % nEv);
-        prog.push(withProc(op, proc));
-        fds.get(proc)!.add(nEv);
-        nEv++;
+        if (this.nEv > 0 && d % 4 === 1) op.outputTo = this.ev((d >> 2) % this.nEv);
+        this.prog.push(this.withProc(op, proc));
+        this.fds.get(proc)!.add(this.nEv);
+        this.nEv++;
         break;
       }
       case "close": {
-        const proc = force?.proc ?? procFor(p);
-        const e = evFor(proc, a);
-        prog.push(withProc({ op: "close", ev: ev(e) }, proc));
-        fds.get(proc)!.delete(e);
+        const proc = force?.proc ?? this.procFor(p);
+        const e = this.evFor(proc, a);
+        this.prog.push(this.withProc({ op: "close", ev: this.ev(e) }, proc));
+        this.fds.get(proc)!.delete(e);
         break;
       }
       case "mmapData": {
-        const proc = force?.proc ?? procFor(p);
+        const proc = force?.proc ?? this.procFor(p);
         // A child mostly re-maps a buffer its parent mapped (same size: the re-map path).
-        const e = force?.ev ?? evFor(proc, a, (x) => lastDataNr[x] !== undefined, 3);
+        const e = force?.ev ?? this.evFor(proc, a, (x) => this.lastDataNr[x] !== undefined, 3);
         // Half the time (a child: 3 in 4) reuse the size the event was last mapped with (a second map of the same buffer).
         const reuse = c % 2 === 1 || (proc !== "p0" && (c >> 4) % 2 === 1);
-        const nr = lastDataNr[e] !== undefined && reuse ? lastDataNr[e]! : pick(DATA_NR, b);
-        const h = `m${maps.length}`;
-        const op: Extract<Op, { op: "mmap" }> = { op: "mmap", map: h, ev: ev(e), pages: 1 + nr, pgoff: 0, prot: pick(DATA_PROTS, d) };
+        const nr = this.lastDataNr[e] !== undefined && reuse ? this.lastDataNr[e]! : pick(DATA_NR, b);
+        const h = `m${this.maps.length}`;
+        const op: Extract<Op, { op: "mmap" }> = { op: "mmap", map: h, ev: this.ev(e), pages: 1 + nr, pgoff: 0, prot: pick(DATA_PROTS, d) };
         if (c % 13 === 7) op.shared = false;
-        prog.push(withProc(op, proc));
+        this.prog.push(this.withProc(op, proc));
         const m: MapInfo = { handle: h, ev: e, pages: 1 + nr, pgoff: 0, owner: proc };
-        maps.push(m);
-        lastDataNr[e] = nr;
-        lastDataMap[e] = m;
+        this.maps.push(m);
+        this.lastDataNr[e] = nr;
+        this.lastDataMap[e] = m;
         break;
       }
       case "setAux": {
         // Prefer a data mapping (pgoff 0): that is where the user page is; now and then page 0 of another.
-        const live = liveMaps();
+        const live = this.liveMaps();
         const data = live.filter((m) => m.pgoff === 0);
         const m = data.length && d % 8 !== 7 ? data[a % data.length] : live[a % live.length];
         const off = Math.max(0, m.pages + pick(AUX_OFF_DELTA, b));
         const size = pick(AUX_NR, c);
-        prog.push(mapOpProc({ op: "setAux", map: m.handle, offsetPages: off, sizePages: size }, m, p));
-        lastAux[m.ev] = { off, size };
+        this.prog.push(this.mapOpProc({ op: "setAux", map: m.handle, offsetPages: off, sizePages: size }, m, p));
+        this.lastAux[m.ev] = { off, size };
         break;
       }
       case "mmapAux": {
         // Mostly an event whose user page already says where AUX goes; else one with a data
         // mapping, writing aux_offset/aux_size first (one gene, two ops); else any event.
         // In a child: the events it holds; the setAux runs where the data mapping is (its owner).
-        const proc = force?.proc ?? procFor(p);
-        const held = proc === "p0" ? null : fds.get(proc)!;
+        const proc = force?.proc ?? this.procFor(p);
+        const held = proc === "p0" ? null : this.fds.get(proc)!;
         const withAux: number[] = [];
         const withData: number[] = [];
-        for (let i = 0; i < nEv; i++) {
+        for (let i = 0; i < this.nEv; i++) {
           if (force?.ev !== undefined && i !== force.ev) continue;
           if (held && held.size && !held.has(i)) continue;
-          if (lastAux[i]) withAux.push(i);
-          else if (lastDataMap[i] !== undefined && isAlive(lastDataMap[i].owner)) withData.push(i);
+          if (this.lastAux[i]) withAux.push(i);
+          else if (this.lastDataMap[i] !== undefined && this.isAlive(this.lastDataMap[i].owner)) withData.push(i);
         }
         const how = a % 8;
         let e: number;
         if (withAux.length && how < 4) e = withAux[(a >> 3) % withAux.length];
         else if (withData.length && how < 7) {
           e = withData[(a >> 3) % withData.length];
-          const off = 1 + lastDataNr[e]!;
+          const off = 1 + this.lastDataNr[e]!;
           const sz = pick(AUX_NR, c);
-          prog.push({ op: "setAux", map: lastDataMap[e].handle, offsetPages: off, sizePages: sz });
-          lastAux[e] = { off, size: sz };
-        } else e = force?.ev ?? evFor(proc, a >> 3);
-        const want = lastAux[e] ?? { off: 1 + (lastDataNr[e] ?? 1), size: pick(AUX_NR, c) };
+          this.prog.push({ op: "setAux", map: this.lastDataMap[e].handle, offsetPages: off, sizePages: sz });
+          this.lastAux[e] = { off, size: sz };
+        } else e = force?.ev ?? this.evFor(proc, a >> 3);
+        const want = this.lastAux[e] ?? { off: 1 + (this.lastDataNr[e] ?? 1), size: pick(AUX_NR, c) };
         // b: 0..5 use the user page's values; then size or offset mismatches.
         const mode = b % 9;
         const size = mode === 6 ? want.size + 1 : mode === 7 ? Math.max(1, want.size * 2) : want.size;
         const off = mode === 8 ? want.off + 1 : mode === 5 ? Math.max(1, want.off - 1) : want.off;
-        const h = `m${maps.length}`;
+        const h = `m${this.maps.length}`;
         const pages = Math.min(size, 2048);
-        prog.push(withProc({ op: "mmap", map: h, ev: ev(e), pages, pgoff: off, prot: pick(PROTS, d) }, proc));
-        maps.push({ handle: h, ev: e, pages, pgoff: off, owner: proc });
+        this.prog.push(this.withProc({ op: "mmap", map: h, ev: this.ev(e), pages, pgoff: off, prot: pick(PROTS, d) }, proc));
+        this.maps.push({ handle: h, ev: e, pages, pgoff: off, owner: proc });
         break;
       }
       case "munmap": {
-        const live = liveMaps();
+        const live = this.liveMaps();
         const m = live[a % live.length];
         const part = b % 4; // 0 whole, 1 head, 2 tail, 3 middle
-        if (part === 0 || m.pages < 2) prog.push(mapOpProc({ op: "munmap", map: m.handle }, m, p));
+        if (part === 0 || m.pages < 2) this.prog.push(this.mapOpProc({ op: "munmap", map: m.handle }, m, p));
         else {
           const n = 1 + (c % (m.pages - 1));
           const offset = part === 1 ? 0 : part === 2 ? m.pages - n : Math.min(1 + (d % (m.pages - 1)), m.pages - 1);
-          prog.push(mapOpProc({ op: "munmap", map: m.handle, offset, pages: Math.min(n, m.pages - offset) }, m, p));
+          this.prog.push(this.mapOpProc({ op: "munmap", map: m.handle, offset, pages: Math.min(n, m.pages - offset) }, m, p));
         }
         break;
       }
       case "mremap": {
-        const live = liveMaps();
+        const live = this.liveMaps();
         const m = live[a % live.length];
         const v = b % 5; // 0 move whole to fresh, 1 shrink, 2 grow, 3 move part, 4 same size in place
         let op: Extract<Op, { op: "mremap" }>;
@@ -274,142 +307,145 @@ export function decode(genes: readonly Gene[], opts: GenOptions): Program {
           const offset = c % m.pages;
           op = { op: "mremap", map: m.handle, offset, oldPages: m.pages - offset, newPages: m.pages - offset, mayMove: true, toFresh: true };
         } else op = { op: "mremap", map: m.handle, oldPages: m.pages, newPages: m.pages };
-        prog.push(mapOpProc(op, m, p));
+        this.prog.push(this.mapOpProc(op, m, p));
         break;
       }
       case "mprotect": {
-        const live = liveMaps();
+        const live = this.liveMaps();
         const m = live[a % live.length];
         const prot = pick(PROTS, c);
-        if (b % 2 === 0 || m.pages < 2) prog.push(mapOpProc({ op: "mprotect", map: m.handle, prot }, m, p));
-        else prog.push(mapOpProc({ op: "mprotect", map: m.handle, offset: 1 + (d % (m.pages - 1)), pages: 1, prot }, m, p));
+        if (b % 2 === 0 || m.pages < 2) this.prog.push(this.mapOpProc({ op: "mprotect", map: m.handle, prot }, m, p));
+        else this.prog.push(this.mapOpProc({ op: "mprotect", map: m.handle, offset: 1 + (d % (m.pages - 1)), pages: 1, prot }, m, p));
         break;
       }
       case "mapFixedAnon": {
-        const live = liveMaps();
+        const live = this.liveMaps();
         const m = live[a % live.length];
-        prog.push(mapOpProc({ op: "mapFixedAnon", map: m.handle, offset: b % Math.max(1, m.pages), pages: 1 + (c % 2) }, m, p));
+        this.prog.push(this.mapOpProc({ op: "mapFixedAnon", map: m.handle, offset: b % Math.max(1, m.pages), pages: 1 + (c % 2) }, m, p));
         break;
       }
       case "setOutput": {
-        const proc = force?.proc ?? procFor(p);
-        const e = evFor(proc, a);
-        const t = b % (nEv + 1);
-        prog.push(withProc({ op: "setOutput", ev: ev(e), target: t === nEv ? null : ev(t) }, proc));
+        const proc = force?.proc ?? this.procFor(p);
+        const e = this.evFor(proc, a);
+        const t = b % (this.nEv + 1);
+        this.prog.push(this.withProc({ op: "setOutput", ev: this.ev(e), target: t === this.nEv ? null : this.ev(t) }, proc));
         break;
       }
       case "rlimit":
-        prog.push(withProc({ op: "rlimit", memlockPages: pick(RLIMITS, a) }, force?.proc ?? procFor(p)));
+        this.prog.push(this.withProc({ op: "rlimit", memlockPages: pick(RLIMITS, a) }, force?.proc ?? this.procFor(p)));
         break;
       case "sysctlMlock":
-        prog.push({ op: "sysctlMlock", kb: pick(MLOCK_KB, a) });
+        this.prog.push({ op: "sysctlMlock", kb: pick(MLOCK_KB, a) });
         break;
       case "auxFault":
-        prog.push({ op: "auxFault", fail: a % 2 === 0 });
+        this.prog.push({ op: "auxFault", fail: a % 2 === 0 });
         break;
       case "touch": {
-        const live = liveMaps();
+        const live = this.liveMaps();
         const m = live[a % live.length];
-        prog.push(mapOpProc({ op: "touch", map: m.handle, page: b % (m.pages + 1), write: c % 2 === 1 }, m, p));
+        this.prog.push(this.mapOpProc({ op: "touch", map: m.handle, page: b % (m.pages + 1), write: c % 2 === 1 }, m, p));
         break;
       }
       case "readUserPage": {
-        const live = liveMaps();
+        const live = this.liveMaps();
         const m = live[a % live.length];
-        prog.push(mapOpProc({ op: "readUserPage", map: m.handle }, m, p));
+        this.prog.push(this.mapOpProc({ op: "readUserPage", map: m.handle }, m, p));
         break;
       }
       case "fork": {
         // From p0, or (half the time while a child lives) from a child: a grandchild.
-        const from = alive.length === 1 || a % 2 === 0 ? "p0" : alive[1 + ((a >> 1) % (alive.length - 1))];
-        forks++;
-        const child = `p${forks}`;
-        prog.push({ op: "fork", proc: child, from });
-        alive.push(child);
-        fds.set(child, new Set(fds.get(from)!));
-        user.set(child, user.get(from)!);
+        const from = this.alive.length === 1 || a % 2 === 0 ? "p0" : this.alive[1 + ((a >> 1) % (this.alive.length - 1))];
+        this.forks++;
+        const child = `p${this.forks}`;
+        this.prog.push({ op: "fork", proc: child, from });
+        this.alive.push(child);
+        this.fds.set(child, new Set(this.fds.get(from)!));
+        this.user.set(child, this.user.get(from)!);
         // Then often an mmap in the child of a buffer it inherited the fd of: the data buffer
         // again (the re-map path, charged to the child's user and mm), or its AUX area.
         const then = b % 4;
-        if (!mmapOk || nEv === 0) break;
-        if (then === 1 || then === 2) { emit("mmapData", c, d, 1 + 2 * (c >> 1), b >> 2, 0, { proc: child }); }
-        else if (then === 3) emit("mmapAux", c, d >> 3, d, b >> 2, 0, { proc: child });
+        if (!this.mmapOk || this.nEv === 0) break;
+        if (then === 1 || then === 2) { this.emit("mmapData", c, d, 1 + 2 * (c >> 1), b >> 2, 0, { proc: child }); }
+        else if (then === 3) this.emit("mmapAux", c, d >> 3, d, b >> 2, 0, { proc: child });
         break;
       }
       case "exit": {
-        const children = alive.slice(1);
+        const children = this.alive.slice(1);
         const proc = children[a % children.length];
-        prog.push({ op: "exit", proc });
-        alive.splice(alive.indexOf(proc), 1);
-        exits++;
+        this.prog.push({ op: "exit", proc });
+        this.alive.splice(this.alive.indexOf(proc), 1);
+        this.exits++;
         break;
       }
       case "setuid": {
         // A third of the time (when one has switched) a process switches back to u0; else any
-        // live process switches to another user.
-        const switched = alive.filter((x) => user.get(x) !== "u0");
+        // live process switches to another this.user.
+        const switched = this.alive.filter((x) => this.user.get(x) !== "u0");
         const back = switched.length > 0 && a % 3 === 0;
-        const proc = back ? switched[(a >> 2) % switched.length] : alive[a % alive.length];
+        const proc = back ? switched[(a >> 2) % switched.length] : this.alive[a % this.alive.length];
         const to = back ? "u0" : pick(SETUID_USERS, b >> 2);
-        prog.push({ op: "setuid", proc, user: to });
-        if (config.capSetuid !== false) user.set(proc, to);
+        this.prog.push({ op: "setuid", proc, user: to });
+        if (this.config.capSetuid !== false) this.user.set(proc, to);
         // Then often a mapping under the new user: a re-map of a mapped buffer, or its AUX area.
         const then = c % 4;
-        if (!mmapOk || nEv === 0) break;
-        if (then === 1 || then === 2) emit("mmapData", d, c >> 2, 1 + 2 * (d >> 1), c >> 3, 0, { proc });
-        else if (then === 3) emit("mmapAux", d, c >> 2, c >> 3, d >> 2, 0, { proc });
+        if (!this.mmapOk || this.nEv === 0) break;
+        if (then === 1 || then === 2) this.emit("mmapData", d, c >> 2, 1 + 2 * (d >> 1), c >> 3, 0, { proc });
+        else if (then === 3) this.emit("mmapAux", d, c >> 2, c >> 3, d >> 2, 0, { proc });
         // ... and a third of those times back to u0 at once (later ops, the munmap, run as u0).
-        if (then !== 0 && to !== "u0" && user.get(proc) === to && (d >> 5) % 3 === 0) {
-          prog.push({ op: "setuid", proc, user: "u0" });
-          user.set(proc, "u0");
+        if (then !== 0 && to !== "u0" && this.user.get(proc) === to && (d >> 5) % 3 === 0) {
+          this.prog.push({ op: "setuid", proc, user: "u0" });
+          this.user.set(proc, "u0");
         }
         break;
       }
       case "sendFd": {
-        const senders = alive.filter((x) => fds.get(x)!.size > 0);
+        const senders = this.alive.filter((x) => this.fds.get(x)!.size > 0);
         const from = senders[a % senders.length];
-        const held = [...fds.get(from)!].sort((x, y) => x - y);
+        const held = [...this.fds.get(from)!].sort((x, y) => x - y);
         const e = held[b % held.length];
-        const others = alive.filter((x) => x !== from);
+        const others = this.alive.filter((x) => x !== from);
         const to = others[c % others.length];
-        prog.push({ op: "sendFd", proc: from, to, ev: ev(e) });
-        fds.get(to)!.add(e);
+        this.prog.push({ op: "sendFd", proc: from, to, ev: this.ev(e) });
+        this.fds.get(to)!.add(e);
         // Then often an mmap of it there.
         const then = d % 4;
-        if (!mmapOk) break;
-        if (then === 1 || then === 2) emit("mmapData", d >> 2, c >> 2, 1 + 2 * (d >> 3), a >> 2, 0, { proc: to, ev: e });
-        else if (then === 3) emit("mmapAux", d >> 2, c >> 2, c >> 4, a >> 2, 0, { proc: to, ev: e });
+        if (!this.mmapOk) break;
+        if (then === 1 || then === 2) this.emit("mmapData", d >> 2, c >> 2, 1 + 2 * (d >> 3), a >> 2, 0, { proc: to, ev: e });
+        else if (then === 3) this.emit("mmapAux", d >> 2, c >> 2, c >> 4, a >> 2, 0, { proc: to, ev: e });
         break;
       }
     }
-  };
-
-  for (const g of genes) {
-    const { t, total } = tables[kids() ? 1 : 0];
-    let sel = g[0] % total;
-    let kind: GeneKind = t[0][0];
-    for (const [k, w] of t) {
-      if (sel < w) { kind = k; break; }
-      sel -= w;
-    }
-    const [, a, b, c, d, p] = g;
-    // Process genes that cannot apply fall back: exit/sendFd without a child fork one when they
-    // can; a fork past MAX_PROCS exits a child when it can; else an open.
-    if ((kind === "exit" || kind === "sendFd") && !kids()) kind = canFork() ? "fork" : "open";
-    if (kind === "sendFd" && !alive.some((x) => fds.get(x)!.size > 0)) kind = "open";
-    if (kind === "fork" && !canFork()) kind = kids() && procsOn && !unsupported.has("exit") ? "exit" : "open";
-    // Ops that need an event or a map fall back to creating one.
-    if (nEv === 0 && kind !== "rlimit" && kind !== "sysctlMlock" && kind !== "auxFault" && kind !== "fork" && kind !== "exit" && kind !== "setuid") kind = "open";
-    if (liveMaps().length === 0 && (kind === "munmap" || kind === "mremap" || kind === "mprotect" || kind === "mapFixedAnon" ||
-      kind === "touch" || kind === "readUserPage" || kind === "setAux")) kind = "mmapData";
-
-    // An AUX mapping needs a data mapping first: mostly make that instead.
-    if (kind === "mmapAux" && a % 8 < 6 && !maps.some((m) => m.pgoff === 0)) kind = "mmapData";
-
-    emit(kind, a, b, c, d, p);
   }
-  return prog;
+
+  run(genes: readonly Gene[]): Program {
+    for (const g of genes) {
+      const { kinds, weights, total } = this.tables[this.alive.length > 1 ? 1 : 0];
+      let sel = g[0] % total;
+      let kind: GeneKind = kinds[0];
+      for (let k = 0; k < kinds.length; k++) {
+        if (sel < weights[k]) { kind = kinds[k]; break; }
+        sel -= weights[k];
+      }
+      const [, a, b, c, d, p] = g;
+      // Process genes that cannot apply fall back: exit/sendFd without a child fork one when they
+      // can; a fork past MAX_PROCS exits a child when it can; else an open.
+      if ((kind === "exit" || kind === "sendFd") && !this.kids()) kind = this.canFork() ? "fork" : "open";
+      if (kind === "sendFd" && !this.alive.some((x) => this.fds.get(x)!.size > 0)) kind = "open";
+      if (kind === "fork" && !this.canFork()) kind = this.kids() && this.procsOn && !this.unsupported.has("exit") ? "exit" : "open";
+      // Ops that need an event or a map fall back to creating one.
+      if (this.nEv === 0 && kind !== "rlimit" && kind !== "sysctlMlock" && kind !== "auxFault" && kind !== "fork" && kind !== "exit" && kind !== "setuid") kind = "open";
+      if (this.liveMaps().length === 0 && (kind === "munmap" || kind === "mremap" || kind === "mprotect" || kind === "mapFixedAnon" ||
+        kind === "touch" || kind === "readUserPage" || kind === "setAux")) kind = "mmapData";
+
+      // An AUX mapping needs a data mapping first: mostly make that instead.
+      if (kind === "mmapAux" && a % 8 < 6 && !this.maps.some((m) => m.pgoff === 0)) kind = "mmapData";
+
+      this.emit(kind, a, b, c, d, p);
+    }
+    return this.prog;
+  }
 }
+
 
 const geneArb: fc.Arbitrary<Gene> = fc.tuple(
   fc.nat({ max: 9999 }), fc.nat({ max: 4095 }), fc.nat({ max: 4095 }), fc.nat({ max: 4095 }), fc.nat({ max: 4095 }), fc.nat({ max: 4095 }),
