@@ -162,6 +162,32 @@ describe("shrink: processes and users", () => {
     expect(r.program).toHaveLength(6);
   });
 
+  it("on generated multi-process programs every candidate is valid and the result still fails", async () => {
+    const preds: Array<(p: Program) => boolean> = [
+      (p) => p.some((op) => op.op === "exit"),
+      (p) => p.some((op) => op.op === "sendFd"),
+      (p) => mmapIn(p, (q) => q !== "p0") && p.some((op) => op.op === "munmap"),
+      (p) => p.filter((op) => op.op === "fork").length >= 2,
+    ];
+    let shrunk = 0;
+    for (let i = 0; i < 4000 && shrunk < 40; i++) {
+      const genes = genesAt(31, i, gen);
+      const p = decode(genes, gen);
+      const pred = preds[i % preds.length];
+      if (!pred(p)) continue;
+      shrunk++;
+      const r = await shrink(genes, gen, checked(pred), 300);
+      expect(pred(r.program)).toBe(true);
+      expect(runnable(r.program)).toBe(true);
+      expect(r.program.length).toBeLessThanOrEqual(p.length);
+      // Dense handles: processes p0.. in fork order, users u0.. in order of first setuid.
+      const h = programHandles(r.program);
+      expect(h.procs).toEqual(h.procs.map((_, k) => `p${k}`));
+      expect(h.users).toEqual(h.users.map((_, k) => `u${k}`));
+    }
+    expect(shrunk).toBe(40);
+  });
+
   it("withoutProc removes the process, what runs in it, its descendants, and what only they introduced", () => {
     const prog: Op[] = [
       { op: "open", ev: "e0", pmu: "sw" },
