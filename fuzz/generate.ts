@@ -13,9 +13,21 @@
  * that do and do not match what the user page says, the same event mapped twice, partial
  * unmaps and remaps, SET_OUTPUT chains, rlimits near the per-user limit, closes while
  * mapped, setup_aux failure.
+ *
+ * Processes and users (issue 13, spec/notes/processes.md). A gene's sixth field picks the
+ * process an op runs in (0: the default, p0 or the mapping's owner). `fork` genes (rare while
+ * p0 is alone, so that roughly 30% of programs are multi-process and the single-process
+ * distribution stays the main body) add a child, often followed at once by an mmap in it of a
+ * buffer it inherited the fd of (a re-map of the parent's buffer: the child has no copy of the
+ * parent's perf VMAs, VM_DONTCOPY) or of the AUX area. Once a child lives, `exit`, `setuid` and
+ * `sendFd` genes become likely and about 3 in 8 per-process ops run in a child. The decoder
+ * tracks which process is alive, holds which fds and runs as which user, so that ops run where
+ * they mean something (a child maps events it holds; map ops go to maps whose owner lives) and
+ * every sub-list still decodes to a valid program (programProblems, and no op, explicit or by
+ * default, on a process after its exit).
  */
 import fc from "fast-check";
-import type { Config, Op, Program, Prot } from "../spec/program.ts";
+import { MAX_PROCS, type Config, type Op, type Program, type Prot } from "../spec/program.ts";
 
 export interface GenOptions {
   config: Config;
@@ -25,14 +37,25 @@ export interface GenOptions {
   minOps?: number;
   /** Op kinds the backend cannot run; never generated. */
   unsupported?: ReadonlySet<string>;
+  /** Generate multi-process/multi-user programs (fork, exit, setuid, sendFd, ops in children).
+   *  Default true; always off when the backend cannot run `fork`. */
+  processes?: boolean;
 }
 
-/** One gene: [kind selector, a, b, c, d]. */
-export type Gene = readonly [number, number, number, number, number];
+/** Whether decode may generate processes and users under these options. */
+export function processesEnabled(opts: GenOptions): boolean {
+  return opts.processes !== false && !(opts.unsupported?.has("fork") ?? false);
+}
+
+/** One gene: [kind selector, a, b, c, d, process selector]. */
+export type Gene = readonly [number, number, number, number, number, number];
+/** Fields per gene. */
+export const GENE_FIELDS = 6;
 
 type GeneKind =
   | "open" | "close" | "mmapData" | "mmapAux" | "setAux" | "munmap" | "mremap" | "mprotect"
-  | "mapFixedAnon" | "setOutput" | "rlimit" | "sysctlMlock" | "auxFault" | "touch" | "readUserPage";
+  | "mapFixedAnon" | "setOutput" | "rlimit" | "sysctlMlock" | "auxFault" | "touch" | "readUserPage"
+  | "fork" | "exit" | "setuid" | "sendFd";
 
 /** Relative weights; order matters only in that index 0 is where shrinking ends up. */
 const WEIGHTS: ReadonlyArray<readonly [GeneKind, number, string]> = [
@@ -53,6 +76,19 @@ const WEIGHTS: ReadonlyArray<readonly [GeneKind, number, string]> = [
   ["auxFault", 2, "auxFault"],
 ];
 
+/** Process genes: weights while p0 is alone (exit/sendFd need a child) and while a child lives.
+ *  Against the 120 of WEIGHTS, fork+setuid at 4 make ~30% of 1..20-gene programs multi-process. */
+const PROC_WEIGHTS: ReadonlyArray<readonly [GeneKind, number, number]> = [
+  ["fork", 3, 3],
+  ["setuid", 1, 2],
+  ["exit", 0, 5],
+  ["sendFd", 0, 4],
+];
+/** setuid to another user with config.capSetuid false only answers EPERM: keep it rare. */
+const NO_CAP_SETUID_WEIGHTS: ReadonlyMap<GeneKind, readonly [number, number]> = new Map([["setuid", [0, 1]]]);
+/** Users a setuid switches to (u0 is where every process starts; u1 most, u3 rarely). */
+const SETUID_USERS = ["u1", "u1", "u2", "u1", "u3", "u2"] as const;
+
 /** Data buffer sizes (nr_pages, not counting the user page): powers of two and neighbours. */
 const DATA_NR = [1, 0, 2, 4, 8, 3, 16, 32, 5, 64, 128, 7, 256, 9, 6, 512];
 /** AUX sizes in pages. */
@@ -67,171 +103,352 @@ const MLOCK_KB = [516, 0, 4, 8, 64, 260, 1024, 12, 2048];
 
 const pick = <T>(xs: readonly T[], n: number): T => xs[n % xs.length];
 
-interface MapInfo { handle: string; ev: number; pages: number; pgoff: number }
+interface MapInfo { handle: string; ev: number; pages: number; pgoff: number; owner: string }
+
+const NONE: ReadonlySet<string> = new Set();
+
+interface KindTable { kinds: GeneKind[]; weights: number[]; total: number }
+const tableCache = new WeakMap<GenOptions, readonly [KindTable, KindTable]>();
+/** The gene kind tables (p0 alone, a child alive) under these options, computed once per options object. */
+function kindTables(opts: GenOptions): readonly [KindTable, KindTable] {
+  const hit = tableCache.get(opts);
+  if (hit) return hit;
+  const unsupported = opts.unsupported ?? NONE;
+  const procsOn = processesEnabled(opts);
+  const make = (kids: boolean): KindTable => {
+    const rows: Array<readonly [GeneKind, number]> = WEIGHTS.filter(([, , opKind]) => !unsupported.has(opKind)).map(([k, w]) => [k, w] as const);
+    if (procsOn) {
+      for (const [k, alone, withKids] of PROC_WEIGHTS) {
+        if (unsupported.has(k)) continue;
+        const w = opts.config.capSetuid === false ? NO_CAP_SETUID_WEIGHTS.get(k) ?? [alone, withKids] : [alone, withKids];
+        if ((kids ? w[1] : w[0]) > 0) rows.push([k, kids ? w[1] : w[0]]);
+      }
+    }
+    return { kinds: rows.map(([k]) => k), weights: rows.map(([, w]) => w), total: rows.reduce((s, [, w]) => s + w, 0) };
+  };
+  const t = [make(false), make(true)] as const;
+  tableCache.set(opts, t);
+  return t;
+}
 
 /** Decode genes into a valid program. Pure and deterministic. */
 export function decode(genes: readonly Gene[], opts: GenOptions): Program {
-  const { config } = opts;
-  const unsupported = opts.unsupported ?? new Set<string>();
-  const table = WEIGHTS.filter(([, , opKind]) => !unsupported.has(opKind));
-  const total = table.reduce((s, [, w]) => s + w, 0);
-  const hasAux = config.pmus.aux !== null;
-  const prog: Op[] = [];
-  let nEv = 0;
-  const maps: MapInfo[] = [];
+  return new Decoder(opts).run(genes);
+}
+
+/** The decoder's state while it walks a gene list (a class, not closures: tsx's keepNames
+ *  wraps every named closure in a defineProperty call, which made decode 2.5x slower). */
+class Decoder {
+  readonly config: Config;
+  readonly unsupported: ReadonlySet<string>;
+  readonly procsOn: boolean;
+  readonly tables: readonly [KindTable, KindTable];
+  readonly hasAux: boolean;
+  readonly mmapOk: boolean;
+  readonly prog: Op[] = [];
+  nEv = 0;
+  readonly maps: MapInfo[] = [];
   /** per event: nr of its last data mapping, and the aux offset/size last written through it */
-  const lastDataNr: number[] = [];
-  const lastDataMap: string[] = [];
-  const lastAux: Array<{ off: number; size: number } | undefined> = [];
-  const ev = (i: number) => `e${i}`;
+  readonly lastDataNr: number[] = [];
+  readonly lastDataMap: MapInfo[] = [];
+  readonly lastAux: Array<{ off: number; size: number } | undefined> = [];
+  // Processes: alive ones (p0 first, then in fork order), how many forks and exits so far, each
+  // one's fds (event indices) and user.
+  readonly alive: string[] = ["p0"];
+  forks = 0;
+  exits = 0;
+  readonly fds = new Map<string, Set<number>>([["p0", new Set()]]);
+  readonly user = new Map<string, string>([["p0", "u0"]]);
 
-  for (const g of genes) {
-    let sel = g[0] % total;
-    let kind: GeneKind = table[0][0];
-    for (const [k, w] of table) {
-      if (sel < w) { kind = k; break; }
-      sel -= w;
+  constructor(opts: GenOptions) {
+    this.config = opts.config;
+    this.unsupported = opts.unsupported ?? NONE;
+    this.procsOn = processesEnabled(opts);
+    this.tables = kindTables(opts);
+    this.hasAux = opts.config.pmus.aux !== null;
+    this.mmapOk = !this.unsupported.has("mmap");
+  }
+
+  ev(i: number): string { return `e${i}`; }
+  isAlive(p: string): boolean { return this.alive.includes(p); }
+  canFork(): boolean { return this.procsOn && this.forks < MAX_PROCS - 1 && !this.unsupported.has("fork"); }
+  kids(): boolean { return this.alive.length > 1; }
+  /** The process a per-process op runs in: mostly p0, 3 in 8 a live child. */
+  procFor(p: number): string {
+    return this.alive.length === 1 || p % 8 < 5 ? "p0" : this.alive[1 + ((p >> 3) % (this.alive.length - 1))];
+  }
+  withProc<T extends Op>(op: T, proc: string): T { return proc === "p0" ? op : { ...op, proc }; }
+  /** Maps an op may address by default: those whose owner lives (all of them until an exit). */
+  liveMaps(): MapInfo[] { return this.exits === 0 ? this.maps : this.maps.filter((m) => this.isAlive(m.owner)); }
+  /** Now and then (1 in 32) an explicit other process on a map handle: that mm has nothing there
+   *  (or a fork child's anonymous copy). */
+  mapOpProc<T extends Op>(op: T, m: MapInfo, p: number): T {
+    if (this.alive.length < 2 || p % 32 !== 31) return op;
+    const others = this.alive.filter((x) => x !== m.owner);
+    return { ...op, proc: others[(p >> 5) % others.length] };
+  }
+  /** An event for an op in `proc`: p0 any (as single-process programs always did); a child one it
+   *  holds an fd for, preferring `prefer` (e.g. mapped ones) when asked. */
+  evFor(proc: string, a: number, prefer?: (e: number) => boolean, preferOdds = 0): number {
+    if (proc === "p0") return a % this.nEv;
+    const held = [...this.fds.get(proc)!].sort((x, y) => x - y);
+    if (held.length === 0) return a % this.nEv;
+    if (prefer) {
+      const good = held.filter(prefer);
+      if (good.length && (a >> 4) % 4 < preferOdds) return good[a % good.length];
     }
-    const [, a, b, c, d] = g;
-    // Ops that need an event or a map fall back to creating one.
-    if (nEv === 0 && kind !== "rlimit" && kind !== "sysctlMlock" && kind !== "auxFault") kind = "open";
-    if (maps.length === 0 && (kind === "munmap" || kind === "mremap" || kind === "mprotect" || kind === "mapFixedAnon" ||
-      kind === "touch" || kind === "readUserPage" || kind === "setAux")) kind = "mmapData";
+    return held[a % held.length];
+  }
 
-    // An AUX mapping needs a data mapping first: mostly make that instead.
-    if (kind === "mmapAux" && a % 8 < 6 && !maps.some((m) => m.pgoff === 0)) kind = "mmapData";
-
+  emit(kind: GeneKind, a: number, b: number, c: number, d: number, p: number, force?: { proc: string; ev?: number }): void {
     switch (kind) {
       case "open": {
-        const op: Extract<Op, { op: "open" }> = { op: "open", ev: ev(nEv), pmu: hasAux && a % 5 !== 1 ? "aux" : "sw" };
-        if (b % 7 === 3) op.cpu = (b >> 3) % (config.cpus + 1); // config.cpus itself is an offline/invalid CPU
+        const proc = force?.proc ?? this.procFor(p);
+        const op: Extract<Op, { op: "open" }> = { op: "open", ev: this.ev(this.nEv), pmu: this.hasAux && a % 5 !== 1 ? "aux" : "sw" };
+        if (b % 7 === 3) op.cpu = (b >> 3) % (this.config.cpus + 1); // this.config.cpus itself is an offline/invalid CPU
         if (c % 11 === 5) op.inherit = true;
-        if (nEv > 0 && d % 4 === 1) op.outputTo = ev((d >> 2) % nEv);
-        prog.push(op);
-        nEv++;
+        if (this.nEv > 0 && d % 4 === 1) op.outputTo = this.ev((d >> 2) % this.nEv);
+        this.prog.push(this.withProc(op, proc));
+        this.fds.get(proc)!.add(this.nEv);
+        this.nEv++;
         break;
       }
-      case "close":
-        prog.push({ op: "close", ev: ev(a % nEv) });
+      case "close": {
+        const proc = force?.proc ?? this.procFor(p);
+        const e = this.evFor(proc, a);
+        this.prog.push(this.withProc({ op: "close", ev: this.ev(e) }, proc));
+        this.fds.get(proc)!.delete(e);
         break;
+      }
       case "mmapData": {
-        const e = a % nEv;
-        // Half the time reuse the size the event was last mapped with (a second map of the same buffer).
-        const nr = lastDataNr[e] !== undefined && c % 2 === 1 ? lastDataNr[e]! : pick(DATA_NR, b);
-        const h = `m${maps.length}`;
-        const op: Extract<Op, { op: "mmap" }> = { op: "mmap", map: h, ev: ev(e), pages: 1 + nr, pgoff: 0, prot: pick(DATA_PROTS, d) };
+        const proc = force?.proc ?? this.procFor(p);
+        // A child mostly re-maps a buffer its parent mapped (same size: the re-map path).
+        const e = force?.ev ?? this.evFor(proc, a, (x) => this.lastDataNr[x] !== undefined, 3);
+        // Half the time (a child: 3 in 4) reuse the size the event was last mapped with (a second map of the same buffer).
+        const reuse = c % 2 === 1 || (proc !== "p0" && (c >> 4) % 2 === 1);
+        const nr = this.lastDataNr[e] !== undefined && reuse ? this.lastDataNr[e]! : pick(DATA_NR, b);
+        const h = `m${this.maps.length}`;
+        const op: Extract<Op, { op: "mmap" }> = { op: "mmap", map: h, ev: this.ev(e), pages: 1 + nr, pgoff: 0, prot: pick(DATA_PROTS, d) };
         if (c % 13 === 7) op.shared = false;
-        prog.push(op);
-        maps.push({ handle: h, ev: e, pages: 1 + nr, pgoff: 0 });
-        lastDataNr[e] = nr;
-        lastDataMap[e] = h;
+        this.prog.push(this.withProc(op, proc));
+        const m: MapInfo = { handle: h, ev: e, pages: 1 + nr, pgoff: 0, owner: proc };
+        this.maps.push(m);
+        this.lastDataNr[e] = nr;
+        this.lastDataMap[e] = m;
         break;
       }
       case "setAux": {
         // Prefer a data mapping (pgoff 0): that is where the user page is; now and then page 0 of another.
-        const data = maps.filter((m) => m.pgoff === 0);
-        const m = data.length && d % 8 !== 7 ? data[a % data.length] : maps[a % maps.length];
+        const live = this.liveMaps();
+        const data = live.filter((m) => m.pgoff === 0);
+        const m = data.length && d % 8 !== 7 ? data[a % data.length] : live[a % live.length];
         const off = Math.max(0, m.pages + pick(AUX_OFF_DELTA, b));
         const size = pick(AUX_NR, c);
-        prog.push({ op: "setAux", map: m.handle, offsetPages: off, sizePages: size });
-        lastAux[m.ev] = { off, size };
+        this.prog.push(this.mapOpProc({ op: "setAux", map: m.handle, offsetPages: off, sizePages: size }, m, p));
+        this.lastAux[m.ev] = { off, size };
         break;
       }
       case "mmapAux": {
         // Mostly an event whose user page already says where AUX goes; else one with a data
         // mapping, writing aux_offset/aux_size first (one gene, two ops); else any event.
+        // In a child: the events it holds; the setAux runs where the data mapping is (its owner).
+        const proc = force?.proc ?? this.procFor(p);
+        const held = proc === "p0" ? null : this.fds.get(proc)!;
         const withAux: number[] = [];
         const withData: number[] = [];
-        for (let i = 0; i < nEv; i++) {
-          if (lastAux[i]) withAux.push(i);
-          else if (lastDataMap[i] !== undefined) withData.push(i);
+        for (let i = 0; i < this.nEv; i++) {
+          if (force?.ev !== undefined && i !== force.ev) continue;
+          if (held && held.size && !held.has(i)) continue;
+          if (this.lastAux[i]) withAux.push(i);
+          else if (this.lastDataMap[i] !== undefined && this.isAlive(this.lastDataMap[i].owner)) withData.push(i);
         }
         const how = a % 8;
         let e: number;
         if (withAux.length && how < 4) e = withAux[(a >> 3) % withAux.length];
         else if (withData.length && how < 7) {
           e = withData[(a >> 3) % withData.length];
-          const off = 1 + lastDataNr[e]!;
+          const off = 1 + this.lastDataNr[e]!;
           const sz = pick(AUX_NR, c);
-          prog.push({ op: "setAux", map: lastDataMap[e], offsetPages: off, sizePages: sz });
-          lastAux[e] = { off, size: sz };
-        } else e = (a >> 3) % nEv;
-        const want = lastAux[e] ?? { off: 1 + (lastDataNr[e] ?? 1), size: pick(AUX_NR, c) };
+          this.prog.push({ op: "setAux", map: this.lastDataMap[e].handle, offsetPages: off, sizePages: sz });
+          this.lastAux[e] = { off, size: sz };
+        } else e = force?.ev ?? this.evFor(proc, a >> 3);
+        const want = this.lastAux[e] ?? { off: 1 + (this.lastDataNr[e] ?? 1), size: pick(AUX_NR, c) };
         // b: 0..5 use the user page's values; then size or offset mismatches.
         const mode = b % 9;
         const size = mode === 6 ? want.size + 1 : mode === 7 ? Math.max(1, want.size * 2) : want.size;
         const off = mode === 8 ? want.off + 1 : mode === 5 ? Math.max(1, want.off - 1) : want.off;
-        const h = `m${maps.length}`;
+        const h = `m${this.maps.length}`;
         const pages = Math.min(size, 2048);
-        prog.push({ op: "mmap", map: h, ev: ev(e), pages, pgoff: off, prot: pick(PROTS, d) });
-        maps.push({ handle: h, ev: e, pages, pgoff: off });
+        this.prog.push(this.withProc({ op: "mmap", map: h, ev: this.ev(e), pages, pgoff: off, prot: pick(PROTS, d) }, proc));
+        this.maps.push({ handle: h, ev: e, pages, pgoff: off, owner: proc });
         break;
       }
       case "munmap": {
-        const m = maps[a % maps.length];
+        const live = this.liveMaps();
+        const m = live[a % live.length];
         const part = b % 4; // 0 whole, 1 head, 2 tail, 3 middle
-        if (part === 0 || m.pages < 2) prog.push({ op: "munmap", map: m.handle });
+        if (part === 0 || m.pages < 2) this.prog.push(this.mapOpProc({ op: "munmap", map: m.handle }, m, p));
         else {
           const n = 1 + (c % (m.pages - 1));
           const offset = part === 1 ? 0 : part === 2 ? m.pages - n : Math.min(1 + (d % (m.pages - 1)), m.pages - 1);
-          prog.push({ op: "munmap", map: m.handle, offset, pages: Math.min(n, m.pages - offset) });
+          this.prog.push(this.mapOpProc({ op: "munmap", map: m.handle, offset, pages: Math.min(n, m.pages - offset) }, m, p));
         }
         break;
       }
       case "mremap": {
-        const m = maps[a % maps.length];
+        const live = this.liveMaps();
+        const m = live[a % live.length];
         const v = b % 5; // 0 move whole to fresh, 1 shrink, 2 grow, 3 move part, 4 same size in place
-        if (v === 0) prog.push({ op: "mremap", map: m.handle, oldPages: m.pages, newPages: m.pages, mayMove: true, toFresh: true });
-        else if (v === 1) prog.push({ op: "mremap", map: m.handle, oldPages: m.pages, newPages: Math.max(1, m.pages - 1 - (c % Math.max(1, m.pages))) });
-        else if (v === 2) prog.push({ op: "mremap", map: m.handle, oldPages: m.pages, newPages: m.pages + 1 + (c % 4), mayMove: d % 2 === 1 });
+        let op: Extract<Op, { op: "mremap" }>;
+        if (v === 0) op = { op: "mremap", map: m.handle, oldPages: m.pages, newPages: m.pages, mayMove: true, toFresh: true };
+        else if (v === 1) op = { op: "mremap", map: m.handle, oldPages: m.pages, newPages: Math.max(1, m.pages - 1 - (c % Math.max(1, m.pages))) };
+        else if (v === 2) op = { op: "mremap", map: m.handle, oldPages: m.pages, newPages: m.pages + 1 + (c % 4), mayMove: d % 2 === 1 };
         else if (v === 3 && m.pages > 1) {
           const offset = c % m.pages;
-          prog.push({ op: "mremap", map: m.handle, offset, oldPages: m.pages - offset, newPages: m.pages - offset, mayMove: true, toFresh: true });
-        } else prog.push({ op: "mremap", map: m.handle, oldPages: m.pages, newPages: m.pages });
+          op = { op: "mremap", map: m.handle, offset, oldPages: m.pages - offset, newPages: m.pages - offset, mayMove: true, toFresh: true };
+        } else op = { op: "mremap", map: m.handle, oldPages: m.pages, newPages: m.pages };
+        this.prog.push(this.mapOpProc(op, m, p));
         break;
       }
       case "mprotect": {
-        const m = maps[a % maps.length];
+        const live = this.liveMaps();
+        const m = live[a % live.length];
         const prot = pick(PROTS, c);
-        if (b % 2 === 0 || m.pages < 2) prog.push({ op: "mprotect", map: m.handle, prot });
-        else prog.push({ op: "mprotect", map: m.handle, offset: 1 + (d % (m.pages - 1)), pages: 1, prot });
+        if (b % 2 === 0 || m.pages < 2) this.prog.push(this.mapOpProc({ op: "mprotect", map: m.handle, prot }, m, p));
+        else this.prog.push(this.mapOpProc({ op: "mprotect", map: m.handle, offset: 1 + (d % (m.pages - 1)), pages: 1, prot }, m, p));
         break;
       }
       case "mapFixedAnon": {
-        const m = maps[a % maps.length];
-        prog.push({ op: "mapFixedAnon", map: m.handle, offset: b % Math.max(1, m.pages), pages: 1 + (c % 2) });
+        const live = this.liveMaps();
+        const m = live[a % live.length];
+        this.prog.push(this.mapOpProc({ op: "mapFixedAnon", map: m.handle, offset: b % Math.max(1, m.pages), pages: 1 + (c % 2) }, m, p));
         break;
       }
       case "setOutput": {
-        const e = a % nEv;
-        const t = b % (nEv + 1);
-        prog.push({ op: "setOutput", ev: ev(e), target: t === nEv ? null : ev(t) });
+        const proc = force?.proc ?? this.procFor(p);
+        const e = this.evFor(proc, a);
+        const t = b % (this.nEv + 1);
+        this.prog.push(this.withProc({ op: "setOutput", ev: this.ev(e), target: t === this.nEv ? null : this.ev(t) }, proc));
         break;
       }
       case "rlimit":
-        prog.push({ op: "rlimit", memlockPages: pick(RLIMITS, a) });
+        this.prog.push(this.withProc({ op: "rlimit", memlockPages: pick(RLIMITS, a) }, force?.proc ?? this.procFor(p)));
         break;
       case "sysctlMlock":
-        prog.push({ op: "sysctlMlock", kb: pick(MLOCK_KB, a) });
+        this.prog.push({ op: "sysctlMlock", kb: pick(MLOCK_KB, a) });
         break;
       case "auxFault":
-        prog.push({ op: "auxFault", fail: a % 2 === 0 });
+        this.prog.push({ op: "auxFault", fail: a % 2 === 0 });
         break;
       case "touch": {
-        const m = maps[a % maps.length];
-        prog.push({ op: "touch", map: m.handle, page: b % (m.pages + 1), write: c % 2 === 1 });
+        const live = this.liveMaps();
+        const m = live[a % live.length];
+        this.prog.push(this.mapOpProc({ op: "touch", map: m.handle, page: b % (m.pages + 1), write: c % 2 === 1 }, m, p));
         break;
       }
-      case "readUserPage":
-        prog.push({ op: "readUserPage", map: maps[a % maps.length].handle });
+      case "readUserPage": {
+        const live = this.liveMaps();
+        const m = live[a % live.length];
+        this.prog.push(this.mapOpProc({ op: "readUserPage", map: m.handle }, m, p));
         break;
+      }
+      case "fork": {
+        // From p0, or (half the time while a child lives) from a child: a grandchild.
+        const from = this.alive.length === 1 || a % 2 === 0 ? "p0" : this.alive[1 + ((a >> 1) % (this.alive.length - 1))];
+        this.forks++;
+        const child = `p${this.forks}`;
+        this.prog.push({ op: "fork", proc: child, from });
+        this.alive.push(child);
+        this.fds.set(child, new Set(this.fds.get(from)!));
+        this.user.set(child, this.user.get(from)!);
+        // Then often an mmap in the child of a buffer it inherited the fd of: the data buffer
+        // again (the re-map path, charged to the child's user and mm), or its AUX area.
+        const then = b % 4;
+        if (!this.mmapOk || this.nEv === 0) break;
+        if (then === 1 || then === 2) { this.emit("mmapData", c, d, 1 + 2 * (c >> 1), b >> 2, 0, { proc: child }); }
+        else if (then === 3) this.emit("mmapAux", c, d >> 3, d, b >> 2, 0, { proc: child });
+        break;
+      }
+      case "exit": {
+        const children = this.alive.slice(1);
+        const proc = children[a % children.length];
+        this.prog.push({ op: "exit", proc });
+        this.alive.splice(this.alive.indexOf(proc), 1);
+        this.exits++;
+        break;
+      }
+      case "setuid": {
+        // A third of the time (when one has switched) a process switches back to u0; else any
+        // live process switches to another this.user.
+        const switched = this.alive.filter((x) => this.user.get(x) !== "u0");
+        const back = switched.length > 0 && a % 3 === 0;
+        const proc = back ? switched[(a >> 2) % switched.length] : this.alive[a % this.alive.length];
+        const to = back ? "u0" : pick(SETUID_USERS, b >> 2);
+        this.prog.push({ op: "setuid", proc, user: to });
+        if (this.config.capSetuid !== false) this.user.set(proc, to);
+        // Then often a mapping under the new user: a re-map of a mapped buffer, or its AUX area.
+        const then = c % 4;
+        if (!this.mmapOk || this.nEv === 0) break;
+        if (then === 1 || then === 2) this.emit("mmapData", d, c >> 2, 1 + 2 * (d >> 1), c >> 3, 0, { proc });
+        else if (then === 3) this.emit("mmapAux", d, c >> 2, c >> 3, d >> 2, 0, { proc });
+        // ... and a third of those times back to u0 at once (later ops, the munmap, run as u0).
+        if (then !== 0 && to !== "u0" && this.user.get(proc) === to && (d >> 5) % 3 === 0) {
+          this.prog.push({ op: "setuid", proc, user: "u0" });
+          this.user.set(proc, "u0");
+        }
+        break;
+      }
+      case "sendFd": {
+        const senders = this.alive.filter((x) => this.fds.get(x)!.size > 0);
+        const from = senders[a % senders.length];
+        const held = [...this.fds.get(from)!].sort((x, y) => x - y);
+        const e = held[b % held.length];
+        const others = this.alive.filter((x) => x !== from);
+        const to = others[c % others.length];
+        this.prog.push({ op: "sendFd", proc: from, to, ev: this.ev(e) });
+        this.fds.get(to)!.add(e);
+        // Then often an mmap of it there.
+        const then = d % 4;
+        if (!this.mmapOk) break;
+        if (then === 1 || then === 2) this.emit("mmapData", d >> 2, c >> 2, 1 + 2 * (d >> 3), a >> 2, 0, { proc: to, ev: e });
+        else if (then === 3) this.emit("mmapAux", d >> 2, c >> 2, c >> 4, a >> 2, 0, { proc: to, ev: e });
+        break;
+      }
     }
   }
-  return prog;
+
+  run(genes: readonly Gene[]): Program {
+    for (const g of genes) {
+      const { kinds, weights, total } = this.tables[this.alive.length > 1 ? 1 : 0];
+      let sel = g[0] % total;
+      let kind: GeneKind = kinds[0];
+      for (let k = 0; k < kinds.length; k++) {
+        if (sel < weights[k]) { kind = kinds[k]; break; }
+        sel -= weights[k];
+      }
+      const [, a, b, c, d, p] = g;
+      // Process genes that cannot apply fall back: exit/sendFd without a child fork one when they
+      // can; a fork past MAX_PROCS exits a child when it can; else an open.
+      if ((kind === "exit" || kind === "sendFd") && !this.kids()) kind = this.canFork() ? "fork" : "open";
+      if (kind === "sendFd" && !this.alive.some((x) => this.fds.get(x)!.size > 0)) kind = "open";
+      if (kind === "fork" && !this.canFork()) kind = this.kids() && this.procsOn && !this.unsupported.has("exit") ? "exit" : "open";
+      // Ops that need an event or a map fall back to creating one.
+      if (this.nEv === 0 && kind !== "rlimit" && kind !== "sysctlMlock" && kind !== "auxFault" && kind !== "fork" && kind !== "exit" && kind !== "setuid") kind = "open";
+      if (this.liveMaps().length === 0 && (kind === "munmap" || kind === "mremap" || kind === "mprotect" || kind === "mapFixedAnon" ||
+        kind === "touch" || kind === "readUserPage" || kind === "setAux")) kind = "mmapData";
+
+      // An AUX mapping needs a data mapping first: mostly make that instead.
+      if (kind === "mmapAux" && a % 8 < 6 && !this.maps.some((m) => m.pgoff === 0)) kind = "mmapData";
+
+      this.emit(kind, a, b, c, d, p);
+    }
+    return this.prog;
+  }
 }
 
+
 const geneArb: fc.Arbitrary<Gene> = fc.tuple(
-  fc.nat({ max: 9999 }), fc.nat({ max: 4095 }), fc.nat({ max: 4095 }), fc.nat({ max: 4095 }), fc.nat({ max: 4095 }),
+  fc.nat({ max: 9999 }), fc.nat({ max: 4095 }), fc.nat({ max: 4095 }), fc.nat({ max: 4095 }), fc.nat({ max: 4095 }), fc.nat({ max: 4095 }),
 );
 
 /** Arbitrary of gene lists (what the fuzzer shrinks). */
@@ -262,6 +479,6 @@ export function genesAt(seed: number, index: number, opts: GenOptions): Gene[] {
   const max = opts.maxOps ?? 20;
   const n = min + (next() % (max - min + 1));
   const genes: Gene[] = [];
-  for (let i = 0; i < n; i++) genes.push([next() % 10000, next() % 4096, next() % 4096, next() % 4096, next() % 4096]);
+  for (let i = 0; i < n; i++) genes.push([next() % 10000, next() % 4096, next() % 4096, next() % 4096, next() % 4096, next() % 4096]);
   return genes;
 }

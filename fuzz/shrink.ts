@@ -3,31 +3,46 @@
  *
  * Two levels. First on genes (fuzz/generate.ts), where every candidate decodes to a
  * valid program: delete chunks (ddmin, halving chunk sizes), then pull every gene field
- * towards 0, the plainest choice. Then on the decoded program itself: delete single ops
- * whose removal keeps the program valid, and renumber handles densely so a case reads
- * e0, e1, m0, m1 .... `stillFails` re-runs a candidate on the same backend and says
- * whether it fails with the same signature; it is the only thing that costs time.
+ * towards 0, the plainest choice (the sixth field, the process selector, towards the
+ * default process). Then on the decoded program itself (`shrinkProgram`): remove whole
+ * processes (the fork, every op that runs in the process, its exit, and the processes
+ * forked from it, recursively), remove users (drop the setuid ops to one, or rename it to
+ * a lower one), delete single ops, drop optional fields, and finally drop every explicit
+ * `proc` that names the op's default process; handles are renumbered densely so a case
+ * reads e0, e1, m0, m1, p0, p1, u0, u1 .... Every candidate is valid (`runnable`).
+ * `stillFails` re-runs a candidate on the same backend and says whether it fails with
+ * the same signature; it is the only thing that costs time.
  */
-import { decode, type Gene, type GenOptions } from "./generate.ts";
-import { programProblems, type Op, type Program } from "../spec/program.ts";
+import { decode, GENE_FIELDS, type Gene, type GenOptions } from "./generate.ts";
+import { opProc, programHandles, programProblems, type Op, type Program } from "../spec/program.ts";
 
 export interface ShrinkResult { program: Program; runs: number }
+
+type StillFails = (p: Program) => Promise<boolean> | boolean;
+
+/** Memoised, budgeted calls of stillFails. */
+function tester(stillFails: StillFails, budget: number) {
+  const tried = new Set<string>();
+  const t = {
+    runs: 0,
+    async test(p: Program): Promise<boolean> {
+      const key = JSON.stringify(p);
+      if (tried.has(key) || t.runs >= budget) return false;
+      tried.add(key);
+      t.runs++;
+      return stillFails(p);
+    },
+  };
+  return t;
+}
 
 export async function shrink(
   genes: readonly Gene[],
   gen: GenOptions,
-  stillFails: (p: Program) => Promise<boolean> | boolean,
+  stillFails: StillFails,
   budget = 2000,
 ): Promise<ShrinkResult> {
-  let runs = 0;
-  const tried = new Set<string>();
-  const test = async (p: Program): Promise<boolean> => {
-    const key = JSON.stringify(p);
-    if (tried.has(key) || runs >= budget) return false;
-    tried.add(key);
-    runs++;
-    return stillFails(p);
-  };
+  const t = tester(stillFails, budget);
 
   let cur: Gene[] = genes.slice();
   // 1. ddmin over genes.
@@ -35,33 +50,67 @@ export async function shrink(
     let i = 0;
     while (i < cur.length) {
       const cand = cur.slice(0, i).concat(cur.slice(i + chunk));
-      if (cand.length >= 1 && (await test(decode(cand, gen)))) cur = cand;
+      if (cand.length >= 1 && (await t.test(decode(cand, gen)))) cur = cand;
       else i += chunk;
     }
   }
   // 2. Fields towards 0 (field 0 selects the op kind: leave it, zeroing would change the op).
   for (let gi = 0; gi < cur.length; gi++) {
-    for (let f = 1; f < 5; f++) {
-      for (const v of [0, 1, cur[gi][f] >> 1]) {
-        if (v >= cur[gi][f]) continue;
-        const g = cur[gi].slice() as unknown as [number, number, number, number, number];
+    for (let f = 1; f < GENE_FIELDS; f++) {
+      const have = cur[gi][f] ?? 0;
+      for (const v of [0, 1, have >> 1]) {
+        if (v >= have) continue;
+        const g = cur[gi].slice() as number[];
         g[f] = v;
         const cand = cur.slice();
-        cand[gi] = g;
-        if (await test(decode(cand, gen))) { cur = cand; break; }
+        cand[gi] = g as unknown as Gene;
+        if (await t.test(decode(cand, gen))) { cur = cand; break; }
       }
     }
   }
-  // 3. Single-op deletions on the program itself.
-  let prog: Program = decode(cur, gen);
+  // 3. On the program itself.
+  const program = await programSteps(decode(cur, gen), t);
+  return { program, runs: t.runs };
+}
+
+/** The program-level steps alone (a failing program from anywhere: a case file, a test). */
+export async function shrinkProgram(program: Program, stillFails: StillFails, budget = 2000): Promise<ShrinkResult> {
+  const t = tester(stillFails, budget);
+  const out = await programSteps(program, t);
+  return { program: out, runs: t.runs };
+}
+
+async function programSteps(start: Program, t: { test(p: Program): Promise<boolean> }): Promise<Program> {
+  let prog: Program = start;
+  const accept = async (cand: Program | null): Promise<boolean> => {
+    if (cand === null || cand.length === 0 || !runnable(cand)) return false;
+    const dense = renumber(cand);
+    if (!(await t.test(dense))) return false;
+    prog = dense;
+    return true;
+  };
   let changed = true;
   while (changed) {
     changed = false;
+    // 3a. Whole processes, the last forked first (the shallowest removal of a subtree).
+    const { procs, users } = programHandles(prog);
+    for (const p of procs.slice(1).reverse()) {
+      if (await accept(withoutProc(prog, p))) { changed = true; break; }
+    }
+    if (changed) continue;
+    // 3b. Users: drop every setuid to one, else rename it to a lower one.
+    for (const u of users.slice(1).reverse()) {
+      if (await accept(prog.filter((op) => !(op.op === "setuid" && op.user === u)))) { changed = true; break; }
+      for (const lower of users.slice(0, users.indexOf(u))) {
+        if (await accept(prog.map((op) => (op.op === "setuid" && op.user === u ? { ...op, user: lower } : op)))) { changed = true; break; }
+      }
+      if (changed) break;
+    }
+    if (changed) continue;
+    // 3c. Single-op deletions.
     for (let i = prog.length - 1; i >= 0; i--) {
-      const cand = prog.slice(0, i).concat(prog.slice(i + 1));
-      if (cand.length === 0 || programProblems(cand).length) continue;
-      const dense = renumber(cand);
-      if (await test(dense)) { prog = dense; changed = true; }
+      if (i >= prog.length) continue;
+      if (await accept(prog.slice(0, i).concat(prog.slice(i + 1)))) changed = true;
     }
   }
   // 4. Drop optional fields that do not matter (cpu, inherit, outputTo, ...), one at a time.
@@ -72,37 +121,119 @@ export async function shrink(
       delete op[key];
       const cand = prog.slice();
       cand[i] = op as Op;
-      if (programProblems(cand).length === 0 && (await test(cand))) prog = cand;
+      if (runnable(cand) && (await t.test(cand))) prog = cand;
     }
   }
-  return { program: renumber(prog), runs };
+  // 5. An explicit proc that names the default process says nothing: drop it (same program).
+  return renumber(withoutDefaultProcs(prog));
 }
 
 const OPTIONAL_KEYS = ["cpu", "inherit", "outputTo", "shared", "mayMove"] as const;
 
-/** Rename handles densely in order of introduction (e0, e1 ..., m0, m1 ...). */
+/**
+ * Valid and runnable: programProblems finds nothing, and no op runs in a process that has
+ * exited by default either (an op on a map handle without `proc` runs in the handle's owner,
+ * which programProblems does not check).
+ */
+export function runnable(program: Program): boolean {
+  if (programProblems(program).length) return false;
+  const owner = new Map<string, string>();
+  const alive = new Set(["p0"]);
+  for (const op of program) {
+    if (op.op === "mmap") owner.set(op.map, op.proc ?? "p0");
+    else if (op.op === "fork") alive.add(op.proc);
+    else if (op.op === "exit") alive.delete(op.proc);
+    else if (!alive.has(opProc(op, owner))) return false;
+  }
+  return true;
+}
+
+/**
+ * Remove process `p` and every process forked from it (recursively): their forks, exits,
+ * setuids, the sendFds from or to them and every op that runs in them (opProc); then the ops
+ * left naming a handle only they introduced. Null when nothing valid is left to try.
+ */
+export function withoutProc(program: Program, p: string): Program | null {
+  if (p === "p0") return null;
+  const gone = new Set([p]);
+  for (const op of program) if (op.op === "fork" && gone.has(op.from)) gone.add(op.proc);
+  const { mapProc } = programHandles(program);
+  const out = program.filter((op) => {
+    switch (op.op) {
+      case "fork": case "exit": case "setuid": return !gone.has(op.proc);
+      case "sendFd": return !gone.has(op.proc) && !gone.has(op.to);
+      default: return !gone.has(opProc(op, mapProc));
+    }
+  });
+  return dropDangling(out);
+}
+
+/** Drop ops that name a handle no op introduces any more (repeatedly: a drop can strand more). */
+function dropDangling(program: Program): Program | null {
+  let out = program;
+  for (let round = 0; round < 64; round++) {
+    const problems = programProblems(out);
+    if (problems.length === 0) return out;
+    if (problems.some((x) => !x.message.includes("before"))) return null;
+    const bad = new Set(problems.map((x) => x.index));
+    out = out.filter((_, i) => !bad.has(i));
+  }
+  return null;
+}
+
+/** Drop `proc` where it names the op's default process (p0; a map handle's owner). */
+export function withoutDefaultProcs(program: Program): Program {
+  const { mapProc } = programHandles(program);
+  return program.map((op) => {
+    if (op.op === "fork" || op.op === "exit" || op.op === "setuid" || op.op === "sendFd") return op;
+    if (!("proc" in op) || op.proc === undefined) return op;
+    const dflt = op.op !== "mmap" && "map" in op ? mapProc.get(op.map) ?? "p0" : "p0";
+    if (op.proc !== dflt) return op;
+    const { proc: _, ...rest } = op;
+    return rest as Op;
+  });
+}
+
+/** Rename handles densely in order of introduction (e0, e1 ..., m0, m1 ..., p1, p2 ... in fork
+ *  order after p0, u1, u2 ... in order of first setuid after u0). */
 export function renumber(program: Program): Program {
   const ev = new Map<string, string>();
   const mp = new Map<string, string>();
+  const pr = new Map<string, string>([["p0", "p0"]]);
+  const us = new Map<string, string>([["u0", "u0"]]);
   const e = (h: string) => ev.get(h) ?? h;
   const m = (h: string) => mp.get(h) ?? h;
+  const p = (h: string) => pr.get(h) ?? h;
+  const withProc = <T extends { proc?: string }>(op: T): T => (op.proc === undefined ? op : { ...op, proc: p(op.proc) });
   return program.map((op): Op => {
     switch (op.op) {
       case "open": {
         ev.set(op.ev, `e${ev.size}`);
-        const out = { ...op, ev: e(op.ev) };
+        const out = withProc({ ...op, ev: e(op.ev) });
         if (op.outputTo !== undefined) out.outputTo = e(op.outputTo);
         return out;
       }
       case "mmap":
         mp.set(op.map, `m${mp.size}`);
-        return { ...op, map: m(op.map), ev: e(op.ev) };
-      case "close": return { ...op, ev: e(op.ev) };
-      case "setOutput": return { ...op, ev: e(op.ev), target: op.target === null ? null : e(op.target) };
+        return withProc({ ...op, map: m(op.map), ev: e(op.ev) });
+      case "close": return withProc({ ...op, ev: e(op.ev) });
+      case "setOutput": return withProc({ ...op, ev: e(op.ev), target: op.target === null ? null : e(op.target) });
       case "munmap": case "mremap": case "mprotect": case "mapFixedAnon": case "setAux": case "touch": case "readUserPage":
-        return { ...op, map: m(op.map) };
-      case "rlimit": case "sysctlMlock": case "auxFault":
+        return withProc({ ...op, map: m(op.map) });
+      case "rlimit":
+        return withProc(op);
+      case "sysctlMlock": case "auxFault":
         return op;
+      case "fork": {
+        const from = p(op.from);
+        if (!pr.has(op.proc)) pr.set(op.proc, `p${pr.size}`);
+        return { ...op, proc: p(op.proc), from };
+      }
+      case "exit": return { ...op, proc: p(op.proc) };
+      case "setuid":
+        if (!us.has(op.user)) us.set(op.user, `u${us.size}`);
+        return { ...op, proc: p(op.proc), user: us.get(op.user)! };
+      case "sendFd": return { ...op, proc: p(op.proc), to: p(op.to), ev: e(op.ev) };
     }
   });
 }

@@ -6,8 +6,8 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { decode, genesAt, genesArb, programArb, type GenOptions } from "../../fuzz/generate.ts";
-import { renumber } from "../../fuzz/shrink.ts";
-import { Program, programProblems, type Config } from "../../spec/program.ts";
+import { renumber, runnable } from "../../fuzz/shrink.ts";
+import { isMultiProcess, opProc, Program, programHandles, programProblems, type Config, type Op } from "../../spec/program.ts";
 
 const config: Config = { pageSize: 4096, cpus: 2, mlockKb: 516, memlockPages: 16, capIpcLock: false, paranoid: 2, pmus: { aux: "model_aux" } };
 const gen: GenOptions = { config, maxOps: 20 };
@@ -17,6 +17,7 @@ describe("generate", () => {
   it("programs are valid", () => {
     fc.assert(fc.property(programArb(gen), (p) => {
       expect(programProblems(p)).toEqual([]);
+      expect(runnable(p)).toBe(true);
       expect(Program.safeParse(p).success).toBe(true);
     }), { numRuns: 500 });
   });
@@ -27,7 +28,9 @@ describe("generate", () => {
       for (const d of drops) if (g.length > 1) g.splice(d % g.length, 1);
       const p = decode(g, gen);
       expect(programProblems(p)).toEqual([]);
+      expect(runnable(p)).toBe(true);
       expect(programProblems(renumber(p))).toEqual([]);
+      expect(runnable(renumber(p))).toBe(true);
     }), { numRuns: 300 });
   });
 
@@ -71,6 +74,138 @@ describe("generate", () => {
     }
     for (const [name, n] of Object.entries({ auxMatch, auxMismatch, partialUnmap, sameEvTwice, setOutput, pow2Data, closeWhileMapped })) {
       expect(n, name).toBeGreaterThan(30);
+    }
+  });
+});
+
+/** Replays a program's process bookkeeping: who is alive, each process's user, which map
+ *  handles each process has mapped (and not wholly unmapped), which events each holds. */
+function walk(p: readonly Op[], visit: (op: Op, st: { proc: string; alive: Set<string>; user: Map<string, string>; maps: Map<string, Set<string>>; mapEv: Map<string, string>; dataMapper: Map<string, string>; dataPages: Map<string, number> }) => void) {
+  const { mapProc } = programHandles(p);
+  const alive = new Set(["p0"]);
+  const user = new Map([["p0", "u0"]]);
+  const maps = new Map<string, Set<string>>([["p0", new Set()]]);
+  const mapEv = new Map<string, string>();
+  /** event -> process whose data mapping (pgoff 0) of it came first, and its size */
+  const dataMapper = new Map<string, string>();
+  const dataPages = new Map<string, number>();
+  for (const op of p) {
+    const proc = op.op === "fork" || op.op === "exit" || op.op === "setuid" || op.op === "sendFd" ? op.proc : opProc(op, mapProc);
+    visit(op, { proc, alive, user, maps, mapEv, dataMapper, dataPages });
+    if (op.op === "fork") { alive.add(op.proc); user.set(op.proc, user.get(op.from)!); maps.set(op.proc, new Set()); }
+    if (op.op === "exit") alive.delete(op.proc);
+    if (op.op === "setuid") user.set(op.proc, op.user);
+    if (op.op === "mmap") {
+      maps.get(proc)!.add(op.map);
+      mapEv.set(op.map, op.ev);
+      if (op.pgoff === 0 && !dataMapper.has(op.ev)) { dataMapper.set(op.ev, proc); dataPages.set(op.ev, op.pages); }
+    }
+    if (op.op === "munmap" && op.pages === undefined) maps.get(proc)?.delete(op.map);
+  }
+}
+
+describe("generate: processes and users (issue 13)", () => {
+  const N = 3000;
+  const progs = Array.from({ length: N }, (_, i) => decode(genesAt(11, i, gen), gen));
+
+  it("about a third of programs are multi-process; the single-process ones stay the main body", () => {
+    const multi = progs.filter(isMultiProcess).length / N;
+    expect(multi).toBeGreaterThan(0.22);
+    expect(multi).toBeLessThan(0.4);
+  });
+
+  it("every new op kind, and every process/user shape the issue names, shows up", () => {
+    const n: Record<string, number> = {
+      fork: 0, forkFromChild: 0, exit: 0, setuid: 0, setuidBack: 0, sendFd: 0,
+      childRemapOfParentBuffer: 0, remapAsOtherUser: 0, childAuxOnParentBuffer: 0, otherUserAuxOnBuffer: 0, mmapAfterSetuid: 0,
+      mmapAfterSendFd: 0, childExitsWithMappings: 0, parentUnmapsWhileChildMaps: 0, parentUnmapsAfterChildExit: 0,
+      explicitOtherProcOnMap: 0,
+    };
+    for (const p of progs) {
+      const received = new Map<string, Set<string>>(); // proc -> events sent to it
+      const exitedMappers = new Map<string, Set<string>>(); // ev -> exited processes that had mapped it
+      const { mapProc } = programHandles(p);
+      walk(p, (op, st) => {
+        if (op.op === "fork") { n.fork++; if (op.from !== "p0") n.forkFromChild++; }
+        if (op.op === "exit") {
+          n.exit++;
+          if (st.maps.get(op.proc)!.size > 0) n.childExitsWithMappings++;
+          for (const m of st.maps.get(op.proc)!) {
+            const e = st.mapEv.get(m)!;
+            if (!exitedMappers.has(e)) exitedMappers.set(e, new Set());
+            exitedMappers.get(e)!.add(op.proc);
+          }
+        }
+        if (op.op === "setuid") { n.setuid++; if (op.user === "u0" && st.user.get(op.proc) !== "u0") n.setuidBack++; }
+        if (op.op === "sendFd") {
+          n.sendFd++;
+          if (!received.has(op.to)) received.set(op.to, new Set());
+          received.get(op.to)!.add(op.ev);
+        }
+        if (op.op === "mmap") {
+          const creator = st.dataMapper.get(op.ev);
+          // The re-map path (6.15+ charges it again: the 6.18 leak) through another process or user:
+          // the same buffer, the same size, mapped in a process other than its creator, or as another user.
+          const remap = op.pgoff === 0 && creator !== undefined && st.dataPages.get(op.ev) === op.pages;
+          if (remap && creator !== st.proc) n.childRemapOfParentBuffer++;
+          if (remap && st.user.get(st.proc) !== "u0") n.remapAsOtherUser++;
+          if (op.pgoff > 0 && creator !== undefined && creator !== st.proc && st.proc !== "p0") n.childAuxOnParentBuffer++;
+          if (op.pgoff > 0 && creator !== undefined && st.user.get(st.proc) !== "u0") n.otherUserAuxOnBuffer++;
+          if (st.user.get(st.proc) !== "u0") n.mmapAfterSetuid++;
+          if (received.get(st.proc)?.has(op.ev)) n.mmapAfterSendFd++;
+        }
+        if (op.op === "munmap" && st.proc === "p0") {
+          const e = st.mapEv.get(op.map)!;
+          const othersMapping = [...st.alive].some((q) => q !== "p0" && [...st.maps.get(q)!].some((m) => st.mapEv.get(m) === e));
+          if (othersMapping) n.parentUnmapsWhileChildMaps++;
+          if (exitedMappers.has(e)) n.parentUnmapsAfterChildExit++;
+        }
+        if ("map" in op && op.op !== "mmap" && op.proc !== undefined && op.proc !== mapProc.get(op.map)) n.explicitOtherProcOnMap++;
+      });
+    }
+    for (const [name, count] of Object.entries(n)) expect(count, name).toBeGreaterThan(20);
+    // Rare by design: an explicit other process on a map handle.
+    expect(n.explicitOtherProcOnMap).toBeLessThan(progs.reduce((s, p) => s + p.length, 0) / 100);
+  });
+
+  it("processes: false, or a backend without fork, gives single-process programs only", () => {
+    for (const opts of [{ ...gen, processes: false }, { ...gen, unsupported: new Set(["fork"]) }]) {
+      for (let i = 0; i < 2000; i++) expect(isMultiProcess(decode(genesAt(5, i, opts), opts))).toBe(false);
+    }
+  });
+
+  it("unsupported process op kinds are never generated, and programs stay valid", () => {
+    for (const kinds of [["exit"], ["sendFd"], ["setuid"], ["exit", "sendFd", "setuid"]]) {
+      const opts = { ...gen, unsupported: new Set(kinds) };
+      let forks = 0;
+      for (let i = 0; i < 1500; i++) {
+        const p = decode(genesAt(6, i, opts), opts);
+        expect(runnable(p)).toBe(true);
+        for (const op of p) { expect(kinds).not.toContain(op.op); if (op.op === "fork") forks++; }
+      }
+      expect(forks).toBeGreaterThan(100);
+    }
+  });
+
+  it("without CAP_SETUID (config.capSetuid false) setuid is rare", () => {
+    const count = (c: Config) => {
+      const opts = { ...gen, config: c };
+      let k = 0;
+      for (let i = 0; i < 3000; i++) k += decode(genesAt(7, i, opts), opts).filter((op) => op.op === "setuid").length;
+      return k;
+    };
+    const withCap = count(config);
+    const without = count({ ...config, capSetuid: false });
+    expect(withCap).toBeGreaterThan(200);
+    expect(without).toBeGreaterThan(0);
+    expect(without).toBeLessThan(withCap / 3);
+  });
+
+  it("never more than MAX_PROCS processes, and handles are introduced in order", () => {
+    for (const p of progs) {
+      const { procs } = programHandles(p);
+      expect(procs.length).toBeLessThanOrEqual(4);
+      expect(procs).toEqual(procs.map((_, i) => `p${i}`));
     }
   });
 });
