@@ -14,6 +14,8 @@ export function abstract(k: Kernel, program: Program): AbstractState {
     // open: some process still holds an fd for it
     events.push({ handle: e.handle, open: e.fdRefs > 0, mmapCount: e.mmapCount, rb: e.rb ? e.rb.id : null });
   }
+  // by handle, as the spec lists them (a program may open e2 before e1)
+  events.sort((a, b) => Number(a.handle.slice(1)) - Number(b.handle.slice(1)));
   const buffers: AbstractBuffer[] = [];
   for (const rb of k.buffers) {
     if (!rb.alive) continue;

@@ -137,13 +137,14 @@ function auditMismatch(a: Audit, p: PredictedAudit, s: State): { rule: string; k
 /** Conservation as seen in an observed audit (independent of any prediction). */
 function observedConservation(a: Audit, cfg: Config): { id: string; detail: string } | null {
   const limit = (cfg.mlockKb >> 2) * cfg.cpus;
-  if (a.vmPinKb !== 0) return { id: "conserve.pinned_vm", detail: `VmPin ${a.vmPinKb} kB after teardown` };
   const start = Math.max(0, limit - (cfg.lockedVmPages ?? 0)); // the budget the program found
   if (a.budgetPages !== undefined && cfg.paranoid > -1 && a.budgetPages !== start) return { id: "conserve.locked_vm", detail: `budget ${a.budgetPages} pages after teardown, ${start} at the start (limit ${limit})` };
   // every other user is a fresh uid: its whole limit at the start
   if (a.budgets !== undefined && cfg.paranoid > -1) {
     for (const [u, b] of Object.entries(a.budgets)) if (b !== limit) return { id: "conserve.locked_vm", detail: `${u}: budget ${b} pages after teardown, ${limit} at the start (a fresh uid)` };
   }
+  // after locked_vm, as checkEnd orders them (a program that breaks both gets one verdict)
+  if (a.vmPinKb !== 0) return { id: "conserve.pinned_vm", detail: `VmPin ${a.vmPinKb} kB after teardown` };
   if (a.liveAux !== undefined && a.liveAux !== 0) return { id: "conserve.aux_freed", detail: `${a.liveAux} AUX areas still set up` };
   if (a.auxSetups !== undefined && a.auxFrees !== undefined && a.auxSetups !== a.auxFrees) return { id: "conserve.aux_freed", detail: `${a.auxSetups} setups, ${a.auxFrees} frees` };
   return null;

@@ -332,6 +332,7 @@ describe("random multi-process programs", () => {
     const alive = ["p0"];
     const evs: string[] = [];
     const out: Op[] = [];
+    const owner = new Map<string, string>();
     let next = 1;
     for (const op of p) {
       const x = r() % 100;
@@ -340,7 +341,11 @@ describe("random multi-process programs", () => {
       else if (x < 19) out.push(setuid(alive[r() % alive.length], `u${r() % 3}`));
       else if (x < 24 && evs.length) out.push(sendFd(alive[r() % alive.length], alive[r() % alive.length], evs[r() % evs.length]));
       if (op.op === "open") evs.push(op.ev);
-      out.push(op.op !== "sysctlMlock" && op.op !== "auxFault" && r() % 3 === 0 ? inProc(alive[r() % alive.length], op) : op);
+      let o = op.op !== "sysctlMlock" && op.op !== "auxFault" && r() % 3 === 0 ? inProc(alive[r() % alive.length], op) : op;
+      // a map-handle op without proc whose handle's process exited names p0 (programProblems)
+      if (o.op === "mmap") owner.set(o.map, o.proc ?? "p0");
+      else if ("map" in o && o.proc === undefined && !alive.includes(owner.get(o.map) ?? "p0")) o = { ...o, proc: "p0" } as Op;
+      out.push(o);
     }
     return out;
   }
@@ -350,7 +355,8 @@ describe("random multi-process programs", () => {
     let multi = 0;
     for (let i = 0; i < N; i++) {
       const config: Config = i % 2 ? CONFIG : { ...CONFIG, lockedVmPages: 7 };
-      const program = sprinkle(decode(genesAt(99, i, { config, maxOps: 24 }), { config, maxOps: 24 }), i);
+      const gen = { config, maxOps: 24, processes: false }; // single-process programs: sprinkle adds the processes
+      const program = sprinkle(decode(genesAt(99, i, gen), gen), i);
       expect(programProblems(program)).toEqual([]);
       if (isMultiProcess(program)) multi++;
       const k = new Kernel(config, p);

@@ -5,7 +5,8 @@
  * the abstract state of one of those transitions' targets; after teardown, the reference's
  * audit must be the spec's expected audit and the abstract states must meet again.
  */
-import type { Config, Program, ProfileId } from "../../spec/program.ts";
+import { programHandles, type Config, type Program, type ProfileId } from "../../spec/program.ts";
+import { vmPinMatches } from "../../spec/model/check.ts";
 import { abstractState, expectedAudit, initialState, sameOutcome, showOp, showOutcome, step, teardown, type SpecState } from "../../spec/index.ts";
 import { Kernel } from "../../reference/index.ts";
 
@@ -46,7 +47,7 @@ export function refinementFailure(program: Program, config: Config, profile: Pro
       for (const tr of step(st, op, profile)) {
         allowed.push(`${showOutcome(tr.outcome)}/${tr.vmPinKb}kB (${tr.rule})`);
         rules.push(tr.rule);
-        if (!sameOutcome(tr.outcome, s.outcome) || tr.vmPinKb !== s.vmPinKb) continue;
+        if (!sameOutcome(tr.outcome, s.outcome) || !vmPinMatches(tr.vmPinKb, s.vmPinKb)) continue;
         sameObs ??= tr.next;
         if (next.length < MAX_STATES && json(abstractState(tr.next, program)) === ra) next.push(tr.next);
       }
@@ -73,11 +74,13 @@ export function refinementFailure(program: Program, config: Config, profile: Pro
   const ends = states.flatMap((st) => teardown(st, profile, program));
   const expected: string[] = [];
   const specBudgets: number[] = [];
+  const users = programHandles(program).users.filter((u) => u !== "u0");
   for (const end of ends) {
-    const a = expectedAudit(end);
+    const a = expectedAudit(end, users);
     expected.push(json(a));
     specBudgets.push(a.budgetPages);
-    const auditOk = a.vmPinKb === audit.vmPinKb && a.budgetPages === audit.budgetPages &&
+    const auditOk = vmPinMatches(a.vmPinKb, audit.vmPinKb) && a.budgetPages === audit.budgetPages &&
+      JSON.stringify(a.budgets ?? {}) === JSON.stringify(audit.budgets ?? {}) &&
       (config.pmus.aux === null || a.liveAux === audit.liveAux);
     if (auditOk && json(abstractState(end, program)) === ra) return null;
   }
