@@ -491,7 +491,11 @@ export function forkProc(d: Draft, from: number, child: number): void {
   const bit = 1 << from;
   for (let i = 0; i < d.evs.length; i++) {
     const e = d.evs[i];
-    if (e !== undefined && (e.fdMask & bit) !== 0) d.evW(i).fdMask |= 1 << child;
+    if (e === undefined) continue;
+    if ((e.fdMask & bit) !== 0) d.evW(i).fdMask |= 1 << child;
+    // perf_event_init_task: the child inherits attr.inherit events of the forking task's
+    // context (the original's task, or a task the original may have been swapped into)
+    if (e.inherit && !e.freed && (e.target === from || (e.inheritedBy & bit) !== 0)) d.evW(i).inheritedBy |= 1 << child;
   }
   const shift = (child - from) * MM_SLOTS;
   const copies: Vma[] = [];
