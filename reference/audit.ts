@@ -82,8 +82,9 @@ export function budgetPages(k: Kernel, user: UserStruct): number {
   const limit = budgetLimit(k.mlockKb, k.config.cpus);
   const cap = budgetCap(k.mlockKb, k.config.cpus);
   const P = k.init.mm!.pinnedVm;
-  // VmPin printed unsigned: a negative pinned_vm reads huge, the rlimit follows it.
-  const memlock: number | "unlimited" = P < 0 ? "unlimited" : P;
+  // A negative pinned_vm holds no pages: RLIMIT_MEMLOCK 0 (spec/audit.ts), and the unsigned
+  // `locked = pinned_vm + extra` then refuses every probe buffer whose extra does not cover it.
+  const memlock: number | "unlimited" = Math.max(0, P);
   let L = user.lockedVm;
   // Fast path: 0 <= L <= limit, P >= 0: every probe mapping until L reaches the limit charges
   // locked_vm only (extra = 0); the next one needs a pinned page the rlimit does not have.

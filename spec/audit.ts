@@ -16,7 +16,8 @@
  *      `budgets`), the test PMU's counters, and kernel-log lines that match KERNEL_WARNING.
  *
  * The budget probe: with perf_event_mlock_kb restored, no CAP_IPC_LOCK and RLIMIT_MEMLOCK at
- * the pages pinned_vm still holds (normally 0), map fresh data buffers, each on a fresh
+ * the pages pinned_vm still holds (normally 0; 0 when pinned_vm is negative, which VmPin prints
+ * unsigned as >= 2^63 kB), map fresh data buffers, each on a fresh
  * software event, greedily: 2^k data pages (+ the user page) from the largest k whose buffer
  * fits under the cap down to k = 0, each size repeated while it maps, then user-page-only
  * buffers (1 page); stop at EPERM or at `cap` = limit + BUDGET_PROBE_MARGIN pages. A buffer of

@@ -45,7 +45,7 @@ function measureBudget(config: Config, vmPinKb: number): { pages: number } | { e
   const l = libc();
   const orig = new BigUint64Array(2);
   l.getrlimit(RLIMIT_MEMLOCK, orig);
-  const lim = new BigUint64Array([BigInt(Math.max(0, Math.ceil(vmPinKb / 4))) * 4096n, orig[1]]);
+  const lim = new BigUint64Array([BigInt(vmPinKb > 0 && vmPinKb < 2 ** 63 ? Math.ceil(vmPinKb / 4) : 0) * 4096n, orig[1]]);
   if (l.setrlimit(RLIMIT_MEMLOCK, lim) !== 0) return { error: `setrlimit for the budget probe failed (errno ${l.errno()})` };
   try {
     const p = probeBudget((config.mlockKb >> 2) * config.cpus + DEFAULT_BUDGET_MARGIN);

@@ -59,8 +59,9 @@ export function runAudit(c: Ctx, id: Identity, config: Config, facts: HostFacts,
   const a: Audit = { vmPinKb: vmPin(c) };
   if (id.root && !opts.noBudget) {
     // RLIMIT_MEMLOCK = current pinned_vm (normally 0) so that any charge to pinned_vm fails;
-    // no CAP_IPC_LOCK. A negative pinned_vm cannot be matched: limit 0, everything fails.
-    const pinPages = a.vmPinKb > 0 ? Math.ceil(a.vmPinKb / 4) : 0;
+    // no CAP_IPC_LOCK. A negative pinned_vm (VmPin printed unsigned: >= 2^63 kB) holds no
+    // pages: limit 0 (spec/audit.ts), as the C runtime does.
+    const pinPages = a.vmPinKb > 0 && a.vmPinKb < 2 ** 63 ? Math.ceil(a.vmPinKb / 4) : 0;
     id.setIpcLock(false);
     const e = id.setMemlock(pinPages);
     if (e !== 0) throw new HarnessError(`setrlimit for the budget probe: ${errnoName(e)}`);

@@ -9,7 +9,7 @@ import { sameOutcome, showOp, showOutcome, type Audit, type Divergence, type Tra
 import { checkEnd } from "../invariants.ts";
 import { dropFd, exitProc, unmapRange } from "./mm.ts";
 import { calcLimits } from "./perf.ts";
-import { Draft, ERAS, RLIM_INF_PAGES, initial, lockedOf, slotOf, type State } from "./state.ts";
+import { Draft, ERAS, initial, lockedOf, slotOf, type State } from "./state.ts";
 import { stepSafe, type Tr } from "./step.ts";
 
 /** VmPin as /proc prints it: unsigned, so a negative pinned_vm reads as 2^64 - |x| (as a JS number). */
@@ -61,7 +61,7 @@ export function probeBudget(s: State, user = 0): number {
   // the probe runs in p0 (its pinned_vm) as `user` (switched to that uid for u1..u3)
   const st = {
     era: s.era, cfg: { ...s.cfg, capIpcLock: false }, mlockKb: s.mlockKb,
-    lockedVm: user === 0 ? s.lockedVm : lockedOf(s, user), pinnedVm: s.pinnedVm, rlimit: s.pinnedVm < 0 ? RLIM_INF_PAGES : s.pinnedVm,
+    lockedVm: user === 0 ? s.lockedVm : lockedOf(s, user), pinnedVm: s.pinnedVm, rlimit: Math.max(0, s.pinnedVm),
   };
   if (st.lockedVm >= 0 && st.lockedVm <= limit && st.pinnedVm >= 0 && s.cfg.paranoid > -1) return limit - st.lockedVm;
   return budgetProbe(budgetCap(s.mlockKb, s.cfg.cpus), (dataPages) => {
