@@ -79,6 +79,39 @@ struct ax_pans {
 	char msg[256];
 };
 
+/*
+ * A user_struct lives only while something references it: the creds of a task running as that
+ * uid, a file opened under it (file->f_cred), a buffer it created (rb->mmap_user). A user that
+ * was charged (a 6.15+ re-map charge, an AUX area) and that no task runs as any more is freed
+ * an RCU grace period later (put_cred_rcu -> free_uid), and its locked_vm with it: the audit's
+ * probe would then find a fresh user, or not, depending on timing (the host campaign saw it
+ * flake). The spec's users persist, as a login session's do; so, as root, every user handle of
+ * a program gets an anchor: /dev/null opened under its uid, kept open until the next program
+ * starts (after this one's audit). Not root: one user, the caller's, which its own creds hold.
+ */
+static int ax_user_anchor[AX_MAX_USERS] = { -1, -1, -1, -1 };
+
+AX_FN void ax_procs_anchor_users(struct ax_procs *P)
+{
+	uid_t r, e, sv;
+
+	for (int i = 0; i < AX_MAX_USERS; i++)
+		if (ax_user_anchor[i] >= 0) {
+			close(ax_user_anchor[i]);
+			ax_user_anchor[i] = -1;
+		}
+	if (!P->root || getresuid(&r, &e, &sv))
+		return;
+	for (int i = 0; i < AX_MAX_USERS; i++) {
+		/* euid 0 through the saved uid 0, then the user's uid as real and effective */
+		if (syscall(SYS_setresuid, -1, 0, -1) || syscall(SYS_setresuid, P->uids[i], P->uids[i], 0))
+			break;
+		ax_user_anchor[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	syscall(SYS_setresuid, -1, 0, -1);
+	syscall(SYS_setresuid, r, e, sv);
+}
+
 AX_FN void ax_procs_init(struct ax_procs *P, struct ax_run *r0, int root, unsigned uid0)
 {
 	memset(P, 0, sizeof(*P));
@@ -99,6 +132,7 @@ AX_FN void ax_procs_init(struct ax_procs *P, struct ax_run *r0, int root, unsign
 	 */
 	for (int i = 1; i < AX_MAX_USERS; i++)
 		P->uids[i] = 0x80000000u + (unsigned)((((unsigned long)uid0 * 3u) + (unsigned long)(i - 1)) % 0x7ffffff0ul);
+	ax_procs_anchor_users(P);
 }
 
 /* sendmsg of one message with an optional fd (SCM_RIGHTS; fd < 0 still sends it: EBADF). Returns errno. */
