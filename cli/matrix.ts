@@ -26,7 +26,8 @@ auxspec_pmu test PMU), judges every trace with the spec and writes a report.
   --kernel FILE     also boot this bzImage (needs --headers DIR, a configured tree of it)
   --headers DIR
   --only-custom     only the --kernel bzImage (no host, no Debian kernels)
-  --jobs N          backends open at once (default 2; each VM is one QEMU)
+  --jobs N          backends open at once (default 2; each VM is one QEMU TCG guest keeping one
+                    core busy: at most the host's cores, it says so when it uses fewer)
   --no-record       do not write kernelsSeen/kernelsAbsent into cases/known-divergences.json
   --no-host         leave the host kernel out
   --model           add a column for the reference model (profile 6.18; a check of the harness:
@@ -137,6 +138,11 @@ async function main(): Promise<number> {
   const knownPath = join(PROJECT_ROOT, "cases", "known-divergences.json");
   const known = loadKnown(knownPath);
   if (shard) log(`shard ${shard.index}/${shard.count}: corpus programs k with k % ${shard.count} == ${shard.index}`);
+  // More guests than cores only slow each other down (hwtest/vm/parallel.ts vmWorkers).
+  const { vmWorkers } = await import("../hwtest/vm/parallel.ts");
+  const lanes = vmWorkers(jobs);
+  if (lanes.why) log(lanes.why.replace(/^--workers/, "--jobs"));
+  jobs = lanes.workers;
   const r = await runMatrix(slots, { seed, programs, maxOps, log, known, builtin: !v["no-builtin"], concurrency: jobs, chunk, journal, ...(shard ? { shard } : {}) });
   // The kernels this run saw each known divergence on, or checked it absent on (matrix/record.ts).
   // A shard sees part of the corpus only: it records nothing (merge the shards, then run unsharded to record).

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { modelBackend } from "../../backend/model.ts";
@@ -164,6 +164,13 @@ describe("matrix CLI: kill -9 and run again", () => {
 
     // Finished: the next run with this --out starts afresh.
     expect(JSON.parse(readFileSync(join(killed, "journal", "meta.json"), "utf8")).complete).toBe(true);
+  });
+
+  it("--jobs is clamped to the host's cores, and says so", () => {
+    const r = spawnSync(process.execPath, cliArgs(tmp(), ["--programs", "5", "--jobs", String(availableParallelism() + 3)]), { cwd: PROJECT_ROOT, encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`--jobs ${availableParallelism() + 3}: using `);
+    expect(r.stderr).toMatch(/host cores? \(a TCG guest keeps one busy/);
   });
 
   it("refuses to continue an unfinished run with other options", () => {
