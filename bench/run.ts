@@ -11,7 +11,7 @@ import { runReference } from "../reference/index.ts";
 import { decode, genesAt, type GenOptions } from "../fuzz/generate.ts";
 import { MODEL_CONFIG, modelBackend } from "../backend/model.ts";
 import { runCampaign } from "../fuzz/campaign.ts";
-import { runParallel } from "../fuzz/parallel.ts";
+import { modelWorkers, runParallel } from "../fuzz/parallel.ts";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, only: { type: "string" }, json: { type: "boolean" } } });
 const quick = !!values.quick;
@@ -84,6 +84,9 @@ async function main() {
     const r2 = two.stats.programs / two.busySeconds;
     say({ what: "fuzz --backend model, 2 workers", value: r2, unit: "programs/s", note: `worker start-up excluded; ${(two.stats.programs / two.stats.seconds).toFixed(0)}/s wall` });
     say({ what: "fuzz model: 2 workers / 1 worker", value: r2 / r1, unit: "x", note: "2 cores" });
+    // What `fuzz --backend model --workers 2` runs here (fuzz/parallel.ts modelWorkers): never slower than one.
+    const pick = modelWorkers(2, { env: {} });
+    say({ what: "fuzz --backend model --workers 2: workers the tool runs", value: pick.workers, unit: "workers", note: pick.why ?? "as asked" });
   }
   if (want("host")) await hostBench();
   if (want("vm")) await vmBench();

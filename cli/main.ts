@@ -21,7 +21,7 @@ import { BUGS } from "../reference/index.ts";
 import { BackendUnavailable, type Backend } from "../backend/contract.ts";
 import { openBackend, bestBackend } from "./backends.ts";
 import { runCampaign, type CampaignStats, type Finding } from "../fuzz/campaign.ts";
-import { runParallel } from "../fuzz/parallel.ts";
+import { MIN_PARALLEL_RUNS, modelWorkers, runParallel } from "../fuzz/parallel.ts";
 import { parseShard, slices, ShardError, type Shard } from "../fuzz/shard.ts";
 import { campaignResult, writeResults } from "../fuzz/results.ts";
 import { loadKnown, matchKnown, type KnownDivergence } from "../fuzz/known.ts";
@@ -56,7 +56,9 @@ C reproducer.
   --runs N       stop after N programs
   --time S       stop after S seconds (default 60 when --runs is not given)
   --seed N       program stream seed (default: random, printed); same seed, same programs
-  --workers K    processes (model), executor agents (host; at most 2 per CPU, 1 when not
+  --workers K    processes (model; at most cores - 1 and the cores the load leaves idle, 1
+                 for --runs under ${MIN_PARALLEL_RUNS}: fewer than asked when more would be slower,
+                 and it says why), executor agents (host; at most 2 per CPU, 1 when not
                  root) or guests of the kernel (vm; at most 1 per CPU, as memory allows);
                  default 1 (model), ${DEFAULT_HOST_WORKERS} (host), 1 (vm)
   --bug ID       switch on a historic bug in the model (repeatable): ${BUGS.map((b) => b.id).join(", ")}
@@ -283,7 +285,14 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     let reported = false; // once per run: by the signal's grace timer or at the end, whichever is first
     const summary = (partial: boolean) => !reported && (reported = true) && report({ a, info, profile, seed, workers, live, settled, written, flakyWritten, partial, signal: stopper.signal });
     stopper.force(() => summary(true));
-    const workers = a.workers ?? 1;
+    let workers = a.workers ?? 1;
+    if (info.kernel === null && workers > 1) {
+      // The model's workers are processes: more than the idle cores (or a budget shorter than
+      // their start-up) only slows the campaign down. The tool picks, and says why.
+      const choice = modelWorkers(workers, { runs: shard && a.runs !== undefined ? slices(a.runs, shard, 1)[0].runs : a.runs });
+      if (choice.why && !a.json) log(`  ${choice.why}`);
+      workers = choice.workers;
+    }
     if (shard && !a.json) log(`  shard ${shard.index}/${shard.count} (from ${shard.source}): programs k < ${a.runs} with k % ${shard.count} == ${shard.index}, ${slices(a.runs!, shard, 1)[0].runs} of them`);
     if (info.kernel === null && workers > 1) {
       settled = await runParallel({ profile, bugs: a.bug, seed, runs: a.runs, seconds, maxOps: a["max-ops"], known, ...(shard ? { shard } : {}) }, workers,

@@ -8,6 +8,10 @@ import { fileURLToPath } from "node:url";
 import { loadKnown } from "../fuzz/known.ts";
 import { PROJECT_ROOT } from "../hwtest/vm/provision.ts";
 import { columnSummary, renderSummary, runMatrix, writeReport, type BackendSlot } from "../matrix/index.ts";
+import { CHUNK } from "../matrix/run.ts";
+import { JournalMismatch, MatrixJournal } from "../matrix/journal.ts";
+
+const SIGNAL_EXIT: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
 
 const HELP = `usage: npm run matrix -- [options]
 
@@ -22,17 +26,29 @@ auxspec_pmu test PMU), judges every trace with the spec and writes a report.
   --kernel FILE     also boot this bzImage (needs --headers DIR, a configured tree of it)
   --headers DIR
   --only-custom     only the --kernel bzImage (no host, no Debian kernels)
-  --jobs N          backends open at once (default 2; each VM is one QEMU)
+  --jobs N          backends open at once (default 2; each VM is one QEMU TCG guest keeping one
+                    core busy: at most the host's cores, it says so when it uses fewer)
   --no-record       do not write kernelsSeen/kernelsAbsent into cases/known-divergences.json
   --no-host         leave the host kernel out
+  --model           add a column for the reference model (profile 6.18; a check of the harness:
+                    every program should be accepted)
   --no-builtin      leave out the hand-written AUX programs that open the corpus
-  --out DIR         report folder (default out/matrix)
+  --out DIR         report folder (default out/matrix); the run journals its traces in
+                    DIR/journal as it goes (a progress line per kernel on stderr every
+                    ${CHUNK} programs: done/total, programs/s, divergences, ETA)
+  --chunk N         programs per journal record and progress line (default ${CHUNK})
+  --fresh           discard an unfinished run journaled in --out instead of continuing it
   --strict          exit 1 when a divergence is not known or a trace was aborted
   --shard i/N       run only the corpus programs whose index k has k % N == i (0-based i), on
                     every kernel; --shard auto[/N] takes i and N from AUXSPEC_SHARD=i/N,
                     JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or CI_NODE_INDEX/CI_NODE_TOTAL
                     (GitLab). npm run merge -- DIR... combines the shards' report folders into
                     the report of one run.
+
+Long runs resume: a run stopped by Ctrl-C, SIGTERM or kill -9 continues where it stopped when
+the same command runs again (same --out, --seed, --programs, --max-ops, --no-builtin, --shard;
+other options are refused until --fresh): programs already journaled are not run again, kernels
+whose every program is journaled are not booted, and the report is that of an uninterrupted run.
 `;
 
 async function main(): Promise<number> {
@@ -43,7 +59,7 @@ async function main(): Promise<number> {
         seed: { type: "string", default: "1" }, programs: { type: "string", default: "200" }, "max-ops": { type: "string", default: "20" },
         kernels: { type: "string", default: "6.1,6.12" }, kernel: { type: "string" }, headers: { type: "string" },
         "only-custom": { type: "boolean", default: false }, jobs: { type: "string", default: "2" }, "no-record": { type: "boolean", default: false },
-        "no-host": { type: "boolean", default: false }, "no-builtin": { type: "boolean", default: false }, out: { type: "string", default: "out/matrix" }, strict: { type: "boolean", default: false },
+        "no-host": { type: "boolean", default: false }, "no-builtin": { type: "boolean", default: false }, out: { type: "string", default: "out/matrix" }, fresh: { type: "boolean", default: false }, model: { type: "boolean", default: false }, chunk: { type: "string" }, strict: { type: "boolean", default: false },
         shard: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -62,7 +78,7 @@ async function main(): Promise<number> {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
     return n;
   };
-  let seed: number, programs: number, maxOps: number, jobs: number;
+  let seed: number, programs: number, maxOps: number, jobs: number, chunk: number;
   let shard: { index: number; count: number } | undefined;
   try {
     if (v.shard !== undefined) {
@@ -74,6 +90,7 @@ async function main(): Promise<number> {
     programs = num(v.programs!, "programs", 1);
     maxOps = num(v["max-ops"]!, "max-ops", 1);
     jobs = num(v.jobs!, "jobs", 1);
+    chunk = num(v.chunk ?? String(CHUNK), "chunk", 1);
     if (v["only-custom"] && !v.kernel) throw new Error("--only-custom needs --kernel and --headers");
     if (!!v.kernel !== !!v.headers) throw new Error("--kernel and --headers go together");
     if (v.kernel) {
@@ -86,6 +103,26 @@ async function main(): Promise<number> {
     return 2;
   }
   const log = (m: string) => process.stderr.write(`matrix: ${m}\n`);
+  const outDir = resolve(v.out!);
+  let journal: MatrixJournal;
+  try {
+    journal = MatrixJournal.open(outDir, { seed, programs, maxOps, builtin: !v["no-builtin"], shard: shard ?? null }, { fresh: v.fresh });
+  } catch (e) {
+    if (e instanceof JournalMismatch) {
+      process.stderr.write(`matrix: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (journal.resumed) log(`continuing the unfinished run in ${relative(process.cwd(), journal.dir) || journal.dir} (--fresh to start over)`);
+  // Every chunk is journaled as it completes: a signal ends the run at once (QEMU dies with us,
+  // setpriv --pdeathsig), and the same command continues it.
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(sig, () => {
+      log(`${sig}: stopped; what ran is journaled in ${relative(process.cwd(), journal.dir) || journal.dir}: run the same command again to continue`);
+      process.exit(SIGNAL_EXIT[sig]);
+    });
+  }
   const slots: BackendSlot[] = [];
   if (!v["no-host"] && !v["only-custom"]) {
     slots.push({ name: "host", open: async () => (await import("../hwtest/host/backend.ts")).hostBackend({ log }) });
@@ -96,11 +133,17 @@ async function main(): Promise<number> {
   for (const k of [...new Set(kernels)]) {
     slots.push({ name: `vm:${k}`, open: () => vmBackend(k, { log }) });
   }
+  if (v.model) slots.push({ name: "model", open: async () => (await import("../backend/model.ts")).modelBackend("6.18") });
   if (v.kernel) slots.push({ name: "vm:custom", open: () => vmBackend("custom", { bzImage: v.kernel, headers: v.headers, log }) });
   const knownPath = join(PROJECT_ROOT, "cases", "known-divergences.json");
   const known = loadKnown(knownPath);
   if (shard) log(`shard ${shard.index}/${shard.count}: corpus programs k with k % ${shard.count} == ${shard.index}`);
-  const r = await runMatrix(slots, { seed, programs, maxOps, log, known, builtin: !v["no-builtin"], concurrency: jobs, ...(shard ? { shard } : {}) });
+  // More guests than cores only slow each other down (hwtest/vm/parallel.ts vmWorkers).
+  const { vmWorkers } = await import("../hwtest/vm/parallel.ts");
+  const lanes = vmWorkers(jobs);
+  if (lanes.why) log(lanes.why.replace(/^--workers/, "--jobs"));
+  jobs = lanes.workers;
+  const r = await runMatrix(slots, { seed, programs, maxOps, log, known, builtin: !v["no-builtin"], concurrency: jobs, chunk, journal, ...(shard ? { shard } : {}) });
   // The kernels this run saw each known divergence on, or checked it absent on (matrix/record.ts).
   // A shard sees part of the corpus only: it records nothing (merge the shards, then run unsharded to record).
   const { recordKnown } = await import("../matrix/record.ts");
@@ -108,8 +151,10 @@ async function main(): Promise<number> {
     const added = recordKnown(r, knownPath);
     log(added.length ? `recorded in cases/known-divergences.json: ${added.map((a) => `${a.id} ${a.mark} on ${a.kernel}`).join("; ")}` : "cases/known-divergences.json: nothing new");
   }
-  const outDir = resolve(v.out!);
   const files = writeReport(r, outDir, loadKnown(knownPath));
+  // The report is written: the next run with this --out starts afresh. A run where no backend
+  // came up stays open (nothing ran; a later run fills it in).
+  if (!r.columns.every((c) => c.unavailable)) journal.finish();
   const rel = (p: string) => relative(process.cwd(), p) || p;
   process.stdout.write(`${renderSummary(r)}\nreport: ${rel(files.md)}, ${rel(files.html)} (${files.cases.length} divergence cases in ${rel(join(outDir, "cases"))})\n`);
   if (r.columns.every((c) => c.unavailable)) return 2;

@@ -6,6 +6,7 @@
  * Kernel backends parallelise inside the backend instead (several executor workers).
  */
 import { fork } from "node:child_process";
+import { availableParallelism, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { ProfileId } from "../spec/program.ts";
 import type { CampaignStats, Finding } from "./campaign.ts";
@@ -43,6 +44,42 @@ export type ParentMsg = WorkerJob | { t: "stop" };
  */
 export function workerFlags(workers: number): string[] {
   return ["--import", "tsx", "--max-semi-space-size=64", ...(workers > 1 ? ["--single-threaded-gc"] : [])];
+}
+
+/** Programs below which a second process cannot pay for itself: a worker's start-up (node +
+ *  tsx, about 1 to 2 s) is longer than one worker takes for them (15k-30k programs/s). */
+export const MIN_PARALLEL_RUNS = 20_000;
+
+export interface ModelWorkerChoice {
+  workers: number;
+  /** Why fewer than asked for (null when as asked). */
+  why: string | null;
+}
+
+/**
+ * How many model worker processes can make a campaign faster than one, from facts checked
+ * before starting: the host's cores, the load already on them (1-minute load average), and the
+ * budget. Each worker keeps one core busy (its own GC thread with several workers); the parent,
+ * the system and the other work on the host need the rest. So: at most cores - 1, at most the
+ * cores the load leaves idle, and 1 for a --runs budget a worker's start-up would outlast.
+ * On this project's 2-core machine that is 1: 2 workers measured 0.66-1.03x of one there.
+ * AUXSPEC_WORKERS_AS_ASKED=1 keeps the number asked for (tests of the multi-process path).
+ */
+export function modelWorkers(requested: number, facts: { cores?: number; load1?: number; runs?: number; env?: NodeJS.ProcessEnv } = {}): ModelWorkerChoice {
+  const want = Math.max(1, Math.floor(requested));
+  if (want === 1 || (facts.env ?? process.env).AUXSPEC_WORKERS_AS_ASKED === "1") return { workers: want, why: null };
+  const cores = facts.cores ?? availableParallelism();
+  const load1 = facts.load1 ?? loadavg()[0];
+  const byCores = Math.max(1, cores - 1);
+  const idle = Math.max(1, Math.floor(cores - load1));
+  const byRuns = facts.runs !== undefined && facts.runs < MIN_PARALLEL_RUNS ? 1 : want;
+  const workers = Math.max(1, Math.min(want, byCores, idle, byRuns));
+  if (workers === want) return { workers, why: null };
+  const reasons: string[] = [];
+  if (byCores < want) reasons.push(`${cores} core${cores === 1 ? "" : "s"}: each worker keeps one busy and the parent and the system need one (2 workers measured 0.66-1.03x of one on 2 cores)`);
+  if (idle < want) reasons.push(`load average ${load1.toFixed(2)} leaves ${idle} of ${cores} cores idle`);
+  if (byRuns < want) reasons.push(`--runs ${facts.runs} takes one worker less time than another worker's start-up (under ${MIN_PARALLEL_RUNS} programs)`);
+  return { workers, why: `--workers ${want}: using ${workers} worker${workers === 1 ? "" : "s"}: ${reasons.join("; ")}` };
 }
 
 export async function runParallel(

@@ -176,6 +176,21 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
   };
 }
 
+/**
+ * Why a program's trace says the guest's kernel is no longer fresh for the next program, or
+ * null: an AUX buffer still live after the teardown (the test PMU's live count: free_aux never
+ * ran, e.g. 5.10's mremap partial-move leak; every later audit would count it), or a BUG/Oops
+ * in its kernel log (a task killed inside the kernel may hold locks or leak references).
+ * A long campaign in one guest otherwise turns one leak into thousands of divergences (seen:
+ * 10,000 programs on 5.10, every program after the first leak diverged).
+ */
+export function leftBehind(t: Trace): string | null {
+  if (t.audit?.liveAux !== undefined && t.audit.liveAux > 0) return `left ${t.audit.liveAux} AUX buffer${t.audit.liveAux === 1 ? "" : "s"} live after its teardown (leaked)`;
+  const oops = t.audit?.warnings?.find((w) => /\bBUG\b|\bOops\b/.test(w));
+  if (oops) return `made the kernel print ${JSON.stringify(oops.slice(0, 120))}`;
+  return null;
+}
+
 /** What GuestRunner needs of a guest (GuestVM; tests use a fake). */
 export interface GuestLike {
   readonly alive: boolean;
@@ -298,6 +313,16 @@ export class GuestRunner {
           break;
         }
         traces[f.index] = { ...parsed.data, backend: name };
+        const why = leftBehind(parsed.data);
+        if (why) {
+          // The kernel state this program left would show in every program after it (a leaked
+          // AUX buffer stays in the test PMU's live count for the guest's lifetime): those, and
+          // the ones already sent, run on a fresh guest. Not a death: no reboot limit.
+          log(`${name}: a program ${why}; the programs after it run on a fresh guest`);
+          await guest.close();
+          this.guest = null;
+          break;
+        }
         fill();
       }
     }

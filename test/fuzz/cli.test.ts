@@ -6,7 +6,8 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync as mkdtempRaw, rmSync, writeFileSync, readdirSync, existsSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
+import { modelWorkers } from "../../fuzz/parallel.ts";
 import { join } from "node:path";
 import { say, skipRoot } from "../hwtest/live.ts";
 
@@ -90,6 +91,31 @@ describe("auxspec CLI", () => {
 });
 
 say(skipRoot, "C reproducers on the host");
+describe("--workers never makes the model slower than one worker", () => {
+  it("picks by cores, load and budget, and says why", () => {
+    // This machine's case (the measurement: 2 workers 0.66-1.03x of one on 2 cores).
+    const two = modelWorkers(2, { cores: 2, load1: 0, env: {} });
+    expect(two.workers).toBe(1);
+    expect(two.why).toMatch(/--workers 2: using 1 worker: 2 cores/);
+    // Idle cores to spare: as asked; a loaded host: what its load leaves idle.
+    expect(modelWorkers(2, { cores: 4, load1: 0.3, env: {} })).toEqual({ workers: 2, why: null });
+    expect(modelWorkers(4, { cores: 8, load1: 5.5, env: {} })).toMatchObject({ workers: 2, why: expect.stringMatching(/load average 5.50 leaves 2 of 8 cores idle/) });
+    // A budget shorter than a worker's start-up.
+    expect(modelWorkers(3, { cores: 16, load1: 0, runs: 5000, env: {} })).toMatchObject({ workers: 1, why: expect.stringMatching(/--runs 5000/) });
+    expect(modelWorkers(3, { cores: 16, load1: 0, runs: 50_000, env: {} }).workers).toBe(3);
+    // One asked: one; the override for tests of the multi-process path.
+    expect(modelWorkers(1, { cores: 1, load1: 9, env: {} })).toEqual({ workers: 1, why: null });
+    expect(modelWorkers(2, { cores: 2, load1: 2, env: { AUXSPEC_WORKERS_AS_ASKED: "1" } }).workers).toBe(2);
+  });
+
+  it.skipIf(availableParallelism() > 2)("on this 2-core machine fuzz --backend model --workers 2 runs one worker and says so", () => {
+    const r = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "cli/main.ts"), "fuzz", "--backend", "model", "--workers", "2", "--runs", "30000", "--seed", "4", "--out", mkdtempSync(join(tmpdir(), "auxspec-w-"))],
+      { cwd: ROOT, encoding: "utf8", timeout: 120_000, env: { ...process.env, AUXSPEC_WORKERS_AS_ASKED: "" } });
+    expect(r.stderr).toMatch(/--workers 2: using 1 worker: 2 cores/);
+    expect(r.stdout + r.stderr).toMatch(/30000 programs|30,000 programs/);
+  });
+});
+
 describe.skipIf(skipRoot !== null)("C reproducers on the host kernel", () => {
   it("exit codes agree with replay --backend host (0 agrees, 1 diverges)", () => {
     const dir = mkdtempSync(join(tmpdir(), "auxspec-repro-"));

@@ -5,7 +5,7 @@
  * watchdog; after too many deaths the rest are given up, not hung on.
  */
 import { describe, expect, it } from "vitest";
-import { GuestRunner, type GuestLike } from "../../hwtest/vm/backend.ts";
+import { GuestRunner, leftBehind, type GuestLike } from "../../hwtest/vm/backend.ts";
 import { GuestError } from "../../hwtest/vm/qemu.ts";
 import type { Config, Program } from "../../spec/program.ts";
 import type { Trace } from "../../spec/trace.ts";
@@ -15,6 +15,8 @@ const ok = (n: number): Program => Array.from({ length: n }, () => ({ op: "open"
 /** rlimit 999 makes the fake guest panic, 998 makes it hang. */
 const DIE: Program = [{ op: "rlimit", memlockPages: 999 }];
 const HANG: Program = [{ op: "rlimit", memlockPages: 998 }];
+/** rlimit 997 leaks an AUX buffer: the fake guest's live count stays 1 from then on, as the test PMU's does. */
+const LEAK: Program = [{ op: "rlimit", memlockPages: 997 }];
 
 class FakeGuest implements GuestLike {
   alive = true;
@@ -25,6 +27,7 @@ class FakeGuest implements GuestLike {
   private busy = false;
   private watchdog: NodeJS.Timeout | null = null;
   private nextId = 1;
+  private liveAux = 0;
   constructor(readonly serial: number) {}
 
   send<T>(msg: Record<string, unknown>): Promise<T & { id: number }> {
@@ -50,7 +53,8 @@ class FakeGuest implements GuestLike {
     }
     this.queue.shift();
     this.handled.push(p.length);
-    const trace: Trace = { backend: "vm", kernel: "k", steps: p.map(() => ({ outcome: { ok: true }, vmPinKb: 0 })), audit: { vmPinKb: 0, liveAux: 0 } };
+    if (p[0]?.op === "rlimit" && p[0].memlockPages === 997) this.liveAux = 1;
+    const trace: Trace = { backend: "vm", kernel: "k", steps: p.map(() => ({ outcome: { ok: true }, vmPinKb: 0 })), audit: { vmPinKb: 0, liveAux: this.liveAux } };
     if (this.watchdog) clearTimeout(this.watchdog);
     this.watchdog = null;
     head.resolve({ id: this.nextId++, trace });
@@ -124,6 +128,26 @@ describe("GuestRunner", () => {
     await runner.close();
   });
 
+  it("boots a fresh guest after a program that leaked an AUX buffer, so the leak never shows in the programs after it", async () => {
+    const { runner, guests, boots } = setup();
+    const traces = await runner.run([ok(1), LEAK, ok(3), ok(4), LEAK, ok(6)], CFG);
+    expect(traces.map(stepsOf)).toEqual([1, 1, 3, 4, 1, 6]);
+    expect(traces.map((t) => t.audit?.liveAux)).toEqual([0, 1, 0, 0, 1, 0]);
+    expect(traces.every((t) => !t.aborted)).toBe(true);
+    expect(boots()).toBe(2); // not deaths: no reboot limit applies
+    expect(guests[0].closed && guests[1].closed).toBe(true);
+    expect(guests[1].handled).toEqual([3, 4, 1]);
+    expect(guests[2].handled).toEqual([6]);
+    await runner.close();
+  });
+  it("names what a program left behind: a live AUX buffer, a BUG or Oops", () => {
+    const t = (audit: Trace["audit"]): Trace => ({ backend: "vm", kernel: "k", steps: [], audit });
+    expect(leftBehind(t({ vmPinKb: 0, liveAux: 0 }))).toBeNull();
+    expect(leftBehind(t(null))).toBeNull();
+    expect(leftBehind(t({ vmPinKb: 0, liveAux: 2 }))).toMatch(/left 2 AUX buffers live/);
+    expect(leftBehind(t({ vmPinKb: 0, warnings: ["WARNING: CPU: 0 PID: 9 at kernel/events/core.c:6000 perf_mmap+0x1"] }))).toBeNull();
+    expect(leftBehind(t({ vmPinKb: 0, warnings: ["BUG: unable to handle page fault for address: 0"] }))).toMatch(/BUG: unable/);
+  });
   it("kills a hung guest through the watchdog instead of waiting", async () => {
     const { runner, guests } = setup();
     const t0 = performance.now();
