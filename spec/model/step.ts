@@ -381,7 +381,7 @@ function pageCtx<K extends "touch" | "setAux" | "readUserPage">(s: State, op: Op
  * The process an op runs in (spec/program.ts opProc): its `proc`; an op on a map handle
  * without one runs in the process whose mmap introduced the handle; p0 otherwise.
  */
-function procOf(s: State, op: Op): number {
+export function procOf(s: State, op: Op): number {
   const h = (op as { proc?: string }).proc;
   if (h !== undefined) return handleIndex_(h);
   if (s.mapOwner.length === 0 || op.op === "mmap") return 0;
