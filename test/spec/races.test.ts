@@ -7,11 +7,12 @@
 import { fc, test as fcTest } from "@fast-check/vitest";
 import { afterAll, describe, expect, it } from "vitest";
 import { programArb } from "../../fuzz/generate.ts";
-import { PAR_KINDS, checkTrace, expectedAudit, initialState, opProc, programHandles, programProblems, step, teardown, type Config, type Op, type Outcome, type ProfileId, type SpecState, type Trace } from "../../spec/index.ts";
+import { Case, PAR_KINDS, sameOutcome, checkTrace, expectedAudit, initialState, opProc, programHandles, programProblems, step, teardown, type Config, type Op, type Outcome, type ProfileId, type SpecState, type Trace } from "../../spec/index.ts";
 import { otherUsers } from "../../spec/model/check.ts";
 import { mmOf, pinnedOf, type State } from "../../spec/model/state.ts";
 import { procOf } from "../../spec/model/step.ts";
 import { CFG, o } from "./helpers.ts";
+import { litmusFiles } from "../../spec/litmus/cases.ts";
 
 const ALL: ProfileId[] = ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"];
 const fork = (proc: string, from = "p0"): Op => ({ op: "fork", proc, from });
@@ -274,4 +275,48 @@ describe("property: a trace of any order of every block is accepted", () => {
       if (!v.accepted) expect(v.divergence.kind, JSON.stringify(v.divergence)).toBe("invariant");
     },
   );
+});
+
+describe("litmus verdicts of the thread and par cases are the spec's", () => {
+  const PERMS: Record<number, number[][]> = { 2: [[0, 1], [1, 0]], 3: [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] };
+  it("each case's expected outcomes, in an order of each block that allows them, with the spec's VmPins, get the case's verdict", () => {
+    let n = 0, reordered = 0;
+    for (const text of litmusFiles().values()) {
+      const c = Case.parse(JSON.parse(text));
+      if (!c.program.some((x) => x.op === "thread" || x.op === "par")) continue;
+      const prof = c.profile!;
+      let s = initialState(c.config, prof);
+      const steps: { outcome: Outcome; vmPinKb: number }[] = [];
+      for (let i = 0; i < c.program.length; i++) {
+        const op = c.program[i];
+        const t = step(s, op, prof).find((x) => sameOutcome(x.outcome, c.expect![i]));
+        expect(t, `${c.name} op ${i}`).toBeDefined();
+        steps.push({ outcome: t!.outcome, vmPinKb: t!.vmPinKb });
+        s = t!.next;
+        if (op.op !== "par") continue;
+        const block = c.program.slice(i + 1, i + 1 + op.ops);
+        const tasks = block.map((b) => procOf(st(s), b));
+        let found: SpecState | null = null;
+        for (const perm of PERMS[op.ops]) {
+          let x: SpecState | null = s;
+          for (const k of perm) x = x === null ? null : step(x, block[k], prof).find((y) => sameOutcome(y.outcome, c.expect![i + 1 + k]))?.next ?? null;
+          if (x !== null) { found = x; if (perm[0] !== 0) reordered++; break; }
+        }
+        expect(found, `${c.name}: block at ${i}`).not.toBeNull();
+        s = found!;
+        block.forEach((b, k) => steps.push({ outcome: c.expect![i + 1 + k], vmPinKb: b.op === "exit" ? 0 : pinnedOf(st(s), mmOf(st(s), tasks[k])) * 4 }));
+        i += op.ops;
+      }
+      const [end] = teardown(s, prof, c.program);
+      const a = expectedAudit(end, otherUsers(c.program));
+      const v = checkTrace(c.program, c.config, prof, { backend: "spec-self", kernel: null, steps, audit: { vmPinKb: a.vmPinKb, budgetPages: a.budgetPages, liveAux: a.liveAux, ...(a.budgets ? { budgets: a.budgets } : {}) } });
+      const got = v.accepted ? "accepted" : `${v.divergence.kind} ${v.divergence.rule}`;
+      const want = c.verdict === undefined || c.verdict === "accepted" ? "accepted" : `${c.verdict.kind} ${c.verdict.rule}`;
+      expect(got, c.name).toBe(want);
+      n++;
+    }
+    expect(n).toBeGreaterThan(90);
+    // the -b cases need the other order
+    expect(reordered).toBeGreaterThanOrEqual(27);
+  });
 });
