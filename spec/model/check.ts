@@ -278,6 +278,13 @@ function walk(program: Program, config: Config, profile: ProfileId, trace: Trace
         i += k - 1;
         continue;
       }
+      // the trace ends inside the block: the block cannot be judged
+      diverged = {
+        kind: "aborted", opIndex: trace.steps.length, rule: "trace.aborted", expected: [],
+        observed: trace.aborted ?? `trace ends after ${trace.steps.length} of ${n} ops`,
+        detail: `the trace ends inside the par block at op ${i - 1}${trace.aborted ? `: ${trace.aborted}` : ""}`,
+      };
+      if (!explain) return reject(diverged);
     }
     if (op.op === "par") blockAt = i + 1;
     const ts: Tr[] = [];

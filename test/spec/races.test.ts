@@ -320,3 +320,13 @@ describe("litmus verdicts of the thread and par cases are the spec's", () => {
     expect(reordered).toBeGreaterThanOrEqual(27);
   });
 });
+
+describe("par blocks: a trace that ends inside a block", () => {
+  it("is aborted, not an outcome divergence", () => {
+    const prog: Op[] = [o.open("e0"), fork("p1"), par(2), o.mmap("m0", "e0", 3), inP("p1", o.mmap("m1", "e0", 5))];
+    const t = traceOf(prog, "6.12", CFG, REV);
+    const cut: Trace = { ...t, steps: t.steps.slice(0, 4), audit: null, aborted: "agent crashed" };
+    const v = checkTrace(prog, CFG, "6.12", cut);
+    expect(!v.accepted && [v.divergence.kind, v.divergence.opIndex]).toEqual(["aborted", 4]);
+  });
+});
