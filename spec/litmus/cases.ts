@@ -284,6 +284,11 @@ lit("par-close-mmap-b", ALL, "mmap.ebadf", "the same race, the close first: the 
 const RACE_SETOUTPUT = (b: E): [Op, E][] => [[O("e0", { cpu: 0 }), "ok"], [M("m0", "e0", 2), "ok"], [FK("p1"), "ok"], [IN("p1", O("e1", { cpu: 0 })), "ok"], [PAR(2), "ok"], [U("m0"), "ok"], [IN("p1", S("e1", "e0")), b], [EX("p1"), "ok"]];
 lit("par-setoutput-munmap-a", ALL, "setoutput.target-norb", "SET_OUTPUT of another process's per-cpu event racing the last munmap of the target's buffer: the munmap first frees it, the target has no buffer (EINVAL)", RACE_SETOUTPUT("EINVAL"));
 lit("par-setoutput-munmap-b", ALL, "setoutput.attach", "the same race, SET_OUTPUT first: it attaches to the buffer, the munmap then detaches every event of it and frees it", RACE_SETOUTPUT("ok"));
+lit("par-mmap-sizes-3", ALL, "mmap.data.size", "three tasks (p0, a forked process, a thread of p0) map one event at once with three sizes: whichever runs first creates the buffer, the two others answer EINVAL; here the forked process first", [
+  [O("e0"), "ok"], [FK("p1"), "ok"], [TH("p2"), "ok"], [PAR(3), "ok"], [M("m0", "e0", 3), "EINVAL"], [IN("p1", M("m1", "e0", 5)), "ok"], [IN("p2", M("m2", "e0", 9)), "EINVAL"], [EX("p1"), "ok"], [EX("p2"), "ok"]]);
+lit("par-aux-setoutput", ALL, "mmap.aux.remap", "the 2024 AUX shape: p0 unmaps the AUX area of e0's buffer while p1 maps it through e1 (redirected to that buffer, per-cpu): munmap first, the AUX area is freed and p1 allocates a new one; mmap first, p1 maps the existing one; ok in either order (6.18+: a mapping through the never-mapped e1 increments event->mmap_count from 0, WARN)", [
+  [OA("e0", { cpu: 0 }), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 3, 4), "ok"], [M("m1", "e0", 4, 3), "ok"], [FK("p1"), "ok"], [IN("p1", OA("e1", { cpu: 0 })), "ok"],
+  [IN("p1", S("e1", "e0")), "ok"], [PAR(2), "ok"], [U("m1"), "ok"], [IN("p1", M("m2", "e1", 4, 3)), "ok"], [EX("p1"), "ok"]]);
 lit("par-two-munmaps", OLD, "munmap.ok", "the 2020 close/close shape (before 6.15: 6.18 refuses the mmap of a redirected event, EBUSY): two processes unmap one buffer through two events (e1 redirected to e0's buffer) at once; in either order both succeed and the buffer goes once", [
   [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [FK("p1"), "ok"], [IN("p1", M("m1", "e1", 3)), "ok"], [PAR(2), "ok"], [U("m0"), "ok"], [IN("p1", U("m1")), "ok"], [EX("p1"), "ok"]]);
 
@@ -320,6 +325,7 @@ for (const p of ALL) {
   VERDICT[`pinned-refund-other-mm.${p}`] = { kind: "invariant", rule: M618.includes(p) ? "conserve.locked_vm" : "conserve.pinned_vm" };
 }
 for (const p of M618) {
+  VERDICT[`par-aux-setoutput.${p}`] = { kind: "kernel-warning", rule: "kernel.warning" }; // refcount_inc of e1's mmap_count 0 (as aux-redirected-warn)
   VERDICT[`thread-exit-keeps-mm.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // p2's re-map of p1's buffer: 3 pages charged, never refunded
   VERDICT[`remap-other-process.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // u0 keeps the 3 re-mapped pages
   VERDICT[`remap-other-user.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // u1 keeps the 3 re-mapped pages

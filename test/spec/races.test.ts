@@ -284,6 +284,8 @@ describe("litmus verdicts of the thread and par cases are the spec's", () => {
     for (const text of litmusFiles().values()) {
       const c = Case.parse(JSON.parse(text));
       if (!c.program.some((x) => x.op === "thread" || x.op === "par")) continue;
+      // a predicted WARN is judged on the kernel's log, which a self-made trace has not
+      if (c.verdict !== undefined && c.verdict !== "accepted" && c.verdict.kind === "kernel-warning") continue;
       const prof = c.profile!;
       let s = initialState(c.config, prof);
       const steps: { outcome: Outcome; vmPinKb: number }[] = [];
