@@ -21,7 +21,7 @@ export function errno(name: string): Outcome {
 /** A kernel function's error: an errno name, or null for success. */
 export type Err = string | null;
 export const EINVAL = "EINVAL", EBADF = "EBADF", ENOMEM = "ENOMEM", EPERM = "EPERM", EFAULT = "EFAULT";
-export const EACCES = "EACCES", ENOENT = "ENOENT", EBUSY = "EBUSY";
+export const EACCES = "EACCES", ENOENT = "ENOENT", EBUSY = "EBUSY", ENODEV = "ENODEV";
 
 export const PROT_BITS: Readonly<Record<Prot, number>> = {
   none: 0, r: VM_READ, rw: VM_READ | VM_WRITE, rx: VM_READ | VM_EXEC, rwx: VM_READ | VM_WRITE | VM_EXEC,

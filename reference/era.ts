@@ -68,20 +68,24 @@ export interface Era {
   enotsupp: "ENOTSUPP" | "EOPNOTSUPP";
   /** set_output() refuses a target whose rb->mmap_count is 0 (seed: no such check). */
   setOutputMmapCheck: boolean;
+  /** perf_event_open() answers ENODEV for a group leader in PERF_EVENT_STATE_EXIT (its task
+   *  exited) right after the group fd lookup (7.2.13; seen on 6.12.118, 6.18.44; absent in
+   *  5.10.262, 6.1.192). */
+  leaderExitEnodev: boolean;
 }
 
 const base618: Era = {
   profile: "6.18", perf: "v6.18", mm: "v6.18", maySplit: true, refcount: true, auxRefcountT: true,
   mapAtMmap: true, noexec: true, ebusy: true, remapCharge: true, clamp: true, splitCharge: true,
   auxMmapCountEarly: false, enotsupp: "EOPNOTSUPP", setOutputMmapCheck: true,
-  moveAsksSplit: true, growMerge: true, auxWritableOrder: false, closeEventFirst: false,
+  moveAsksSplit: true, growMerge: true, auxWritableOrder: false, closeEventFirst: false, leaderExitEnodev: true,
 };
 
 const v61: Era = {
   profile: "6.1", perf: "v6.1", mm: "v6.1", maySplit: true, refcount: false, auxRefcountT: true,
   mapAtMmap: false, noexec: false, ebusy: false, remapCharge: false, clamp: true, splitCharge: true,
   auxMmapCountEarly: false, enotsupp: "EOPNOTSUPP", setOutputMmapCheck: true,
-  moveAsksSplit: true, growMerge: true, auxWritableOrder: false, closeEventFirst: false,
+  moveAsksSplit: true, growMerge: true, auxWritableOrder: false, closeEventFirst: false, leaderExitEnodev: false,
 };
 
 /** 5.10.262: 6.1's perf_mmap() text (user->locked_vm instead of perf_mlock), 3.18's mremap shape. */
@@ -92,14 +96,14 @@ export const ERAS: Readonly<Record<ProfileId, Era>> = {
     profile: "seed", perf: "seed", mm: "v3.18", maySplit: false, refcount: false, auxRefcountT: false,
     mapAtMmap: false, noexec: false, ebusy: false, remapCharge: false, clamp: false, splitCharge: false,
     auxMmapCountEarly: true, enotsupp: "ENOTSUPP", setOutputMmapCheck: false,
-    moveAsksSplit: false, growMerge: false, auxWritableOrder: false, closeEventFirst: false,
+    moveAsksSplit: false, growMerge: false, auxWritableOrder: false, closeEventFirst: false, leaderExitEnodev: false,
   },
   "5.10-pre241": { ...v510, profile: "5.10-pre241", maySplit: false, auxMmapCountEarly: true },
   "5.10": v510,
   "6.1-pre148": { ...v61, profile: "6.1-pre148", maySplit: false, auxMmapCountEarly: true },
   "6.1": v61,
-  "6.12-pre42": { ...v61, profile: "6.12-pre42", mm: "v6.12", maySplit: false, auxMmapCountEarly: true },
-  "6.12": { ...v61, profile: "6.12", mm: "v6.12" },
+  "6.12-pre42": { ...v61, profile: "6.12-pre42", mm: "v6.12", maySplit: false, auxMmapCountEarly: true, leaderExitEnodev: true },
+  "6.12": { ...v61, profile: "6.12", mm: "v6.12", leaderExitEnodev: true },
   "6.18": base618,
   "7.2": { ...base618, profile: "7.2", closeEventFirst: true },
 };

@@ -6,7 +6,7 @@
  */
 import type { Op, Outcome } from "../spec/program.ts";
 import { KernelOops, PAGE_SIZE, PerfBuffer, PerfEvent, Vma, type FilesStruct } from "./objects.ts";
-import { OK, errno, EINVAL, EBADF, ENOENT, isPow2, type Err } from "./common.ts";
+import { OK, errno, EINVAL, EBADF, ENOENT, ENODEV, isPow2, type Err } from "./common.ts";
 import { refInc, refDecAndTest, refDecAndLock } from "./refcount.ts";
 import { rbAlloc, rbHasAux, rbFreeAux } from "./ring-buffer.ts";
 import type { Kernel } from "./kernel.ts";
@@ -21,6 +21,10 @@ export function sysPerfEventOpen(k: Kernel, op: Extract<Op, { op: "open" }>): Ou
   const inherit = op.inherit === true;
   // group_fd -1 for a dead handle: no group and no output redirection (spec/program.ts).
   const leader = op.outputTo !== undefined ? k.liveEvent(op.outputTo) : null;
+  // 6.12+: "if (group_leader->state <= PERF_EVENT_STATE_EXIT) err = -ENODEV" right after the
+  // group fd lookup; perf_event_exit_task() put the leader in EXIT when its task exited
+  // (exit_mm() dropped its mm). The reference never swaps contexts (the spec allows that too).
+  if (leader && k.era.leaderExitEnodev && leader.target.mm === null) return errno(ENODEV);
   // "if (task && group_leader && group_leader->attr.inherit != attr.inherit) -> EINVAL"
   if (leader && leader.inherit !== inherit) return errno(EINVAL);
   // perf_event_alloc(): (unsigned)cpu >= nr_cpu_ids -> EINVAL (nr_cpu_ids = cpus here)

@@ -493,7 +493,12 @@ export function forkProc(d: Draft, fromTask: number, child: number): void {
   const bit = 1 << from;
   for (let i = 0; i < d.evs.length; i++) {
     const e = d.evs[i];
-    if (e !== undefined && (e.fdMask & bit) !== 0) d.evW(i).fdMask |= 1 << child;
+    if (e === undefined) continue;
+    if ((e.fdMask & bit) !== 0) d.evW(i).fdMask |= 1 << child;
+    // perf_event_init_task: the child inherits attr.inherit events of the forking task's
+    // context (the original's task, or a task the original may have been swapped into)
+    // (task bits: hw.target and inheritedBy name tasks, a thread included)
+    if (e.inherit && !e.freed && (e.target === fromTask || ((e.inheritedBy >> fromTask) & 1) !== 0)) d.evW(i).inheritedBy |= 1 << child;
   }
   const shift = (child - from) * MM_SLOTS;
   const copies: Vma[] = [];
@@ -544,6 +549,12 @@ export function exitProc(d: Draft, task: number): void {
 export function threadProc(d: Draft, from: number, child: number): void {
   const q = d.procs[from]?.mm ?? from;
   d.addProc(child, { alive: true, user: userOf(d, from), mm: q, rlimit: 0, pinnedVm: 0, pinnedMin: 0 });
+  // copy_process calls perf_event_init_task for threads too: attr.inherit events of the
+  // creating task's context are inherited by the new task (as forkProc)
+  for (let i = 0; i < d.evs.length; i++) {
+    const e = d.evs[i];
+    if (e !== undefined && e.inherit && !e.freed && (e.target === from || ((e.inheritedBy >> from) & 1) !== 0)) d.evW(i).inheritedBy |= 1 << child;
+  }
 }
 
 /** close() of process p's fd for event i: the file goes when no fd and no VMA hold it (perf_release). */

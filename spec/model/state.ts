@@ -50,6 +50,11 @@ export interface Ev {
   readonly fdMask: number;
   /** the process that opened it (event->hw.target: pid 0 monitors the caller) */
   readonly target: number;
+  /** attr.inherit: the processes forked (from the target or from one of these) while it
+   *  lived, bit p. perf's context-switch optimisation (perf_event_context_sched_out swaps
+   *  equivalent cloned contexts) may move the original event into any of them, so its
+   *  ctx->task, and whether its task has exited (PERF_EVENT_STATE_EXIT), are a set. */
+  readonly inheritedBy: number;
   readonly aux: boolean;
   readonly cpu: number;
   readonly inherit: boolean;
@@ -92,7 +97,7 @@ export interface Buf {
  * by type (a Draft copies before it writes), not frozen: a frozen object has another
  * hidden class, which would make every guard's property loads polymorphic.
  */
-export const NO_EV: Ev = { fd: false, fdMask: 0, target: -1, aux: false, cpu: -2, inherit: false, rb: -1, mmapCount: 0, groupLeader: -1, freed: true };
+export const NO_EV: Ev = { fd: false, fdMask: 0, target: -1, inheritedBy: 0, aux: false, cpu: -2, inherit: false, rb: -1, mmapCount: 0, groupLeader: -1, freed: true };
 export const NO_BUF: Buf = {
   id: -1, nrPages: 0, mmapCount: 0, mmapLocked: 0, overwrite: false, auxOffset: 0, auxSize: 0, auxNrPages: 0, auxPgoff: 0,
   auxMmapCount: 0, auxMmapLocked: 0, auxRefcount: 0, auxPriv: false, auxOverwrite: false, dead: true, aux0Offset: 0, aux0Size: 0,
@@ -221,6 +226,11 @@ export function lockedOf(s: { readonly lockedVm: number; readonly lockedVmU: rea
   return u === 0 ? s.lockedVm : (s.lockedVmU[u] ?? 0);
 }
 /** mm->pinned_vm of process p's mm. */
+/** Whether process p is alive (p0 always is). */
+export function procAlive(s: { readonly procs: readonly Proc[] }, p: number): boolean {
+  return p === 0 || (s.procs[p]?.alive ?? false);
+}
+
 export function pinnedOf(s: { readonly pinnedVm: number; readonly procs: readonly Proc[] }, p: number): number {
   return p === 0 ? s.pinnedVm : (s.procs[p]?.pinnedVm ?? 0);
 }

@@ -15,6 +15,7 @@ import { OK, buildTable, err, evaluate, trD, trS, type Bodies, type Table, type 
 import { anonWriteFault, dropFd, exitProc, findIdx, forkProc, threadProc, insertVma, mapFixedAnon, mprotect, mremap318, mremap510, mremap61, mremap618, perfCut, resolve, unmapRange, type MremapArgs, type OpResult } from "./mm.ts";
 import { acctOf, detachEv, inc, putBuf } from "./perf.ts";
 import { Draft, ERAS, MM_SLOTS, NO_BUF, NO_EV, NO_VMA, P_W, PAGE, PROT_BITS, RLIM_INF_PAGES, mmOf, pinnedOf, slotOf, userOf, type State, type Vma } from "./state.ts";
+import { sameOutcome } from "../trace.ts";
 
 // Module-local copies of hot imports: tsx compiles an imported binding to a getter call
 // per use, which V8 does not always inline; guards and the step run millions of times.
@@ -51,12 +52,12 @@ function trR(d: Draft, r: OpResult): Tr {
 /** perf_event_open without a group (no outputTo, or a dead one: group_fd -1); the opener p
  *  holds the fd and is the event's task (pid 0). */
 const openPlain = drafted<OpenCtx>((d, c) => {
-  d.setEv(c.e, { fd: true, fdMask: 1 << c.p, target: c.task, aux: c.aux, cpu: c.cpu, inherit: c.inherit, rb: -1, mmapCount: 0, groupLeader: c.e, freed: false });
+  d.setEv(c.e, { fd: true, fdMask: 1 << c.p, target: c.task, inheritedBy: 0, aux: c.aux, cpu: c.cpu, inherit: c.inherit, rb: -1, mmapCount: 0, groupLeader: c.e, freed: false });
 });
 
 const OPEN: Bodies["open"] = {
   "open.output.ok": drafted((d, c) => {
-    d.setEv(c.e, { fd: true, fdMask: 1 << c.p, target: c.task, aux: c.aux, cpu: c.cpu, inherit: c.inherit, rb: c.T.rb, mmapCount: 0, groupLeader: c.ti, freed: false });
+    d.setEv(c.e, { fd: true, fdMask: 1 << c.p, target: c.task, inheritedBy: 0, aux: c.aux, cpu: c.cpu, inherit: c.inherit, rb: c.T.rb, mmapCount: 0, groupLeader: c.ti, freed: false });
   }),
   "open.output.deadfd": openPlain,
   "open.ok": openPlain,
@@ -354,6 +355,23 @@ function openCtx(s: State, op: OpOf<"open">, p: number, task: number): OpenCtx {
   return { s, op, p, task, e: handleIndex_(op.ev), cpu: op.cpu ?? -1, inherit: op.inherit ?? false, aux: op.pmu === "aux", ti, T };
 }
 
+/**
+ * An attr.inherit group leader whose task forked: the context-switch optimisation
+ * (perf_event_context_sched_out swaps the contexts of a task and its clone) may have moved the
+ * original event into any task that inherited it, so the group checks may see another
+ * ctx->task (open.group.task) or, when that task exited, PERF_EVENT_STATE_EXIT
+ * (open.group.exited, 6.12+). Every placement is allowed: the outcomes of each are added.
+ */
+function openSwapped(L: Table["lists"], c: OpenCtx, ts: Tr[]): Tr[] {
+  const out = ts.slice();
+  for (let h = 0, m = c.T.inheritedBy | (1 << c.T.target); m >> h !== 0; h++) {
+    if (((m >> h) & 1) === 0 || h === c.T.target) continue;
+    const more = evaluate_(L.open, { ...c, T: { ...c.T, target: h } });
+    if (more !== null) for (const t of more) if (!out.some((o) => o.rule === t.rule && sameOutcome(o.outcome, t.outcome))) out.push(t);
+  }
+  return out;
+}
+
 function mmapCtx(s0: State, op: OpOf<"mmap">, p: number, task: number): MmapCtx {
   const m = handleIndex_(op.map);
   const d = new Draft_(s0);
@@ -411,7 +429,11 @@ export function stepWith(t: Table, s: State, op: Op): Tr[] | null {
 function stepIn(t: Table, s: State, op: Op, p: number, task: number): Tr[] | null {
   const L = t.lists;
   switch (op.op) {
-    case "open": return evaluate_(L.open, openCtx(s, op, p, task));
+    case "open": {
+      const c = openCtx(s, op, p, task);
+      const ts = evaluate_(L.open, c);
+      return c.ti >= 0 && c.T.inheritedBy !== 0 && ts !== null ? openSwapped(L, c, ts) : ts;
+    }
     case "close": {
       const e = handleIndex_(op.ev);
       return evaluate_(L.close, { s, op, p, e, E: liveEv(s, e, p) });

@@ -6,7 +6,8 @@
  * event's group leader (no PERF_FLAG_FD_NO_GROUP), so the group-leader checks of
  * perf_event_open run *before* perf_event_set_output's. All of them answer EINVAL.
  */
-import { ALL, CORE, MODERN, SEED, V, rule } from "./types.ts";
+import { ALL, CORE, MODERN, SEED, V, V612_ON, rule } from "./types.ts";
+import { procAlive } from "../model/state.ts";
 import type { CloseCtx, OpenCtx } from "./context.ts";
 import { otherwise, when, type Decision } from "./decision.ts";
 
@@ -19,6 +20,8 @@ export const OPEN_RULES = [
     "(unsigned)cpu >= nr_cpu_ids with a task target: EINVAL (nr_cpu_ids taken as config.cpus) [seen on 6.18: cpu 2 and 4095 on 2 cpus]"),
   rule("open.output.deadfd", ALL, undefined, "perf_event_open", CORE, V.all,
     "outputTo names a dead handle: group_fd is -1, so there is no group and no output redirection; the open proceeds"),
+  rule("open.group.exited", V612_ON, "ENODEV", "perf_event_open", CORE, V.v612on,
+    "the outputTo target's task has exited (PERF_EVENT_STATE_EXIT, set by perf_event_exit_task): `if (group_leader->state <= PERF_EVENT_STATE_EXIT) err = -ENODEV` right after the group fd lookup, before every other group check (7.2.13 perf_event_open; absent in 5.10.262 and 6.1.192; seen on 6.12.118 and 6.18.44). For an attr.inherit target whose task forked, the context-switch optimisation may have moved the original into a child: then any of those tasks' exits may have put it in EXIT"),
   rule("open.group.inherit", ALL, "EINVAL", "perf_event_open", CORE, V.all,
     "task event whose group leader (the outputTo target) has a different attr.inherit"),
   rule("open.group.notleader", ALL, "EINVAL", "perf_event_open", CORE, V.all,
@@ -42,11 +45,12 @@ export const OPEN_RULES = [
 ] as const;
 
 /**
- * perf_event_open in check order: the group leader's inherit, perf_event_alloc (cpu),
+ * perf_event_open in check order: (6.12+) the group leader's EXIT state, the group leader's inherit, perf_event_alloc (cpu),
  * perf_init_event (pmu), then the group checks (3.18 has none for cpu: its
  * perf_event_set_output refuses instead) and perf_event_set_output's.
  */
 export const OPEN_DECIDE: readonly Decision<OpenCtx>[] = [
+  when("open.group.exited", (c) => c.ti >= 0 && !procAlive(c.s, c.T.target)),
   when("open.group.inherit", (c) => c.ti >= 0 && c.T.inherit !== c.inherit),
   when("open.cpu", (c) => c.cpu >= c.s.cfg.cpus),
   when("open.nopmu", (c) => c.aux && c.s.cfg.pmus.aux === null),

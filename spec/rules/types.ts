@@ -42,6 +42,8 @@ export const V612: readonly ProfileId[] = ["6.12-pre42", "6.12"];
 export const NOT618: readonly ProfileId[] = ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12"];
 /** 6.15+ as in 6.18 (perf_mmap_rb/perf_mmap_aux, refcount_t, noexec anon inodes, remap_move): 6.18 .. 7.3. */
 export const M618: readonly ProfileId[] = ["6.18", "7.2"];
+/** 6.12 and later (the group leader EXIT check in perf_event_open) */
+export const V612_ON: readonly ProfileId[] = ["6.12-pre42", "6.12", "6.18", "7.2"];
 /** 7.2.13 / 7.3.4 (first version not established): perf_mmap_close drops the event's count before the buffer's. */
 export const M72: readonly ProfileId[] = ["7.2"];
 export const NOT72: readonly ProfileId[] = ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18"];
@@ -61,6 +63,7 @@ export const V = {
   lts: "v5.10.262, v6.1.192, v6.12.117",
   all: "v3.18.9+v8, v5.10.262, v6.1.192, v6.12.117, v6.18, v7.3.4",
   modern: "v5.10.262, v6.1.192, v6.12.117, v6.18, v7.3.4",
+  v612on: "v7.2.13 read; seen running on v6.12.118 and v6.18.44 (absent in v5.10.262, v6.1.192)",
 } as const;
 
 export const CORE = "kernel/events/core.c";

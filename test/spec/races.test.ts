@@ -137,6 +137,15 @@ describe("threads share the mm, fd table and rlimit of their process", () => {
     expect(r.last.lockedVm).toBe(0);
   });
 
+  it("an event of a thread that exited stays in the shared fd table; as a group leader: ENODEV on 6.12+ (EXIT state), EINVAL before (another task)", () => {
+    const prog = [thread("p1"), inP("p1", o.open("e0")), exit("p1"), o.open("e1", { outputTo: "e0" }), o.close("e0")];
+    for (const p of ALL) {
+      const r = run(prog, p);
+      const want = ["6.12-pre42", "6.12", "6.18", "7.2"].includes(p) ? E("ENODEV") : E("EINVAL");
+      expect(r.outcomes, p).toEqual([OK, OK, OK, want, OK]);
+    }
+  });
+
   it("fork from a thread forks its process: the child holds the process's fds", () => {
     const prog = [o.open("e0"), thread("p1"), fork("p2", "p1"), inP("p2", o.mmap("m0", "e0", 2))];
     const r = run(prog, "6.12");
