@@ -41,6 +41,9 @@ export interface CampaignOptions {
   /** Generate multi-process/multi-user programs (default true; never where the backend lists
    *  `fork` as unsupported). See GenOptions.processes. */
   processes?: boolean;
+  /** Generate threads and par blocks (issue 14; default true; never where the backend lists
+   *  `par` as unsupported). See GenOptions.races. */
+  races?: boolean;
   known?: readonly KnownDivergence[];
   /** Re-runs of a shrunk divergence on a kernel backend to confirm it. */
   confirmRuns?: number;
@@ -96,8 +99,8 @@ export const judgedConfig = (trace: Trace, config: Config): Config => trace.conf
 
 export const signatureOf = (d: Divergence): string => `${d.kind}:${d.rule}`;
 
-export function genOptionsFor(backend: Backend, maxOps = 20, minOps = 1, processes = true): GenOptions {
-  return { config: backend.info.config, maxOps, minOps, unsupported: backend.info.unsupported, processes };
+export function genOptionsFor(backend: Backend, maxOps = 20, minOps = 1, processes = true, races = true): GenOptions {
+  return { config: backend.info.config, maxOps, minOps, unsupported: backend.info.unsupported, processes, races };
 }
 
 /** Run one program and judge it: the divergence, or null when the spec accepts the trace. */
@@ -110,7 +113,7 @@ export async function runAndCheck(backend: Backend, program: Program, profile: P
 export async function runCampaign(o: CampaignOptions): Promise<{ stats: CampaignStats; findings: Finding[] }> {
   const { backend, profile, seed } = o;
   const config = backend.info.config;
-  const gen = genOptionsFor(backend, o.maxOps ?? 20, o.minOps ?? 1, o.processes ?? true);
+  const gen = genOptionsFor(backend, o.maxOps ?? 20, o.minOps ?? 1, o.processes ?? true, o.races ?? true);
   const stride = o.stride ?? 1;
   const offset = o.offset ?? 0;
   const batch = o.batch ?? (backend.runSync ? 256 : 16);

@@ -40,11 +40,19 @@ export interface GenOptions {
   /** Generate multi-process/multi-user programs (fork, exit, setuid, sendFd, ops in children).
    *  Default true; always off when the backend cannot run `fork`. */
   processes?: boolean;
+  /** Generate threads and `par` blocks (issue 14, spec/notes/races.md). Default true; off with
+   *  processes off, and when the backend lists `par` unsupported (threads: `thread`). */
+  races?: boolean;
 }
 
 /** Whether decode may generate processes and users under these options. */
 export function processesEnabled(opts: GenOptions): boolean {
   return opts.processes !== false && !(opts.unsupported?.has("fork") ?? false);
+}
+
+/** Whether decode may generate par blocks under these options (threads: also `thread` supported). */
+export function racesEnabled(opts: GenOptions): boolean {
+  return processesEnabled(opts) && opts.races !== false && !(opts.unsupported?.has("par") ?? false);
 }
 
 /** One gene: [kind selector, a, b, c, d, process selector]. */
@@ -55,7 +63,7 @@ export const GENE_FIELDS = 6;
 type GeneKind =
   | "open" | "close" | "mmapData" | "mmapAux" | "setAux" | "munmap" | "mremap" | "mprotect"
   | "mapFixedAnon" | "setOutput" | "rlimit" | "sysctlMlock" | "auxFault" | "touch" | "readUserPage"
-  | "fork" | "exit" | "setuid" | "sendFd";
+  | "fork" | "exit" | "setuid" | "sendFd" | "thread" | "par";
 
 /** Relative weights; order matters only in that index 0 is where shrinking ends up. */
 const WEIGHTS: ReadonlyArray<readonly [GeneKind, number, string]> = [
@@ -83,6 +91,13 @@ const PROC_WEIGHTS: ReadonlyArray<readonly [GeneKind, number, number]> = [
   ["setuid", 1, 2],
   ["exit", 0, 5],
   ["sendFd", 0, 4],
+];
+/** Threads and par blocks (issue 14): a thread is rare while p0 is alone (it makes the program
+ *  multi-process); a par block needs two live tasks. Against ~134 with a child alive, par at 5
+ *  puts a block into about 15% of multi-process programs. */
+const RACE_WEIGHTS: ReadonlyArray<readonly [GeneKind, number, number]> = [
+  ["thread", 1, 2],
+  ["par", 0, 5],
 ];
 /** setuid to another user with config.capSetuid false only answers EPERM: keep it rare. */
 const NO_CAP_SETUID_WEIGHTS: ReadonlyMap<GeneKind, readonly [number, number]> = new Map([["setuid", [0, 1]]]);
@@ -124,6 +139,12 @@ function kindTables(opts: GenOptions): readonly [KindTable, KindTable] {
         if ((kids ? w[1] : w[0]) > 0) rows.push([k, kids ? w[1] : w[0]]);
       }
     }
+    if (racesEnabled(opts)) {
+      for (const [k, alone, withKids] of RACE_WEIGHTS) {
+        if (unsupported.has(k)) continue;
+        if ((kids ? withKids : alone) > 0) rows.push([k, kids ? withKids : alone]);
+      }
+    }
     return { kinds: rows.map(([k]) => k), weights: rows.map(([, w]) => w), total: rows.reduce((s, [, w]) => s + w, 0) };
   };
   const t = [make(false), make(true)] as const;
@@ -142,6 +163,7 @@ class Decoder {
   readonly config: Config;
   readonly unsupported: ReadonlySet<string>;
   readonly procsOn: boolean;
+  readonly racesOn: boolean;
   readonly tables: readonly [KindTable, KindTable];
   readonly hasAux: boolean;
   readonly mmapOk: boolean;
@@ -159,11 +181,14 @@ class Decoder {
   exits = 0;
   readonly fds = new Map<string, Set<number>>([["p0", new Set()]]);
   readonly user = new Map<string, string>([["p0", "u0"]]);
+  /** each task's process (a thread: its creator's process; the fd Set object is shared) */
+  readonly procOfTask = new Map<string, string>([["p0", "p0"]]);
 
   constructor(opts: GenOptions) {
     this.config = opts.config;
     this.unsupported = opts.unsupported ?? NONE;
     this.procsOn = processesEnabled(opts);
+    this.racesOn = racesEnabled(opts);
     this.tables = kindTables(opts);
     this.hasAux = opts.config.pmus.aux !== null;
     this.mmapOk = !this.unsupported.has("mmap");
@@ -361,6 +386,7 @@ class Decoder {
         this.alive.push(child);
         this.fds.set(child, new Set(this.fds.get(from)!));
         this.user.set(child, this.user.get(from)!);
+        this.procOfTask.set(child, child);
         // Then often an mmap in the child of a buffer it inherited the fd of: the data buffer
         // again (the re-map path, charged to the child's user and mm), or its AUX area.
         const then = b % 4;
@@ -369,6 +395,21 @@ class Decoder {
         else if (then === 3) this.emit("mmapAux", c, d >> 3, d, b >> 2, 0, { proc: child });
         break;
       }
+      case "thread": {
+        // A thread of p0 or of a live child: shares that process's fd table (the same Set).
+        const from = this.alive[a % this.alive.length];
+        this.forks++;
+        const child = `p${this.forks}`;
+        this.prog.push({ op: "thread", proc: child, from });
+        this.alive.push(child);
+        this.fds.set(child, this.fds.get(from)!);
+        this.user.set(child, this.user.get(from)!);
+        this.procOfTask.set(child, this.procOfTask.get(from)!);
+        break;
+      }
+      case "par":
+        this.par(a, b, c, d);
+        break;
       case "exit": {
         const children = this.alive.slice(1);
         const proc = children[a % children.length];
@@ -417,6 +458,163 @@ class Decoder {
     }
   }
 
+  /**
+   * A par block of 2 or 3 ops from distinct live tasks, mostly in the shapes of the historic
+   * races (spec/notes/races.md), each with the sequential set-up it needs emitted first:
+   *   0 two munmaps of one buffer through two events from two tasks (f91072ed1b72, 2020)
+   *   1 SET_OUTPUT of a per-cpu event racing the last munmap of the target's buffer (68e3c69803da, 2022)
+   *   2 AUX mmap in one task racing the AUX munmap in another, the buffer shared via SET_OUTPUT (2ab9d830262c, 2024)
+   *   3 mmap racing close of the same event (a thread: the same fd table)
+   *   4 first mmaps of one event with different sizes (+ a third task's mmap)
+   *   5 any: 2-3 tasks, each an open, close, mmap or munmap
+   * Handles introduced in the block are used only after it (the block's ops are built together).
+   */
+  par(a: number, b: number, c: number, d: number): void {
+    if (this.alive.length < 2 || this.nEv === 0) { this.emit("open", a, b, c, d, 0); return; }
+    const n = this.alive.length;
+    const t1 = this.alive[a % n];
+    const t2 = this.alive[(a % n + 1 + (b % (n - 1))) % n];
+    const shape = c % 8 < 6 && !this.unsupported.has("sendFd") && !this.unsupported.has("setOutput") ? c % 5 : 5;
+    const aux = this.hasAux && this.mmapOk;
+    const openIn = (proc: string, x: Partial<Extract<Op, { op: "open" }>> = {}): number => {
+      const e = this.nEv++;
+      this.prog.push(this.withProc({ op: "open", ev: this.ev(e), pmu: aux ? "aux" : "sw", ...x } as Extract<Op, { op: "open" }>, proc));
+      this.fds.get(proc)!.add(e);
+      return e;
+    };
+    const mapIn = (proc: string, e: number, pages: number, pgoff = 0): MapInfo => {
+      const h = `m${this.maps.length}`;
+      const m: MapInfo = { handle: h, ev: e, pages, pgoff, owner: proc };
+      this.prog.push(this.withProc({ op: "mmap", map: h, ev: this.ev(e), pages, pgoff, prot: "rw" }, proc));
+      this.maps.push(m);
+      if (pgoff === 0) { this.lastDataNr[e] = pages - 1; this.lastDataMap[e] = m; }
+      return m;
+    };
+    const un = (m: MapInfo): Op => ({ op: "munmap", map: m.handle });
+    const block = (ops: Op[]): void => {
+      this.prog.push({ op: "par", ops: ops.length as 2 | 3 }, ...ops);
+    };
+    const nr = pick([1, 2, 4, 8, 1, 3], d);
+    if (!this.mmapOk || this.unsupported.has("munmap")) {
+      // only opens and closes: each task opens, one closes
+      const e = this.evFor(t2, d);
+      block([this.withProc({ op: "open", ev: this.ev(this.nEv), pmu: "sw" }, t1), this.withProc({ op: "close", ev: this.ev(e) }, t2)]);
+      this.fds.get(t1)!.add(this.nEv++);
+      this.fds.get(t2)!.delete(e);
+      return;
+    }
+    switch (shape) {
+      case 0: {
+        // e0 mapped in t1; e1 of t1 redirected into e0's buffer, sent to t2 (a thread already holds
+        // it), mapped there; then both unmap at once
+        const cpu = d % 2 === 0 ? {} : { cpu: 0 };
+        const e0 = openIn(t1, cpu);
+        const m0 = mapIn(t1, e0, 1 + nr);
+        const e1 = openIn(t1, cpu);
+        this.prog.push(this.withProc({ op: "setOutput", ev: this.ev(e1), target: this.ev(e0) }, t1));
+        if (!this.fds.get(t2)!.has(e1)) { this.prog.push({ op: "sendFd", proc: t1, to: t2, ev: this.ev(e1) }); this.fds.get(t2)!.add(e1); }
+        const m1 = mapIn(t2, e1, 1 + nr);
+        block(b % 2 === 0 ? [un(m0), un(m1)] : [un(m1), un(m0)]);
+        return;
+      }
+      case 1: {
+        // per-cpu events (cross-task SET_OUTPUT needs them); the target's only mapping goes while
+        // the other task redirects into it
+        const e0 = openIn(t1, { cpu: 0 });
+        const m0 = mapIn(t1, e0, 1 + nr);
+        const e1 = openIn(t2, { cpu: 0 });
+        const so: Op = this.withProc({ op: "setOutput", ev: this.ev(e1), target: this.ev(e0) }, t2);
+        if (!this.fds.get(t2)!.has(e0)) { this.prog.push({ op: "sendFd", proc: t1, to: t2, ev: this.ev(e0) }); this.fds.get(t2)!.add(e0); }
+        block(b % 2 === 0 ? [un(m0), so] : [so, un(m0)]);
+        return;
+      }
+      case 2: {
+        if (!aux) break;
+        // e0 (t1) has a data buffer and an AUX area; e1 (t2) is redirected to e0's buffer; t1 unmaps
+        // the AUX area while t2 maps it through e1
+        const e0 = openIn(t1, { cpu: 0 });
+        const m0 = mapIn(t1, e0, 1 + nr);
+        const off = 1 + nr, size = pick([1, 2, 4, 8], d >> 2);
+        this.prog.push({ op: "setAux", map: m0.handle, offsetPages: off, sizePages: size });
+        this.lastAux[e0] = { off, size };
+        const ma = mapIn(t1, e0, size, off);
+        const e1 = openIn(t2, { cpu: 0 });
+        if (!this.fds.get(t2)!.has(e0)) { this.prog.push({ op: "sendFd", proc: t1, to: t2, ev: this.ev(e0) }); this.fds.get(t2)!.add(e0); }
+        this.prog.push(this.withProc({ op: "setOutput", ev: this.ev(e1), target: this.ev(e0) }, t2));
+        const h = `m${this.maps.length}`;
+        const mm: Op = this.withProc({ op: "mmap", map: h, ev: this.ev(e1), pages: size, pgoff: off, prot: "rw" }, t2);
+        block(b % 2 === 0 ? [un(ma), mm] : [mm, un(ma)]);
+        this.maps.push({ handle: h, ev: e1, pages: size, pgoff: off, owner: t2 });
+        return;
+      }
+      case 3: {
+        // an event both tasks hold an fd for: t1 maps it while t2 closes its fd (the same fd
+        // when t2 is a thread of t1's process)
+        const held = [...this.fds.get(t1)!].filter((e) => this.fds.get(t2)!.has(e));
+        let e: number;
+        if (held.length) e = held[d % held.length];
+        else { e = openIn(t1); if (!this.fds.get(t2)!.has(e)) { this.prog.push({ op: "sendFd", proc: t1, to: t2, ev: this.ev(e) }); this.fds.get(t2)!.add(e); } }
+        const pages = this.lastDataNr[e] !== undefined && d % 2 === 0 ? this.lastDataNr[e]! + 1 : 1 + nr;
+        const h = `m${this.maps.length}`;
+        const mm: Op = this.withProc({ op: "mmap", map: h, ev: this.ev(e), pages, pgoff: 0, prot: "rw" }, t1);
+        const cl: Op = this.withProc({ op: "close", ev: this.ev(e) }, t2);
+        block(b % 2 === 0 ? [mm, cl] : [cl, mm]);
+        this.maps.push({ handle: h, ev: e, pages, pgoff: 0, owner: t1 });
+        this.fds.get(t2)!.delete(e);
+        return;
+      }
+      case 4: {
+        // first mmaps of one fresh event from 2-3 tasks, sizes differing
+        const e = openIn(t1);
+        const tasks = [t1, t2];
+        if (n > 2 && d % 3 !== 2) tasks.push(this.alive.find((x) => x !== t1 && x !== t2)!);
+        const ops: Op[] = [];
+        tasks.forEach((t, k) => {
+          if (!this.fds.get(t)!.has(e)) { this.prog.push({ op: "sendFd", proc: t1, to: t, ev: this.ev(e) }); this.fds.get(t)!.add(e); }
+        });
+        tasks.forEach((t, k) => {
+          const h = `m${this.maps.length}`;
+          const pages = 1 + (k === 0 || (d >> 2) % 2 === 0 ? nr : nr * 2);
+          ops.push(this.withProc({ op: "mmap", map: h, ev: this.ev(e), pages, pgoff: 0, prot: "rw" }, t));
+          this.maps.push({ handle: h, ev: e, pages, pgoff: 0, owner: t });
+        });
+        this.lastDataNr[e] = nr;
+        block(ops);
+        return;
+      }
+    }
+    // 5: any two (or three) tasks, each an open, close, mmap of a held event, or munmap of its map
+    const tasks = [t1, t2];
+    if (n > 2 && d % 3 !== 2) tasks.push(this.alive.find((x) => x !== t1 && x !== t2)!);
+    const ops: Op[] = [];
+    const after: Array<() => void> = [];
+    tasks.forEach((t, k) => {
+      const r = (d >> (2 * k)) % 4;
+      const own = this.liveMaps().filter((m) => m.owner === t);
+      const held = [...this.fds.get(t)!].sort((x, y) => x - y);
+      if (r === 0 && own.length) { ops.push(un(own[(a >> k) % own.length])); return; }
+      if (r === 1 && held.length) {
+        const e = held[(b >> k) % held.length];
+        ops.push(this.withProc({ op: "close", ev: this.ev(e) }, t));
+        after.push(() => this.fds.get(t)!.delete(e));
+        return;
+      }
+      if (r === 2 && held.length) {
+        const e = held[(c >> k) % held.length];
+        const h = `m${this.maps.length}`;
+        const pages = this.lastDataNr[e] !== undefined ? this.lastDataNr[e]! + 1 : 1 + nr;
+        ops.push(this.withProc({ op: "mmap", map: h, ev: this.ev(e), pages, pgoff: 0, prot: "rw" }, t));
+        this.maps.push({ handle: h, ev: e, pages, pgoff: 0, owner: t });
+        return;
+      }
+      const e = this.nEv++;
+      ops.push(this.withProc({ op: "open", ev: this.ev(e), pmu: aux ? "aux" : "sw" }, t));
+      after.push(() => this.fds.get(t)!.add(e));
+    });
+    block(ops);
+    for (const f of after) f();
+  }
+
   run(genes: readonly Gene[]): Program {
     for (const g of genes) {
       const { kinds, weights, total } = this.tables[this.alive.length > 1 ? 1 : 0];
@@ -431,9 +629,10 @@ class Decoder {
       // can; a fork past MAX_PROCS exits a child when it can; else an open.
       if ((kind === "exit" || kind === "sendFd") && !this.kids()) kind = this.canFork() ? "fork" : "open";
       if (kind === "sendFd" && !this.alive.some((x) => this.fds.get(x)!.size > 0)) kind = "open";
+      if (kind === "thread" && !(this.canFork() && this.racesOn)) kind = "open";
       if (kind === "fork" && !this.canFork()) kind = this.kids() && this.procsOn && !this.unsupported.has("exit") ? "exit" : "open";
       // Ops that need an event or a map fall back to creating one.
-      if (this.nEv === 0 && kind !== "rlimit" && kind !== "sysctlMlock" && kind !== "auxFault" && kind !== "fork" && kind !== "exit" && kind !== "setuid") kind = "open";
+      if (this.nEv === 0 && kind !== "rlimit" && kind !== "sysctlMlock" && kind !== "auxFault" && kind !== "fork" && kind !== "exit" && kind !== "setuid" && kind !== "thread") kind = "open";
       if (this.liveMaps().length === 0 && (kind === "munmap" || kind === "mremap" || kind === "mprotect" || kind === "mapFixedAnon" ||
         kind === "touch" || kind === "readUserPage" || kind === "setAux")) kind = "mmapData";
 

@@ -5,8 +5,9 @@
  * valid program: delete chunks (ddmin, halving chunk sizes), then pull every gene field
  * towards 0, the plainest choice (the sixth field, the process selector, towards the
  * default process). Then on the decoded program itself (`shrinkProgram`): remove whole
- * processes (the fork, every op that runs in the process, its exit, and the processes
- * forked from it, recursively), remove users (drop the setuid ops to one, or rename it to
+ * processes and threads (the fork or thread op, every op that runs in the task, its exit, and
+ * the tasks forked or threaded from it, recursively), sequentialize par blocks (drop a marker)
+ * and shrink a 3-op block to 2, remove users (drop the setuid ops to one, or rename it to
  * a lower one), delete single ops, drop optional fields, and finally drop every explicit
  * `proc` that names the op's default process; handles are renumbered densely so a case
  * reads e0, e1, m0, m1, p0, p1, u0, u1 .... Every candidate is valid (`runnable`).
@@ -81,6 +82,7 @@ export async function shrinkProgram(program: Program, stillFails: StillFails, bu
 }
 
 async function programSteps(start: Program, t: { test(p: Program): Promise<boolean> }): Promise<Program> {
+  // (genes first: a gene-level deletion never splits a block, the decoder emits a block whole)
   let prog: Program = start;
   const accept = async (cand: Program | null): Promise<boolean> => {
     if (cand === null || cand.length === 0 || !runnable(cand)) return false;
@@ -107,10 +109,18 @@ async function programSteps(start: Program, t: { test(p: Program): Promise<boole
       if (changed) break;
     }
     if (changed) continue;
-    // 3c. Single-op deletions.
+    // 3c. par blocks (issue 14): drop a marker (the block runs sequentially), else shrink a
+    // 3-op block to 2 (its last op runs after the block)
     for (let i = prog.length - 1; i >= 0; i--) {
-      if (i >= prog.length) continue;
-      if (await accept(prog.slice(0, i).concat(prog.slice(i + 1)))) changed = true;
+      const op = prog[i];
+      if (i >= prog.length || op.op !== "par") continue;
+      if (await accept(prog.slice(0, i).concat(prog.slice(i + 1)))) { changed = true; continue; }
+      if (op.ops === 3 && (await accept(prog.map((x, j) => (j === i ? { op: "par", ops: 2 } : x))))) changed = true;
+    }
+    // 3d. Single-op deletions (an op of a block: the block shrinks with it).
+    for (let i = prog.length - 1; i >= 0; i--) {
+      if (i >= prog.length || prog[i].op === "par") continue;
+      if (await accept(filterOps(prog, (_, j) => j !== i))) changed = true;
     }
   }
   // 4. Drop optional fields that do not matter (cpu, inherit, outputTo, ...), one at a time.
@@ -141,7 +151,8 @@ export function runnable(program: Program): boolean {
   const alive = new Set(["p0"]);
   for (const op of program) {
     if (op.op === "mmap") owner.set(op.map, op.proc ?? "p0");
-    else if (op.op === "fork") alive.add(op.proc);
+    else if (op.op === "fork" || op.op === "thread") alive.add(op.proc);
+    else if (op.op === "par") continue;
     else if (op.op === "exit") alive.delete(op.proc);
     else if (!alive.has(opProc(op, owner))) return false;
   }
@@ -156,11 +167,12 @@ export function runnable(program: Program): boolean {
 export function withoutProc(program: Program, p: string): Program | null {
   if (p === "p0") return null;
   const gone = new Set([p]);
-  for (const op of program) if (op.op === "fork" && gone.has(op.from)) gone.add(op.proc);
+  for (const op of program) if ((op.op === "fork" || op.op === "thread") && gone.has(op.from)) gone.add(op.proc);
   const { mapProc } = programHandles(program);
-  const out = program.filter((op) => {
+  const out = filterOps(program, (op) => {
     switch (op.op) {
-      case "fork": case "exit": case "setuid": return !gone.has(op.proc);
+      case "par": return true;
+      case "fork": case "thread": case "exit": case "setuid": return !gone.has(op.proc);
       case "sendFd": return !gone.has(op.proc) && !gone.has(op.to);
       default: return !gone.has(opProc(op, mapProc));
     }
@@ -176,16 +188,35 @@ function dropDangling(program: Program): Program | null {
     if (problems.length === 0) return out;
     if (problems.some((x) => !x.message.includes("before"))) return null;
     const bad = new Set(problems.map((x) => x.index));
-    out = out.filter((_, i) => !bad.has(i));
+    out = filterOps(out, (_, i) => !bad.has(i));
   }
   return null;
+}
+
+/**
+ * Keep the ops `keep` says (never asked about par markers), fixing par blocks: a block keeps
+ * its marker with the count of its ops left, and loses it (its op runs sequentially) when
+ * fewer than two are left.
+ */
+export function filterOps(program: Program, keep: (op: Op, i: number) => boolean): Program {
+  const out: Op[] = [];
+  for (let i = 0; i < program.length; i++) {
+    const op = program[i];
+    if (op.op !== "par") { if (keep(op, i)) out.push(op); continue; }
+    const inner: Op[] = [];
+    for (let j = i + 1; j <= i + op.ops && j < program.length; j++) if (keep(program[j], j)) inner.push(program[j]);
+    if (inner.length >= 2) out.push({ op: "par", ops: inner.length as 2 | 3 });
+    out.push(...inner);
+    i += op.ops;
+  }
+  return out;
 }
 
 /** Drop `proc` where it names the op's default process (p0; a map handle's owner). */
 export function withoutDefaultProcs(program: Program): Program {
   const { mapProc } = programHandles(program);
   return program.map((op) => {
-    if (op.op === "fork" || op.op === "exit" || op.op === "setuid" || op.op === "sendFd") return op;
+    if (op.op === "fork" || op.op === "thread" || op.op === "par" || op.op === "exit" || op.op === "setuid" || op.op === "sendFd") return op;
     if (!("proc" in op) || op.proc === undefined) return op;
     const dflt = op.op !== "mmap" && "map" in op ? mapProc.get(op.map) ?? "p0" : "p0";
     if (op.proc !== dflt) return op;
@@ -224,6 +255,8 @@ export function renumber(program: Program): Program {
         return withProc(op);
       case "sysctlMlock": case "auxFault":
         return op;
+      case "par": return op;
+      case "thread":
       case "fork": {
         const from = p(op.from);
         if (!pr.has(op.proc)) pr.set(op.proc, `p${pr.size}`);

@@ -45,6 +45,9 @@ const SU = (proc: string, user: string): Op => ({ op: "setuid", proc, user });
 const SF = (proc: string, to: string, ev: string): Op => ({ op: "sendFd", proc, to, ev });
 /** the op run in process `proc` */
 const IN = (proc: string, op: Op): Op => ({ ...op, proc } as Op);
+/** threads and par blocks (issue 14, spec/notes/races.md) */
+const TH = (proc: string, from = "p0"): Op => ({ op: "thread", proc, from });
+const PAR = (ops: 2 | 3): Op => ({ op: "par", ops });
 
 interface L { name: string; profiles: ProfileId[]; rule: string; why: string; program: [Op, E][]; config?: Partial<Config> }
 const L: L[] = [];
@@ -260,6 +263,41 @@ lit("remap-other-user", M618, "mmap.data.remap.charged", "6.18: the re-map charg
 lit("remap-other-user-old", OLD, "mmap.data.remap", "before 6.15 a second mapping by another user charges nothing", [
   [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [FK("p1"), "ok"], [SU("p1", "u1"), "ok"], [IN("p1", M("m1", "e0", 3)), "ok"], [EX("p1"), "ok"]]);
 
+// ---- threads and par blocks (issue 14; spec/notes/races.md). A thread shares its process's mm
+// (copy_mm with CLONE_VM takes a reference: the same VMAs), fd table (copy_files with
+// CLONE_FILES) and signal->rlim; it has its own cred (copy_creds) and is its own task for
+// perf_event_open(pid 0) (event->hw.target = current). A par block's allowed outcomes are those
+// of every order of its ops: where two orders answer differently there is one case per answer
+// (-a: the program's order, -b: the other), each accepted.
+lit("thread-shared-mm", ALL, "thread.ok", "a thread sees its process's VMAs: it reads the user page of a mapping its process made and munmaps it; the process then finds nothing there", [
+  [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [TH("p1"), "ok"], [IN("p1", RU("m0")), up(2)], [IN("p1", U("m0")), "ok"], [RU("m0"), "SIGSEGV"], [EX("p1"), "ok"], [M("m1", "e0", 5), "ok"]]);
+lit("thread-setoutput-task", ALL, "setoutput.task", "two threads of one process are two tasks: SET_OUTPUT between their events with cpu -1 is EINVAL (hw.target differs; the seed: ctx differs), with per-cpu events (cpu 0) ok; the fd of the other thread's event is in the shared table", [
+  [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [TH("p1"), "ok"], [IN("p1", O("e1")), "ok"], [IN("p1", S("e1", "e0")), "EINVAL"], [S("e1", "e0"), "EINVAL"],
+  [IN("p1", O("e2", { cpu: 0 })), "ok"], [O("e3", { cpu: 0 }), "ok"], [M("m3", "e3", 3), "ok"], [IN("p1", S("e2", "e3")), "ok"]]);
+lit("thread-exit-keeps-mm", ALL, "exit.ok", "the exit of a process's first task leaves its mm and fds to its other thread; the last task's exit closes them (p0, forked before the open, never held the fd)", [
+  [FK("p1"), "ok"], [TH("p2", "p1"), "ok"], [IN("p1", O("e0")), "ok"], [IN("p1", M("m0", "e0", 3)), "ok"], [EX("p1"), "ok"],
+  [IN("p2", RU("m0")), up(2)], [IN("p2", M("m1", "e0", 3)), "ok"], [M("m2", "e0", 3), "EBADF"], [EX("p2"), "ok"]]);
+lit("thread-setuid-own-cred", ALL, "setuid.ok", "setuid in a thread changes that task's user only: its new buffer is charged to u1 (a fresh 258-page budget: 257 pages map) while the process's first task still runs as u0 (its 257-page buffer fits too)", [
+  [TH("p1"), "ok"], [SU("p1", "u1"), "ok"], [O("e0"), "ok"], [IN("p1", M("m0", "e0", 257)), "ok"], [O("e1"), "ok"], [M("m1", "e1", 257), "ok"], [EX("p1"), "ok"]]);
+lit("fork-from-thread", ALL, "fork.ok", "fork in a thread forks its process: the child holds the process's fds (the thread's open among them), maps through them in its own mm", [
+  [O("e0"), "ok"], [TH("p1"), "ok"], [IN("p1", O("e1")), "ok"], [FK("p2", "p1"), "ok"], [IN("p2", M("m0", "e0", 3)), "ok"], [IN("p2", M("m1", "e1", 2)), "ok"], [IN("p0", RU("m0")), "SIGSEGV"], [EX("p2"), "ok"]]);
+const RACE_SIZES = (a: E, b: E): [Op, E][] => [[O("e0"), "ok"], [FK("p1"), "ok"], [PAR(2), "ok"], [M("m0", "e0", 3), a], [IN("p1", M("m1", "e0", 5)), b], [EX("p1"), "ok"]];
+lit("par-mmap-sizes-a", ALL, "mmap.data.size", "two processes map one event at once with different sizes: the first creates the buffer, the other finds rb with another nr_pages (EINVAL); here p0 first", RACE_SIZES("ok", "EINVAL"));
+lit("par-mmap-sizes-b", ALL, "mmap.data.size", "the same race, p1 first: p0's 2-page mapping finds p1's 4-page buffer (EINVAL)", RACE_SIZES("EINVAL", "ok"));
+const RACE_CLOSE = (a: E): [Op, E][] => [[O("e0"), "ok"], [TH("p1"), "ok"], [PAR(2), "ok"], [M("m0", "e0", 3), a], [IN("p1", C("e0")), "ok"], [M("m1", "e0", 3), "EBADF"]];
+lit("par-close-mmap-a", ALL, "mmap.data.new", "close by a thread racing mmap of the same fd (one shared fd table): the mmap first maps (the VMA keeps the event alive after the close)", RACE_CLOSE("ok"));
+lit("par-close-mmap-b", ALL, "mmap.ebadf", "the same race, the close first: the mmap finds no fd (EBADF)", RACE_CLOSE("EBADF"));
+const RACE_SETOUTPUT = (b: E): [Op, E][] => [[O("e0", { cpu: 0 }), "ok"], [M("m0", "e0", 2), "ok"], [FK("p1"), "ok"], [IN("p1", O("e1", { cpu: 0 })), "ok"], [PAR(2), "ok"], [U("m0"), "ok"], [IN("p1", S("e1", "e0")), b], [EX("p1"), "ok"]];
+lit("par-setoutput-munmap-a", ALL, "setoutput.target-norb", "SET_OUTPUT of another process's per-cpu event racing the last munmap of the target's buffer: the munmap first frees it, the target has no buffer (EINVAL)", RACE_SETOUTPUT("EINVAL"));
+lit("par-setoutput-munmap-b", ALL, "setoutput.attach", "the same race, SET_OUTPUT first: it attaches to the buffer, the munmap then detaches every event of it and frees it", RACE_SETOUTPUT("ok"));
+lit("par-mmap-sizes-3", ALL, "mmap.data.size", "three tasks (p0, a forked process, a thread of p0) map one event at once with three sizes: whichever runs first creates the buffer, the two others answer EINVAL; here the forked process first", [
+  [O("e0"), "ok"], [FK("p1"), "ok"], [TH("p2"), "ok"], [PAR(3), "ok"], [M("m0", "e0", 3), "EINVAL"], [IN("p1", M("m1", "e0", 5)), "ok"], [IN("p2", M("m2", "e0", 9)), "EINVAL"], [EX("p1"), "ok"], [EX("p2"), "ok"]]);
+lit("par-aux-setoutput", ALL, "mmap.aux.remap", "the 2024 AUX shape: p0 unmaps the AUX area of e0's buffer while p1 maps it through e1 (redirected to that buffer, per-cpu): munmap first, the AUX area is freed and p1 allocates a new one; mmap first, p1 maps the existing one; ok in either order (6.18+: a mapping through the never-mapped e1 increments event->mmap_count from 0, WARN)", [
+  [OA("e0", { cpu: 0 }), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 3, 4), "ok"], [M("m1", "e0", 4, 3), "ok"], [FK("p1"), "ok"], [IN("p1", OA("e1", { cpu: 0 })), "ok"],
+  [IN("p1", S("e1", "e0")), "ok"], [PAR(2), "ok"], [U("m1"), "ok"], [IN("p1", M("m2", "e1", 4, 3)), "ok"], [EX("p1"), "ok"]]);
+lit("par-two-munmaps", OLD, "munmap.ok", "the 2020 close/close shape (before 6.15: 6.18 refuses the mmap of a redirected event, EBUSY): two processes unmap one buffer through two events (e1 redirected to e0's buffer) at once; in either order both succeed and the buffer goes once", [
+  [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [FK("p1"), "ok"], [IN("p1", M("m1", "e1", 3)), "ok"], [PAR(2), "ok"], [U("m0"), "ok"], [IN("p1", U("m1")), "ok"], [EX("p1"), "ok"]]);
+
 // ---- verdicts: where a profile's own rules break conservation or predict a WARN, the case says
 // so (like a litmus test's "Result: Sometimes"); written from the source, not computed.
 const SPLIT_LEAK = { kind: "invariant", rule: "conserve.counters" } as const; // perf_mmap_open counts any vm_pgoff != 0 as AUX, close needs == aux_pgoff
@@ -293,6 +331,8 @@ for (const p of ALL) {
   VERDICT[`pinned-refund-other-mm.${p}`] = { kind: "invariant", rule: M618.includes(p) ? "conserve.locked_vm" : "conserve.pinned_vm" };
 }
 for (const p of M618) {
+  VERDICT[`par-aux-setoutput.${p}`] = { kind: "kernel-warning", rule: "kernel.warning" }; // refcount_inc of e1's mmap_count 0 (as aux-redirected-warn)
+  VERDICT[`thread-exit-keeps-mm.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // p2's re-map of p1's buffer: 3 pages charged, never refunded
   VERDICT[`remap-other-process.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // u0 keeps the 3 re-mapped pages
   VERDICT[`remap-other-user.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // u1 keeps the 3 re-mapped pages
 }

@@ -5,12 +5,12 @@
  */
 import { budgetCap, budgetLimit, budgetProbe, teardownSteps, type TeardownStep } from "../audit.ts";
 import { handleIndex, programHandles, type Config, type Op, type Outcome, type ProfileId, type Program } from "../program.ts";
-import { sameOutcome, showOp, showOutcome, type Audit, type Divergence, type Trace, type Verdict } from "../trace.ts";
+import { sameOutcome, showOp, showOutcome, type Audit, type Divergence, type Step, type Trace, type Verdict } from "../trace.ts";
 import { checkEnd } from "../invariants.ts";
 import { dropFd, exitProc, unmapRange } from "./mm.ts";
 import { calcLimits } from "./perf.ts";
-import { Draft, ERAS, initial, lockedOf, slotOf, type State } from "./state.ts";
-import { stepSafe, type Tr } from "./step.ts";
+import { Draft, ERAS, initial, lockedOf, mmOf, pinnedOf, slotOf, type State } from "./state.ts";
+import { procOf, stepSafe, type Tr } from "./step.ts";
 
 /** VmPin as /proc prints it: unsigned, so a negative pinned_vm reads as 2^64 - |x| (as a JS number). */
 export function vmPinMatches(spec: number, observed: number): boolean {
@@ -150,15 +150,143 @@ function observedConservation(a: Audit, cfg: Config): { id: string; detail: stri
   return null;
 }
 
+// ---------------------------------------------------------------------------------------
+// par blocks (issue 14, spec/notes/races.md): linearizability
+
+/** Every order of 0..n-1 (n <= 3), the program's order first. */
+const PERMS: readonly (readonly number[])[][] = [[], [[0]], [[0, 1], [1, 0]], [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]];
+
+/** One order run from one state: the end state and the transitions taken, per op of the block (by block position). */
+interface ParPath { end: State; trs: Tr[] }
+
+/** VmPin of the task of a block op, read after the whole block (exit: 0, the task is gone). */
+function blockVmPin(end: State, op: Op, task: number): number {
+  if (op.op === "exit") return 0;
+  return pinnedOf(end, mmOf(end, task)) * 4;
+}
+
+/**
+ * The orders of a block (ops, their tasks, the observed steps) from `states` that explain
+ * the observation: each op's outcome allowed where the order puts it, and every op's VmPin
+ * after the block matching. Returns the explaining paths (all of them) and, per op of the
+ * block, every transition seen for it (explain mode's allowed sets).
+ */
+function linearize(states: readonly State[], ops: readonly Op[], tasks: readonly number[], obs: readonly Step[], profile: ProfileId, seen: Tr[][] | null): ParPath[] {
+  const out: ParPath[] = [];
+  const n = ops.length;
+  for (const s0 of states) {
+    for (const perm of PERMS[n]) {
+      let frontier: ParPath[] = [{ end: s0, trs: new Array<Tr>(n) }];
+      for (const k of perm) {
+        const next: ParPath[] = [];
+        for (const f of frontier) {
+          for (const t of stepSafe(f.end, ops[k], profile)) {
+            if (seen !== null) seen[k].push(t);
+            if (!sameOutcome(t.outcome, obs[k].outcome)) continue;
+            const trs = f.trs.slice();
+            trs[k] = t;
+            next.push({ end: t.next, trs });
+          }
+        }
+        frontier = next;
+        if (frontier.length === 0) break;
+      }
+      for (const f of frontier) {
+        let ok = true;
+        for (let k = 0; k < n && ok; k++) ok = vmPinMatches(blockVmPin(f.end, ops[k], tasks[k]), obs[k].vmPinKb);
+        if (ok) out.push(f);
+      }
+    }
+  }
+  return out;
+}
+
+/** Why no order explains a block: per order, its first unexplained op, and an order that explains all ops but one, if any. */
+function parDivergence(states: readonly State[], ops: readonly Op[], tasks: readonly number[], obs: readonly Step[], profile: ProfileId, marker: number): Divergence {
+  const n = ops.length;
+  const lines: string[] = [];
+  let almost: string | null = null;
+  const s0 = states[0];
+  for (const perm of PERMS[n]) {
+    // follow the order from the first state; at an unexplained op go on with what it allows
+    let cur: State[] = [s0];
+    const misses: string[] = [];
+    for (const k of perm) {
+      const ts: Tr[] = [];
+      for (const s of cur) for (const t of stepSafe(s, ops[k], profile)) ts.push(t);
+      const match = ts.filter((t) => sameOutcome(t.outcome, obs[k].outcome));
+      if (match.length === 0) misses.push(`op ${marker + 1 + k} (${showOp(ops[k])}) observed ${showOutcome(obs[k].outcome)}, allowed there: ${uniqueOutcomes(ts).map(showOutcome).join(" | ")}`);
+      cur = dedupe((match.length ? match : ts).map((t) => t.next));
+    }
+    if (misses.length === 0) {
+      // outcomes explained: the VmPins after the block
+      for (let k = 0; k < n; k++) {
+        const want = [...new Set(cur.map((e) => blockVmPin(e, ops[k], tasks[k])))];
+        if (!want.some((w) => vmPinMatches(w, obs[k].vmPinKb))) misses.push(`op ${marker + 1 + k} (${showOp(ops[k])}) VmPin ${obs[k].vmPinKb} kB after the block, allowed: ${want.map((w) => `${w} kB`).join(" | ")}`);
+      }
+    }
+    const order = perm.map((k) => marker + 1 + k).join(", ");
+    lines.push(`order ${order}: ${misses[0]}`);
+    if (misses.length === 1 && almost === null) almost = `order ${order} explains every op but one: ${misses[0]}`;
+  }
+  return {
+    kind: "outcome", opIndex: marker, rule: "par.linearizable",
+    expected: lines,
+    observed: obs.map((o, k) => `op ${marker + 1 + k}: ${showOutcome(o.outcome)} (VmPin ${o.vmPinKb} kB)`).join("; "),
+    detail: `par block at op ${marker} (${n} ops): no order of its ops explains the observation under profile ${profile}; ${almost ?? `none explains all but one op (${lines.join("; ")})`}`,
+  };
+}
+
 function walk(program: Program, config: Config, profile: ProfileId, trace: Trace, coverage: Map<string, number> | undefined, explain: boolean): Walk {
   const perOp: PerOp[] = [];
   const reject = (d: Divergence): Walk => ({ verdict: { accepted: false, profile, divergence: d }, perOp });
   let states: State[] = [initial(config, profile)];
   let diverged: Divergence | null = null;
   const n = program.length;
+  let blockAt = -1; // the index of the first op of the par block the last marker opened
   for (let i = 0; i < n; i++) {
     const op: Op = program[i];
     const obs = trace.steps[i];
+    if (i === blockAt && diverged === null) {
+      const k = (program[i - 1] as Extract<Op, { op: "par" }>).ops;
+      if (i + k <= n && trace.steps.length >= i + k) {
+        const ops = program.slice(i, i + k);
+        const bobs = trace.steps.slice(i, i + k);
+        const tasks = ops.map((o) => procOf(states[0], o));
+        const seen: Tr[][] | null = explain ? ops.map(() => []) : null;
+        const paths = linearize(states, ops, tasks, bobs, profile, seen);
+        if (seen !== null) for (const ts of seen) perOp.push({ allowed: uniqueOutcomes(ts), allowedVmPinKb: [...new Set(ts.map((t) => t.vmPinKb))], rule: uniqueRules(ts) });
+        if (paths.length === 0) {
+          diverged = parDivergence(states, ops, tasks, bobs, profile, i - 1);
+          if (!explain) return reject(diverged);
+          // explain: go on from every order's ends, whatever they answer
+          const ends: State[] = [];
+          for (const s of states) for (const perm of PERMS[k]) {
+            let cur: State[] = [s];
+            for (const j of perm) cur = cur.flatMap((x) => stepSafe(x, ops[j], profile).map((t) => t.next));
+            ends.push(...cur);
+          }
+          states = dedupe(ends);
+        } else {
+          if (coverage !== undefined) {
+            const rules = new Set<string>();
+            for (const p of paths) for (const t of p.trs) { rules.add(t.rule); if (t.marks !== null) for (const r of t.marks) rules.add(r); }
+            for (const r of rules) coverage.set(r, (coverage.get(r) ?? 0) + 1);
+          }
+          states = dedupe(paths.map((p) => p.end));
+        }
+        i += k - 1;
+        continue;
+      }
+      // the trace ends inside the block: the block cannot be judged
+      diverged = {
+        kind: "aborted", opIndex: trace.steps.length, rule: "trace.aborted", expected: [],
+        observed: trace.aborted ?? `trace ends after ${trace.steps.length} of ${n} ops`,
+        detail: `the trace ends inside the par block at op ${i - 1}${trace.aborted ? `: ${trace.aborted}` : ""}`,
+      };
+      if (!explain) return reject(diverged);
+    }
+    if (op.op === "par") blockAt = i + 1;
     const ts: Tr[] = [];
     for (const s of states) for (const t of stepSafe(s, op, profile)) ts.push(t);
     if (explain) perOp.push({ allowed: uniqueOutcomes(ts), allowedVmPinKb: [...new Set(ts.map((t) => t.vmPinKb))], rule: uniqueRules(ts) });

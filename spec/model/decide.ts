@@ -13,7 +13,7 @@ import { MMAP_AUX_DECIDE } from "../rules/mmap-aux.ts";
 import { MMAP_DATA_DECIDE, MMAP_DECIDE } from "../rules/mmap-data.ts";
 import { MUNMAP_DECIDE } from "../rules/munmap.ts";
 import { CLOSE_DECIDE, OPEN_DECIDE } from "../rules/open.ts";
-import { EXIT_DECIDE, FORK_DECIDE, SENDFD_DECIDE, SETUID_DECIDE } from "../rules/process.ts";
+import { EXIT_DECIDE, FORK_DECIDE, PAR_DECIDE, SENDFD_DECIDE, SETUID_DECIDE, THREAD_DECIDE } from "../rules/process.ts";
 import { SETOUTPUT_DECIDE } from "../rules/set-output.ts";
 import { READPAGE_DECIDE, SETAUX_DECIDE, TOUCH_DECIDE } from "../rules/touch.ts";
 import { MAPFIXED_DECIDE, MPROTECT_DECIDE, MREMAP_DECIDE } from "../rules/vma-ops.ts";
@@ -50,6 +50,7 @@ export const DECLARATIONS = {
   touch: TOUCH_DECIDE, setAux: SETAUX_DECIDE, readUserPage: READPAGE_DECIDE,
   rlimit: RLIMIT_DECIDE, sysctlMlock: SYSCTL_DECIDE, auxFault: AUXFAULT_DECIDE,
   fork: FORK_DECIDE, exit: EXIT_DECIDE, setuid: SETUID_DECIDE, sendFd: SENDFD_DECIDE,
+  thread: THREAD_DECIDE, par: PAR_DECIDE,
 } as const;
 
 export type Point = keyof typeof DECLARATIONS;

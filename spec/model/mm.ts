@@ -486,8 +486,10 @@ export function resolve(d: Draft, idx: number, rel: number, write: boolean): Res
  * contents; mm_init starts pinned_vm at 0; the fd table (dup_fd) holds every fd `from` holds;
  * user (cred) and RLIMIT_MEMLOCK (signal->rlim) are copied.
  */
-export function forkProc(d: Draft, from: number, child: number): void {
-  d.addProc(child, { alive: true, user: userOf(d, from), rlimit: rlimitOf(d, from), pinnedVm: 0, pinnedMin: 0 });
+export function forkProc(d: Draft, fromTask: number, child: number): void {
+  // fork from a thread forks its process: that process's fds, VMAs and rlimit, the thread's cred
+  const from = d.procs[fromTask]?.mm ?? fromTask;
+  d.addProc(child, { alive: true, user: userOf(d, fromTask), mm: child, rlimit: rlimitOf(d, from), pinnedVm: 0, pinnedMin: 0 });
   const bit = 1 << from;
   for (let i = 0; i < d.evs.length; i++) {
     const e = d.evs[i];
@@ -495,7 +497,8 @@ export function forkProc(d: Draft, from: number, child: number): void {
     if ((e.fdMask & bit) !== 0) d.evW(i).fdMask |= 1 << child;
     // perf_event_init_task: the child inherits attr.inherit events of the forking task's
     // context (the original's task, or a task the original may have been swapped into)
-    if (e.inherit && !e.freed && (e.target === from || (e.inheritedBy & bit) !== 0)) d.evW(i).inheritedBy |= 1 << child;
+    // (task bits: hw.target and inheritedBy name tasks, a thread included)
+    if (e.inherit && !e.freed && (e.target === fromTask || ((e.inheritedBy >> fromTask) & 1) !== 0)) d.evW(i).inheritedBy |= 1 << child;
   }
   const shift = (child - from) * MM_SLOTS;
   const copies: Vma[] = [];
@@ -513,7 +516,16 @@ export function forkProc(d: Draft, from: number, child: number): void {
  * event is released when no fd or VMA holds its file). The mm is gone: its pinned_vm stays
  * recorded in procs[p] for conserve.pinned_vm.
  */
-export function exitProc(d: Draft, p: number): void {
+export function exitProc(d: Draft, task: number): void {
+  // issue 14 (spec/notes/races.md): exit of a task ends that task; exit_mm's mmput and
+  // exit_files' put_files_struct drop the last reference only in the last task of the process
+  // (kernel/exit.c do_exit: exit_mm, exit_files; the mm and files_struct are shared by CLONE_VM|CLONE_FILES)
+  const p = d.procs[task]?.mm ?? task;
+  d.procW(task).alive = false;
+  for (let t = 0; t < d.procs.length; t++) {
+    const x = d.procs[t];
+    if (x.alive && x.mm === p) return;
+  }
   const lo = p * MM_SLOTS, hi = lo + MM_SLOTS;
   const vs = d.vmasW();
   const removed: Vma[] = [];
@@ -528,7 +540,21 @@ export function exitProc(d: Draft, p: number): void {
     if (e === undefined || (e.fdMask & bit) === 0) continue;
     dropFd(d, i, p);
   }
-  d.procW(p).alive = false;
+}
+
+/**
+ * clone(CLONE_VM|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD) in task `from`: a new task of from's
+ * process (copy_mm / copy_files share, not copy), its cred a copy of from's (copy_creds).
+ */
+export function threadProc(d: Draft, from: number, child: number): void {
+  const q = d.procs[from]?.mm ?? from;
+  d.addProc(child, { alive: true, user: userOf(d, from), mm: q, rlimit: 0, pinnedVm: 0, pinnedMin: 0 });
+  // copy_process calls perf_event_init_task for threads too: attr.inherit events of the
+  // creating task's context are inherited by the new task (as forkProc)
+  for (let i = 0; i < d.evs.length; i++) {
+    const e = d.evs[i];
+    if (e !== undefined && e.inherit && !e.freed && (e.target === from || ((e.inheritedBy >> from) & 1) !== 0)) d.evW(i).inheritedBy |= 1 << child;
+  }
 }
 
 /** close() of process p's fd for event i: the file goes when no fd and no VMA hold it (perf_release). */

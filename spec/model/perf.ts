@@ -69,14 +69,14 @@ export function calcLimits(s: AcctInput, userExtra: number): Acct {
  * pinned_vm, the process's RLIMIT_MEMLOCK (perf_mmap 5.10 .. 6.12, perf_mmap_calc_limits
  * 6.15+ / 7.3.4: `user = current_user()`, `atomic64_read(&vma->vm_mm->pinned_vm)`).
  */
-export function acctInput(s: State, p: number): AcctInput {
-  if (p === 0 && s.procs[0].user === 0) return s;
-  return { era: s.era, cfg: s.cfg, lockedVm: lockedOf(s, userOf(s, p)), pinnedVm: pinnedOf(s, p), rlimit: rlimitOf(s, p), mlockKb: s.mlockKb };
+export function acctInput(s: State, p: number, u: number = userOf(s, p)): AcctInput {
+  if (p === 0 && u === 0) return s;
+  return { era: s.era, cfg: s.cfg, lockedVm: lockedOf(s, u), pinnedVm: pinnedOf(s, p), rlimit: rlimitOf(s, p), mlockKb: s.mlockKb };
 }
 
 /** The accounting check of an mmap, computed once per step (the guards of mmap.*.eperm). */
 export function acctOf(c: MmapCtx): Acct {
-  return c.acct ??= calcLimits(c.p === 0 && c.u === 0 ? c.s : acctInput(c.s, c.p), c.op.pages);
+  return c.acct ??= calcLimits(c.p === 0 && c.u === 0 ? c.s : acctInput(c.s, c.p, c.u), c.op.pages);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -109,10 +109,19 @@ export const MM_SLOTS = 4096;
 /** The mm (process index) a VMA belongs to (vma->vm_mm). */
 export function vmaMm(v: { readonly slot: number }): number { return (v.slot / MM_SLOTS) | 0; }
 
-/** A process other than p0's scalars: alive?, user, RLIMIT_MEMLOCK soft limit (pages), mm->pinned_vm. */
+/**
+ * A task (issue 14: a process or a thread, spec/notes/races.md): alive?, its user (per task:
+ * setuid changes one task's cred), and `mm`, the index of the process whose mm, fd table and
+ * RLIMIT_MEMLOCK it uses (itself for a process, the process of `from` for a thread). The
+ * mm-side scalars (rlimit, pinnedVm, pinnedMin) live in the entry of that process; a thread's
+ * stay unused. Every mm slot and fd bit is keyed by the process index (`mm`), every user and
+ * hw.target by the task index.
+ */
 export interface Proc {
   readonly alive: boolean;
   readonly user: number;
+  /** the process whose mm / fd table / RLIMIT_MEMLOCK this task uses (itself for a process) */
+  readonly mm: number;
   /** RLIMIT_MEMLOCK (p >= 1; p0's is State.rlimit) */
   readonly rlimit: number;
   /** mm->pinned_vm (p >= 1; p0's is State.pinnedVm); an exited process keeps the value its mm had when it went */
@@ -120,7 +129,7 @@ export interface Proc {
   /** the lowest pinned_vm the mm ever had (conserve.pinned_vm: never negative); p0's is kept once a second process exists */
   readonly pinnedMin: number;
 }
-const P0: Proc = { alive: true, user: 0, rlimit: 0, pinnedVm: 0, pinnedMin: 0 };
+const P0: Proc = { alive: true, user: 0, mm: 0, rlimit: 0, pinnedVm: 0, pinnedMin: 0 };
 const PROCS0: readonly Proc[] = [P0];
 
 export interface Vma {
@@ -229,9 +238,13 @@ export function pinnedOf(s: { readonly pinnedVm: number; readonly procs: readonl
 export function rlimitOf(s: { readonly rlimit: number; readonly procs: readonly Proc[] }, p: number): number {
   return p === 0 ? s.rlimit : s.procs[p].rlimit;
 }
-/** current_user() of process p. */
+/** current_user() of task p. */
 export function userOf(s: { readonly procs: readonly Proc[] }, p: number): number {
   return s.procs[p]?.user ?? 0;
+}
+/** The process (mm, fd table, RLIMIT_MEMLOCK) of task p: p itself unless p is a thread. */
+export function mmOf(s: { readonly procs: readonly Proc[] }, p: number): number {
+  return s.procs[p]?.mm ?? p;
 }
 
 export const NO_VMA: Vma = { slot: -1, start: 0, end: 0, pgoff: 0, prot: 0, ev: -1 };
@@ -337,7 +350,7 @@ export class Draft {
   }
   addProc(p: number, x: Proc): void {
     if (!this.procsOwn) { this.procs = this.procs.map((y) => ({ ...y })); this.procsOwn = true; }
-    while (this.procs.length < p) this.procs.push({ alive: false, user: 0, rlimit: 0, pinnedVm: 0, pinnedMin: 0 });
+    while (this.procs.length < p) this.procs.push({ alive: false, user: 0, mm: this.procs.length, rlimit: 0, pinnedVm: 0, pinnedMin: 0 });
     this.procs[p] = { ...x };
   }
   setMapOwner(m: number, p: number): void {

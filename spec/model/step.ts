@@ -12,9 +12,9 @@ import { PROFILES, handleIndex, type Op, type Outcome, type ProfileId, type User
 import type { MmapCtx, MprotectCtx, OpenCtx, OpOf, PageCtx, RangeCtx } from "../rules/context.ts";
 import { ruleOf, type RuleId } from "../rules/index.ts";
 import { OK, buildTable, err, evaluate, trD, trS, type Bodies, type Table, type Tr } from "./decide.ts";
-import { anonWriteFault, dropFd, exitProc, findIdx, forkProc, insertVma, mapFixedAnon, mprotect, mremap318, mremap510, mremap61, mremap618, perfCut, resolve, unmapRange, type MremapArgs, type OpResult } from "./mm.ts";
+import { anonWriteFault, dropFd, exitProc, findIdx, forkProc, threadProc, insertVma, mapFixedAnon, mprotect, mremap318, mremap510, mremap61, mremap618, perfCut, resolve, unmapRange, type MremapArgs, type OpResult } from "./mm.ts";
 import { acctOf, detachEv, inc, putBuf } from "./perf.ts";
-import { Draft, ERAS, MM_SLOTS, NO_BUF, NO_EV, NO_VMA, P_W, PAGE, PROT_BITS, RLIM_INF_PAGES, pinnedOf, slotOf, userOf, type State, type Vma } from "./state.ts";
+import { Draft, ERAS, MM_SLOTS, NO_BUF, NO_EV, NO_VMA, P_W, PAGE, PROT_BITS, RLIM_INF_PAGES, mmOf, pinnedOf, slotOf, userOf, type State, type Vma } from "./state.ts";
 import { sameOutcome } from "../trace.ts";
 
 // Module-local copies of hot imports: tsx compiles an imported binding to a getter call
@@ -52,12 +52,12 @@ function trR(d: Draft, r: OpResult): Tr {
 /** perf_event_open without a group (no outputTo, or a dead one: group_fd -1); the opener p
  *  holds the fd and is the event's task (pid 0). */
 const openPlain = drafted<OpenCtx>((d, c) => {
-  d.setEv(c.e, { fd: true, fdMask: 1 << c.p, target: c.p, inheritedBy: 0, aux: c.aux, cpu: c.cpu, inherit: c.inherit, rb: -1, mmapCount: 0, groupLeader: c.e, freed: false });
+  d.setEv(c.e, { fd: true, fdMask: 1 << c.p, target: c.task, inheritedBy: 0, aux: c.aux, cpu: c.cpu, inherit: c.inherit, rb: -1, mmapCount: 0, groupLeader: c.e, freed: false });
 });
 
 const OPEN: Bodies["open"] = {
   "open.output.ok": drafted((d, c) => {
-    d.setEv(c.e, { fd: true, fdMask: 1 << c.p, target: c.p, inheritedBy: 0, aux: c.aux, cpu: c.cpu, inherit: c.inherit, rb: c.T.rb, mmapCount: 0, groupLeader: c.ti, freed: false });
+    d.setEv(c.e, { fd: true, fdMask: 1 << c.p, target: c.task, inheritedBy: 0, aux: c.aux, cpu: c.cpu, inherit: c.inherit, rb: c.T.rb, mmapCount: 0, groupLeader: c.ti, freed: false });
   }),
   "open.output.deadfd": openPlain,
   "open.ok": openPlain,
@@ -312,6 +312,8 @@ const EXIT: Bodies["exit"] = { "exit.ok": drafted((d, c) => exitProc(d, c.p)) };
 const SETUID: Bodies["setuid"] = {
   "setuid.ok": drafted((d, c) => { if (c.u !== c.cur) d.procW(c.p).user = c.u; }),
 };
+const THREAD: Bodies["thread"] = { "thread.ok": drafted((d, c) => threadProc(d, c.from, c.p)) };
+const PAR: Bodies["par"] = { "par.block": (c, id) => [trS_(c.s, OK_, id)] };
 const SENDFD: Bodies["sendFd"] = {
   "sendfd.ok": drafted((d, c) => { d.evW(c.e).fdMask |= 1 << c.to; }),
 };
@@ -321,7 +323,7 @@ export const BODIES: Bodies = {
   open: OPEN, close: CLOSE, setOutput: SETOUTPUT, mmap: {}, mmapData: MMAP_DATA, mmapAux: MMAP_AUX,
   munmap: MUNMAP, mprotect: MPROTECT, mremap: MREMAP, mapFixedAnon: MAPFIXED,
   touch: TOUCH, setAux: SETAUX, readUserPage: READPAGE, rlimit: RLIMIT, sysctlMlock: SYSCTL, auxFault: AUXFAULT,
-  fork: FORK, exit: EXIT, setuid: SETUID, sendFd: SENDFD,
+  fork: FORK, exit: EXIT, setuid: SETUID, sendFd: SENDFD, thread: THREAD, par: PAR,
 };
 
 /** Each profile's rule lists, built once. */
@@ -342,7 +344,7 @@ function baseSlot(s: State, m: number, p: number): number {
   return p * MM_SLOTS_ + slotOf_(m, s.bases[m] ?? 0);
 }
 
-function openCtx(s: State, op: OpOf<"open">, p: number): OpenCtx {
+function openCtx(s: State, op: OpOf<"open">, p: number, task: number): OpenCtx {
   let ti = -1;
   let T = NO_EV_;
   if (op.outputTo !== undefined) {
@@ -350,7 +352,7 @@ function openCtx(s: State, op: OpOf<"open">, p: number): OpenCtx {
     const te = liveEv(s, t, p);
     if (te.fd) { ti = t; T = te; }
   }
-  return { s, op, p, e: handleIndex_(op.ev), cpu: op.cpu ?? -1, inherit: op.inherit ?? false, aux: op.pmu === "aux", ti, T };
+  return { s, op, p, task, e: handleIndex_(op.ev), cpu: op.cpu ?? -1, inherit: op.inherit ?? false, aux: op.pmu === "aux", ti, T };
 }
 
 /**
@@ -370,16 +372,16 @@ function openSwapped(L: Table["lists"], c: OpenCtx, ts: Tr[]): Tr[] {
   return out;
 }
 
-function mmapCtx(s0: State, op: OpOf<"mmap">, p: number): MmapCtx {
+function mmapCtx(s0: State, op: OpOf<"mmap">, p: number, task: number): MmapCtx {
   const m = handleIndex_(op.map);
   const d = new Draft_(s0);
   d.setMapPages(m, op.pages);
-  if (p !== 0) d.setMapOwner(m, p);
+  if (task !== 0) d.setMapOwner(m, task);
   const s = d.finish();
   const e = handleIndex_(op.ev);
   const E = liveEv(s, e, p);
   const R = E.rb >= 0 ? s.bufs[E.rb] : NO_BUF_;
-  return { s, op, p, u: s.procs[p]?.user ?? 0, m, slot: p * MM_SLOTS_ + slotOf_(m, 0), e, E, R, nr: op.pages - 1, prot: PROT_BITS_[op.prot], hasAux: R.auxNrPages !== 0, acct: null };
+  return { s, op, p, u: s.procs[task]?.user ?? 0, m, slot: p * MM_SLOTS_ + slotOf_(m, 0), e, E, R, nr: op.pages - 1, prot: PROT_BITS_[op.prot], hasAux: R.auxNrPages !== 0, acct: null };
 }
 
 function rangeCtx<K extends "munmap" | "mapFixedAnon">(s: State, op: OpOf<K>, m: number, p: number, start: number, pages: number): RangeCtx<K> {
@@ -397,7 +399,7 @@ function pageCtx<K extends "touch" | "setAux" | "readUserPage">(s: State, op: Op
  * The process an op runs in (spec/program.ts opProc): its `proc`; an op on a map handle
  * without one runs in the process whose mmap introduced the handle; p0 otherwise.
  */
-function procOf(s: State, op: Op): number {
+export function procOf(s: State, op: Op): number {
   const h = (op as { proc?: string }).proc;
   if (h !== undefined) return handleIndex_(h);
   if (s.mapOwner.length === 0 || op.op === "mmap") return 0;
@@ -411,18 +413,24 @@ function procOf(s: State, op: Op): number {
  * this is the hot path, and match() allocates per call (4x slower step, measured).
  */
 export function stepWith(t: Table, s: State, op: Op): Tr[] | null {
-  const p = procOf(s, op);
-  const ts = stepIn(t, s, op, p);
-  // Step VmPin is the op's process's (fork: the child's, 0; exit: 0, the mm is gone)
-  if (ts !== null && (p !== 0 || op.op === "exit")) for (const x of ts) x.vmPinKb = op.op === "exit" ? 0 : pinnedOf(x.next, p) * 4;
+  const task = procOf(s, op);
+  // the task's process (mm, fd table, rlimit): the task itself unless it is a thread
+  const p = s.procs.length === 1 ? task : mmOf(s, task);
+  const ts = stepIn(t, s, op, p, task);
+  // Step VmPin is the op's task's mm's (fork: the child's, 0; thread: the shared mm's; exit
+  // and the par marker: 0)
+  if (ts !== null && (task !== 0 || op.op === "exit" || op.op === "par")) {
+    for (const x of ts) x.vmPinKb = op.op === "exit" || op.op === "par" ? 0 : pinnedOf(x.next, op.op === "thread" ? mmOf(x.next, task) : p) * 4;
+  }
   return ts;
 }
 
-function stepIn(t: Table, s: State, op: Op, p: number): Tr[] | null {
+/** `p`: the process (mm, fd table, rlimit) the op runs in; `task`: the calling task (its user, hw.target). */
+function stepIn(t: Table, s: State, op: Op, p: number, task: number): Tr[] | null {
   const L = t.lists;
   switch (op.op) {
     case "open": {
-      const c = openCtx(s, op, p);
+      const c = openCtx(s, op, p, task);
       const ts = evaluate_(L.open, c);
       return c.ti >= 0 && c.T.inheritedBy !== 0 && ts !== null ? openSwapped(L, c, ts) : ts;
     }
@@ -436,7 +444,7 @@ function stepIn(t: Table, s: State, op: Op, p: number): Tr[] | null {
       return evaluate_(L.setOutput, { s, op, p, e, E: liveEv(s, e, p), t: tt, T: tt < 0 ? NO_EV_ : liveEv(s, tt, p) });
     }
     case "mmap": {
-      const c = mmapCtx(s, op, p);
+      const c = mmapCtx(s, op, p, task);
       return evaluate_(L.mmap, c) ?? evaluate_(op.pgoff === 0 ? L.mmapData : L.mmapAux, c);
     }
     case "munmap": {
@@ -465,12 +473,14 @@ function stepIn(t: Table, s: State, op: Op, p: number): Tr[] | null {
     case "sysctlMlock": return evaluate_(L.sysctlMlock, { s, op });
     case "auxFault": return evaluate_(L.auxFault, { s, op });
     case "fork": return evaluate_(L.fork, { s, op, p, from: handleIndex_(op.from) });
-    case "exit": return evaluate_(L.exit, { s, op, p });
-    case "setuid": return evaluate_(L.setuid, { s, op, p, u: handleIndex_(op.user), cur: userOf(s, p) });
+    case "exit": return evaluate_(L.exit, { s, op, p: task });
+    case "setuid": return evaluate_(L.setuid, { s, op, p: task, u: handleIndex_(op.user), cur: userOf(s, task) });
     case "sendFd": {
       const e = handleIndex_(op.ev);
-      return evaluate_(L.sendFd, { s, op, p, to: handleIndex_(op.to), e, E: liveEv(s, e, p) });
+      return evaluate_(L.sendFd, { s, op, p, to: mmOf(s, handleIndex_(op.to)), e, E: liveEv(s, e, p) });
     }
+    case "thread": return evaluate_(L.thread, { s, op, p: task, from: handleIndex_(op.from) });
+    case "par": return evaluate_(L.par, { s, op });
     default: {
       const never: never = op;
       throw new Error(`unknown op ${JSON.stringify(never)}`);

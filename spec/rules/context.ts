@@ -19,8 +19,11 @@ export interface Ctx<K extends Op["op"]> {
 // its fd table (an event it holds no fd for is NO_EV: EBADF, or group_fd -1 for outputTo) and
 // map handles address its mm.
 
-/** perf_event_open: the new event's attributes and the outputTo target (live fd of p only). */
-export interface OpenCtx extends Ctx<"open"> { p: number; e: number; cpu: number; inherit: boolean; aux: boolean; ti: number; T: Ev }
+// A thread (issue 14) is a task of another task's process: `p` is always the PROCESS (mm, fd
+// table, rlimit), `task` / `u` the calling task and its user where they differ.
+
+/** perf_event_open: the new event's attributes and the outputTo target (live fd of p only); task = hw.target. */
+export interface OpenCtx extends Ctx<"open"> { p: number; task: number; e: number; cpu: number; inherit: boolean; aux: boolean; ti: number; T: Ev }
 export interface CloseCtx extends Ctx<"close"> { p: number; e: number; E: Ev }
 export interface SetOutputCtx extends Ctx<"setOutput"> { p: number; e: number; E: Ev; t: number; T: Ev }
 /**
@@ -40,7 +43,10 @@ export interface RlimitCtx extends Ctx<"rlimit"> { p: number }
 /** fork: the child p and the parent `from`. */
 export interface ForkCtx extends Ctx<"fork"> { p: number; from: number }
 export interface ExitCtx extends Ctx<"exit"> { p: number }
-/** setuid: the process, the user it asks for, and the user it is now. */
+/** thread: the new task p and the task `from` whose process it joins. */
+export interface ThreadCtx extends Ctx<"thread"> { p: number; from: number }
+export interface ParCtx extends Ctx<"par"> {}
+/** setuid: the task (p), the user it asks for, and the user it is now. */
 export interface SetuidCtx extends Ctx<"setuid"> { p: number; u: number; cur: number }
 /** sendFd: the sender p's view of the event (NO_EV without an fd), the receiver `to`. */
 export interface SendFdCtx extends Ctx<"sendFd"> { p: number; to: number; e: number; E: Ev }

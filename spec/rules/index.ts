@@ -45,6 +45,8 @@ export const NON_DECIDING: ReadonlySet<string> = new Set<RuleId>([
   // mechanism markers (issue 13): fired by perf_mmap_close's refunds, counted in coverage
   // (Tr.marks), used by `requires` of known divergences; they never decide an outcome
   "munmap.refund.other_user", "munmap.refund.other_mm",
+  // the verdict rule of a par block that no order of its ops explains (issue 14)
+  "par.linearizable",
   // unreachable: an event keeps its buffer while it has VMAs, and page 0 of a perf VMA is
   // always backed; every perf VMA starts at slot offset 0, so a multi-VMA move cannot fail
   // after its first VMA

@@ -56,7 +56,7 @@ export const OPEN_DECIDE: readonly Decision<OpenCtx>[] = [
   when("open.nopmu", (c) => c.aux && c.s.cfg.pmus.aux === null),
   when("open.group.notleader", (c) => c.ti >= 0 && c.T.groupLeader !== c.ti),
   when("open.group.cpu", (c) => c.ti >= 0 && c.T.cpu !== c.cpu),
-  when("open.group.task", (c) => c.ti >= 0 && c.T.target !== c.p),
+  when("open.group.task", (c) => c.ti >= 0 && c.T.target !== c.task),
   when("open.output.cpu", (c) => c.ti >= 0 && c.T.cpu !== c.cpu),
   when("open.output.norb", (c) => c.ti >= 0 && c.T.rb < 0),
   when("setoutput.rb-unmapped", (c) => c.ti >= 0 && c.s.bufs[c.T.rb].mmapCount === 0),

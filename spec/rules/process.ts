@@ -6,7 +6,7 @@
  * perf_event_set_output are in open.ts and set-output.ts.
  */
 import { ALL, CORE, V, rule } from "./types.ts";
-import type { ExitCtx, ForkCtx, SendFdCtx, SetuidCtx } from "./context.ts";
+import type { ExitCtx, ForkCtx, ParCtx, SendFdCtx, SetuidCtx, ThreadCtx } from "./context.ts";
 import { otherwise, when, type Decision } from "./decision.ts";
 
 export const PROCESS_RULES = [
@@ -22,6 +22,12 @@ export const PROCESS_RULES = [
     "sendmsg(SCM_RIGHTS): the receiver gets an fd for the same event file (one per handle and process: a duplicate is closed at once)"),
   rule("sendfd.ebadf", ALL, "EBADF", "scm_fp_copy", "net/core/scm.c", V.all,
     "the sender holds no fd for the event: fget_raw(fd) fails, -EBADF"),
+  rule("thread.ok", ALL, undefined, "copy_process", "kernel/fork.c", V.all,
+    "clone(CLONE_VM|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD): copy_mm and copy_files take a reference on the caller's mm and files_struct instead of copying (mm, fds and signal->rlim shared with the process), copy_creds gives the task its own cred (a copy of the caller's: setresuid later changes only that task's); the new task is its own hw.target for perf_event_open(pid 0) (issue 14, spec/notes/races.md)"),
+  rule("par.block", ALL, undefined, "-", "spec/notes/races.md", "-",
+    "the par marker: the next ops are issued at once from their tasks (a barrier); the marker itself does nothing: {ok}, VmPin 0"),
+  rule("par.linearizable", ALL, undefined, "-", "spec/notes/races.md", "-",
+    "verdict rule: a par block's observed outcomes (and VmPins after it) must be those of some order of its ops, each syscall atomic (linearizability); it names the block when no order explains them"),
   rule("munmap.refund.other_user", ALL, undefined, "perf_mmap_close", CORE, V.all,
     "marker: an AUX area charged to current_user() of the process that mapped it is refunded to rb->mmap_user, the DATA buffer's creator (atomic_long_sub(aux_nr_pages - aux_mmap_locked, &mmap_user->locked_vm), 5.10.262; &mmap_user->perf_mlock 6.1.192, 7.3.4): when they differ the charged user leaks and the creator gains (conserve.locked_vm)"),
   rule("munmap.refund.other_mm", ALL, undefined, "perf_mmap_close", CORE, V.all,
@@ -34,6 +40,8 @@ export const SETUID_DECIDE: readonly Decision<SetuidCtx>[] = [
   when("setuid.eperm", (c) => c.u !== c.cur && c.s.cfg.capSetuid === false),
   otherwise("setuid.ok"),
 ];
+export const THREAD_DECIDE: readonly Decision<ThreadCtx>[] = [otherwise("thread.ok")];
+export const PAR_DECIDE: readonly Decision<ParCtx>[] = [otherwise("par.block")];
 export const SENDFD_DECIDE: readonly Decision<SendFdCtx>[] = [
   when("sendfd.ebadf", (c) => !c.E.fd),
   otherwise("sendfd.ok"),

@@ -90,9 +90,11 @@ function walk(p: readonly Op[], visit: (op: Op, st: { proc: string; alive: Set<s
   const dataMapper = new Map<string, string>();
   const dataPages = new Map<string, number>();
   for (const op of p) {
-    const proc = op.op === "fork" || op.op === "exit" || op.op === "setuid" || op.op === "sendFd" ? op.proc : opProc(op, mapProc);
+    const proc = op.op === "fork" || op.op === "thread" || op.op === "exit" || op.op === "setuid" || op.op === "sendFd" ? op.proc : opProc(op, mapProc);
     visit(op, { proc, alive, user, maps, mapEv, dataMapper, dataPages });
     if (op.op === "fork") { alive.add(op.proc); user.set(op.proc, user.get(op.from)!); maps.set(op.proc, new Set()); }
+    // a thread shares its creator's mm: the same set of mapped handles
+    if (op.op === "thread") { alive.add(op.proc); user.set(op.proc, user.get(op.from)!); maps.set(op.proc, maps.get(op.from)!); }
     if (op.op === "exit") alive.delete(op.proc);
     if (op.op === "setuid") user.set(op.proc, op.user);
     if (op.op === "mmap") {
@@ -207,5 +209,80 @@ describe("generate: processes and users (issue 13)", () => {
       expect(procs.length).toBeLessThanOrEqual(4);
       expect(procs).toEqual(procs.map((_, i) => `p${i}`));
     }
+  });
+});
+
+describe("generate: threads and par blocks (issue 14)", () => {
+  const N = 4000;
+  const progs = Array.from({ length: N }, (_, i) => decode(genesAt(21, i, gen), gen));
+  const multi = progs.filter(isMultiProcess);
+  const blocks = (p: Program) => p.flatMap((op, i) => (op.op === "par" ? [{ i, ops: p.slice(i + 1, i + 1 + op.ops) }] : []));
+
+  it("10-20% of multi-process programs hold a par block; threads show up; single-process programs have neither", () => {
+    const withPar = multi.filter((p) => p.some((op) => op.op === "par")).length / multi.length;
+    expect(withPar).toBeGreaterThan(0.1);
+    expect(withPar).toBeLessThan(0.2);
+    expect(progs.filter((p) => p.some((op) => op.op === "thread")).length).toBeGreaterThan(N / 20);
+    for (const p of progs) if (!isMultiProcess(p)) expect(p.some((op) => op.op === "par" || op.op === "thread")).toBe(false);
+  });
+
+  it("blocks are valid: 2-3 eligible ops from distinct tasks, some of 3", () => {
+    let three = 0;
+    for (const p of progs) {
+      const { mapProc } = programHandles(p);
+      for (const b of blocks(p)) {
+        expect(b.ops.length === 2 || b.ops.length === 3).toBe(true);
+        if (b.ops.length === 3) three++;
+        expect(new Set(b.ops.map((op) => opProc(op, mapProc))).size).toBe(b.ops.length);
+      }
+    }
+    expect(three).toBeGreaterThan(5);
+  });
+
+  it("the historic race shapes show up (spec/notes/races.md)", () => {
+    const n = { twoMunmapsOneBuffer: 0, setOutputVsMunmap: 0, auxMmapVsAuxMunmap: 0, mmapVsClose: 0, differentSizes: 0, threadBlock: 0 };
+    for (const p of progs) {
+      const { mapProc } = programHandles(p);
+      const mapEv = new Map<string, string>();
+      const redirected = new Map<string, string>();
+      const threads = new Set(p.filter((op) => op.op === "thread").map((op) => (op as { proc: string }).proc));
+      for (let i = 0; i < p.length; i++) {
+        const op = p[i];
+        if (op.op === "mmap") mapEv.set(op.map, op.ev);
+        if (op.op === "setOutput" && op.target !== null) redirected.set(op.ev, op.target);
+        if (op.op !== "par") continue;
+        const ops = p.slice(i + 1, i + 1 + op.ops);
+        const root = (e: string) => redirected.get(e) ?? e;
+        const kinds = ops.map((x) => x.op).sort().join(",");
+        if (ops.some((x) => threads.has(opProc(x, mapProc)))) n.threadBlock++;
+        if (kinds === "munmap,munmap") {
+          const [a, b] = ops as Extract<Op, { op: "munmap" }>[];
+          const ea = mapEv.get(a.map)!, eb = mapEv.get(b.map)!;
+          if (ea !== eb && root(ea) === root(eb)) n.twoMunmapsOneBuffer++;
+        }
+        if (kinds === "munmap,setOutput") n.setOutputVsMunmap++;
+        if (kinds === "mmap,munmap" && ops.some((x) => x.op === "mmap" && x.pgoff > 0)) n.auxMmapVsAuxMunmap++;
+        if (kinds === "close,mmap") n.mmapVsClose++;
+        if (ops.every((x) => x.op === "mmap") && new Set(ops.map((x) => (x as { pages: number }).pages)).size > 1) n.differentSizes++;
+      }
+    }
+    for (const [k, v] of Object.entries(n)) expect(v, k).toBeGreaterThan(15);
+  });
+
+  it("races off, or a backend without par, gives no block; without thread no thread", () => {
+    for (let i = 0; i < 1500; i++) {
+      const off = decode(genesAt(21, i, { ...gen, races: false }), { ...gen, races: false });
+      expect(off.some((op) => op.op === "par" || op.op === "thread")).toBe(false);
+      const g2 = { ...gen, unsupported: new Set(["par"]) };
+      expect(decode(genesAt(21, i, g2), g2).some((op) => op.op === "par")).toBe(false);
+      const g3 = { ...gen, unsupported: new Set(["thread"]) };
+      const p3 = decode(genesAt(21, i, g3), g3);
+      expect(p3.some((op) => op.op === "thread")).toBe(false);
+      expect(programProblems(p3)).toEqual([]);
+    }
+  });
+
+  it("deterministic: the same seed and index give the same program", () => {
+    for (let i = 0; i < 200; i++) expect(decode(genesAt(5, i, gen), gen)).toEqual(decode(genesAt(5, i, gen), gen));
   });
 });

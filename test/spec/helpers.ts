@@ -54,7 +54,7 @@ export function checkTransitions(profile: ProfileId, program: Op[], config: Conf
   let s = initialState(config, profile);
   const { mapProc } = programHandles(program);
   for (const op of program) {
-    // Step VmPin is the op's process's (spec/program.ts opProc); fork: the child's 0; exit: 0
+    // Step VmPin is the op's task's mm's (spec/program.ts opProc); fork: the child's 0; exit and par: 0
     const p = handleIndex(opProc(op, mapProc));
     let ts;
     try { ts = step(s, op, profile); } catch (e) { throw new Error(`step threw on ${JSON.stringify(op)}: ${e}`); }
@@ -67,7 +67,8 @@ export function checkTransitions(profile: ProfileId, program: Op[], config: Conf
       if ("errno" in t.outcome) expect(r!.errno, t.rule).toBe(t.outcome.errno);
       else expect(r!.errno, t.rule).toBeUndefined();
       const st = t.next as unknown as State;
-      expect(t.vmPinKb).toBe(op.op === "exit" ? 0 : pinnedOf(st, p) * 4);
+      // a thread's VmPin is its process's mm's (issue 14): procs[task].mm names that process
+      expect(t.vmPinKb).toBe(op.op === "exit" || op.op === "par" ? 0 : pinnedOf(st, st.procs[p]?.mm ?? p) * 4);
       expect(structuralProblems(st), `${profile} after ${JSON.stringify(op)}`).toEqual([]);
     }
     s = ts[choose(ts.length)].next;

@@ -21,13 +21,35 @@ function load(f: string): Case {
   return parsed.data;
 }
 
+const PERMS: Record<number, number[][]> = { 2: [[0, 1], [1, 0]], 3: [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] };
+
 /** Walk a case; the first op whose expected outcome the spec does not allow, and the rules that decided. */
 function walk(c: Case): { bad: { index: number; allowed: string[]; got: string } | null; rules: Set<string> } {
   const rules = new Set<string>();
   let states: SpecState[] = [initialState(c.config, c.profile!)];
   for (let i = 0; i < c.program.length; i++) {
     const want = c.expect![i];
-    const ts = states.flatMap((s) => step(s, c.program[i], c.profile!));
+    const op = c.program[i];
+    if (i > 0 && c.program[i - 1].op === "par") {
+      // a par block (issue 14): its expected outcomes are those of SOME order of its ops
+      const n = (c.program[i - 1] as Extract<typeof op, { op: "par" }>).ops;
+      const ends: SpecState[] = [];
+      for (const perm of PERMS[n]) {
+        let cur = states;
+        const used: string[] = [];
+        for (const k of perm) {
+          const keep = cur.flatMap((s) => step(s, c.program[i + k], c.profile!)).filter((t) => sameOutcome(t.outcome, c.expect![i + k]));
+          used.push(...keep.map((t) => t.rule));
+          cur = keep.map((t) => t.next);
+        }
+        if (cur.length) { ends.push(...cur); for (const r of used) rules.add(r); }
+      }
+      if (ends.length === 0) return { bad: { index: i - 1, allowed: ["some order of the block"], got: c.expect!.slice(i, i + n).map(showOutcome).join(", ") }, rules };
+      states = ends;
+      i += n - 1;
+      continue;
+    }
+    const ts = states.flatMap((s) => step(s, op, c.profile!));
     const keep = ts.filter((t) => sameOutcome(t.outcome, want));
     if (keep.length === 0) return { bad: { index: i, allowed: [...new Set(ts.map((t) => showOutcome(t.outcome)))], got: showOutcome(want) }, rules };
     for (const t of keep) rules.add(t.rule);

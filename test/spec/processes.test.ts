@@ -209,6 +209,8 @@ describe("litmus verdicts are the spec's", () => {
     for (const text of litmusFiles().values()) {
       const c = Case.parse(JSON.parse(text));
       if (!isMultiProcess(c.program)) continue;
+      // par blocks: their expected outcomes follow some order, not the program's (test/spec/races.test.ts)
+      if (c.program.some((x) => x.op === "par")) continue;
       if (c.verdict !== undefined && c.verdict !== "accepted" && c.verdict.kind === "kernel-warning") continue;
       const t = selfTrace(c.program, c.profile!, c.config, c.expect);
       expect(t, c.name).not.toBeNull();

@@ -40,7 +40,9 @@ describe("spec properties", () => {
             // 6.1 and 6.12 after the fixes conserve everything; 6.18 and 7.2 only leak re-map
             // charges and the refcount WARN of an AUX mapping through a redirected event
             if (profile === "6.1" || profile === "6.12") expect(inv).toEqual([]);
-            if (profile === "6.18" || profile === "7.2") for (const id of inv) expect(["conserve.locked_vm", "conserve.refcounts"]).toContain(id);
+            // (a count saturated by that WARN is then freed non-zero: conserve.counters, only with conserve.refcounts;
+            // the generator's AUX-through-SET_OUTPUT race shape (issue 14) reaches it)
+            if (profile === "6.18" || profile === "7.2") for (const id of inv) expect(inv.includes("conserve.refcounts") ? ["conserve.locked_vm", "conserve.refcounts", "conserve.counters"] : ["conserve.locked_vm", "conserve.refcounts"]).toContain(id);
             // 5.10 after the fixes: only the partial mremap move's AUX leak (mremap.move.split.dup)
             if (profile === "5.10") for (const id of inv) expect(["conserve.aux_freed", "conserve.locked_vm", "conserve.counters"]).toContain(id);
           }
