@@ -65,7 +65,6 @@ export function executeOnce(program: Program, config: Config, profile: ProfileId
       const ops: Op[] = program.slice(i + 1, i + 1 + n);
       const tasks = ops.map((o, j) => new Task(j, k.taskFor(o)));
       x.serial = serial ? serial[block] : null;
-      x.faultUsed = false;
       x.running = null;
       block++;
       for (const t of tasks) {
@@ -74,6 +73,7 @@ export function executeOnce(program: Program, config: Config, profile: ProfileId
       }
       const ok = x.run(tasks, (t) => resume(k, t));
       k.current = k.init;
+      x.running = null;
       if (!ok) return { trace: { backend, kernel: null, steps, audit: null, aborted: x.problems[x.problems.length - 1].what }, sched: x };
       for (const t of tasks) {
         steps.push({ outcome: t.result as Step["outcome"], vmPinKb: ops[t.id].op === "exit" ? 0 : k.vmPinKb(t.ts) });

@@ -43,10 +43,10 @@ import type { Path, Req, Sched, Task, LockKind, LockObj } from "./sched.ts";
 
 /** Options of an exploration that change the kernel's behaviour. */
 export interface PathOptions {
-  /** map_range() fails (remap_pfn_range() -> -ENOMEM) in the first mmap of each block that
-   *  reaches it (6.15+ eras): the failure path race-mmap-unlocked-map-range needs, which no op
-   *  of the format produces (NOTES-for-lead.md). */
-  mapRangeFault?: boolean;
+  /** map_range() fails (remap_pfn_range() -> -ENOMEM) in the mmap that is op number
+   *  `mapRangeFault` (0-based) of a par block (6.15+ eras): the failure path
+   *  race-mmap-unlocked-map-range needs, which no op of the format produces (NOTES-for-lead.md). */
+  mapRangeFault?: number;
   /** Overrides the era's perf_mmap_close() order (Era.closeEventFirst): true drops
    *  event->mmap_count before rb->mmap_count as 7.2.13 does. For tests that tell the rb-first
    *  order's own race (two closers of one event in two mms: the one that takes rb->mmap_count
@@ -371,7 +371,7 @@ function* perfMmap618G(x: Sched, t: Task, vma: Vma, event: PerfEvent, opts: Path
   for (let p = 0; p < vmaPages; p++) {
     if (!perfMmapHasPage(rb, vma.pgoff + p)) { mapErr = EINVAL; break; }
   }
-  if (!mapErr && opts.mapRangeFault && !x.faultUsed) { x.faultUsed = true; mapErr = ENOMEM; }
+  if (!mapErr && opts.mapRangeFault === t.id) mapErr = ENOMEM;
   if (!mapErr && auxPages) {
     // the pages were looked up (perf_mmap_to_page()); remap_pfn_range() maps them
     yield* step("map_range: remap_pfn_range(AUX pages)");
@@ -583,6 +583,7 @@ function* perfEventSetOutputG(x: Sched, t: Task, event: PerfEvent, output: PerfE
       rbPut(x, t, rb);
       return done(EINVAL);
     }
+    yield* step("set_output: ring_buffer_attach");
   }
   attach(x, t, event, rb);
   return done(null);

@@ -62,8 +62,6 @@ export class Sched {
   private readonly rw = new Map<LockObj, RwLock>();
   private readonly mutex = new Map<string, Map<LockObj, Task>>([["mmap_mutex", new Map()], ["aux_mutex", new Map()]]);
   running: Task | null = null;
-  /** PathOptions.mapRangeFault was spent in this block. */
-  faultUsed = false;
   /** Run the tasks one after another, whole, in this order (the sequential semantics). */
   serial: readonly number[] | null = null;
   preemptions = 0;

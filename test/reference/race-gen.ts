@@ -19,24 +19,24 @@ export function rng(seed: number): () => number {
   };
 }
 
-interface G { r: () => number; evs: string[]; maps: { m: string; proc: string; aux: boolean }[]; procs: string[]; ne: number; nm: number }
+interface G { r: () => number; evs: string[]; maps: { m: string; proc: string; aux: boolean; ev: string }[]; procs: string[]; ne: number; nm: number }
 
 const pick = <T>(g: G, a: readonly T[]): T => a[Math.floor(g.r() * a.length)];
 
 function setupOp(g: G, aux: boolean): Op[] {
   const c = g.r();
-  if (c < 0.25 || g.evs.length === 0) {
+  if (c < 0.08 || g.evs.length === 0) {
     const ev = `e${g.ne++}`;
     g.evs.push(ev);
     const op: Extract<Op, { op: "open" }> = { op: "open", ev, pmu: aux && g.r() < 0.5 ? "aux" : "sw" };
     if (g.evs.length > 1 && g.r() < 0.3) op.outputTo = pick(g, g.evs.slice(0, -1));
     return [op];
   }
-  if (c < 0.5) {
+  if (c < 0.6) {
     const ev = pick(g, g.evs);
     const m = `m${g.nm++}`;
     const proc = pick(g, g.procs);
-    g.maps.push({ m, proc, aux: false });
+    g.maps.push({ m, proc, aux: false, ev });
     const dataPages = pick(g, [1, 2]);
     const ops: Op[] = [{ op: "mmap", proc, map: m, ev, pages: dataPages + 1, pgoff: 0, prot: "rw" }];
     if (aux && g.r() < 0.5) {
@@ -44,14 +44,14 @@ function setupOp(g: G, aux: boolean): Op[] {
       const auxPages = pick(g, [1, 2]);
       ops.push({ op: "setAux", proc, map: m, offsetPages: dataPages + 1, sizePages: auxPages });
       ops.push({ op: "mmap", proc, map: a, ev, pages: auxPages, pgoff: dataPages + 1, prot: pick(g, ["r", "rw"] as const) });
-      g.maps.push({ m: a, proc, aux: true });
+      g.maps.push({ m: a, proc, aux: true, ev });
     }
     return ops;
   }
-  if (c < 0.65 && g.evs.length > 1) {
+  if (c < 0.72 && g.evs.length > 1) {
     return [{ op: "setOutput", ev: pick(g, g.evs), target: pick(g, g.evs) }];
   }
-  if (c < 0.8 && g.procs.length < 3) {
+  if (c < 0.75 && g.procs.length < 3) {
     const proc = `p${g.procs.length}`;
     g.procs.push(proc);
     return [{ op: g.r() < 0.8 ? "fork" : "thread", proc, from: "p0" }];
@@ -63,32 +63,54 @@ function setupOp(g: G, aux: boolean): Op[] {
   return [];
 }
 
+/** An event, mostly one that already has a mapping (a buffer the block can race on). */
+function hotEv(g: G): string {
+  return g.maps.length && g.r() < 0.75 ? pick(g, g.maps).ev : pick(g, g.evs);
+}
+
 function racyOp(g: G, proc: string, aux: boolean): Op | null {
   const c = g.r();
   const mine = g.maps.filter((x) => x.proc === proc);
   if (c < 0.3 && mine.length) return { op: "munmap", map: pick(g, mine).m, proc };
   if (c < 0.5 && g.evs.length) {
     const m = `m${g.nm++}`;
-    g.maps.push({ m, proc, aux: false });
-    if (aux && g.r() < 0.4) return { op: "mmap", proc, map: m, ev: pick(g, g.evs), pages: pick(g, [1, 2]), pgoff: pick(g, [2, 3]), prot: "rw" };
-    return { op: "mmap", proc, map: m, ev: pick(g, g.evs), pages: pick(g, [2, 3]), pgoff: 0, prot: "rw" };
+    const ev = hotEv(g);
+    g.maps.push({ m, proc, aux: false, ev });
+    if (aux && g.r() < 0.4) return { op: "mmap", proc, map: m, ev, pages: pick(g, [1, 2]), pgoff: pick(g, [2, 3]), prot: "rw" };
+    return { op: "mmap", proc, map: m, ev, pages: pick(g, [2, 3]), pgoff: 0, prot: "rw" };
   }
-  if (c < 0.65 && g.evs.length) return { op: "setOutput", proc, ev: pick(g, g.evs), target: g.r() < 0.15 ? null : pick(g, g.evs) };
-  if (c < 0.78 && g.evs.length) return { op: "close", proc, ev: pick(g, g.evs) };
+  if (c < 0.65 && g.evs.length) return { op: "setOutput", proc, ev: pick(g, g.evs), target: g.r() < 0.15 ? null : hotEv(g) };
+  if (c < 0.78 && g.evs.length) return { op: "close", proc, ev: hotEv(g) };
   if (c < 0.86 && proc !== "p0") return { op: "exit", proc };
   if (c < 0.94 && g.evs.length) {
     const ev = `e${g.ne++}`;
-    return { op: "open", proc, ev, pmu: "sw", outputTo: pick(g, g.evs) };
+    return { op: "open", proc, ev, pmu: "sw", outputTo: hotEv(g) };
   }
   if (g.procs.length > 1 && g.evs.length) return { op: "sendFd", proc, to: pick(g, g.procs.filter((p) => p !== proc)), ev: pick(g, g.evs) };
   return null;
 }
 
-/** One random par program (or null when the draw is invalid). */
+/** One random par program (or null when the draw is invalid). Events are opened first (some
+ *  redirected with outputTo), then the processes forked (they inherit every fd), so the
+ *  blocks' ops mostly reach shared buffers. */
 export function genParProgram(seed: number, aux = true): Program | null {
   const g: G = { r: rng(seed), evs: [], maps: [], procs: ["p0"], ne: 0, nm: 0 };
   const p: Op[] = [];
-  const nSetup = 4 + Math.floor(g.r() * 8);
+  const nEv = 1 + Math.floor(g.r() * 3);
+  for (let i = 0; i < nEv; i++) {
+    const ev = `e${g.ne++}`;
+    const op: Extract<Op, { op: "open" }> = { op: "open", ev, pmu: aux && g.r() < 0.5 ? "aux" : "sw" };
+    if (g.evs.length && g.r() < 0.3) op.outputTo = pick(g, g.evs);
+    g.evs.push(ev);
+    p.push(op);
+  }
+  const nProc = 1 + Math.floor(g.r() * 3);
+  for (let i = 1; i < nProc; i++) {
+    const proc = `p${i}`;
+    g.procs.push(proc);
+    p.push({ op: g.r() < 0.85 ? "fork" : "thread", proc, from: "p0" });
+  }
+  const nSetup = 2 + Math.floor(g.r() * 6);
   for (let i = 0; i < nSetup; i++) p.push(...setupOp(g, aux));
   const blocks = g.r() < 0.25 ? 2 : 1;
   for (let b = 0; b < blocks; b++) {
@@ -97,17 +119,12 @@ export function genParProgram(seed: number, aux = true): Program | null {
       const proc = `p${g.procs.length}`;
       g.procs.push(proc);
       p.push({ op: "fork", proc, from: "p0" });
-      if (g.procs.length < n) { const q = `p${g.procs.length}`; g.procs.push(q); p.push({ op: "fork", proc: q, from: "p0" }); }
     }
     const procs = [...g.procs].sort(() => g.r() - 0.5).slice(0, n);
     const ops: Op[] = [];
-    const newMaps: string[] = [];
     for (const proc of procs) {
-      const before = g.maps.length;
       const op = racyOp(g, proc, aux);
-      if (!op) continue;
-      ops.push(op);
-      for (const x of g.maps.slice(before)) newMaps.push(x.m);
+      if (op) ops.push(op);
     }
     if (ops.length < 2) return null;
     p.push({ op: "par", ops: ops.length }, ...ops);
