@@ -78,6 +78,7 @@ export function executeOnce(program: Program, config: Config, profile: ProfileId
       for (const t of tasks) {
         steps.push({ outcome: t.result as Step["outcome"], vmPinKb: ops[t.id].op === "exit" ? 0 : k.vmPinKb(t.ts) });
       }
+      endStateProblems(k, x);
       i += n;
     }
     return { trace: { backend, kernel: null, steps, audit: k.finish(program) }, sched: x };
@@ -88,6 +89,34 @@ export function executeOnce(program: Program, config: Config, profile: ProfileId
       return { trace: { backend, kernel: null, steps, audit: null, aborted: e.message }, sched: x };
     }
     throw e;
+  }
+}
+
+/** Refcount sanity of the state a block left: no count below 0, no live reference to a freed
+ *  buffer, no perf VMA whose event has no buffer (its munmap would oops), no buffer with
+ *  mappings but a zero mmap_count. */
+export function endStateProblems(k: Kernel, x: Sched): void {
+  for (const rb of k.buffers) {
+    if (!rb.alive) continue;
+    if (rb.mmapCount < 0 && !k.era.refcount) x.problem(null, `end state: rb ${rb.id} mmap_count ${rb.mmapCount}`);
+    if (rb.auxMmapCount < 0 && !k.era.refcount) x.problem(null, `end state: rb ${rb.id} aux_mmap_count ${rb.auxMmapCount}`);
+    if (rb.refcount < 0) x.problem(null, `end state: rb ${rb.id} refcount ${rb.refcount}`);
+  }
+  for (const e of k.eventOrder) {
+    if (e.released) continue;
+    if (e.mmapCount < 0 && !k.era.refcount) x.problem(null, `end state: ${e.handle}->mmap_count ${e.mmapCount}`);
+    if (e.rb && !e.rb.alive) x.problem(null, `end state: ${e.handle}->rb points at freed rb ${e.rb.id}`);
+  }
+  const seen = new Set<object>();
+  for (const t of k.tasks.values()) {
+    const mm = t.mm;
+    if (!mm || seen.has(mm)) continue;
+    seen.add(mm);
+    for (const v of mm.vmas) {
+      if (!v.event) continue;
+      if (!v.event.rb) x.problem(null, `end state: a VMA of ${v.event.handle} maps no buffer (event->rb NULL)`);
+      else if (v.event.rb.mmapCount === 0) x.problem(null, `end state: a VMA of ${v.event.handle} maps rb ${v.event.rb.id} whose mmap_count is 0`);
+    }
   }
 }
 
@@ -221,6 +250,24 @@ export function unexplained(ex: Exploration, sequential: ReadonlyMap<string, unk
   const bad = new Set<number>();
   ex.traces.forEach((t, i) => { if (!sequential.has(traceKey(t))) bad.add(i); });
   return ex.interleavings.filter((il) => bad.has(il.trace) || il.problems.length > 0);
+}
+
+/** A fixed set of small par programs for benchExplorer (the races' shapes: two munmaps of one
+ *  buffer from two mms, munmap against SET_OUTPUT, two AUX mmaps of one buffer, three tasks). */
+export function benchPrograms(): Program[] {
+  const open = (ev: string, pmu: "sw" | "aux" = "sw"): Op => ({ op: "open", ev, pmu });
+  const mmap = (map: string, ev: string, pages: number, proc = "p0", pgoff = 0): Op => ({ op: "mmap", proc, map, ev, pages, pgoff, prot: "rw" });
+  const fork = (proc: string): Op => ({ op: "fork", proc, from: "p0" });
+  return [
+    [open("e0"), open("e1"), mmap("m0", "e0", 3), { op: "setOutput", ev: "e1", target: "e0" }, fork("p1"), mmap("m1", "e1", 3, "p1"),
+      { op: "par", ops: 2 }, { op: "munmap", map: "m0" }, { op: "munmap", proc: "p1", map: "m1" }],
+    [open("e0"), open("e1"), mmap("m0", "e0", 2), fork("p1"),
+      { op: "par", ops: 2 }, { op: "munmap", map: "m0" }, { op: "setOutput", proc: "p1", ev: "e1", target: "e0" }, mmap("m1", "e1", 3, "p1")],
+    [open("e0", "aux"), open("e1", "aux"), mmap("m0", "e0", 3), { op: "setAux", map: "m0", offsetPages: 3, sizePages: 2 },
+      { op: "setOutput", ev: "e1", target: "e0" }, fork("p1"), { op: "par", ops: 2 }, mmap("m1", "e0", 2, "p0", 3), mmap("m2", "e1", 2, "p1", 3)],
+    [open("e0"), mmap("m0", "e0", 2), fork("p1"), fork("p2"),
+      { op: "par", ops: 3 }, { op: "munmap", map: "m0" }, mmap("m1", "e0", 2, "p1"), { op: "close", proc: "p2", ev: "e0" }],
+  ];
 }
 
 /** Interleavings explored per second over `programs` (each explored whole, bound as given),
