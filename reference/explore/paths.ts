@@ -52,6 +52,12 @@ export interface PathOptions {
    *  order's own race (two closers of one event in two mms: the one that takes rb->mmap_count
    *  to 0 is not the one that takes the event's to 0, so nobody detaches or refunds) from others. */
   closeEventFirst?: boolean;
+  /** Split perf_mmap()'s limit test from its charge (a step between them): the kernel reads
+   *  user->locked_vm and vm_mm->pinned_vm and charges later under the event's mmap_mutex only
+   *  (6.1.192 "accounting:" .. "unlock:", 7.2.13 perf_mmap_calc_limits() .. perf_mmap_account()),
+   *  so two mmaps of different events by one user can both pass one limit test. Off by default
+   *  (the step is atomic, which keeps the clean paths linearizable); NOTES-for-lead.md. */
+  accountingRace?: boolean;
 }
 
 function* step(what: string): Path<void> {
@@ -318,6 +324,7 @@ function* perfMmap61G(x: Sched, t: Task, vma: Vma, event: PerfEvent): Path<Err> 
     yield* step("perf_mmap: accounting");
     lim = calcLimits(k, vma, vma.pgoff === 0 ? nrPages + 1 : nrPages);
     if (lim.eperm) { ret = EPERM; break unlock; }
+    if (x.opts.accountingRace) yield* step("perf_mmap: charge (after the limit test)");
     const writable = (vma.prot & VM_WRITE) !== 0;
     if (!rb) {
       rb = perfMmapNewRb(k, event, nrPages, writable, lim.extra);
@@ -427,6 +434,7 @@ function* perfMmapRbG(x: Sched, t: Task, vma: Vma, event: PerfEvent, nrPagesVma:
   yield* step("perf_mmap_rb: accounting");
   const lim = calcLimits(k, vma, userExtra);
   if (lim.eperm) return EPERM;
+  if (x.opts.accountingRace) yield* step("perf_mmap_rb: charge (after perf_mmap_calc_limits)");
   perfMmapNewRb(k, event, nrPages, (vma.prot & VM_WRITE) !== 0, lim.extra);
   perfMmapAccount(k, vma, lim.userExtra, lim.extra);
   event.mmapCount = 1;
@@ -459,6 +467,7 @@ function* perfMmapAuxG(x: Sched, t: Task, vma: Vma, event: PerfEvent, nrPages: n
     }
     userExtra = lim.userExtra;
     extra = lim.extra;
+    if (x.opts.accountingRace) yield* step("perf_mmap_aux: charge (after perf_mmap_calc_limits)");
     if (rbHasAux(rb) || rb.auxPriv) x.problem(t, `rb_alloc_aux() over the live AUX area of rb ${rb.id}`);
     const r = rbAllocAux(k, rb, event, vma.pgoff, nrPages, (vma.prot & VM_WRITE) !== 0);
     if (r) {

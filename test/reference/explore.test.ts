@@ -99,6 +99,29 @@ describe("explorer: the rb-first close order's race (clean 5.10 .. 6.18)", () =>
   });
 });
 
+describe("explorer: the accounting race (option accountingRace)", () => {
+  // limit (8 kB >> 2) * 2 CPUs = 4 pages; two 3-page buffers of two events, mapped from two
+  // processes of u0 at once. In either order the second one's limit test sees locked_vm 3:
+  // min(3, 4) + 3 - 4 = 2 pages go to its mm's pinned_vm (VmPin 8 kB). With the test and the
+  // charge split, both can read locked_vm 0 and charge locked_vm only: VmPin 0 and 0.
+  const p: Program = [
+    { op: "open", ev: "e0", pmu: "sw" }, { op: "open", ev: "e1", pmu: "sw" }, { op: "fork", proc: "p1", from: "p0" },
+    { op: "sysctlMlock", kb: 8 },
+    { op: "par", ops: 2 }, { op: "mmap", map: "m0", ev: "e0", pages: 3, pgoff: 0, prot: "rw" }, { op: "mmap", proc: "p1", map: "m1", ev: "e1", pages: 3, pgoff: 0, prot: "rw" },
+  ];
+  for (const profile of ["6.1", "7.2"] as const) {
+    it(`${profile}: atomic by default; split, both mmaps pass one limit test`, () => {
+      const seq = sequentialTraces(p, CONFIG, profile);
+      const pins = [...seq.values()].map((v) => v.trace.steps.slice(5).map((s) => s.vmPinKb).join(",")).sort();
+      expect(pins).toEqual(["0,8", "8,0"]);
+      expect(unexplained(exploreReference(p, CONFIG, profile, undefined, { preemptionBound: Infinity }), seq)).toEqual([]);
+      const racy = exploreReference(p, CONFIG, profile, undefined, { preemptionBound: Infinity, accountingRace: true });
+      const bad = unexplained(racy, seq);
+      expect(bad.map((il) => racy.traces[il.trace].steps.slice(5).map((s) => s.vmPinKb).join(","))).toContain("0,0");
+    });
+  }
+});
+
 describe("explorer: the schedule search", () => {
   const p: Program = [
     { op: "open", ev: "e0", pmu: "sw" }, { op: "mmap", map: "m0", ev: "e0", pages: 2, pgoff: 0, prot: "rw" },
