@@ -145,7 +145,7 @@ export const BUGS: readonly BugInfo[] = [
   {
     id: "race-close-close",
     title: "perf_mmap_close() decrements rb->mmap_count and reads it back later: two closers both detach and refund",
-    fix: { commit: "f91072ed1b7283b13ca57fcfbece5a3b92726143", subject: "perf/core: Fix race in the perf_mmap_close() function", version: "v5.10-rc1 (stable 4.4.241, 4.9.241, 4.14.203, 4.19.154, 5.4.74, 5.8.17)" },
+    fix: { commit: "f91072ed1b72", subject: "perf/core: Fix race in the perf_mmap_close() function", version: "v5.10 (stable backports: not listed here)" },
     cve: "CVE-2020-14351",
     profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"],
     observable: true,
@@ -158,7 +158,7 @@ export const BUGS: readonly BugInfo[] = [
   {
     id: "race-setoutput-close",
     title: "perf_event_set_output() holds only the event's mmap_mutex and does not re-check rb->mmap_count",
-    fix: { commit: "68e3c69803dada336893640110cb87221bb01dcf", subject: "perf/core: Fix data race between perf_event_set_output() and perf_mmap_close()", version: "v5.19-rc8 (stable 4.14.290, 4.19.254, 5.4.208, 5.10.134, 5.15.58, 5.18.15)" },
+    fix: { commit: "68e3c69803da", subject: "perf/core: Fix data race between perf_event_set_output() and perf_mmap_close()", version: "v5.19 (in 5.10.262 and 6.1.192: mutex_lock_double() and the rb->mmap_count re-check)" },
     cve: "CVE-2022-49607",
     profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"],
     observable: true,
@@ -170,7 +170,7 @@ export const BUGS: readonly BugInfo[] = [
   {
     id: "race-aux-serialization",
     title: "AUX allocation and free serialized by each event's mmap_mutex only (no rb->aux_mutex)",
-    fix: { commit: "2ab9d830262c132ab5db2f571003d80850d56b2a", subject: "perf/aux: Fix AUX buffer serialization", version: "v6.11-rc7 (stable 5.10.226, 5.15.167, 6.1.110, 6.6.51, 6.10.10)" },
+    fix: { commit: "2ab9d830262c", subject: "perf/aux: Fix AUX buffer serialization", version: "v6.11 (in 5.10.262 and 6.1.192: rb->aux_mutex in perf_mmap() and perf_mmap_close())" },
     cve: "CVE-2024-46713",
     profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"],
     observable: true,

@@ -12,7 +12,7 @@
  *
  * Sources (kernel/events/core.c): 5.10.262 and 6.1.192 (Debian linux-source; 6.12.117 is the
  * same text here): perf_mmap() holds event->mmap_mutex throughout, and rb->aux_mutex on the AUX
- * path (2ab9d830262c backported: 5.10.226, 6.1.110); perf_mmap_close() frees the AUX area under
+ * path (2ab9d830262c, present in both Debian trees); perf_mmap_close() frees the AUX area under
  * rb->aux_mutex (atomic_dec_and_mutex_lock) and detaches with atomic_dec_and_test(&rb->mmap_count)
  * (f91072ed1b72); perf_event_set_output() takes both events' mmap_mutex (mutex_lock_double) and
  * re-checks rb->mmap_count (68e3c69803da); _free_event() detaches under event->mmap_mutex.
