@@ -127,6 +127,10 @@ export function genParProgram(seed: number, aux = true): Program | null {
       if (op) ops.push(op);
     }
     if (ops.length < 2) return null;
+    // a sendFd to a process another op of the block exits is valid in one order only
+    // (programProblems() checks the listed order; NOTES-for-lead.md)
+    const exiting = new Set(ops.flatMap((o) => (o.op === "exit" ? [o.proc] : [])));
+    if (ops.some((o) => o.op === "sendFd" && exiting.has(o.to))) return null;
     p.push({ op: "par", ops: ops.length }, ...ops);
     for (const op of ops) {
       if (op.op === "exit") {
