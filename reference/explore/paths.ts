@@ -24,7 +24,8 @@
  * Munmap: mmap_write_lock, detach, mmap_write_downgrade, then the ->close() calls under the read
  * lock (5.10.262 __do_munmap(), 6.1.192 do_mas_align_munmap(), 7.2.13 vms_complete_munmap_vmas()).
  *
- * The seed profile's perf paths run as one step each (no interleaving inside them).
+ * The seed profile's perf paths, mremap and mprotect run as one step each, holding every live
+ * event's mmap_mutex (never inside another task's locked section; no interleaving inside them).
  */
 import { showOp } from "../../spec/trace.ts";
 import type { Op, Outcome } from "../../spec/program.ts";
@@ -176,12 +177,25 @@ function attach(x: Sched, t: Task, event: PerfEvent, rb: PerfBuffer | null): voi
 // ---------------------------------------------------------------------------------------------
 // perf_mmap_close()
 
+/** Every live event's mmap_mutex, in handle order (mutex_lock_double()'s order): what an
+ *  op run as one step takes so that it never runs inside another task's locked section. */
+function* lockAllEvents(x: Sched): Path<PerfEvent[]> {
+  const evs = x.k.eventOrder.filter((e) => !e.released).sort((a, b) => handleIndex(a.handle) - handleIndex(b.handle));
+  for (const e of evs) yield* lock("mmap_mutex", e, `one-step op: ${evName(e)}`);
+  return evs;
+}
+
+function unlockAll(x: Sched, t: Task, evs: PerfEvent[]): void {
+  for (const e of evs) x.unlock(t, "mmap_mutex", e);
+}
+
 export function* perfMmapCloseG(x: Sched, t: Task, vma: Vma): Path<void> {
   const k = x.k;
   const event = vma.event!;
   if (k.era.perf === "seed") {
-    yield* step("perf_mmap_close (seed: one step)");
+    const evs = yield* lockAllEvents(x);
     perfMmapClose(k, vma);
+    unlockAll(x, t, evs);
     return;
   }
   yield* step(`perf_mmap_close(${evName(event)}): ring_buffer_get`);
@@ -505,9 +519,12 @@ function* sysMmapG(x: Sched, t: Task, op: Extract<Op, { op: "mmap" }>, opts: Pat
     const shared = op.shared !== false;
     const vma = new Vma(slotA, slotA + op.pages, op.pgoff, prot, !k.era.noexec, shared, event, mm);
     let e: Err;
-    if ((event.cpu === -1 && event.inherit) || !vma.shared || k.era.perf === "seed") {
-      yield* step("perf_mmap (one step)");
+    if ((event.cpu === -1 && event.inherit) || !vma.shared) {
+      e = perfMmap(k, vma); // refused before any lock
+    } else if (k.era.perf === "seed") {
+      const evs = yield* lockAllEvents(x);
       e = perfMmap(k, vma);
+      unlockAll(x, t, evs);
     } else if (k.era.perf === "v6.1") {
       e = yield* perfMmap61G(x, t, vma, event);
     } else {
@@ -671,11 +688,13 @@ export function* opPath(x: Sched, t: Task, op: Op, opts: PathOptions): Path<Outc
       break;
     }
     case "mremap": case "mprotect": {
-      // Atomic under the mm's mmap_lock (their perf_mmap_open()/perf_mmap_close() calls, on a
-      // split or a move, are not split into steps).
+      // One step under the mm's mmap_lock and every event's mmap_mutex (their
+      // perf_mmap_open()/perf_mmap_close() calls, on a split or a move, are not split into steps).
       const mm = t.ts.mm!;
       yield* lock("mmap_lock", mm, op.op);
+      const evs = yield* lockAllEvents(x);
       r = k.syscallBody(op);
+      unlockAll(x, t, evs);
       x.unlock(t, "mmap_lock", mm);
       break;
     }
