@@ -332,6 +332,7 @@ describe("random multi-process programs", () => {
     const alive = ["p0"];
     const evs: string[] = [];
     const out: Op[] = [];
+    const owner = new Map<string, string>();
     let next = 1;
     for (const op of p) {
       const x = r() % 100;
@@ -340,7 +341,14 @@ describe("random multi-process programs", () => {
       else if (x < 19) out.push(setuid(alive[r() % alive.length], `u${r() % 3}`));
       else if (x < 24 && evs.length) out.push(sendFd(alive[r() % alive.length], alive[r() % alive.length], evs[r() % evs.length]));
       if (op.op === "open") evs.push(op.ev);
-      out.push(op.op !== "sysctlMlock" && op.op !== "auxFault" && r() % 3 === 0 ? inProc(alive[r() % alive.length], op) : op);
+      let o: Op = op.op !== "sysctlMlock" && op.op !== "auxFault" && r() % 3 === 0 ? inProc(alive[r() % alive.length], op) : op;
+      // programProblems() (dffa712) refuses a map-handle op without proc whose handle's process
+      // has exited: name p0, where the reference runs it (reference/kernel.ts taskFor()).
+      if ("map" in o && o.op !== "mmap" && (o as { proc?: string }).proc === undefined && owner.has(o.map) && !alive.includes(owner.get(o.map)!)) {
+        o = { ...o, proc: "p0" } as Op;
+      }
+      if (o.op === "mmap") owner.set(o.map, o.proc ?? "p0");
+      out.push(o);
     }
     return out;
   }
