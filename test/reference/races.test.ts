@@ -88,6 +88,8 @@ describe("historic races: the explorer finds each with the bug, never without", 
     const c = RACE_CASES.find((x) => x.bug === "race-mmap-unlocked-map-range" && x.profile === "6.18")!;
     const { ex, bad } = explore(c, true, Infinity);
     expect(bad.some((il) => ex.traces[il.trace].aborted?.includes("NULL pointer dereference in perf_mmap_close"))).toBe(true);
+    // the state after the block already shows it (endStateProblems)
+    expect(bad.some((il) => il.problems.some((p) => p.what === "end state: a VMA of e0 maps no buffer (event->rb NULL)"))).toBe(true);
   });
 });
 
