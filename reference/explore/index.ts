@@ -202,6 +202,11 @@ export function sequentialTraces(program: Program, config: Config, profile: Prof
   return out;
 }
 
+/** The sequential reference's trace of one order per block (sequentialTraces' building block). */
+export function sequentialTrace(program: Program, config: Config, profile: ProfileId, bugs: ReadonlySet<string> | undefined, order: number[][]): Trace {
+  return runSerial(program, config, profile, bugs, order);
+}
+
 function runSerial(program: Program, config: Config, profile: ProfileId, bugs: ReadonlySet<string> | undefined, order: number[][]): Trace {
   const k = new Kernel(config, profile, bugs);
   const steps: Step[] = [];

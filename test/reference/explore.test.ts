@@ -17,7 +17,8 @@ import type { Program, ProfileId } from "../../spec/program.ts";
 import { PROFILES } from "../../spec/program.ts";
 import { runReference } from "../../reference/index.ts";
 import { ERAS } from "../../reference/era.ts";
-import { benchExplorer, exploreReference, sequentialTraces, traceKey, unexplained } from "../../reference/explore/index.ts";
+import { benchExplorer, blockOrders, executeOnce, exploreReference, sequentialTrace, sequentialTraces, traceKey, unexplained } from "../../reference/explore/index.ts";
+import { BUGS } from "../../reference/index.ts";
 import { CONFIG } from "./helpers.ts";
 import { genParPrograms } from "./race-gen.ts";
 import { CLOSE_CLOSE_ONE_EVENT } from "./race-programs.ts";
@@ -33,6 +34,34 @@ describe("explorer: the listed order without preemption is the sequential refere
         expect(ex.complete).toBe(true);
         expect(traceKey(ex.traces[0]), JSON.stringify(p)).toBe(traceKey(runReference(p, CONFIG, profile)));
         expect(ex.interleavings[0].problems).toEqual([]);
+      }
+    });
+  }
+});
+
+describe("explorer: every serial order through the explorer's paths is the sequential reference's, each sequential bug on", () => {
+  // the explorer's ports carry the sequential bugs' switches where the sync functions do
+  it("no bug, every profile", () => {
+    for (const profile of PROFILES) {
+      for (const p of PROGRAMS.slice(0, 40)) {
+        for (const order of blockOrders(p)) {
+          const { trace } = executeOnce(p, CONFIG, profile, undefined, [], {}, order);
+          expect(traceKey(trace), `${profile} ${JSON.stringify(p)} order ${JSON.stringify(order)}`).toBe(traceKey(sequentialTrace(p, CONFIG, profile, undefined, order)));
+        }
+      }
+    }
+  });
+  for (const bug of BUGS.filter((b) => !b.parOnly)) {
+    it(bug.id, () => {
+      for (const profile of bug.profiles.filter((p) => p === "6.1" || p === "6.18" || p === "5.10" || p === "7.2")) {
+        for (const p of PROGRAMS.slice(0, 40)) {
+          const bugs = new Set([bug.id]);
+          for (const order of blockOrders(p)) {
+            // every serial order through the explorer's paths = the sequential reference's
+            const { trace } = executeOnce(p, CONFIG, profile, bugs, [], {}, order);
+            expect(traceKey(trace), `${profile} ${JSON.stringify(p)} order ${JSON.stringify(order)}`).toBe(traceKey(sequentialTrace(p, CONFIG, profile, bugs, order)));
+          }
+        }
       }
     });
   }
