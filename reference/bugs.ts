@@ -20,6 +20,9 @@ export interface BugInfo {
   cve?: string;
   profiles: ProfileId[];
   observable: boolean;
+  /** A race (issue 14): only the explorer's interleavings of a par block can show it
+   *  (reference/explore/); sequential runs are unchanged by it. */
+  parOnly?: boolean;
   note: string;
 }
 
@@ -136,6 +139,68 @@ export const BUGS: readonly BugInfo[] = [
       "an AUX area charged partly to locked_vm and partly to pinned_vm leaks its locked_vm part (the " +
       "user's budget shrinks for good). Needs an AUX PMU and a charge that crosses the per-user limit.",
   },
+  // Races (issue 14, spec/notes/races.md): each switch changes only the lock-level explorer's
+  // paths (reference/explore/paths.ts); run sequentially (runReference) a race bug changes
+  // nothing, so only par blocks can show it.
+  {
+    id: "race-close-close",
+    title: "perf_mmap_close() decrements rb->mmap_count and reads it back later: two closers both detach and refund",
+    fix: { commit: "f91072ed1b72", subject: "perf/core: Fix race in the perf_mmap_close() function", version: "v5.10 (stable backports: not listed here)" },
+    cve: "CVE-2020-14351",
+    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"],
+    observable: true,
+    parOnly: true,
+    note: "Before the fix perf_mmap_close() did atomic_dec(&rb->mmap_count), later (after dropping the " +
+      "event's mmap_count) `if (atomic_read(&rb->mmap_count)) goto out_put;`: two last munmaps of one rb " +
+      "through two events (SET_OUTPUT, mapped in two mms) both read 0, both detach and both refund " +
+      "locked_vm/pinned_vm (a double refund: conservation breaks). Par blocks only.",
+  },
+  {
+    id: "race-setoutput-close",
+    title: "perf_event_set_output() holds only the event's mmap_mutex and does not re-check rb->mmap_count",
+    fix: { commit: "68e3c69803da", subject: "perf/core: Fix data race between perf_event_set_output() and perf_mmap_close()", version: "v5.19 (in 5.10.262 and 6.1.192: mutex_lock_double() and the rb->mmap_count re-check)" },
+    cve: "CVE-2022-49607",
+    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"],
+    observable: true,
+    parOnly: true,
+    note: "SET_OUTPUT of an event to an rb whose last munmap has passed its detach loop attaches it to a " +
+      "buffer with mmap_count 0 that nobody will detach (the event keeps a dead rb: a later mmap of it " +
+      "with another size is EINVAL, its mmap retries through `goto again`). Par blocks only.",
+  },
+  {
+    id: "race-aux-serialization",
+    title: "AUX allocation and free serialized by each event's mmap_mutex only (no rb->aux_mutex)",
+    fix: { commit: "2ab9d830262c", subject: "perf/aux: Fix AUX buffer serialization", version: "v6.11 (in 5.10.262 and 6.1.192: rb->aux_mutex in perf_mmap() and perf_mmap_close())" },
+    cve: "CVE-2024-46713",
+    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"],
+    observable: true,
+    parOnly: true,
+    note: "Two AUX mmaps through two events sharing an rb (SET_OUTPUT) both see no AUX area and both " +
+      "rb_alloc_aux(): the first area leaks (its setup never freed, its charge never refunded). Par blocks only.",
+  },
+  {
+    id: "race-mmap-unlocked-map-range",
+    title: "perf_mmap() drops event->mmap_mutex before map_range() and its failure path",
+    fix: { commit: "77de62ad3de3", subject: "perf/core: Fix refcount bug and potential UAF in perf_mmap", version: "v7.0" },
+    cve: "CVE-2026-23248",
+    profiles: ["6.18", "7.2"],
+    observable: true,
+    parOnly: true,
+    note: "Needs a failing map_range(), which no op of the format produces on a fixed kernel (see " +
+      "NOTES-for-lead.md); the explorer's `mapRangeFault` option stands in for it. Par blocks only.",
+  },
+  {
+    id: "race-map-range-aux",
+    title: "map_range() reads the AUX pages without rb->aux_mutex",
+    fix: { commit: "5948aaf64f81", subject: "perf/aux: Fix page UAF in map_range()", version: "v7.2" },
+    cve: "CVE-2026-64300",
+    profiles: ["6.18", "7.2"],
+    observable: true,
+    parOnly: true,
+    note: "map_range() of an AUX mapping looks the AUX pages up and maps them under the event's " +
+      "mmap_mutex only; a concurrent rb_free_aux() through another event of the rb frees them in " +
+      "between (the explorer reports the use after free). Par blocks only.",
+  },
 ];
 
 /** Bug switches the reference reads in its hot paths (booleans, looked up once per Kernel). */
@@ -147,6 +212,11 @@ export interface BugFlags {
   auxRefcountLeak: boolean;
   vmallocDataPageNr: boolean;
   auxMlockRefund: boolean;
+  raceCloseClose: boolean;
+  raceSetoutputClose: boolean;
+  raceAuxSerialization: boolean;
+  raceMmapUnlockedMapRange: boolean;
+  raceMapRangeAux: boolean;
 }
 
 const BUG_IDS: ReadonlySet<string> = new Set(BUGS.map((b) => b.id));
@@ -161,6 +231,11 @@ const NO_BUGS: BugFlags = {
   auxRefcountLeak: false,
   vmallocDataPageNr: false,
   auxMlockRefund: false,
+  raceCloseClose: false,
+  raceSetoutputClose: false,
+  raceAuxSerialization: false,
+  raceMmapUnlockedMapRange: false,
+  raceMapRangeAux: false,
 };
 
 export function bugFlags(bugs: ReadonlySet<string> | undefined): BugFlags {
@@ -176,5 +251,10 @@ export function bugFlags(bugs: ReadonlySet<string> | undefined): BugFlags {
     auxRefcountLeak: bugs.has("aux-refcount-leak"),
     vmallocDataPageNr: bugs.has("vmalloc-data-page-nr"),
     auxMlockRefund: bugs.has("aux-mlock-refund"),
+    raceCloseClose: bugs.has("race-close-close"),
+    raceSetoutputClose: bugs.has("race-setoutput-close"),
+    raceAuxSerialization: bugs.has("race-aux-serialization"),
+    raceMmapUnlockedMapRange: bugs.has("race-mmap-unlocked-map-range"),
+    raceMapRangeAux: bugs.has("race-map-range-aux"),
   };
 }

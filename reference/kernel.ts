@@ -27,7 +27,7 @@ import type { Audit, Step } from "../spec/trace.ts";
 import type { AbstractState } from "../spec/abstract.ts";
 import { ERAS, type Era } from "./era.ts";
 import { bugFlags, type BugFlags } from "./bugs.ts";
-import { FilesStruct, MmStruct, TaskStruct, UserStruct, type PageId, type PerfBuffer, type PerfEvent, type Vma } from "./objects.ts";
+import { FilesStruct, MmStruct, SignalStruct, TaskStruct, UserStruct, type PageId, type PerfBuffer, type PerfEvent, type Vma } from "./objects.ts";
 import { ACC_READ, ACC_READ_WRITE, EINVAL, OK, PROT_BITS, errno, type MapHandle } from "./common.ts";
 import { runPendingReleases, sysClose, sysPerfEventOpen, sysSetOutput } from "./perf-core.ts";
 import { sysMmap } from "./perf-mmap.ts";
@@ -36,7 +36,7 @@ import { sysMremap } from "./mremap.ts";
 import { access, faultOutcome, userReadPage, userSetAux } from "./fault.ts";
 import { budgetPages, finish } from "./audit.ts";
 import { abstract } from "./abstract.ts";
-import { doExit, scmSendFd, sysFork, sysSetresuid } from "./task.ts";
+import { doExit, scmSendFd, sysFork, sysSetresuid, sysThread } from "./task.ts";
 
 export class Kernel {
   readonly config: Config;
@@ -75,6 +75,8 @@ export class Kernel {
   auxLive = 0;
   /** WARN/BUG lines the model's kernel would print. */
   readonly warnings: string[] = [];
+  /** The task the last exec() ran its op in. */
+  lastTask: TaskStruct;
   /** The page the last access() reached (fault.ts). */
   lastPage: PageId | null = null;
 
@@ -89,9 +91,10 @@ export class Kernel {
     // u0: a fresh uid (locked_vm 0) or a shared uid's measured start
     const u0 = new UserStruct("u0", config.lockedVmPages ?? 0);
     this.users.set("u0", u0);
-    this.init = new TaskStruct("p0", new MmStruct(), new FilesStruct(), u0, config.memlockPages);
+    this.init = new TaskStruct("p0", new MmStruct(), new FilesStruct(), u0, new SignalStruct(config.memlockPages));
     this.tasks.set("p0", this.init);
     this.current = this.init;
+    this.lastTask = this.init;
   }
 
   /** current->mm's VMAs, sorted by start. */
@@ -129,25 +132,40 @@ export class Kernel {
    *  runs in the process whose mmap introduced the handle; p0 otherwise). Step VmPin: that
    *  process's after the op; fork: the child's (0, mm_init()); exit: 0 (the mm is gone). */
   exec(op: Op): Step {
+    const task = this.taskFor(op);
+    this.current = task;
+    const outcome = this.syscall(op);
+    this.current = this.init;
+    this.lastTask = task;
+    let vmPinKb: number;
+    if (op.op === "fork" || op.op === "thread") vmPinKb = this.vmPinKb(this.task(op.proc));
+    else if (op.op === "par") vmPinKb = 0;
+    else if (op.op === "exit") vmPinKb = 0;
+    else vmPinKb = this.vmPinKb(task);
+    return { outcome, vmPinKb };
+  }
+
+  /** The task an op runs in (exec()). */
+  taskFor(op: Op): TaskStruct {
     let pid: string | undefined = (op as { proc?: string }).proc;
     if (pid === undefined && "map" in op && op.op !== "mmap") {
       pid = this.maps.get(op.map)?.proc;
       // The handle's process has exited (programProblems() does not refuse that): p0 runs it.
       if (pid !== undefined && !this.tasks.get(pid)?.mm) pid = undefined;
     }
-    if (op.op === "fork") pid = op.from; // fork() runs in the parent
-    const task = pid === undefined || pid === "p0" ? this.init : this.task(pid);
-    this.current = task;
-    const outcome = this.syscall(op);
-    this.current = this.init;
-    let vmPinKb: number;
-    if (op.op === "fork") vmPinKb = this.vmPinKb(this.task(op.proc));
-    else if (op.op === "exit") vmPinKb = 0;
-    else vmPinKb = this.vmPinKb(task);
-    return { outcome, vmPinKb };
+    if (op.op === "fork" || op.op === "thread") pid = op.from; // fork()/clone() run in the parent
+    return pid === undefined || pid === "p0" ? this.init : this.task(pid);
   }
 
   private syscall(op: Op): Outcome {
+    const r = this.syscallBody(op);
+    runPendingReleases(this);
+    return r;
+  }
+
+  /** The op's syscall in current, without the deferred __fput()s (k.pendingRelease keeps
+   *  them): the explorer (reference/explore/) runs the atomic ops of a par block this way. */
+  syscallBody(op: Op): Outcome {
     let r: Outcome;
     switch (op.op) {
       case "open": r = sysPerfEventOpen(this, op); break;
@@ -191,12 +209,15 @@ export class Kernel {
         break;
       case "setuid": r = sysSetresuid(this, op.user); break;
       case "sendFd": r = scmSendFd(this, op.ev, this.task(op.to)); break;
+      case "thread": r = sysThread(this, op.proc); break;
+      // The block marker (spec/notes/races.md): {ok}, VmPin 0; runReference runs the block's ops
+      // in listed order and reads their VmPins after the block (runProgram in index.ts).
+      case "par": r = OK; break;
       default: {
         const never: never = op;
         throw new Error(`unknown op ${JSON.stringify(never)}`);
       }
     }
-    runPendingReleases(this);
     return r;
   }
 
@@ -211,7 +232,7 @@ export class Kernel {
   /** VmPin of a task (p0 by default): pinned_vm << (PAGE_SHIFT - 10), printed unsigned
    *  (fs/proc/task_mmu.c task_mem()); 0 once its mm is gone. */
   vmPinKb(task: TaskStruct = this.init): number {
-    const p = task.mm ? task.mm.pinnedVm : 0;
+    const p = task.mm && task.alive ? task.mm.pinnedVm : 0;
     return p >= 0 ? p * 4 : 2 ** 64 + p * 4;
   }
 

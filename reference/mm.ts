@@ -67,7 +67,7 @@ export function splitVma(k: Kernel, vma: Vma, addr: number, newBelow: boolean): 
  *  zap their pages, close them in address order, drop their files. v3.18 and 6.1
  *  (do_mas_align_munmap) split with new_below = 0 at the start and 1 at the end (the new VMA is
  *  on the removed side); 6.12+ (vms_gather_munmap_vmas) the other way round. */
-export function doMunmap(k: Kernel, start: number, len: number): Err {
+export function doMunmap(k: Kernel, start: number, len: number, deferClose?: Vma[]): Err {
   if (len <= 0) return EINVAL;
   const end = start + len;
   let vma = findVmaAfter(k, start);
@@ -99,7 +99,11 @@ export function doMunmap(k: Kernel, start: number, len: number): Err {
   }
   for (const v of gone) removeVma(k, v);
   zapPtes(k, start, end);
-  for (const v of gone) removeVmaClose(k, v);
+  // The explorer (reference/explore/) closes them itself, step by step, after the mm's
+  // mmap_write_downgrade() (5.10.262 __do_munmap(), 6.1.192 do_mas_align_munmap(), 7.2.13
+  // vms_complete_munmap_vmas()).
+  if (deferClose) deferClose.push(...gone);
+  else for (const v of gone) removeVmaClose(k, v);
   return null;
 }
 

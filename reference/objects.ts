@@ -55,8 +55,20 @@ export class FilesStruct {
   readonly fdt = new Map<string, PerfEvent>();
 }
 
+/** struct signal_struct, the part shared by every task of a process: rlim[RLIMIT_MEMLOCK]
+ *  (clone(CLONE_THREAD) shares current->signal; fork copies it). */
+export class SignalStruct {
+  /** signal->rlim[RLIMIT_MEMLOCK].rlim_cur, pages */
+  memlock: number | "unlimited";
+  constructor(memlock: number | "unlimited") {
+    this.memlock = memlock;
+  }
+}
+
 /** struct task_struct, the parts perf's mmap paths reach: current->mm, current->files,
- *  current_cred()->user (current_user()), rlimit(RLIMIT_MEMLOCK). */
+ *  current_cred()->user (current_user()), rlimit(RLIMIT_MEMLOCK) (current->signal).
+ *  A `thread` task (issue 13/14, spec/notes/races.md) shares mm, files and signal with the
+ *  task it was cloned from; its cred (user) is its own. */
 export class TaskStruct {
   /** The program's process handle: p0, p1, ... */
   readonly pid: string;
@@ -66,15 +78,26 @@ export class TaskStruct {
   files: FilesStruct | null;
   /** cred->user */
   user: UserStruct;
-  /** signal->rlim[RLIMIT_MEMLOCK].rlim_cur, pages */
-  memlock: number | "unlimited";
+  /** current->signal (shared by the tasks of a process) */
+  readonly signal: SignalStruct;
+  /** false once do_exit() ran for this task */
+  alive = true;
 
-  constructor(pid: string, mm: MmStruct, files: FilesStruct, user: UserStruct, memlock: number | "unlimited") {
+  constructor(pid: string, mm: MmStruct, files: FilesStruct, user: UserStruct, signal: SignalStruct) {
     this.pid = pid;
     this.mm = mm;
     this.files = files;
     this.user = user;
-    this.memlock = memlock;
+    this.signal = signal;
+  }
+
+  /** rlimit(RLIMIT_MEMLOCK): signal->rlim[RLIMIT_MEMLOCK].rlim_cur, pages */
+  get memlock(): number | "unlimited" {
+    return this.signal.memlock;
+  }
+
+  set memlock(v: number | "unlimited") {
+    this.signal.memlock = v;
   }
 }
 

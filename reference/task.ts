@@ -5,7 +5,7 @@
  * cred->user), and SCM_RIGHTS (net/core/scm.c scm_detach_fds() -> receive_fd() ->
  * fd_install()).
  */
-import { FilesStruct, MmStruct, TaskStruct, type PageId } from "./objects.ts";
+import { FilesStruct, MmStruct, SignalStruct, TaskStruct, type PageId } from "./objects.ts";
 import type { Outcome } from "../spec/program.ts";
 import { handleIndex } from "../spec/program.ts";
 import { OK, errno, EBADF, EPERM } from "./common.ts";
@@ -17,9 +17,27 @@ import type { Kernel } from "./kernel.ts";
  *  the mm, the parent's cred (user), RLIMIT_MEMLOCK and capabilities. */
 export function sysFork(k: Kernel, pid: string): Outcome {
   const parent = k.current;
-  const child = new TaskStruct(pid, dupMm(k, parent.mm!), dupFd(parent.files!), parent.user, parent.memlock);
+  const child = new TaskStruct(pid, dupMm(k, parent.mm!), dupFd(parent.files!), parent.user, new SignalStruct(parent.memlock));
   k.tasks.set(pid, child);
   return OK;
+}
+
+/** clone(CLONE_VM|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD) in current (`from`): a new task
+ *  `pid` sharing current's mm (mmget()), files (atomic_inc(&files->count)) and signal (rlimit),
+ *  with current's cred (copy_creds(): the same user; a later setresuid in either task changes
+ *  that task's cred only). Its own task_struct: events it opens with pid 0 monitor it
+ *  (hw.target), spec/notes/races.md "Tasks". */
+export function sysThread(k: Kernel, pid: string): Outcome {
+  const parent = k.current;
+  const t = new TaskStruct(pid, parent.mm!, parent.files!, parent.user, parent.signal);
+  k.tasks.set(pid, t);
+  return OK;
+}
+
+/** The other live tasks sharing `task`'s mm (the threads of its process). */
+export function otherUsersOfMm(k: Kernel, task: TaskStruct): boolean {
+  for (const t of k.tasks.values()) if (t !== task && t.alive && t.mm !== null && t.mm === task.mm) return true;
+  return false;
 }
 
 /** dup_fd(): the child's table holds every file the parent's does (get_file() each). */
@@ -68,6 +86,14 @@ function copyPage(p: PageId): PageId {
 /** do_exit() of `task` (never p0): exit_mm() -> mmput() -> exit_mmap(), then exit_files().
  *  The deferred __fput()s (task work) run when the syscall returns (kernel.ts). */
 export function doExit(k: Kernel, task: TaskStruct): void {
+  task.alive = false;
+  // A task of a process with other live tasks: exit_mm()'s mmput() and exit_files()'s
+  // put_files_struct() drop a reference each, not the last (spec/notes/races.md "Tasks").
+  if (otherUsersOfMm(k, task)) {
+    task.mm = null;
+    task.files = null;
+    return;
+  }
   exitMm(k, task);
   exitFiles(k, task);
 }
