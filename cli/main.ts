@@ -275,7 +275,7 @@ async function cmdFuzz(argv: string[]): Promise<number> {
         log(`${what} ${d.kind} at ${d.opIndex >= 0 ? `op ${d.opIndex}` : "audit"} (rule ${d.rule}): spec allows ${d.expected.join(" | ")}, observed ${d.observed}`);
         if (f.known) log(`  known: ${f.known.id}: ${f.known.explanation}`);
         if (!f.flaky) log(`  shrunk ${f.original.length} -> ${f.shrunk.length} ops in ${f.shrinkRuns} runs${f.confirmed ? `; reproduced ${f.confirmed.reproduced}/${f.confirmed.of}` : ""}`);
-        log(`  ${f.flaky ? "program" : "case"} ${rel(paths.json)}   reproducer ${paths.c ? rel(paths.c) : "-"}`);
+        log(`  ${f.flaky ? "program" : "case"} ${rel(paths.json)}   reproducer ${paths.c ? rel(paths.c) : `- (${"noRepro" in paths && paths.noRepro ? paths.noRepro : "none"})`}`);
         if (!f.flaky) log(`  replay: npm run replay -- ${rel(paths.json)} --backend ${a.backend ?? info.name.split("+")[0]} --profile ${profile}`);
       }
     };

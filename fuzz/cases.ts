@@ -141,7 +141,7 @@ export function findingToCase(f: Finding, info: BackendInfo, profile: ProfileId,
  * the same program keeps its name (rewritten in place), a different one never replaces
  * another case (on a hash prefix clash the name takes a longer hash). Writes are atomic.
  */
-export function writeCase(dir: string, c: Case, withRepro = true): { json: string; c?: string } {
+export function writeCase(dir: string, c: Case, withRepro = true): { json: string; c?: string; noRepro?: string } {
   mkdirSync(dir, { recursive: true });
   let named = c;
   for (const chars of [8, 16, 64]) {
@@ -157,7 +157,14 @@ export function writeCase(dir: string, c: Case, withRepro = true): { json: strin
   writeAtomic(json, JSON.stringify(named, null, 2) + "\n");
   if (!withRepro) return { json };
   const cPath = join(dir, `${named.name}.c`);
-  writeAtomic(cPath, reproC(named));
+  let text: string;
+  try {
+    text = reproC(named);
+  } catch (e) {
+    // a case the C runtime cannot run yet: the JSON case is still written and replayable
+    return { json, noRepro: (e as Error).message };
+  }
+  writeAtomic(cPath, text);
   return { json, c: cPath };
 }
 

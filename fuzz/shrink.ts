@@ -100,6 +100,12 @@ async function programSteps(start: Program, t: { test(p: Program): Promise<boole
       if (await accept(withoutProc(prog, p))) { changed = true; break; }
     }
     if (changed) continue;
+    // 3a'. Fold a process into the one it was forked from: its fork goes, its ops run in the
+    // parent (a finding that needs ops, not a second process, loses the process)
+    for (const p of procs.slice(1).reverse()) {
+      if (await accept(foldProc(prog, p))) { changed = true; break; }
+    }
+    if (changed) continue;
     // 3b. Users: drop every setuid to one, else rename it to a lower one.
     for (const u of users.slice(1).reverse()) {
       if (await accept(prog.filter((op) => !(op.op === "setuid" && op.user === u)))) { changed = true; break; }
@@ -178,6 +184,33 @@ export function withoutProc(program: Program, p: string): Program | null {
     }
   });
   return dropDangling(out);
+}
+
+/**
+ * Process `p` folded into the task it was forked (or threaded) from: its fork/thread op and its
+ * exit go, every op that names it (proc, to, from) names the parent instead, and sendFds
+ * between the two vanish. Null when p0 or not forked, or when the result is invalid.
+ */
+export function foldProc(program: Program, p: string): Program | null {
+  if (p === "p0") return null;
+  const origin = program.find((op) => (op.op === "fork" || op.op === "thread") && op.proc === p);
+  if (origin === undefined || (origin.op !== "fork" && origin.op !== "thread")) return null;
+  const parent = origin.from;
+  const { mapProc } = programHandles(program);
+  const kept = filterOps(program, (op) => {
+    if ((op.op === "fork" || op.op === "thread") && op.proc === p) return false;
+    if (op.op === "exit" && op.proc === p) return false;
+    if (op.op === "sendFd" && ((op.proc === p && op.to === parent) || (op.proc === parent && op.to === p))) return false;
+    return true;
+  });
+  const out = kept.map((op): Op => {
+    const o = { ...op } as Record<string, unknown>;
+    if (op.op !== "par" && opProc(op, mapProc) === p) o.proc = parent;
+    if (o.from === p) o.from = parent;
+    if (o.to === p) o.to = parent;
+    return o as Op;
+  });
+  return programProblems(out).length === 0 ? out : null;
 }
 
 /** Drop ops that name a handle no op introduces any more (repeatedly: a drop can strand more). */

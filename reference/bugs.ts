@@ -184,7 +184,7 @@ export const BUGS: readonly BugInfo[] = [
     fix: { commit: "77de62ad3de3", subject: "perf/core: Fix refcount bug and potential UAF in perf_mmap", version: "v7.0" },
     cve: "CVE-2026-23248",
     profiles: ["6.18", "7.2"],
-    observable: true,
+    observable: false,
     parOnly: true,
     note: "Needs a failing map_range(), which no op of the format produces on a fixed kernel (see " +
       "NOTES-for-lead.md); the explorer's `mapRangeFault` option stands in for it. Par blocks only.",
@@ -195,7 +195,7 @@ export const BUGS: readonly BugInfo[] = [
     fix: { commit: "5948aaf64f81", subject: "perf/aux: Fix page UAF in map_range()", version: "v7.2" },
     cve: "CVE-2026-64300",
     profiles: ["6.18", "7.2"],
-    observable: true,
+    observable: false,
     parOnly: true,
     note: "map_range() of an AUX mapping looks the AUX pages up and maps them under the event's " +
       "mmap_mutex only; a concurrent rb_free_aux() through another event of the rb frees them in " +

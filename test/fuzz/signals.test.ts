@@ -18,7 +18,7 @@ describe("killing the CLI leaves nothing behind", () => {
   for (const signal of ["SIGINT", "SIGTERM", "SIGKILL"] as const) {
     it(`model --workers 2, ${signal}`, async () => {
       const r = await killCli(["--backend", "model", "--workers", "2", "--time", "60", "--out", out], signal, rnd(500, 2500),
-        { ready: (c) => c.filter((x) => x === "node" || x.startsWith("MainThread")).length >= 2 });
+        { ready: (c) => c.filter((x) => x === "node" || x.startsWith("MainThread")).length >= 2, env: { AUXSPEC_WORKERS_AS_ASKED: "1" } });
       expect(r.leftProcesses, r.stderr.slice(-2000)).toEqual([]);
       expect(r.leftDirs).toEqual([]);
       expect(r.code).toBe(SIGNAL_CODE[signal]);
