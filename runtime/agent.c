@@ -779,6 +779,10 @@ static void write_warnings(struct aj_buf *b, const struct strs *w)
 }
 
 
+/* Tests only (request field testStall {task: "pK", at: "barrier" | "op"}): that task of every par
+ * block never reaches the barrier, or never returns after the release (runtime/README.md). */
+static int test_stall_task = -1, test_stall_mode;
+
 /* Set when the worker may no longer run programs (identity not restored). */
 static int worker_dirty;
 /* The worker's pipes to the supervisor: a program's child processes close them. */
@@ -943,6 +947,8 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 		goto teardown;
 	}
 	P.jitter_us = jitter_us;
+	P.stall_task = test_stall_task;
+	P.stall_mode = test_stall_mode;
 	for (int i = 0; i < p.nops; i++) {
 		/* the op in its process (spec/program.ts opProc); VmPin is that process's after it */
 		int res;
@@ -1160,8 +1166,16 @@ static void worker_request(struct aj_buf *b, char *line, unsigned uid)
 		write_warnings(b, &w);
 		strs_clear(&w);
 	} else {
-		const struct aj_node *rep = aj_get(req, "repeat"), *jit = aj_get(req, "jitterUs");
+		const struct aj_node *rep = aj_get(req, "repeat"), *jit = aj_get(req, "jitterUs"), *stall = aj_get(req, "testStall");
 		long repeat = 1, jitter = 50;
+		test_stall_task = -1;
+		test_stall_mode = 0;
+		if (stall && stall->type == AJ_OBJ) {
+			const struct aj_node *tk = aj_get(stall, "task"), *at = aj_get(stall, "at");
+			if (tk && tk->type == AJ_STR && tk->str[0] == 'p' && tk->str[1] >= '1' && tk->str[1] <= '3' && !tk->str[2])
+				test_stall_task = tk->str[1] - '0';
+			test_stall_mode = at && at->type == AJ_STR && !strcmp(at->str, "op") ? 2 : 1;
+		}
 		if (rep && (!aj_is_int(rep) || rep->num < 1 || rep->num > 100000)) {
 			aj_raw(b, ",\"trace\":");
 			aborted_trace(b, "bad request: repeat: an integer 1 .. 100000");

@@ -77,6 +77,7 @@ struct ax_procs {
 	struct ax_bar *bar;       /* par barrier (MAP_SHARED) */
 	int gen;                  /* par blocks issued */
 	int jitter_us;            /* par: each task spins 0..jitter_us us after the release */
+	int stall_task, stall_mode; /* tests only: the task of a par block that stalls (ax_preq.stall); -1 none */
 };
 
 /* Request and answer on a child's socket. */
@@ -90,6 +91,7 @@ struct ax_preq {
 	int par;       /* 1: a par block's op: wait at the barrier for generation `gen` first */
 	int gen;
 	int jitter_us;
+	int stall;     /* tests only (agent request testStall): 1 never reach the barrier, 2 never return after the release */
 };
 
 /* Op letters whose a[0] is a map handle (auxspec.h ax_run_op). */
@@ -124,6 +126,7 @@ AX_FN void ax_procs_init(struct ax_procs *P, struct ax_run *r0, int root, unsign
 	bar = mmap(NULL, AX_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	P->bar = bar == MAP_FAILED ? NULL : (struct ax_bar *)bar;
 	P->jitter_us = 50;
+	P->stall_task = -1;
 	for (int i = 0; i < 8; i++)
 		P->close_in_child[i] = -1;
 	P->uids[0] = uid0;
@@ -368,10 +371,21 @@ static void ax_serve(struct ax_procs *P, struct ax_run *r, int sock, int mode)
 		if (n <= 0)
 			goto out;
 		memset(&a, 0, sizeof(a));
+		if (q.par && q.stall == 1 && P->bar) {
+			/* a task that never reaches the barrier (until p0 gives the block up) */
+			struct timespec ts = { 0, 1000 * 1000 };
+			while (__atomic_load_n(&P->bar->abort, __ATOMIC_ACQUIRE) != q.gen)
+				nanosleep(&ts, NULL);
+			a.res = ax_harness("par block given up (test stall at the barrier)");
+			goto answer;
+		}
 		if (q.par && (!P->bar || ax_bar_wait(P->bar, q.gen))) {
 			a.res = ax_harness("par block given up before its release");
 			goto answer;
 		}
+		if (q.par && q.stall == 2)
+			for (;;)
+				pause(); /* a task whose op never returns */
 		if (q.par)
 			ax_jitter(q.jitter_us);
 		switch (q.kind) {
@@ -655,7 +669,7 @@ AX_FN int ax_proc_fork(struct ax_procs *P, int proc, int from)
 			ax_child_serve(P, P->r0, sv[1]);
 		}
 	} else {
-		struct ax_preq q = { 'F', { 0 }, -1, 0, 0, 0 };
+		struct ax_preq q = { 'F', { 0 }, -1, 0, 0, 0, 0 };
 		struct ax_pans a;
 		int res = ax_ask(P, from, &q, sv[1], 1, &a, NULL);
 		if (res) {
@@ -697,7 +711,7 @@ AX_FN int ax_proc_thread(struct ax_procs *P, int proc, int from, int status)
 		}
 		P->vmpin = ax_vmpin_kb(status);
 	} else {
-		struct ax_preq q = { 'T', { 0 }, -1, 0, 0, 0 };
+		struct ax_preq q = { 'T', { 0 }, -1, 0, 0, 0, 0 };
 		struct ax_pans a;
 		int res = ax_ask(P, from, &q, sv[1], 1, &a, NULL);
 		close(sv[1]);
@@ -721,7 +735,7 @@ AX_FN int ax_proc_thread(struct ax_procs *P, int proc, int from, int status)
 /* exit of task `proc`: it ends (SYS_exit of that task), then ax_reap waits for it. */
 AX_FN int ax_proc_exit(struct ax_procs *P, int proc)
 {
-	struct ax_preq q = { 'X', { 0 }, -1, 0, 0, 0 };
+	struct ax_preq q = { 'X', { 0 }, -1, 0, 0, 0, 0 };
 
 	if (proc <= 0 || proc >= AX_MAX_PROCS || !P->p[proc].pid)
 		return ax_harness("exit of a process that is not alive");
@@ -740,7 +754,7 @@ AX_FN int ax_proc_setuid(struct ax_procs *P, int proc, int user, int status)
 		res = ax_setuid(P->r0, P->root, uid);
 		P->vmpin = ax_vmpin_kb(status);
 	} else {
-		struct ax_preq q = { 'U', { (long)uid }, -1, 0, 0, 0 };
+		struct ax_preq q = { 'U', { (long)uid }, -1, 0, 0, 0, 0 };
 		struct ax_pans a;
 		res = ax_ask(P, proc, &q, -1, 0, &a, NULL);
 		P->vmpin = a.vmpin;
@@ -762,13 +776,13 @@ AX_FN int ax_proc_send_fd(struct ax_procs *P, int proc, int to, int ev, int stat
 		if (to == 0)
 			return fd < 0 ? EBADF : 0; /* to itself: it holds it already */
 		{
-			struct ax_preq q = { 'R', { ev }, -1, 0, 0, 0 };
+			struct ax_preq q = { 'R', { ev }, -1, 0, 0, 0, 0 };
 			res = ax_ask(P, to, &q, fd, 1, &a, NULL);
 		}
 		return res;
 	}
 	{
-		struct ax_preq q = { 'S', { ev }, -1, 0, 0, 0 };
+		struct ax_preq q = { 'S', { ev }, -1, 0, 0, 0, 0 };
 		res = ax_ask(P, proc, &q, -1, 0, &a, &fd);
 		P->vmpin = a.vmpin;
 		if (res)
@@ -781,7 +795,7 @@ AX_FN int ax_proc_send_fd(struct ax_procs *P, int proc, int to, int ev, int stat
 		return 0;
 	}
 	{
-		struct ax_preq q = { 'R', { ev }, -1, 0, 0, 0 };
+		struct ax_preq q = { 'R', { ev }, -1, 0, 0, 0, 0 };
 		struct ax_pans b;
 		res = ax_ask(P, to, &q, fd, 1, &b, NULL);
 		close(fd);
@@ -793,7 +807,7 @@ AX_FN int ax_proc_send_fd(struct ax_procs *P, int proc, int to, int ev, int stat
 AX_FN struct ax_preq ax_fwd_req(struct ax_procs *P, const struct ax_op *o)
 {
 	const long *a = o->a;
-	struct ax_preq q = { o->kind, { a[0], a[1], a[2], a[3], a[4], a[5] }, -1, 0, 0, 0 };
+	struct ax_preq q = { o->kind, { a[0], a[1], a[2], a[3], a[4], a[5] }, -1, 0, 0, 0, 0 };
 
 	if (ax_is_map_op(o->kind) && a[0] >= 0 && a[0] < P->r0->nmap)
 		q.flip = P->r0->flip[a[0]];
@@ -902,6 +916,7 @@ AX_FN int ax_procs_par(struct ax_procs *P, int n, const int *proc, const struct 
 		q.par = 1;
 		q.gen = gen;
 		q.jitter_us = P->jitter_us;
+		q.stall = task[j] == P->stall_task ? P->stall_mode : 0;
 		if (ax_sendmsg_fd(P->p[task[j]].sock, &q, sizeof(q), -1, 0)) {
 			snprintf(ax_harness_msg, sizeof(ax_harness_msg), "par block: request to p%d failed", task[j]);
 			__atomic_store_n(&P->bar->abort, gen, __ATOMIC_SEQ_CST);
