@@ -478,6 +478,12 @@ answer:
 out:
 	close(status);
 	if (mode == AX_TASK_P0_THREAD) {
+		/* mappings its mremaps moved outside the slots are p0's mm's: p0's teardown unmaps them
+		 * (p0 waits in pthread_join meanwhile) */
+		for (int i = 0; i < r->nstray && P->r0->nstray < AX_MAX_STRAYS; i++) {
+			P->r0->strays[P->r0->nstray][0] = r->strays[i][0];
+			P->r0->strays[P->r0->nstray++][1] = r->strays[i][1];
+		}
 		close(sock);
 		return;
 	}
