@@ -499,6 +499,8 @@ static void *ax_thread_main(void *arg)
 	struct ax_procs *P = c->P;
 	int sock = c->sock, mode = c->mode;
 
+	r.nstray = 0; /* its own strays only (the creator keeps its own list) */
+
 	if (c->setuid_to && c->setuid_to != r.uid)
 		ax_setuid(&r, P->root, c->setuid_to);
 	c->tid = (pid_t)syscall(SYS_gettid); /* the creator frees nothing: c stays with this thread */
