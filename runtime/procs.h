@@ -864,7 +864,8 @@ AX_FN int ax_procs_op(struct ax_procs *P, int proc, const struct ax_op *o, int s
 		int res;
 
 		res = ax_ask(P, proc, &q, -1, 0, &ans, NULL);
-		ax_fwd_done(P, o, res);
+		if (P->p[proc].group != 0)
+			ax_fwd_done(P, o, res); /* p0's threads share p0's flip table: they moved it themselves */
 		P->vmpin = ans.vmpin;
 		memcpy(P->r0->page, ans.page, sizeof(ans.page));
 		return res;
@@ -985,7 +986,7 @@ AX_FN int ax_procs_par(struct ax_procs *P, int n, const int *proc, const struct 
 		memcpy(out[j].page, a.page, sizeof(a.page));
 	}
 	for (int j = 0; j < n; j++) {
-		if (j != local)
+		if (j != local && P->p[task[j]].group != 0)
 			ax_fwd_done(P, &ops[j], out[j].res);
 		if (ops[j].kind == 'X')
 			out[j].vmpin = 0;
