@@ -104,6 +104,36 @@ describe.skipIf(skipRoot !== null)("threads on the host", () => {
     expect(t.audit).toMatchObject({ vmPinKb: 0, budgetPages: limit });
   });
 
+  it("setuid in a thread changes that task's user only; a thread starts as its creator's user", async () => {
+    // u1 (p1's) is charged up to user_lock_limit, p0's mm the rest; p2, made by p1, is u1 too:
+    // its 3 pages find u1 at the limit and all go to the mm's pinned_vm (as u0 they would not)
+    const over = 513 - limit;
+    const t = await run([
+      { op: "thread", proc: "p1", from: "p0" },
+      { op: "setuid", proc: "p1", user: "u1" },
+      open("e0", "p1"), mmap("m0", "e0", 513, "p1"),
+      { op: "thread", proc: "p2", from: "p1" },
+      open("e1", "p2"), mmap("m1", "e1", 3, "p2"),
+      open("e2"), mmap("m2", "e2", 3),                // p0 is still u0: within u0's limit
+    ]);
+    expect(outcomes(t)).toEqual(["ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"]);
+    expect(t.steps.map((s) => s.vmPinKb)).toEqual([0, 0, 0, over * 4, over * 4, over * 4, (over + 3) * 4, (over + 3) * 4, (over + 3) * 4]);
+    expect(t.audit).toMatchObject({ vmPinKb: 0, budgetPages: limit, budgets: { u1: limit } });
+  });
+
+  it("a thread's toFresh mremap moves the handle's base for the whole process (one base per handle)", async () => {
+    const t = await run([
+      open("e0"), mmap("m0", "e0", 3),
+      { op: "thread", proc: "p1", from: "p0" },
+      { op: "mremap", proc: "p1", map: "m0", oldPages: 3, newPages: 3, mayMove: true, toFresh: true },
+      { op: "touch", map: "m0", page: 0, write: false }, // p0 at the new base
+      { op: "munmap", map: "m0" },
+      { op: "touch", proc: "p1", map: "m0", page: 0, write: false },
+    ]);
+    expect(outcomes(t)).toEqual(["ok", "ok", "ok", "ok", "ok", "ok", "SIGSEGV"]);
+    expect(t.audit).toMatchObject({ vmPinKb: 0, budgetPages: limit });
+  });
+
   it("exit of a task that is not its process's last keeps the mm: the process's first task exits, its thread unmaps later", async () => {
     const over = 513 - limit;
     const t = await run([
