@@ -212,6 +212,9 @@ export async function measureParRepetitions(opts: { repeat?: number; requests?: 
   const program = opts.program ?? PAR_BENCH_PROGRAM;
   const b = await hostBackend({ workers });
   try {
+    // warm both pools: the TypeScript agents (node + tsx start-up takes a CPU for a second or
+    // two) and the C agents, so that neither start-up is measured
+    await b.run([[{ op: "open", ev: "e0", pmu: "sw" }]]);
     await b.runRepeated(Array.from({ length: workers }, () => program), undefined, 2);
     const t0 = performance.now();
     const all = await b.runRepeated(Array.from({ length: requests }, () => program), undefined, repeat);
