@@ -235,6 +235,20 @@ describe.skipIf(skipRoot !== null)("par blocks on the host", () => {
     expect(outcomes(one)).toEqual(["ok", "ok", "ok", "ok", "ok", "ok"]);
   });
 
+  it("three exits at once (a thread of p0, a child's first task and its thread): every task ends, the last one tears the mm down", async () => {
+    const ts = await repeated([
+      open("e0"), { op: "thread", proc: "p1", from: "p0" }, { op: "fork", proc: "p2", from: "p0" }, { op: "thread", proc: "p3", from: "p2" },
+      mmap("m0", "e0", 3, "p3"),
+      { op: "par", ops: 3 }, { op: "exit", proc: "p1" }, { op: "exit", proc: "p2" }, { op: "exit", proc: "p3" },
+      mmap("m1", "e0", 5), // after the block: p2's mm is gone with its mapping, the rb too
+    ], 10);
+    for (const t of ts) {
+      expect(outcomes(t)).toEqual(["ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"]);
+      expect(t.steps.map((s) => s.vmPinKb)).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+      expect(t.audit).toMatchObject({ vmPinKb: 0, budgetPages: limit });
+    }
+  });
+
   it("exit inside a par block: the child's exit and p0's mmap of its event, either order, nothing left over", async () => {
     const ts = await repeated([
       open("e0"), { op: "fork", proc: "p1", from: "p0" }, mmap("m0", "e0", 3, "p1"),
