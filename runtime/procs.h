@@ -872,10 +872,10 @@ AX_FN int ax_procs_op(struct ax_procs *P, int proc, const struct ax_op *o, int s
 	}
 }
 
-/* The task an op of a par block runs in (exit: the task that exits). */
+/* The task an op of a par block runs in (exit: the task that exits; sendFd: the sender). */
 AX_FN int ax_par_task(const struct ax_op *o, int proc)
 {
-	return o->kind == 'X' ? (int)o->a[0] : proc;
+	return o->kind == 'X' || o->kind == 'S' ? (int)o->a[0] : proc;
 }
 
 /* One op's result in a par block. */
@@ -892,10 +892,16 @@ struct ax_par_res {
  * spins a random 0..P->jitter_us us first. Then each op's result, and the VmPin of each op's
  * task read after the whole block (exit: 0). Returns 0 or AX_HARNESS (a task that does not
  * reach the barrier within AX_BARRIER_MS: the block is given up; the caller kills every task).
+ *
+ * sendFd in a block: the sender takes its file reference inside the block (a task: its
+ * sendmsg(SCM_RIGHTS) to p0, whose fget is that moment; p0: a dup of its fd, EBADF as the
+ * sendmsg would be) and the receiver installs it after the block. So a block observes the
+ * orders where the receiver's use of the fd comes before the sendFd (every such observation is
+ * one order's; the other orders are not observed): it never shows an order that none allows.
  */
 AX_FN int ax_procs_par(struct ax_procs *P, int n, const int *proc, const struct ax_op *ops, int status, struct ax_par_res *out)
 {
-	int task[3], remote = 0, gen, local = -1;
+	int task[3], remote = 0, gen, local = -1, held[3] = { -1, -1, -1 };
 	struct timespec t0, t;
 
 	if (n < 2 || n > 3 || !P->bar)
@@ -908,8 +914,8 @@ AX_FN int ax_procs_par(struct ax_procs *P, int n, const int *proc, const struct 
 		for (int i = 0; i < j; i++)
 			if (task[i] == task[j])
 				return ax_harness("par block: two ops in one task");
-		if (strchr("FTUSB", ops[j].kind) || (ops[j].kind == 'X' && task[j] == 0))
-			return ax_harness("par block: the C agent runs open, close, mmap, munmap, mremap, mprotect, setOutput and exit of a task other than p0 in a block (sendFd not yet)");
+		if (strchr("FTUB", ops[j].kind) || (ops[j].kind == 'X' && task[j] == 0))
+			return ax_harness("par block: the C agent runs open, close, mmap, munmap, mremap, mprotect, setOutput, sendFd and exit of a task other than p0 in a block");
 		if (task[j] == 0)
 			local = j;
 	}
@@ -922,6 +928,11 @@ AX_FN int ax_procs_par(struct ax_procs *P, int n, const int *proc, const struct 
 		q = ax_fwd_req(P, &ops[j]);
 		if (ops[j].kind == 'X')
 			q.a[0] = 0;
+		if (ops[j].kind == 'S') {
+			/* the sender's loop reads the event in a[0] and answers with its fd */
+			memset(q.a, 0, sizeof(q.a));
+			q.a[0] = ops[j].a[2];
+		}
 		q.par = 1;
 		q.gen = gen;
 		q.jitter_us = P->jitter_us;
@@ -955,8 +966,15 @@ AX_FN int ax_procs_par(struct ax_procs *P, int n, const int *proc, const struct 
 	syscall(SYS_futex, &P->bar->go, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 	if (local >= 0) {
 		ax_jitter(P->jitter_us);
-		out[local].res = ax_run_op(P->r0, &ops[local]);
-		memcpy(out[local].page, P->r0->page, sizeof(out[local].page));
+		if (ops[local].kind == 'S') {
+			/* p0 sends: its file reference now (dup: EBADF as sendmsg's fget would answer) */
+			int fd = ax_fd(P->r0, (int)ops[local].a[2]);
+			held[local] = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+			out[local].res = held[local] < 0 ? EBADF : 0;
+		} else {
+			out[local].res = ax_run_op(P->r0, &ops[local]);
+			memcpy(out[local].page, P->r0->page, sizeof(out[local].page));
+		}
 	}
 	for (int j = 0; j < n; j++) {
 		struct ax_pans a;
@@ -968,22 +986,42 @@ AX_FN int ax_procs_par(struct ax_procs *P, int n, const int *proc, const struct 
 			/* the task ends after the release; wait until it has (as a sequential exit does) */
 			int e = ax_reap(P, task[j]);
 			if (e)
-				return e;
+				goto fail;
 			continue;
 		}
 		got = ax_recvmsg_fd(P->p[task[j]].sock, &a, sizeof(a), &fd);
-		if (fd >= 0)
+		if (fd >= 0 && ops[j].kind == 'S' && got == (ssize_t)sizeof(a) && a.res == 0)
+			held[j] = fd;
+		else if (fd >= 0)
 			close(fd);
 		if (got != (ssize_t)sizeof(a)) {
 			snprintf(ax_harness_msg, sizeof(ax_harness_msg), "process p%d died during a par block", task[j]);
-			return AX_HARNESS;
+			goto fail;
 		}
 		if (a.res == AX_HARNESS) {
 			snprintf(ax_harness_msg, sizeof(ax_harness_msg), "process p%d: %.200s", task[j], a.msg);
-			return AX_HARNESS;
+			goto fail;
 		}
 		out[j].res = a.res;
 		memcpy(out[j].page, a.page, sizeof(a.page));
+	}
+	/* sendFd: the receivers install what the senders sent (a duplicate is closed at once) */
+	for (int j = 0; j < n; j++) {
+		int to = (int)ops[j].a[1], ev = (int)ops[j].a[2];
+		if (held[j] < 0)
+			continue;
+		if (to == 0)
+			ax_keep_fd(P->r0, ev, held[j]);
+		else {
+			if (to > 0 && to < AX_MAX_PROCS && P->p[to].pid) {
+				struct ax_preq q = { 'R', { ev }, -1, 0, 0, 0, 0 };
+				struct ax_pans b;
+				if (ax_ask(P, to, &q, held[j], 1, &b, NULL) == AX_HARNESS)
+					goto fail;
+			}
+			close(held[j]);
+		}
+		held[j] = -1;
 	}
 	for (int j = 0; j < n; j++) {
 		if (j != local && P->p[task[j]].group != 0)
@@ -997,6 +1035,11 @@ AX_FN int ax_procs_par(struct ax_procs *P, int n, const int *proc, const struct 
 	}
 	P->vmpin = 0;
 	return 0;
+fail:
+	for (int j = 0; j < n; j++)
+		if (held[j] >= 0)
+			close(held[j]);
+	return AX_HARNESS;
 }
 
 /* Teardown's exit steps: every live task but p0 exits, in fork/thread order. Returns 0 or the first harness code. */

@@ -223,6 +223,26 @@ describe.skipIf(skipRoot !== null)("par blocks on the host", () => {
     }
   });
 
+  it("sendFd against a close of the sent fd by another thread: either the receiver holds the file (its mmap works) or the send was EBADF", async () => {
+    // scm_fp_copy: fget at sendmsg time; a close by a thread of the same fd table before it: EBADF
+    const local = await repeated([
+      { op: "fork", proc: "p1", from: "p0" }, open("e0"), { op: "thread", proc: "p2", from: "p0" },
+      { op: "par", ops: 2 }, { op: "close", proc: "p2", ev: "e0" }, { op: "sendFd", proc: "p0", to: "p1", ev: "e0" },
+      mmap("m0", "e0", 3, "p1"),
+    ], 20);
+    const remote = await repeated([
+      { op: "fork", proc: "p1", from: "p0" }, open("e0", "p1"), { op: "thread", proc: "p2", from: "p1" },
+      { op: "par", ops: 2 }, { op: "close", proc: "p1", ev: "e0" }, { op: "sendFd", proc: "p2", to: "p0", ev: "e0" },
+      mmap("m0", "e0", 3),
+    ], 20);
+    for (const t of [...local, ...remote]) {
+      const o = outcomes(t);
+      expect(o.slice(0, 5)).toEqual(["ok", "ok", "ok", "ok", "ok"]);
+      expect([["ok", "ok"], ["EBADF", "EBADF"]]).toContainEqual([o[5], o[6]]);
+      expect(t.audit).toMatchObject({ vmPinKb: 0, budgetPages: limit });
+    }
+  });
+
   it("repetitions: runRepeated returns R traces per par program, one for other programs; run returns the first", async () => {
     const par: Program = [open("e0"), open("e1"), { op: "thread", proc: "p1", from: "p0" }, { op: "par", ops: 2 }, { op: "close", ev: "e0" }, { op: "close", proc: "p1", ev: "e1" }];
     const plain: Program = [open("e0"), mmap("m0", "e0", 2)];
