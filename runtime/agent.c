@@ -1516,8 +1516,15 @@ int main(int argc, char **argv)
 				uid = (unsigned)uidn->num;
 			else if (!req && (p = strstr(line, "\"uid\":")) && strtol(p + 6, NULL, 10) > 0)
 				uid = (unsigned)strtol(p + 6, NULL, 10);
-			else
-				uid = uid_next++;
+			else {
+				/* a repeated request uses uid .. uid + repeat - 1 (worker_request): reserve them all */
+				const struct aj_node *rn = req ? aj_get(req, "repeat") : NULL;
+				long rep = rn && aj_is_int(rn) && rn->num > 1 && rn->num <= 100000 ? (long)rn->num : 1;
+				if (!rn && !req && (p = strstr(line, "\"repeat\":")) && strtol(p + 9, NULL, 10) > 1)
+					rep = strtol(p + 9, NULL, 10) > 100000 ? 100000 : strtol(p + 9, NULL, 10);
+				uid = uid_next;
+				uid_next += (unsigned)rep;
+			}
 		}
 		for (int attempt = 0; attempt < 3 && !answered; attempt++) {
 			char why[128], reason[2048], where[1500];
