@@ -76,8 +76,8 @@ export function opData(op: Op, mapPages: Map<string, number>): string {
     case "exit": return `AX_EXIT(${h(op.proc)})`;
     case "setuid": return `AX_SETUID(${h(op.proc)}, ${h(op.user)})`;
     case "sendFd": return `AX_SEND_FD(${h(op.proc)}, ${h(op.to)}, ${h(op.ev)})`;
-    case "thread": case "par":
-      throw new Error(`C reproducers do not run ${op.op} yet (races: spec/notes/races.md)`);
+    case "thread": return `AX_THREAD(${h(op.proc)}, ${h(op.from)})`;
+    case "par": return `AX_PAR(${op.ops})`;
   }
 }
 
@@ -95,9 +95,12 @@ export function teardownTable(program: readonly Op[]): string[] {
 
 /**
  * The reproducer of a case. `exp` (tests only) replaces the spec's expectation: a hand-derived
- * one for a program the spec cannot walk yet.
+ * one for a program the spec cannot walk yet. For an op of a par block, `allowed` and
+ * `allowedVmPinKb` are those of every order of the block (the reproducer accepts a result and
+ * VmPin some order allows). A case with a par block repeats the whole program `repeat` times
+ * (default PAR_REPEAT; runtime/repro-procs.h), until a repetition diverges.
  */
-export function reproC(c: Case, profile = c.profile ?? "6.18", exp: ProgramExpectation = expectProgram(c.program, c.config, profile)): string {
+export function reproC(c: Case, profile = c.profile ?? "6.18", exp: ProgramExpectation = expectProgram(c.program, c.config, profile), repeat = PAR_REPEAT): string {
   const { evs, maps, mapPages, mapProc, users } = programHandles(c.program);
   const multi = isMultiProcess(c.program);
   const nEv = Math.max(1, ...evs.map(handleIndex).map((i) => i + 1));
@@ -153,15 +156,19 @@ static const struct ax_case the_case = {
 	.nteardown = ${teardownSteps(c.program).length},
 };
 
-${multi ? procsMain(c, mapProc, users) : `int main(void)
+${multi ? procsMain(c, mapProc, users, repeat) : `int main(void)
 {
 	return ax_repro_main(&the_case);
 }
 `}`;
 }
 
+/** Repetitions a reproducer of a case with a par block runs by default (AUXSPEC_REPEAT overrides). */
+export const PAR_REPEAT = 1000;
+
 /** main() of a case with processes: each op's process (opProc) and the users it names. */
-function procsMain(c: Case, mapProc: Map<string, string>, users: string[]): string {
+function procsMain(c: Case, mapProc: Map<string, string>, users: string[], repeat: number): string {
+  const par = c.program.some((op) => op.op === "par");
   const others = users.filter((u) => u !== "u0").map(handleIndex);
   return `/* The process each op runs in (spec/program.ts opProc). */
 static const int step_procs[] = { ${c.program.map((op) => handleIndex(opProc(op, mapProc))).join(", ")} };
@@ -173,7 +180,8 @@ int main(void)
 		.step_procs = step_procs,
 		.users = ${others.length ? "users" : "NULL"},
 		.nusers = ${others.length},
-		.cap_setuid = ${c.config.capSetuid === false ? 0 : 1},
+		.cap_setuid = ${c.config.capSetuid === false ? 0 : 1},${par ? `
+		.repeat = ${Math.max(1, Math.floor(repeat))}, /* par: the whole program, each from scratch, until one diverges */` : ""}
 	};
 
 	(void)ax_repro_main; /* repro.h's single-process driver: not this case's */

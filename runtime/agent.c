@@ -321,6 +321,7 @@ struct prog {
 	int *proc;    /* op -> the process it runs in (spec/program.ts opProc) */
 	int *map_proc; /* map handle (index in maps) -> the process whose mmap introduced it */
 	int multi;    /* isMultiProcess */
+	int has_par;  /* a par block (issue 14) */
 	int users[AX_MAX_USERS]; /* user handles named by setuid */
 };
 
@@ -463,7 +464,7 @@ static int parse_program(const struct aj_node *arr, struct prog *p)
 		if (!kind || kind->type != AJ_STR)
 			BAD("bad program: %d.op: Invalid discriminator value", i);
 		k = kind->str;
-		if (strcmp(k, "fork") && strcmp(k, "exit") && strcmp(k, "setuid") && strcmp(k, "sendFd")) {
+		if (strcmp(k, "fork") && strcmp(k, "exit") && strcmp(k, "setuid") && strcmp(k, "sendFd") && strcmp(k, "thread")) {
 			if (get_proc(o, "proc", 1, 0, &pr, i))
 				return -1;
 			if (has_proc && (!strcmp(k, "sysctlMlock") || !strcmp(k, "auxFault")))
@@ -475,12 +476,12 @@ static int parse_program(const struct aj_node *arr, struct prog *p)
 			if (pr)
 				p->multi = 1;
 		}
-		if (!strcmp(k, "fork") || !strcmp(k, "exit") || !strcmp(k, "setuid") || !strcmp(k, "sendFd")) {
+		if (!strcmp(k, "fork") || !strcmp(k, "exit") || !strcmp(k, "setuid") || !strcmp(k, "sendFd") || !strcmp(k, "thread")) {
 			int q = 0;
 			p->multi = 1;
 			if (get_proc(o, "proc", 0, 0, &pr, i))
 				return -1;
-			if (k[0] == 'f') {
+			if (k[0] == 'f' || k[0] == 't') {
 				if (get_proc(o, "from", 0, 0, &q, i))
 					return -1;
 				if (!forked[q])
@@ -491,7 +492,7 @@ static int parse_program(const struct aj_node *arr, struct prog *p)
 					BAD("bad program: op %d: process handle p%d is forked twice (p0 is the initial process)", i, pr);
 				forked[pr] = alive[pr] = 1;
 				p->proc[i] = q;
-				*x = (struct ax_op){ 'F', { pr, q } };
+				*x = (struct ax_op){ k[0] == 'f' ? 'F' : 'T', { pr, q } };
 				continue;
 			}
 			if (!forked[pr])
@@ -608,6 +609,15 @@ static int parse_program(const struct aj_node *arr, struct prog *p)
 			else if (get_int(o, "memlockPages", 0, 1L << 30, 0, 0, &v[0], i))
 				return -1;
 			*x = (struct ax_op){ 'l', { v[0] } };
+		} else if (!strcmp(k, "par")) {
+			/* spec/program.ts parProblems (the TypeScript side checks the rest: kinds, tasks, handles) */
+			if (has_proc)
+				BAD("bad program: %d: Unrecognized key: \"proc\"", i);
+			if (get_int(o, "ops", 2, 3, 0, 0, &v[0], i))
+				return -1;
+			p->multi = 1;
+			p->has_par = 1;
+			*x = (struct ax_op){ 'B', { v[0] } };
 		} else if (!strcmp(k, "sysctlMlock")) {
 			if (get_int(o, "kb", 0, 1 << 20, 0, 0, &v[0], i))
 				return -1;
@@ -635,6 +645,15 @@ static int parse_program(const struct aj_node *arr, struct prog *p)
 				BAD("bad program: op %d: process handle p%d is used after its exit", i, p->proc[i]);
 		}
 	}
+	for (int j = 0; j < p->nops; j++)
+		if (p->ops[j].kind == 'B') {
+			if (j + p->ops[j].a[0] >= p->nops)
+				BAD("bad program: op %d: par block of %ld ops runs past the end of the program", j, p->ops[j].a[0]);
+			for (int m = 1; m <= p->ops[j].a[0]; m++)
+				if (p->ops[j + m].kind == 'B')
+					BAD("bad program: op %d: par cannot be inside a par block", j + m);
+			j += (int)p->ops[j].a[0];
+		}
 	return 0;
 }
 
@@ -760,6 +779,10 @@ static void write_warnings(struct aj_buf *b, const struct strs *w)
 }
 
 
+/* Tests only (request field testStall {task: "pK", at: "barrier" | "op"}): that task of every par
+ * block never reaches the barrier, or never returns after the release (runtime/README.md). */
+static int test_stall_task = -1, test_stall_mode;
+
 /* Set when the worker may no longer run programs (identity not restored). */
 static int worker_dirty;
 /* The worker's pipes to the supervisor: a program's child processes close them. */
@@ -838,7 +861,7 @@ static int probe_as(struct ax_run *r, unsigned uid, const struct config *c, long
  * One program, as hwtest/host/executor.ts runProgramHere: identity in, ops with VmPin after
  * each, the protocol's teardown, the audit, identity out.
  */
-static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const struct aj_node *cfg_n, unsigned uid)
+static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const struct aj_node *cfg_n, unsigned uid, int jitter_us)
 {
 	struct prog p;
 	struct config c;
@@ -923,9 +946,37 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 		snprintf(aborted, sizeof(aborted), "VmPin is %ld kB before the program: this process is not clean", v);
 		goto teardown;
 	}
+	P.jitter_us = jitter_us;
+	P.stall_task = test_stall_task;
+	P.stall_mode = test_stall_mode;
 	for (int i = 0; i < p.nops; i++) {
 		/* the op in its process (spec/program.ts opProc); VmPin is that process's after it */
-		int res = ax_procs_op(&P, p.proc[i], &p.ops[i], status_fd);
+		int res;
+		if (p.ops[i].kind == 'B') {
+			/* a par block (spec/notes/races.md): the marker's step, then the block's ops released
+			 * together from the barrier, each op's VmPin read after the whole block */
+			struct ax_par_res pr[3];
+			int n = (int)p.ops[i].a[0];
+			write_step(b, i == 0, 0, &p.ops[i], r.page, 0);
+			if (ax_procs_par(&P, n, &p.proc[i + 1], &p.ops[i + 1], status_fd, pr) == AX_HARNESS) {
+				snprintf(aborted, sizeof(aborted), "%s", ax_harness_msg);
+				harness = 1;
+				break;
+			}
+			for (int k = 1; k < AX_MAX_PROCS; k++)
+				if (P.p[k].pid)
+					prog_pids[k] = P.p[k].pid;
+			for (int j = 0; j < n; j++) {
+				if (pr[j].vmpin == LONG_MIN) {
+					snprintf(aborted, sizeof(aborted), "cannot read VmPin of p%d from /proc/<pid>/status", p.proc[i + 1 + j]);
+					goto teardown;
+				}
+				write_step(b, 0, pr[j].res, &p.ops[i + 1 + j], pr[j].page, pr[j].vmpin);
+			}
+			i += n;
+			continue;
+		}
+		res = ax_procs_op(&P, p.proc[i], &p.ops[i], status_fd);
 		if (res == AX_HARNESS) {
 			snprintf(aborted, sizeof(aborted), "%s", ax_harness_msg);
 			harness = 1;
@@ -1046,6 +1097,7 @@ audit_done:
 		snprintf(kb, sizeof(kb), "%ld", F.mlock_kb);
 		ax_write_file(AX_PROC_MLOCK, kb);
 	}
+	ax_procs_fini(&P);
 	free(fds);
 	free(flip);
 	free_program(&p);
@@ -1114,11 +1166,61 @@ static void worker_request(struct aj_buf *b, char *line, unsigned uid)
 		write_warnings(b, &w);
 		strs_clear(&w);
 	} else {
-		aj_raw(b, ",\"trace\":");
-		if (!aj_get(req, "program"))
+		const struct aj_node *rep = aj_get(req, "repeat"), *jit = aj_get(req, "jitterUs"), *stall = aj_get(req, "testStall");
+		long repeat = 1, jitter = 50;
+		test_stall_task = -1;
+		test_stall_mode = 0;
+		if (stall && stall->type == AJ_OBJ) {
+			const struct aj_node *tk = aj_get(stall, "task"), *at = aj_get(stall, "at");
+			if (tk && tk->type == AJ_STR && tk->str[0] == 'p' && tk->str[1] >= '1' && tk->str[1] <= '3' && !tk->str[2])
+				test_stall_task = tk->str[1] - '0';
+			test_stall_mode = at && at->type == AJ_STR && !strcmp(at->str, "op") ? 2 : 1;
+		}
+		if (rep && (!aj_is_int(rep) || rep->num < 1 || rep->num > 100000)) {
+			aj_raw(b, ",\"trace\":");
+			aborted_trace(b, "bad request: repeat: an integer 1 .. 100000");
+		} else if (jit && (!aj_is_int(jit) || jit->num < 0 || jit->num > 1000000)) {
+			aj_raw(b, ",\"trace\":");
+			aborted_trace(b, "bad request: jitterUs: an integer 0 .. 1000000");
+		} else if (!aj_get(req, "program")) {
+			aj_raw(b, ",\"trace\":");
 			aborted_trace(b, "bad program: : Required");
-		else
-			run_program(b, aj_get(req, "program"), aj_get(req, "config"), uid);
+		} else {
+			if (rep)
+				repeat = (long)rep->num;
+			if (jit)
+				jitter = (long)jit->num;
+			/*
+			 * Repetitions (issue 14): the whole program `repeat` times, each from scratch (its own
+			 * uid uid + k as the pool reserves them, full teardown and audit, kernel warnings of that
+			 * repetition in its audit). "trace" is the first; with "repeat" in the request,
+			 * "traces" holds every repetition run, in order. A repetition that aborts, or leaves this
+			 * worker dirty (VmPin != 0, identity not restored), is the last one run.
+			 */
+			static struct aj_buf one;
+			aj_raw(b, ",\"trace\":");
+			for (long k = 0; k < repeat; k++) {
+				long pin;
+				one.len = 0;
+				run_program(&one, aj_get(req, "program"), aj_get(req, "config"), uid ? uid + (unsigned)k : 0, (int)jitter);
+				if (k == 0) {
+					aj_printf(b, "%.*s", (int)one.len, one.s);
+					if (rep)
+						aj_raw(b, ",\"traces\":[");
+				}
+				if (rep) {
+					if (k)
+						aj_raw(b, ",");
+					aj_printf(b, "%.*s", (int)one.len, one.s);
+				}
+				pin = ax_vmpin_kb(status_fd);
+				if (worker_dirty || pin != 0 || (F.root && (getuid() != 0 || geteuid() != 0)) || strstr(one.s, "\"aborted\":"))
+					break;
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
+			}
+			if (rep)
+				aj_raw(b, "]");
+		}
 	}
 	aj_raw(b, "}\n");
 }
@@ -1414,8 +1516,15 @@ int main(int argc, char **argv)
 				uid = (unsigned)uidn->num;
 			else if (!req && (p = strstr(line, "\"uid\":")) && strtol(p + 6, NULL, 10) > 0)
 				uid = (unsigned)strtol(p + 6, NULL, 10);
-			else
-				uid = uid_next++;
+			else {
+				/* a repeated request uses uid .. uid + repeat - 1 (worker_request): reserve them all */
+				const struct aj_node *rn = req ? aj_get(req, "repeat") : NULL;
+				long rep = rn && aj_is_int(rn) && rn->num > 1 && rn->num <= 100000 ? (long)rn->num : 1;
+				if (!rn && !req && (p = strstr(line, "\"repeat\":")) && strtol(p + 9, NULL, 10) > 1)
+					rep = strtol(p + 9, NULL, 10) > 100000 ? 100000 : strtol(p + 9, NULL, 10);
+				uid = uid_next;
+				uid_next += (unsigned)rep;
+			}
 		}
 		for (int attempt = 0; attempt < 3 && !answered; attempt++) {
 			char why[128], reason[2048], where[1500];

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { isMultiProcess, type Config, type Program } from "../../spec/program.ts";
+import { isMultiProcess, type Config, type Op, type Program } from "../../spec/program.ts";
 import type { Trace } from "../../spec/trace.ts";
 import { BackendUnavailable, type Backend, type BackendInfo } from "../../backend/contract.ts";
 import { discoverHost, type HostFacts } from "./discover.ts";
@@ -12,8 +12,30 @@ import { configProblem } from "./executor.ts";
 import { HostPool } from "./pool.ts";
 import { cagentPath } from "./native/build.ts";
 
-/** The ops only the C agent runs (several processes and users, spec/notes/processes.md). */
-export const MULTI_PROCESS_OPS = ["fork", "exit", "setuid", "sendFd"] as const;
+/** The ops only the C agent runs (several processes and users, spec/notes/processes.md; tasks and
+ *  par blocks, spec/notes/races.md). */
+export const MULTI_PROCESS_OPS = ["fork", "exit", "setuid", "sendFd", "thread", "par"] as const;
+
+/** Whether a program has a par block (the programs a backend `repeat` repeats). */
+export function hasPar(program: readonly Op[]): boolean {
+  return program.some((op) => op.op === "par");
+}
+
+/**
+ * A backend that can run each program several times (issue 14: a par block's outcome depends on
+ * the interleaving, so a race campaign judges every repetition against the linearizations).
+ * `runRepeated` answers, per program, the traces of its repetitions in order: `repeat` of them
+ * for a program with a par block (fewer when one aborted or left the worker dirty: that one is
+ * the last), one for any other program. The contract's `run` answers the first repetition only.
+ * Proposed for backend/contract.ts as an optional method (NOTES-for-lead.md).
+ */
+export interface RepeatingBackend extends Backend {
+  runRepeated(programs: readonly Program[], config?: Config, repeat?: number): Promise<Trace[][]>;
+}
+
+export function isRepeating(b: Backend): b is RepeatingBackend {
+  return typeof (b as Partial<RepeatingBackend>).runRepeated === "function";
+}
 
 /** The C agent's path, or why it cannot be had (no gcc, a build error). */
 export function cAgent(log?: (m: string) => void): { path: string } | { error: string } {
@@ -35,6 +57,11 @@ export interface HostBackendOptions {
    *  (default here: 10-30x cheaper, and a worker that dies is only an aborted trace) or a
    *  CLONE_VM child (see native/auxprobe.c). */
   touchMode?: "child" | "inproc";
+  /** Repetitions of every program with a par block (issue 14), each from scratch under its own
+   *  fresh uid, in one C agent request; `runRepeated` returns them all, `run` the first. Default 1. */
+  repeat?: number;
+  /** Upper bound of the random spin each par task does after the release, us (default 50). */
+  jitterUs?: number;
   log?: (msg: string) => void;
 }
 
@@ -84,9 +111,10 @@ export function hostInfo(facts: HostFacts, opts: HostBackendOptions = {}, cagent
     : "touch/setAux/readUserPage access memory in a CLONE_VM child of the worker (a fork child would not have the VM_DONTCOPY buffer mappings)");
   notes.push(cagentError === null
     ? facts.root
-      ? "multi-process programs (fork, exit, setuid, sendFd, proc) run on the C agent (runtime/agent.c): real fork()s, each user handle a fresh uid (setuid through saved uid 0), fds passed with SCM_RIGHTS; the audit probes every user a setuid named"
-      : "multi-process programs (fork, exit, setuid, sendFd, proc) run on the C agent (runtime/agent.c) as this one user: setuid to another user answers EPERM (config.capSetuid false); budgets of other users are absent"
-    : `fork, exit, setuid and sendFd unsupported: the TypeScript agent cannot fork (koffi, Node's threads) and the C agent cannot be built here (${cagentError})`);
+      ? "multi-process programs (fork, exit, setuid, sendFd, thread, par, proc) run on the C agent (runtime/agent.c): real fork()s and pthreads, each user handle a fresh uid (setuid through saved uid 0), fds passed with SCM_RIGHTS, a par block's tasks released together from a futex barrier; the audit probes every user a setuid named"
+      : "multi-process programs (fork, exit, setuid, sendFd, thread, par, proc) run on the C agent (runtime/agent.c) as this one user: setuid to another user answers EPERM (config.capSetuid false); budgets of other users are absent"
+    : `fork, exit, setuid, sendFd, thread and par unsupported: the TypeScript agent cannot fork (koffi, Node's threads) and the C agent cannot be built here (${cagentError})`);
+  if ((opts.repeat ?? 1) > 1) notes.push(`programs with a par block run ${opts.repeat} times each (fresh uid, teardown and audit every time; par tasks spin 0..${opts.jitterUs ?? 50} us after the release): runRepeated returns every repetition, run the first`);
   if (opts.allowSysctl) notes.push("sysctlMlock allowed: it changes /proc/sys/kernel/perf_event_mlock_kb for the whole machine while a program runs (restored at teardown)");
   return {
     name: "host",
@@ -101,7 +129,7 @@ export function hostInfo(facts: HostFacts, opts: HostBackendOptions = {}, cagent
 /** Agents the host backend starts unless told otherwise. */
 export const DEFAULT_HOST_WORKERS = 2;
 
-export async function hostBackend(opts: HostBackendOptions = {}): Promise<Backend> {
+export async function hostBackend(opts: HostBackendOptions = {}): Promise<RepeatingBackend> {
   const facts = discoverHost();
   if (!facts.perfOk) throw new BackendUnavailable(facts.perfError ?? "perf_event_open is not usable here");
   const cagent = cAgent(opts.log);
@@ -136,21 +164,24 @@ export async function hostBackend(opts: HostBackendOptions = {}): Promise<Backen
   const cPool = "path" in cagent
     ? new HostPool({ workers, timeoutMs: opts.timeoutMs, kernel: facts.release, log: opts.log, command: { file: cagent.path, args: agentArgs } })
     : null;
-  const runOne = (p: Program, cfg: Config): Promise<Trace> => {
-    if (!isMultiProcess(p)) return pool.run(p, cfg);
-    if (cPool) return cPool.run(p, cfg);
-    return Promise.resolve({ backend: "host", kernel: facts.release, steps: [], audit: null, aborted: `multi-process program: ${info.notes.at(-1) ?? "the C agent cannot be built"}` });
+  const cNote = info.notes.find((n) => n.startsWith("fork, exit")) ?? "the C agent cannot be built";
+  const runAll = (p: Program, cfg: Config, repeat: number): Promise<Trace[]> => {
+    if (!isMultiProcess(p)) return pool.run(p, cfg).then((t) => [t]);
+    if (!cPool) return Promise.resolve([{ backend: "host", kernel: facts.release, steps: [], audit: null, aborted: `multi-process program: ${cNote}` }]);
+    if (repeat > 1 && hasPar(p)) return cPool.runRepeated(p, cfg, repeat, opts.jitterUs);
+    return opts.jitterUs !== undefined && hasPar(p) ? cPool.runRepeated(p, cfg, 1, opts.jitterUs) : cPool.run(p, cfg).then((t) => [t]);
   };
+  const defaultRepeat = Math.max(1, Math.floor(opts.repeat ?? 1));
   // Serial hosts (machine-global state, or one shared user): the two pools never overlap.
   let tail: Promise<unknown> = Promise.resolve();
-  const runSerial = (ps: readonly Program[], cfg: Config): Promise<Trace[]> => {
+  const runSerial = (ps: readonly Program[], cfg: Config, repeat: number): Promise<Trace[][]> => {
     const out = tail.then(async () => {
-      const traces: Trace[] = [];
+      const traces: Trace[][] = [];
       for (let i = 0; i < ps.length;) {
         const multi = isMultiProcess(ps[i]);
         let j = i;
         while (j < ps.length && isMultiProcess(ps[j]) === multi) j++;
-        traces.push(...await Promise.all(ps.slice(i, j).map((p) => runOne(p, cfg))));
+        traces.push(...await Promise.all(ps.slice(i, j).map((p) => runAll(p, cfg, repeat))));
         i = j;
       }
       return traces;
@@ -158,16 +189,23 @@ export async function hostBackend(opts: HostBackendOptions = {}): Promise<Backen
     tail = out.catch(() => {});
     return out;
   };
+  const runMany = async (programs: readonly Program[], config: Config | undefined, repeat: number): Promise<Trace[][]> => {
+    const cfg = config ?? info.config;
+    const problem = configProblem(cfg, facts, { allowSysctl: opts.allowSysctl });
+    if (problem) {
+      return programs.map(() => [{ backend: "host", kernel: facts.release, steps: [], audit: null, aborted: problem }]);
+    }
+    return serial ? runSerial(programs, cfg, repeat) : Promise.all(programs.map((p) => runAll(p, cfg, repeat)));
+  };
   let closed = false;
   return {
     info,
     async run(programs: readonly Program[], config?: Config): Promise<Trace[]> {
-      const cfg = config ?? info.config;
-      const problem = configProblem(cfg, facts, { allowSysctl: opts.allowSysctl });
-      if (problem) {
-        return programs.map(() => ({ backend: "host", kernel: facts.release, steps: [], audit: null, aborted: problem }));
-      }
-      return serial ? runSerial(programs, cfg) : Promise.all(programs.map((p) => runOne(p, cfg)));
+      // one repetition: `run` answers the first anyway (runRepeated for all of them)
+      return (await runMany(programs, config, 1)).map((ts) => ts[0]);
+    },
+    runRepeated(programs: readonly Program[], config?: Config, repeat?: number): Promise<Trace[][]> {
+      return runMany(programs, config, Math.max(1, Math.floor(repeat ?? defaultRepeat)));
     },
     async close() {
       if (closed) return;

@@ -3,6 +3,7 @@
  * - koffi executor vs the C twin on the same programs (`compareKoffiVsC`),
  * - programs/s through the worker pool with 1 and 2 workers (`measureHostThroughput`),
  * - per-call costs (`measureCallCosts`) and the re-map wait after a last munmap (`measureRemapWait`).
+ * - `par` repetitions per second through the C agent (`measureParRepetitions`, issue 14).
  */
 import { readFileSync } from "node:fs";
 import type { Config, Op, Program } from "../../spec/program.ts";
@@ -187,4 +188,49 @@ export function measureRemapWait(n = 30): { remapMs: number; freshMs: number; rc
   let rcuExpedited: boolean | null = null;
   try { rcuExpedited = readFileSync("/sys/kernel/rcu_expedited", "utf8").trim() !== "0"; } catch { /* not exposed */ }
   return { remapMs: remap / n, freshMs: fresh / n, rcuExpedited };
+}
+
+/** The par block the bench repeats: two processes map one event with different sizes at once. */
+export const PAR_BENCH_PROGRAM: Program = [
+  { op: "open", ev: "e0", pmu: "sw" },
+  { op: "fork", proc: "p1", from: "p0" },
+  { op: "par", ops: 2 },
+  { op: "mmap", map: "m0", ev: "e0", pages: 3, pgoff: 0, prot: "rw" },
+  { op: "mmap", proc: "p1", map: "m1", ev: "e0", pages: 5, pgoff: 0, prot: "rw" },
+];
+
+/**
+ * `par` repetitions per second on the host (issue 14 bench row): `repeat` repetitions of a
+ * program with a par block in one C agent request (each from scratch: fresh uid, fork, barrier,
+ * teardown, audit), `requests` such requests over `workers` agents. The agents are started (and
+ * warmed with one request each) before the clock starts. Root or not: as hostBackend runs it.
+ */
+export async function measureParRepetitions(opts: { repeat?: number; requests?: number; workers?: number; program?: Program } = {}): Promise<{ repetitions: number; ms: number; perSecond: number; workers: number; program: string; aborted: number; outcomes: Record<string, number> }> {
+  const repeat = opts.repeat ?? 200;
+  const requests = opts.requests ?? 1;
+  const workers = opts.workers ?? 1;
+  const program = opts.program ?? PAR_BENCH_PROGRAM;
+  const b = await hostBackend({ workers });
+  try {
+    // warm both pools: the TypeScript agents (node + tsx start-up takes a CPU for a second or
+    // two) and the C agents, so that neither start-up is measured
+    await b.run([[{ op: "open", ev: "e0", pmu: "sw" }]]);
+    await b.runRepeated(Array.from({ length: workers }, () => program), undefined, 2);
+    const t0 = performance.now();
+    const all = await b.runRepeated(Array.from({ length: requests }, () => program), undefined, repeat);
+    const ms = performance.now() - t0;
+    const traces = all.flat();
+    const outcomes: Record<string, number> = {};
+    for (const t of traces) {
+      const k = t.aborted ? "aborted" : t.steps.map((s) => ("ok" in s.outcome ? "ok" : "errno" in s.outcome ? s.outcome.errno : s.outcome.signal)).join(" ");
+      outcomes[k] = (outcomes[k] ?? 0) + 1;
+    }
+    return {
+      repetitions: traces.length, ms, perSecond: traces.length / (ms / 1000), workers,
+      program: "open; fork; par { mmap 3 pages in p0 | mmap 5 pages in p1 }",
+      aborted: traces.filter((t) => t.aborted).length, outcomes,
+    };
+  } finally {
+    await b.close();
+  }
 }

@@ -42,8 +42,13 @@ export interface PoolOptions {
 interface Task {
   program: Program;
   config: Config;
-  resolve: (t: Trace) => void;
+  /** Every repetition's trace (one without `repeat`). */
+  resolve: (t: Trace[]) => void;
   uid: number;
+  /** Repetitions (C agent only, issue 14): sent as the request's `repeat`; uid .. uid + repeat - 1 are this task's. */
+  repeat?: number;
+  /** Upper bound of each par task's jitter after the release, us (the agent's default: 50). */
+  jitterUs?: number;
 }
 
 interface InFlight { id: number; task: Task }
@@ -74,7 +79,23 @@ export class HostPool {
   run(program: Program, config: Config): Promise<Trace> {
     if (this.closed) return Promise.resolve(this.aborted("the host backend is closed"));
     return new Promise((resolve) => {
-      this.queue.push({ program, config, resolve, uid: this.uidNext++ });
+      this.queue.push({ program, config, resolve: (ts) => resolve(ts[0]), uid: this.uidNext++ });
+      this.pump();
+    });
+  }
+
+  /**
+   * The program `repeat` times on one agent (the C agent's request field `repeat`: each
+   * repetition from scratch under its own fresh uid, with teardown and audit). Resolves to every
+   * repetition's trace in order: fewer than `repeat` when one aborted or left the worker dirty
+   * (that one is the last), a single aborted trace when the whole request failed.
+   */
+  runRepeated(program: Program, config: Config, repeat: number, jitterUs?: number): Promise<Trace[]> {
+    if (this.closed) return Promise.resolve([this.aborted("the host backend is closed")]);
+    const n = Math.max(1, Math.floor(repeat));
+    return new Promise((resolve) => {
+      this.queue.push({ program, config, resolve, uid: this.uidNext, repeat: n, jitterUs });
+      this.uidNext += n;
       this.pump();
     });
   }
@@ -116,7 +137,7 @@ export class HostPool {
     if (!head) { this.opts.log?.(`worker ${w.proc.pid}: unexpected output ${line.slice(0, 200)}`); return; }
     // Zod at the edge: a reply that is not JSON, answers another request or is not a Trace is
     // a harness failure: the program it was for is aborted and the worker replaced.
-    let msg: { id?: unknown; trace?: unknown };
+    let msg: { id?: unknown; trace?: unknown; traces?: unknown };
     try {
       msg = JSON.parse(line);
     } catch {
@@ -126,10 +147,17 @@ export class HostPool {
     if (msg?.id !== head.id) { this.opts.log?.(`worker ${w.proc.pid}: answer for ${JSON.stringify(msg?.id)}, expected ${head.id}`); return; }
     const trace = Trace.safeParse(msg.trace);
     if (!trace.success) return this.malformed(w, `reply is not a valid trace:\n${formatZodError(trace.error)}`);
+    let traces: Trace[] = [trace.data];
+    if (head.task.repeat !== undefined && msg.traces !== undefined) {
+      // the repetitions: every one a Trace (an answer without them is an aborted request: `trace` alone)
+      const all = Trace.array().min(1).safeParse(msg.traces);
+      if (!all.success) return this.malformed(w, `reply's traces are not valid traces:\n${formatZodError(all.error)}`);
+      traces = all.data;
+    }
     w.inflight.shift();
     w.answered = true;
     this.armTimer(w);
-    head.task.resolve(trace.data);
+    head.task.resolve(traces);
     this.pump();
   }
 
@@ -139,7 +167,7 @@ export class HostPool {
     this.opts.log?.(`worker ${w.proc.pid}: ${why.split("\n")[0]}`);
     const head = this.retire(w, true);
     w.proc.kill("SIGKILL");
-    head?.task.resolve(this.aborted(`harness: worker ${w.proc.pid} sent a malformed reply: ${why}`));
+    head?.task.resolve([this.aborted(`harness: worker ${w.proc.pid} sent a malformed reply: ${why}`)]);
     this.pump();
   }
 
@@ -150,7 +178,7 @@ export class HostPool {
     const head = w.inflight[0];
     if (!head || w.gone) return;
     // The first program on a fresh worker also pays its start-up (node + tsx, ~0.5 s).
-    const ms = this.timeoutFor(head.task.program) + (w.answered ? 0 : 20_000);
+    const ms = this.timeoutFor(head.task) + (w.answered ? 0 : 20_000);
     w.timer = setTimeout(() => this.onTimeout(w), ms);
   }
 
@@ -174,7 +202,7 @@ export class HostPool {
     const head = this.retire(w, code !== EXIT_DIRTY);
     if (head) {
       const how = signal ? `signal ${signal}` : `status ${code}`;
-      head.task.resolve(this.aborted(`worker ${w.proc.pid} exited (${how}) during the program; stderr: ${w.stderrTail.trim().slice(-600)}`));
+      head.task.resolve([this.aborted(`worker ${w.proc.pid} exited (${how}) during the program; stderr: ${w.stderrTail.trim().slice(-600)}`)]);
     } else if (code !== EXIT_DIRTY && code !== 0 && !this.closed) {
       this.opts.log?.(`worker ${w.proc.pid} exited (${signal ?? code}); stderr: ${w.stderrTail.trim().slice(-600)}`);
     }
@@ -188,12 +216,13 @@ export class HostPool {
     const where = `syscall: ${peek("syscall")}; wchan: ${peek("wchan")}`;
     const head = this.retire(w, true)!;
     w.proc.kill("SIGKILL");
-    head.task.resolve(this.aborted(`timed out after ${this.timeoutFor(head.task.program)} ms (worker ${pid} ${where}); worker killed`));
+    head.task.resolve([this.aborted(`timed out after ${this.timeoutFor(head.task)} ms (worker ${pid} ${where}); worker killed`)]);
     this.pump();
   }
 
-  private timeoutFor(p: Program): number {
-    return this.opts.timeoutMs ?? 5000 + 100 * p.length;
+  /** Per program; a repeated request gets it once per repetition. */
+  private timeoutFor(t: Task): number {
+    return (this.opts.timeoutMs ?? 5000 + 100 * t.program.length) * (t.repeat ?? 1);
   }
 
   private pump(): void {
@@ -208,7 +237,8 @@ export class HostPool {
       const id = this.nextId++;
       w.inflight.push({ id, task });
       if (w.inflight.length === 1) this.armTimer(w);
-      w.proc.stdin!.write(JSON.stringify({ id, program: task.program, config: task.config, uid: task.uid }) + "\n");
+      const extra = task.repeat !== undefined ? { repeat: task.repeat, ...(task.jitterUs !== undefined ? { jitterUs: task.jitterUs } : {}) } : {};
+      w.proc.stdin!.write(JSON.stringify({ id, program: task.program, config: task.config, uid: task.uid, ...extra }) + "\n");
     }
   }
 
@@ -220,9 +250,9 @@ export class HostPool {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const t of this.queue.splice(0)) t.resolve(this.aborted("the host backend was closed"));
+    for (const t of this.queue.splice(0)) t.resolve([this.aborted("the host backend was closed")]);
     for (const w of this.workers) {
-      for (const f of w.inflight.splice(0)) f.task.resolve(this.aborted("the host backend was closed"));
+      for (const f of w.inflight.splice(0)) f.task.resolve([this.aborted("the host backend was closed")]);
       if (w.timer) clearTimeout(w.timer);
     }
     const exits = this.workers.map((w) => new Promise<void>((res) => {

@@ -34,6 +34,8 @@ export interface VmBackendOptions {
   /** Guests of this kernel to boot and spread programs over (`--workers`; default 1). Fewer
    *  when the host's cores or memory cannot run more at full speed (parallel.ts vmWorkers). */
   workers?: number;
+  /** CPUs of each guest (default 1; 2 for race campaigns: par blocks on two CPUs at once). */
+  cpus?: number;
 }
 
 /** Guest-side limit per program: generous, TCG is 10 to 50 times slower than the host. */
@@ -117,7 +119,7 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
   }
   const boot = async (): Promise<GuestVM> => {
     try {
-      return await GuestVM.boot({ kernel: k, agent, agentKind, log });
+      return await GuestVM.boot({ kernel: k, agent, agentKind, log, cpus: opts.cpus });
     } catch (e) {
       const c = e instanceof GuestError ? `\n--- console ---\n${consoleLines(e.console)}` : "";
       throw new BackendUnavailable(`guest ${k.release} did not come up: ${(e as Error).message}${c}`);
@@ -167,7 +169,7 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
 
   const runner = new ParallelRunner(vms.map((first) => new GuestRunner({
     name, kernel: hello.release, first, log,
-    boot: () => GuestVM.boot({ kernel: k, agent, agentKind, log }),
+    boot: () => GuestVM.boot({ kernel: k, agent, agentKind, log, cpus: opts.cpus }),
   })));
   return {
     info,

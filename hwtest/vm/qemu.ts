@@ -81,6 +81,9 @@ export interface BootOptions {
   cpu?: string;
   /** Boot the uncompressed vmlinux through its PVH entry where the kernel has one (pvh.ts; default true). */
   pvh?: boolean;
+  /** Guest CPUs (QEMU -smp; default 1). Race runs want 2 (spec/notes/races.md: a par block's
+   *  tasks on two CPUs at once); TCG then runs one host thread per guest CPU. */
+  cpus?: number;
 }
 
 /**
@@ -272,7 +275,7 @@ export class GuestVM {
     const image = (opts.pvh ?? true) ? pvhKernel(k.vmlinuz, existsSync(configPath) ? readFileSync(configPath, "utf8") : null, join(PROJECT_ROOT, ".cache"), log) ?? k.vmlinuz : k.vmlinuz;
     const sockPath = join(tmp, "agent.sock");
     const args = [
-      "-accel", "tcg", "-cpu", opts.cpu ?? GUEST_CPU, "-m", String(opts.memMb ?? 1024), "-smp", "1",
+      "-accel", "tcg", "-cpu", opts.cpu ?? GUEST_CPU, "-m", String(opts.memMb ?? 1024), "-smp", String(Math.max(1, Math.floor(opts.cpus ?? 1))),
       "-display", "none", "-monitor", "none", "-no-reboot", "-nodefaults",
       "-serial", "stdio",
       "-device", "virtio-serial-pci",

@@ -137,3 +137,62 @@ describe("C reproducers", () => {
     expect(text).toMatch(/\(const int\[\]\)\{ 0, ENOMEM \}/);
   });
 });
+
+// A case with a par block (issue 14), its expectation derived by hand from the kernel
+// (kernel/events/core.c perf_mmap, 6.1 .. 6.18): two processes map one event at once, 2 and 4
+// data pages; whichever comes first creates the rb, the other finds a buffer of another size
+// (data_page_nr(rb) != nr_pages: EINVAL). Every order allows ok or EINVAL for each, VmPin 0
+// (3 and 5 pages stay under user_lock_limit). `wrong` claims p0 always wins (a divergence the
+// repetitions must show).
+describe("C reproducers of par blocks", () => {
+  const parCase = (config: Config, wrong = false): { c: Case; exp: ProgramExpectation } => {
+    const limit = (config.mlockKb >> 2) * config.cpus;
+    const ok: Outcome = { ok: true };
+    const einval: Outcome = { errno: "EINVAL" };
+    const steps: Array<[Op, Outcome[]]> = [
+      [{ op: "open", ev: "e0", pmu: "sw" }, [ok]],
+      [{ op: "fork", proc: "p1", from: "p0" }, [ok]],
+      [{ op: "thread", proc: "p2", from: "p1" }, [ok]],
+      [{ op: "par", ops: 2 }, [ok]],
+      [{ op: "mmap", map: "m0", ev: "e0", pages: 3, pgoff: 0, prot: "rw" }, wrong ? [ok] : [ok, einval]],
+      [{ op: "mmap", proc: "p2", map: "m1", ev: "e0", pages: 5, pgoff: 0, prot: "rw" }, wrong ? [einval] : [einval, ok]],
+    ];
+    return {
+      c: { format: "auxspec-case/1", name: "par-mmap-sizes", config, program: steps.map((s) => s[0]) },
+      exp: {
+        perOp: steps.map(([, os]) => ({ preferred: os[0], allowed: os, allowedVmPinKb: [0], rule: "hand-derived" })),
+        audit: { vmPinKb: 0, budgetPages: limit, liveAux: 0 },
+        brokenInvariants: [],
+      },
+    };
+  };
+
+  it.skipIf(!hasGcc())("a case with a par block holds AX_THREAD and AX_PAR, a repeat count, and compiles alone", () => {
+    const base = loadCase(join(KNOWN, "6.18-remap-leaks-locked-vm.json"));
+    const { c, exp } = parCase(base.config);
+    const text = reproC(c, "6.18", exp, 500);
+    for (const s of ["AX_THREAD(2, 1)", "AX_PAR(2)", ".repeat = 500,", "step_procs[] = { 0, 1, 2, 0, 0, 2 }"]) expect(text).toContain(s);
+    writeFileSync(join(dir, "par.c"), text);
+    execFileSync("gcc", ["-static", "-O2", "-Wall", "-Werror", "-o", join(dir, "par"), join(dir, "par.c")], { cwd: dir });
+  });
+
+  it.skipIf(!hasGcc() || skipRoot !== null)("runs the block with the barrier, repeated: passes with the true expectation, fails with a wrong one (root)", () => {
+    for (const wrong of [false, true]) {
+      const { c, exp } = parCase(liveFacts!.config, wrong);
+      const name = wrong ? "par-wrong" : "par-live";
+      writeFileSync(join(dir, `${name}.c`), reproC(c, liveFacts!.profile, exp));
+      execFileSync("gcc", ["-static", "-O2", "-Wall", "-Werror", "-o", join(dir, name), join(dir, `${name}.c`)], { cwd: dir });
+      const r = spawnSync(join(dir, name), [], { encoding: "utf8", timeout: 120_000, env: { ...process.env, AUXSPEC_REPEAT: "300" } });
+      if (!wrong) {
+        expect(r.status, r.stdout).toBe(0);
+        expect(r.stdout).toMatch(/ok \d+ - 299 more repetitions: every result allowed/);
+        expect(r.stdout).toMatch(/# par block at op 3: \S+ \S+ x\d+/);
+        expect(r.stdout).not.toContain("not ok");
+      } else {
+        // p1's task wins some of the 300 races: the first repetition or a later one diverges
+        expect(r.status, r.stdout).toBe(1);
+        expect(r.stdout).toMatch(/not ok \d+ - (repetition \d+ of 300 diverges: op [45]|mmap)/);
+      }
+    }
+  }, 120_000);
+});

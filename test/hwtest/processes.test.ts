@@ -259,10 +259,11 @@ describe.skipIf(skipRoot !== null)("the C agent's processes", () => {
 });
 
 describe.skipIf(skipLive !== null)("without the C agent", () => {
-  it("the host marks fork, exit, setuid and sendFd unsupported, saying why", () => {
+  it("the host marks fork, exit, setuid, sendFd, thread and par unsupported, saying why", () => {
     const info = hostInfo(liveFacts!, {}, "cannot build runtime/agent.c with gcc (spawn gcc ENOENT)");
     for (const op of MULTI_PROCESS_OPS) expect(info.unsupported.has(op), op).toBe(true);
-    expect(info.notes.some((n) => /fork, exit, setuid and sendFd unsupported: .*cannot fork.*spawn gcc ENOENT/.test(n))).toBe(true);
+    expect(info.notes.some((n) => /fork, exit, setuid, sendFd, thread and par unsupported: .*cannot fork.*spawn gcc ENOENT/.test(n))).toBe(true);
     expect(hostInfo(liveFacts!, {}, null).unsupported.has("fork")).toBe(false);
+    expect(hostInfo(liveFacts!, {}, null).unsupported.has("par")).toBe(false);
   });
 });
