@@ -1107,9 +1107,12 @@ static int ax_repro_main(const struct ax_case *c)
  */
 #ifndef AUXSPEC_PROCS_H
 #define AUXSPEC_PROCS_H
+#include <linux/futex.h>
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #define AX_MAX_PROCS 4
 #define AX_MAX_USERS 4
@@ -1119,10 +1122,28 @@ static int ax_repro_main(const struct ax_case *c)
 #define AX_EXIT(proc) { 'X', { proc } }
 #define AX_SETUID(proc, user) { 'U', { proc, user } }
 #define AX_SEND_FD(proc, to, ev) { 'S', { proc, to, ev } }
+/* Races (issue 14, spec/notes/races.md): a task `proc` of `from`'s process; a par block marker of n ops. */
+#define AX_THREAD(proc, from) { 'T', { proc, from } }
+#define AX_PAR(n) { 'B', { n } }
+
+/* How long p0 waits for a par block's tasks to reach the barrier (a task that never does: harness). */
+#define AX_BARRIER_MS 3000
 
 struct ax_proc {
-	pid_t pid;   /* 0: not forked or exited */
+	pid_t pid;   /* the task's id (tid; a process's first task: its pid); 0: not started or exited */
 	int sock;    /* p0's end of its socket; -1 for p0 */
+	int group;   /* the task handle of its process's first task (p0's threads: 0) */
+	int thread;  /* a task made by `thread` (not its process's first task) */
+	pid_t tgid;  /* its process's pid */
+	pthread_t pt; /* p0's threads: joined at their exit */
+	unsigned uid; /* its user (uid), as p0 knows it */
+};
+
+/* The par barrier: a MAP_SHARED page every task of the program sees (made before any fork). */
+struct ax_bar {
+	int ready;  /* tasks waiting at the barrier */
+	int go;     /* the block generation released */
+	int abort;  /* a block generation p0 gave up on */
 };
 
 struct ax_procs {
@@ -1133,7 +1154,11 @@ struct ax_procs {
 	pid_t leader;             /* p0's pid */
 	int close_in_child[8];    /* p0's fds a child closes (the caller's pipes); -1 unused */
 	long vmpin;               /* VmPin of the last op's process */
-	int fork_order[AX_MAX_PROCS], nforked;
+	int fork_order[AX_MAX_PROCS], nforked; /* tasks in fork/thread order */
+	struct ax_bar *bar;       /* par barrier (MAP_SHARED) */
+	int gen;                  /* par blocks issued */
+	int jitter_us;            /* par: each task spins 0..jitter_us us after the release */
+	int stall_task, stall_mode; /* tests only: the task of a par block that stalls (ax_preq.stall); -1 none */
 };
 
 /* Request and answer on a child's socket. */
@@ -1144,6 +1169,10 @@ struct ax_preq {
 	 * process (spec/notes/processes.md: one base per handle; a toFresh mremap in any process flips
 	 * it for all); -1 otherwise */
 	int flip;
+	int par;       /* 1: a par block's op: wait at the barrier for generation `gen` first */
+	int gen;
+	int jitter_us;
+	int stall;     /* tests only (agent request testStall): 1 never reach the barrier, 2 never return after the release */
 };
 
 /* Op letters whose a[0] is a map handle (auxspec.h ax_run_op). */
@@ -1195,14 +1224,23 @@ AX_FN void ax_procs_anchor_users(struct ax_procs *P)
 
 AX_FN void ax_procs_init(struct ax_procs *P, struct ax_run *r0, int root, unsigned uid0)
 {
+	void *bar;
+
 	memset(P, 0, sizeof(*P));
 	P->r0 = r0;
 	P->root = root;
 	P->leader = getpid();
 	P->p[0].pid = P->leader;
+	P->p[0].tgid = P->leader;
 	P->p[0].sock = -1;
+	P->p[0].uid = uid0;
 	for (int i = 1; i < AX_MAX_PROCS; i++)
 		P->p[i].sock = -1;
+	/* the par barrier: shared with every fork child (not a perf mapping: fork copies it) */
+	bar = mmap(NULL, AX_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	P->bar = bar == MAP_FAILED ? NULL : (struct ax_bar *)bar;
+	P->jitter_us = 50;
+	P->stall_task = -1;
 	for (int i = 0; i < 8; i++)
 		P->close_in_child[i] = -1;
 	P->uids[0] = uid0;
@@ -1308,12 +1346,137 @@ AX_FN void ax_child_arm(pid_t leader)
 		_exit(1);
 }
 
-/* A child's loop: ops from p0 until exit or EOF. Never returns. */
-static __attribute__((noreturn)) void ax_child_serve(struct ax_procs *P, struct ax_run *r, int sock)
+/* VmPin of the calling task's mm (ax_vmpin_kb with the buffer on the stack: tasks of one process read at once). */
+AX_FN long ax_vmpin_kb_r(int fd)
 {
-	int status = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	char buf[16384];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	char *p;
 
-	ax_child_arm(P->leader);
+	if (n < 0)
+		return LONG_MIN;
+	buf[n] = 0;
+	p = strstr(buf, "\nVmPin:");
+	if (!p)
+		return LONG_MIN;
+	p += 7;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return (long)strtoull(p, NULL, 10);
+}
+
+/* Spins 0..max_us microseconds (a par block's jitter after the release). */
+AX_FN void ax_jitter(int max_us)
+{
+	struct timespec t0, t;
+	unsigned long x;
+	long ns;
+
+	if (max_us <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	x = (unsigned long)t0.tv_nsec * 6364136223846793005ul + (unsigned long)syscall(SYS_gettid) * 1442695040888963407ul;
+	x ^= x >> 29;
+	ns = (long)(x % ((unsigned long)max_us * 1000ul + 1));
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < ns);
+}
+
+AX_FN void ax_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/*
+ * A task at the barrier of par block `gen`: counts itself ready, then waits until p0 releases
+ * the block (spinning a while, then on the futex: the page is MAP_SHARED, so no
+ * FUTEX_PRIVATE_FLAG). Returns 0, or -1 when p0 gave the block up.
+ */
+AX_FN int ax_bar_wait(struct ax_bar *b, int gen)
+{
+	__atomic_add_fetch(&b->ready, 1, __ATOMIC_SEQ_CST);
+	for (long i = 0;; i++) {
+		int g = __atomic_load_n(&b->go, __ATOMIC_ACQUIRE);
+		if (g == gen)
+			return 0;
+		if (__atomic_load_n(&b->abort, __ATOMIC_ACQUIRE) == gen)
+			return -1;
+		if (i < 20000)
+			ax_cpu_relax();
+		else {
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+			syscall(SYS_futex, &b->go, FUTEX_WAIT, g, &ts, NULL, 0);
+		}
+	}
+}
+
+/* How a task serves: its process's first task (a fork child), a thread of p0, a thread of a child. */
+enum { AX_TASK_PROC, AX_TASK_P0_THREAD, AX_TASK_THREAD };
+
+struct ax_tctx {
+	struct ax_procs *P;
+	struct ax_run r;      /* the creator's, copied: fds and flip are the process's (shared), uid and page the task's */
+	int sock;
+	int mode;
+	volatile pid_t tid;   /* set by the new thread */
+	unsigned setuid_to;   /* p0's threads: the user of the task named `from` (0: keep) */
+};
+
+static void *ax_thread_main(void *arg);
+
+/* A new thread of this process serving on `sock` (r copied). Returns its tid, or -errno. */
+AX_FN long ax_spawn_thread(struct ax_procs *P, const struct ax_run *r, int sock, int mode, unsigned setuid_to, pthread_t *pt)
+{
+	struct ax_tctx *c = calloc(1, sizeof(*c));
+	pthread_attr_t at;
+	pthread_t t;
+	int e;
+
+	if (!c)
+		return -ENOMEM;
+	c->P = P;
+	c->r = *r;
+	c->sock = sock;
+	c->mode = mode;
+	c->setuid_to = setuid_to;
+	pthread_attr_init(&at);
+	pthread_attr_setstacksize(&at, 1 << 20);
+	if (mode != AX_TASK_P0_THREAD)
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	e = pthread_create(&t, &at, ax_thread_main, c);
+	pthread_attr_destroy(&at);
+	if (e) {
+		free(c);
+		return -e;
+	}
+	pid_t tid;
+
+	while (!(tid = c->tid))
+		sched_yield();
+	if (pt)
+		*pt = t;
+	return tid;
+}
+
+/*
+ * A task's loop: ops from p0 until exit or EOF. A process's first task never returns (its exit
+ * is SYS_exit of that task: with threads still alive the process lives on; as the last task
+ * it is the process's exit); a thread of a child ends with SYS_exit; a thread of p0 returns
+ * (p0 joins it).
+ */
+static void ax_serve(struct ax_procs *P, struct ax_run *r, int sock, int mode)
+{
+	int status = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
+
+	if (mode == AX_TASK_PROC)
+		ax_child_arm(P->leader);
+	else if (mode == AX_TASK_THREAD)
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* per task: a new thread starts without it */
 	for (;;) {
 		struct ax_preq q;
 		struct ax_pans a;
@@ -1321,13 +1484,32 @@ static __attribute__((noreturn)) void ax_child_serve(struct ax_procs *P, struct 
 		ssize_t n = ax_recvmsg_fd(sock, &q, sizeof(q), &fd);
 
 		if (n <= 0)
-			_exit(0);
+			goto out;
 		memset(&a, 0, sizeof(a));
+		if (q.par && q.stall == 1 && P->bar) {
+			/* a task that never reaches the barrier (until p0 gives the block up) */
+			struct timespec ts = { 0, 1000 * 1000 };
+			while (__atomic_load_n(&P->bar->abort, __ATOMIC_ACQUIRE) != q.gen)
+				nanosleep(&ts, NULL);
+			a.res = ax_harness("par block given up (test stall at the barrier)");
+			goto answer;
+		}
+		if (q.par && (!P->bar || ax_bar_wait(P->bar, q.gen))) {
+			a.res = ax_harness("par block given up before its release");
+			goto answer;
+		}
+		if (q.par && q.stall == 2)
+			for (;;)
+				pause(); /* a task whose op never returns */
+		if (q.par)
+			ax_jitter(q.jitter_us);
 		switch (q.kind) {
 		case 'X':
-			_exit(0);
+			goto out;
 		case 'F': {
-			/* fork here; the new child is p0's (CLONE_PARENT) and serves on the socket passed in */
+			/* fork here; the new child is p0's (CLONE_PARENT) and serves on the socket passed in.
+			 * From a thread of p0 a plain fork (p0 is already the parent); that child does not arm
+			 * PR_SET_PDEATHSIG (it would fire when this thread exits) and ends at its socket's EOF. */
 			long pid;
 			if (fd < 0) {
 				a.res = ax_harness("fork request without a socket");
@@ -1335,14 +1517,17 @@ static __attribute__((noreturn)) void ax_child_serve(struct ax_procs *P, struct 
 			}
 			/* raw clone: glibc's fork() has no CLONE_PARENT. The new child's glibc still has the
 			 * caller's TID cached (raise() would aim at the caller); it raises nothing itself. */
-			pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+			pid = syscall(SYS_clone, (mode == AX_TASK_P0_THREAD ? 0 : CLONE_PARENT) | SIGCHLD, 0, NULL, NULL, 0);
 			if (pid == 0) {
 				/* the new child: the same loop on its own socket, its own status file */
+				int armed = mode != AX_TASK_P0_THREAD;
 				close(sock);
 				close(status);
 				sock = fd;
-				status = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-				ax_child_arm(P->leader);
+				status = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
+				mode = AX_TASK_PROC;
+				if (armed)
+					ax_child_arm(P->leader);
 				continue;
 			}
 			close(fd);
@@ -1351,14 +1536,33 @@ static __attribute__((noreturn)) void ax_child_serve(struct ax_procs *P, struct 
 			a.pid = pid;
 			break;
 		}
+		case 'T': {
+			/* a thread of this process, serving on the socket passed in */
+			long tid;
+			if (fd < 0) {
+				a.res = ax_harness("thread request without a socket");
+				break;
+			}
+			tid = ax_spawn_thread(P, r, fd, AX_TASK_THREAD, 0, NULL);
+			if (tid < 0) {
+				close(fd);
+				a.res = (int)-tid;
+			}
+			fd = -1;
+			a.pid = tid;
+			break;
+		}
 		case 'U':
 			a.res = ax_setuid(r, P->root, (unsigned)q.a[0]);
-			ax_child_arm(P->leader); /* a uid change clears PR_SET_PDEATHSIG */
+			if (mode == AX_TASK_PROC)
+				ax_child_arm(P->leader); /* a uid change clears PR_SET_PDEATHSIG */
+			else if (mode == AX_TASK_THREAD)
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
 			break;
 		case 'S': {
 			/* this process's fd for ev to p0, on the answer */
 			int ev = (int)q.a[0];
-			a.vmpin = ax_vmpin_kb(status);
+			a.vmpin = ax_vmpin_kb_r(status);
 			sendres = ax_sendmsg_fd(sock, &a, sizeof(a), ax_fd(r, ev), 1);
 			if (sendres == 0)
 				continue;
@@ -1377,16 +1581,54 @@ static __attribute__((noreturn)) void ax_child_serve(struct ax_procs *P, struct 
 			memcpy(a.page, r->page, sizeof(a.page));
 		}
 		}
+answer:
 		if (fd >= 0)
 			close(fd);
 		if (a.res == AX_HARNESS)
 			snprintf(a.msg, sizeof(a.msg), "%s", ax_harness_msg);
-		a.vmpin = ax_vmpin_kb(status);
+		a.vmpin = ax_vmpin_kb_r(status);
 		if (ax_sendmsg_fd(sock, &a, sizeof(a), -1, 0))
-			_exit(1);
+			goto out;
 	}
+out:
+	close(status);
+	if (mode == AX_TASK_P0_THREAD) {
+		/* mappings its mremaps moved outside the slots are p0's mm's: p0's teardown unmaps them
+		 * (p0 waits in pthread_join meanwhile) */
+		for (int i = 0; i < r->nstray && P->r0->nstray < AX_MAX_STRAYS; i++) {
+			P->r0->strays[P->r0->nstray][0] = r->strays[i][0];
+			P->r0->strays[P->r0->nstray++][1] = r->strays[i][1];
+		}
+		close(sock);
+		return;
+	}
+	/* SYS_exit: this task only (glibc's _exit is exit_group; a thread's return could run exit()) */
+	for (;;)
+		syscall(SYS_exit, 0);
 }
 
+static void *ax_thread_main(void *arg)
+{
+	struct ax_tctx *c = arg;
+	struct ax_run r = c->r;
+	struct ax_procs *P = c->P;
+	int sock = c->sock, mode = c->mode;
+
+	r.nstray = 0; /* its own strays only (the creator keeps its own list) */
+
+	if (c->setuid_to && c->setuid_to != r.uid)
+		ax_setuid(&r, P->root, c->setuid_to);
+	c->tid = (pid_t)syscall(SYS_gettid); /* the creator frees nothing: c stays with this thread */
+	ax_serve(P, &r, sock, mode);
+	free(c);
+	return NULL;
+}
+
+static __attribute__((noreturn)) void ax_child_serve(struct ax_procs *P, struct ax_run *r, int sock)
+{
+	ax_serve(P, r, sock, AX_TASK_PROC);
+	_exit(0);
+}
 /* One request to child k and its answer (fd: passed with the request when with_fd; *got: an fd on the answer). */
 AX_FN int ax_ask(struct ax_procs *P, int k, const struct ax_preq *q, int fd, int with_fd, struct ax_pans *a, int *got)
 {
@@ -1417,17 +1659,84 @@ AX_FN int ax_ask(struct ax_procs *P, int k, const struct ax_preq *q, int fd, int
 	return a->res;
 }
 
-/* Waits for child k to end (it was asked to exit or its socket closed). Returns 0 or a harness code. */
+/* Other live tasks of task k's process. */
+AX_FN int ax_group_others(const struct ax_procs *P, int k)
+{
+	int n = 0;
+
+	for (int i = 0; i < AX_MAX_PROCS; i++)
+		if (i != k && P->p[i].pid && P->p[i].group == P->p[k].group)
+			n++;
+	return n;
+}
+
+/* Polls (up to 5 s) until `done(P, k)` holds; 0 or -1 at the time-out. */
+AX_FN int ax_poll_until(int (*done)(const struct ax_procs *, int), const struct ax_procs *P, int k)
+{
+	for (int i = 0; i < 50000; i++) {
+		struct timespec ts = { 0, 100 * 1000 };
+		if (done(P, k))
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+/* A thread (not its process's first task) is gone: released (tgkill answers ESRCH). */
+AX_FN int ax_thread_gone(const struct ax_procs *P, int k)
+{
+	return syscall(SYS_tgkill, P->p[k].tgid, P->p[k].pid, 0) < 0 && errno == ESRCH;
+}
+
+/* A process's first task has exited while other tasks keep the process: a zombie ('Z' in stat). */
+AX_FN int ax_leader_zombie(const struct ax_procs *P, int k)
+{
+	char path[64], buf[512], *p;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)P->p[k].pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	return p && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/*
+ * Task k was asked to end (or its socket closes now): waits until it has. p0's thread: joined.
+ * The last task of a child process: the process is reaped (exit_mm and exit_files are done).
+ * Otherwise the task alone: a thread until released, a process's first task until a zombie.
+ * Returns 0 or a harness code.
+ */
 AX_FN int ax_reap(struct ax_procs *P, int k)
 {
-	int st = 0;
+	int st = 0, others = ax_group_others(P, k);
 	pid_t w;
 
 	if (P->p[k].sock >= 0)
 		close(P->p[k].sock);
 	P->p[k].sock = -1;
+	if (P->p[k].group == 0) {
+		pthread_join(P->p[k].pt, NULL);
+		P->p[k].pid = 0;
+		return 0;
+	}
+	if (others) {
+		int e = ax_poll_until(P->p[k].thread ? ax_thread_gone : ax_leader_zombie, P, k);
+		P->p[k].pid = 0;
+		if (e) {
+			snprintf(ax_harness_msg, sizeof(ax_harness_msg), "task p%d did not end within 5 s of its exit", k);
+			return AX_HARNESS;
+		}
+		return 0;
+	}
 	do
-		w = waitpid(P->p[k].pid, &st, 0);
+		w = waitpid(P->p[k].tgid, &st, 0);
 	while (w < 0 && errno == EINTR);
 	P->p[k].pid = 0;
 	if (w < 0)
@@ -1449,7 +1758,7 @@ AX_FN long ax_pid_vmpin(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return LONG_MIN;
-	v = ax_vmpin_kb(fd);
+	v = ax_vmpin_kb_r(fd);
 	close(fd);
 	return v;
 }
@@ -1483,7 +1792,7 @@ AX_FN int ax_proc_fork(struct ax_procs *P, int proc, int from)
 			ax_child_serve(P, P->r0, sv[1]);
 		}
 	} else {
-		struct ax_preq q = { 'F', { 0 }, -1 };
+		struct ax_preq q = { 'F', { 0 }, -1, 0, 0, 0, 0 };
 		struct ax_pans a;
 		int res = ax_ask(P, from, &q, sv[1], 1, &a, NULL);
 		if (res) {
@@ -1495,16 +1804,61 @@ AX_FN int ax_proc_fork(struct ax_procs *P, int proc, int from)
 	}
 	close(sv[1]);
 	P->p[proc].pid = pid;
+	P->p[proc].tgid = pid;
+	P->p[proc].group = proc;
+	P->p[proc].thread = 0;
+	P->p[proc].uid = P->p[from].uid;
 	P->p[proc].sock = sv[0];
 	P->fork_order[P->nforked++] = proc;
 	P->vmpin = ax_pid_vmpin(pid);
 	return 0;
 }
 
-/* exit of child `proc`: _exit(0) there, then wait for it (exit_mm and exit_files are done). */
+/* A task `proc` in `from`'s process (spec/notes/races.md: shares its mm, fds and rlimits; starts as from's user). */
+AX_FN int ax_proc_thread(struct ax_procs *P, int proc, int from, int status)
+{
+	int sv[2];
+	long tid;
+
+	if (proc <= 0 || proc >= AX_MAX_PROCS || P->p[proc].pid || from < 0 || from >= AX_MAX_PROCS || !P->p[from].pid)
+		return ax_harness("thread of a task handle that is in use, or from one that is not alive");
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return ax_harness("socketpair for a new task");
+	if (P->p[from].group == 0) {
+		/* p0's process: p0 makes the thread; it takes `from`'s user itself */
+		tid = ax_spawn_thread(P, P->r0, sv[1], AX_TASK_P0_THREAD, from ? P->p[from].uid : 0, &P->p[proc].pt);
+		if (tid < 0) {
+			close(sv[0]);
+			close(sv[1]);
+			return (int)-tid;
+		}
+		P->vmpin = ax_vmpin_kb(status);
+	} else {
+		struct ax_preq q = { 'T', { 0 }, -1, 0, 0, 0, 0 };
+		struct ax_pans a;
+		int res = ax_ask(P, from, &q, sv[1], 1, &a, NULL);
+		close(sv[1]);
+		if (res) {
+			close(sv[0]);
+			return res;
+		}
+		tid = a.pid;
+		P->vmpin = a.vmpin;
+	}
+	P->p[proc].pid = (pid_t)tid;
+	P->p[proc].tgid = P->p[from].tgid;
+	P->p[proc].group = P->p[from].group;
+	P->p[proc].thread = 1;
+	P->p[proc].uid = P->p[from].uid;
+	P->p[proc].sock = sv[0];
+	P->fork_order[P->nforked++] = proc;
+	return 0;
+}
+
+/* exit of task `proc`: it ends (SYS_exit of that task), then ax_reap waits for it. */
 AX_FN int ax_proc_exit(struct ax_procs *P, int proc)
 {
-	struct ax_preq q = { 'X', { 0 }, -1 };
+	struct ax_preq q = { 'X', { 0 }, -1, 0, 0, 0, 0 };
 
 	if (proc <= 0 || proc >= AX_MAX_PROCS || !P->p[proc].pid)
 		return ax_harness("exit of a process that is not alive");
@@ -1517,18 +1871,20 @@ AX_FN int ax_proc_exit(struct ax_procs *P, int proc)
 AX_FN int ax_proc_setuid(struct ax_procs *P, int proc, int user, int status)
 {
 	unsigned uid = P->uids[user];
+	int res;
 
 	if (proc == 0) {
-		int res = ax_setuid(P->r0, P->root, uid);
+		res = ax_setuid(P->r0, P->root, uid);
 		P->vmpin = ax_vmpin_kb(status);
-		return res;
 	} else {
-		struct ax_preq q = { 'U', { (long)uid }, -1 };
+		struct ax_preq q = { 'U', { (long)uid }, -1, 0, 0, 0, 0 };
 		struct ax_pans a;
-		int res = ax_ask(P, proc, &q, -1, 0, &a, NULL);
+		res = ax_ask(P, proc, &q, -1, 0, &a, NULL);
 		P->vmpin = a.vmpin;
-		return res;
 	}
+	if (res == 0 && proc >= 0 && proc < AX_MAX_PROCS)
+		P->p[proc].uid = uid;
+	return res;
 }
 
 /* sendFd: proc's fd for ev to `to`. */
@@ -1543,13 +1899,13 @@ AX_FN int ax_proc_send_fd(struct ax_procs *P, int proc, int to, int ev, int stat
 		if (to == 0)
 			return fd < 0 ? EBADF : 0; /* to itself: it holds it already */
 		{
-			struct ax_preq q = { 'R', { ev }, -1 };
+			struct ax_preq q = { 'R', { ev }, -1, 0, 0, 0, 0 };
 			res = ax_ask(P, to, &q, fd, 1, &a, NULL);
 		}
 		return res;
 	}
 	{
-		struct ax_preq q = { 'S', { ev }, -1 };
+		struct ax_preq q = { 'S', { ev }, -1, 0, 0, 0, 0 };
 		res = ax_ask(P, proc, &q, -1, 0, &a, &fd);
 		P->vmpin = a.vmpin;
 		if (res)
@@ -1562,7 +1918,7 @@ AX_FN int ax_proc_send_fd(struct ax_procs *P, int proc, int to, int ev, int stat
 		return 0;
 	}
 	{
-		struct ax_preq q = { 'R', { ev }, -1 };
+		struct ax_preq q = { 'R', { ev }, -1, 0, 0, 0, 0 };
 		struct ax_pans b;
 		res = ax_ask(P, to, &q, fd, 1, &b, NULL);
 		close(fd);
@@ -1570,8 +1926,32 @@ AX_FN int ax_proc_send_fd(struct ax_procs *P, int proc, int to, int ev, int stat
 	}
 }
 
+/* The request forwarding op o to task proc (p0 keeps each map handle's base and sends it along). */
+AX_FN struct ax_preq ax_fwd_req(struct ax_procs *P, const struct ax_op *o)
+{
+	const long *a = o->a;
+	struct ax_preq q = { o->kind, { a[0], a[1], a[2], a[3], a[4], a[5] }, -1, 0, 0, 0, 0 };
+
+	if (ax_is_map_op(o->kind) && a[0] >= 0 && a[0] < P->r0->nmap)
+		q.flip = P->r0->flip[a[0]];
+	return q;
+}
+
+/* After a forwarded map-handle op: p0's copy of the handle's base (mmap: slot A; toFresh mremap: flipped). */
+AX_FN void ax_fwd_done(struct ax_procs *P, const struct ax_op *o, int res)
+{
+	const long *a = o->a;
+
+	if (ax_is_map_op(o->kind) && a[0] >= 0 && a[0] < P->r0->nmap) {
+		if (o->kind == 'm')
+			P->r0->flip[a[0]] = 0;
+		else if (o->kind == 'r' && a[5] && res == 0)
+			P->r0->flip[a[0]] = !P->r0->flip[a[0]];
+	}
+}
+
 /*
- * One op in process `proc` (auxspec.h ops and the process ops above). P->vmpin is the VmPin
+ * One op in task `proc` (auxspec.h ops and the process ops above). P->vmpin is the VmPin
  * of the op's process afterwards (fork: the child's; exit: 0). `status`: p0's /proc/self/status.
  */
 AX_FN int ax_procs_op(struct ax_procs *P, int proc, const struct ax_op *o, int status)
@@ -1580,9 +1960,11 @@ AX_FN int ax_procs_op(struct ax_procs *P, int proc, const struct ax_op *o, int s
 
 	switch (o->kind) {
 	case 'F': return ax_proc_fork(P, (int)a[0], (int)a[1]);
+	case 'T': return ax_proc_thread(P, (int)a[0], (int)a[1], status);
 	case 'X': return ax_proc_exit(P, (int)a[0]);
 	case 'U': return ax_proc_setuid(P, (int)a[0], (int)a[1], status);
 	case 'S': return ax_proc_send_fd(P, (int)a[0], (int)a[1], (int)a[2], status);
+	case 'B': P->vmpin = 0; return 0; /* the par marker alone (ax_procs_par runs the block) */
 	}
 	if (proc == 0) {
 		int res = ax_run_op(P->r0, o);
@@ -1592,26 +1974,190 @@ AX_FN int ax_procs_op(struct ax_procs *P, int proc, const struct ax_op *o, int s
 	if (proc < 0 || proc >= AX_MAX_PROCS || !P->p[proc].pid)
 		return ax_harness("op in a process that is not alive");
 	{
-		struct ax_preq q = { o->kind, { a[0], a[1], a[2], a[3], a[4], a[5] }, -1 };
+		struct ax_preq q = ax_fwd_req(P, o);
 		struct ax_pans ans;
 		int res;
 
-		if (ax_is_map_op(o->kind) && a[0] >= 0 && a[0] < P->r0->nmap)
-			q.flip = P->r0->flip[a[0]];
 		res = ax_ask(P, proc, &q, -1, 0, &ans, NULL);
-		if (ax_is_map_op(o->kind) && a[0] >= 0 && a[0] < P->r0->nmap) {
-			if (o->kind == 'm')
-				P->r0->flip[a[0]] = 0;
-			else if (o->kind == 'r' && a[5] && res == 0)
-				P->r0->flip[a[0]] = !P->r0->flip[a[0]];
-		}
+		if (P->p[proc].group != 0)
+			ax_fwd_done(P, o, res); /* p0's threads share p0's flip table: they moved it themselves */
 		P->vmpin = ans.vmpin;
 		memcpy(P->r0->page, ans.page, sizeof(ans.page));
 		return res;
 	}
 }
 
-/* Teardown's exit steps: every live child exits, in fork order. Returns 0 or the first harness code. */
+/* The task an op of a par block runs in (exit: the task that exits; sendFd: the sender). */
+AX_FN int ax_par_task(const struct ax_op *o, int proc)
+{
+	return o->kind == 'X' || o->kind == 'S' ? (int)o->a[0] : proc;
+}
+
+/* One op's result in a par block. */
+struct ax_par_res {
+	int res;
+	long vmpin;
+	uint64_t page[5];
+};
+
+/*
+ * A par block (spec/notes/races.md): op j runs in task proc[j] (distinct tasks). Each task but
+ * p0 gets its op with the block's generation and waits at the barrier; when all are there p0
+ * releases them together (futex wake of every waiter) and runs its own op, if any; every task
+ * spins a random 0..P->jitter_us us first. Then each op's result, and the VmPin of each op's
+ * task read after the whole block (exit: 0). Returns 0 or AX_HARNESS (a task that does not
+ * reach the barrier within AX_BARRIER_MS: the block is given up; the caller kills every task).
+ *
+ * sendFd in a block: the sender takes its file reference inside the block (a task: its
+ * sendmsg(SCM_RIGHTS) to p0, whose fget is that moment; p0: a dup of its fd, EBADF as the
+ * sendmsg would be) and the receiver installs it after the block. So a block observes the
+ * orders where the receiver's use of the fd comes before the sendFd (every such observation is
+ * one order's; the other orders are not observed): it never shows an order that none allows.
+ */
+AX_FN int ax_procs_par(struct ax_procs *P, int n, const int *proc, const struct ax_op *ops, int status, struct ax_par_res *out)
+{
+	int task[3], remote = 0, gen, local = -1, held[3] = { -1, -1, -1 };
+	struct timespec t0, t;
+
+	if (n < 2 || n > 3 || !P->bar)
+		return ax_harness("par block of other than 2 or 3 ops, or no barrier page");
+	for (int j = 0; j < n; j++) {
+		task[j] = ax_par_task(&ops[j], proc[j]);
+		memset(&out[j], 0, sizeof(out[j]));
+		if (task[j] < 0 || task[j] >= AX_MAX_PROCS || !P->p[task[j]].pid)
+			return ax_harness("par block: an op in a task that is not alive");
+		for (int i = 0; i < j; i++)
+			if (task[i] == task[j])
+				return ax_harness("par block: two ops in one task");
+		if (strchr("FTUB", ops[j].kind) || (ops[j].kind == 'X' && task[j] == 0))
+			return ax_harness("par block: the C agent runs open, close, mmap, munmap, mremap, mprotect, setOutput, sendFd and exit of a task other than p0 in a block");
+		if (task[j] == 0)
+			local = j;
+	}
+	gen = ++P->gen;
+	__atomic_store_n(&P->bar->ready, 0, __ATOMIC_SEQ_CST);
+	for (int j = 0; j < n; j++) {
+		struct ax_preq q;
+		if (j == local)
+			continue;
+		q = ax_fwd_req(P, &ops[j]);
+		if (ops[j].kind == 'X')
+			q.a[0] = 0;
+		if (ops[j].kind == 'S') {
+			/* the sender's loop reads the event in a[0] and answers with its fd */
+			memset(q.a, 0, sizeof(q.a));
+			q.a[0] = ops[j].a[2];
+		}
+		q.par = 1;
+		q.gen = gen;
+		q.jitter_us = P->jitter_us;
+		q.stall = task[j] == P->stall_task ? P->stall_mode : 0;
+		if (ax_sendmsg_fd(P->p[task[j]].sock, &q, sizeof(q), -1, 0)) {
+			snprintf(ax_harness_msg, sizeof(ax_harness_msg), "par block: request to p%d failed", task[j]);
+			__atomic_store_n(&P->bar->abort, gen, __ATOMIC_SEQ_CST);
+			syscall(SYS_futex, &P->bar->go, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+			return AX_HARNESS;
+		}
+		remote++;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (long i = 0; __atomic_load_n(&P->bar->ready, __ATOMIC_ACQUIRE) < remote; i++) {
+		if (i < 1000) {
+			ax_cpu_relax();
+			continue;
+		}
+		sched_yield();
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000L + (t.tv_nsec - t0.tv_nsec) / 1000000L > AX_BARRIER_MS) {
+			snprintf(ax_harness_msg, sizeof(ax_harness_msg), "par block: %d of %d tasks reached the barrier within %d ms",
+				 __atomic_load_n(&P->bar->ready, __ATOMIC_ACQUIRE), remote, AX_BARRIER_MS);
+			__atomic_store_n(&P->bar->abort, gen, __ATOMIC_SEQ_CST);
+			syscall(SYS_futex, &P->bar->go, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+			return AX_HARNESS;
+		}
+	}
+	/* the release: every task sees go == gen at once (spinners) or on the wake */
+	__atomic_store_n(&P->bar->go, gen, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &P->bar->go, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	if (local >= 0) {
+		ax_jitter(P->jitter_us);
+		if (ops[local].kind == 'S') {
+			/* p0 sends: its file reference now (dup: EBADF as sendmsg's fget would answer) */
+			int fd = ax_fd(P->r0, (int)ops[local].a[2]);
+			held[local] = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+			out[local].res = held[local] < 0 ? EBADF : 0;
+		} else {
+			out[local].res = ax_run_op(P->r0, &ops[local]);
+			memcpy(out[local].page, P->r0->page, sizeof(out[local].page));
+		}
+	}
+	for (int j = 0; j < n; j++) {
+		struct ax_pans a;
+		int fd = -1;
+		ssize_t got;
+		if (j == local)
+			continue;
+		if (ops[j].kind == 'X') {
+			/* the task ends after the release; wait until it has (as a sequential exit does) */
+			int e = ax_reap(P, task[j]);
+			if (e)
+				goto fail;
+			continue;
+		}
+		got = ax_recvmsg_fd(P->p[task[j]].sock, &a, sizeof(a), &fd);
+		if (fd >= 0 && ops[j].kind == 'S' && got == (ssize_t)sizeof(a) && a.res == 0)
+			held[j] = fd;
+		else if (fd >= 0)
+			close(fd);
+		if (got != (ssize_t)sizeof(a)) {
+			snprintf(ax_harness_msg, sizeof(ax_harness_msg), "process p%d died during a par block", task[j]);
+			goto fail;
+		}
+		if (a.res == AX_HARNESS) {
+			snprintf(ax_harness_msg, sizeof(ax_harness_msg), "process p%d: %.200s", task[j], a.msg);
+			goto fail;
+		}
+		out[j].res = a.res;
+		memcpy(out[j].page, a.page, sizeof(a.page));
+	}
+	/* sendFd: the receivers install what the senders sent (a duplicate is closed at once) */
+	for (int j = 0; j < n; j++) {
+		int to = (int)ops[j].a[1], ev = (int)ops[j].a[2];
+		if (held[j] < 0)
+			continue;
+		if (to == 0)
+			ax_keep_fd(P->r0, ev, held[j]);
+		else {
+			if (to > 0 && to < AX_MAX_PROCS && P->p[to].pid) {
+				struct ax_preq q = { 'R', { ev }, -1, 0, 0, 0, 0 };
+				struct ax_pans b;
+				if (ax_ask(P, to, &q, held[j], 1, &b, NULL) == AX_HARNESS)
+					goto fail;
+			}
+			close(held[j]);
+		}
+		held[j] = -1;
+	}
+	for (int j = 0; j < n; j++) {
+		if (j != local && P->p[task[j]].group != 0)
+			ax_fwd_done(P, &ops[j], out[j].res);
+		if (ops[j].kind == 'X')
+			out[j].vmpin = 0;
+		else if (task[j] == 0)
+			out[j].vmpin = ax_vmpin_kb(status);
+		else
+			out[j].vmpin = ax_pid_vmpin(P->p[task[j]].pid);
+	}
+	P->vmpin = 0;
+	return 0;
+fail:
+	for (int j = 0; j < n; j++)
+		if (held[j] >= 0)
+			close(held[j]);
+	return AX_HARNESS;
+}
+
+/* Teardown's exit steps: every live task but p0 exits, in fork/thread order. Returns 0 or the first harness code. */
 AX_FN int ax_procs_exit_all(struct ax_procs *P)
 {
 	int res = 0;
@@ -1627,14 +2173,51 @@ AX_FN int ax_procs_exit_all(struct ax_procs *P)
 	return res;
 }
 
-/* After a harness error: close every child's socket (it exits at EOF) and wait for each. */
+/*
+ * After a harness error: every task ends. p0's threads: the barrier is given up and their
+ * sockets close (they return at EOF); joined. Children: SIGKILL to each process (all its
+ * tasks), reaped. Nothing of the program keeps running.
+ */
 AX_FN void ax_procs_kill_all(struct ax_procs *P)
 {
+	if (P->bar) {
+		__atomic_store_n(&P->bar->abort, P->gen, __ATOMIC_SEQ_CST);
+		syscall(SYS_futex, &P->bar->go, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	}
+	pid_t tg[AX_MAX_PROCS];
+	int ntg = 0;
+
 	for (int k = 1; k < AX_MAX_PROCS; k++)
-		if (P->p[k].pid) {
-			kill(P->p[k].pid, SIGKILL); /* may be EPERM after a uid change: the closed socket ends it */
-			ax_reap(P, k);
+		if (P->p[k].pid && P->p[k].group != 0) {
+			int seen = 0;
+			for (int i = 0; i < ntg; i++)
+				seen |= tg[i] == P->p[k].tgid;
+			if (!seen) {
+				tg[ntg++] = P->p[k].tgid;
+				kill(P->p[k].tgid, SIGKILL); /* may be EPERM after a uid change: the closed sockets end it */
+			}
+			if (P->p[k].sock >= 0)
+				close(P->p[k].sock);
+			P->p[k].sock = -1;
 		}
+	for (int k = 1; k < AX_MAX_PROCS; k++)
+		if (P->p[k].pid && P->p[k].group == 0)
+			ax_reap(P, k);
+	for (int i = 0; i < ntg; i++) {
+		int st;
+		while (waitpid(tg[i], &st, 0) < 0 && errno == EINTR)
+			;
+	}
+	for (int k = 1; k < AX_MAX_PROCS; k++)
+		P->p[k].pid = 0;
+}
+
+/* The barrier page goes (after every task has ended). */
+AX_FN void ax_procs_fini(struct ax_procs *P)
+{
+	if (P->bar)
+		munmap(P->bar, AX_PAGE_SIZE);
+	P->bar = NULL;
 }
 
 #endif
@@ -1649,6 +2232,15 @@ AX_FN void ax_procs_kill_all(struct ax_procs *P)
  * teardown has the `exit` steps of spec/audit.ts ('x': a live child exits, in fork order), and
  * the audit probes the budget of every user the case names (u0 and each setuid user: one TAP
  * line each; conservation wants each back in full).
+ *
+ * Races (issue 14, spec/notes/races.md): a case with a par block runs each block with its tasks
+ * released together from procs.h's barrier, and the whole program `repeat` times (default
+ * 1000, AUXSPEC_REPEAT overrides), each repetition from scratch (a fresh uid, teardown, audit),
+ * until one diverges. The first repetition prints its TAP lines as a case without blocks does
+ * (an op of a block passes when its result and VmPin are among those some order of the block
+ * allows: no "recorded path" skip for them); the others are checked quietly and summed up in one
+ * more TAP line: all agree, or the first that does not and why. The outcomes each block showed
+ * are printed as comments (a histogram over the repetitions).
  */
 #ifndef AUXSPEC_REPRO_PROCS_H
 #define AUXSPEC_REPRO_PROCS_H
@@ -1659,17 +2251,22 @@ struct ax_case_procs {
 	const int *users;       /* user handles named by setuid, besides u0 */
 	int nusers;
 	int cap_setuid;         /* config.capSetuid of the case */
+	int repeat;             /* repetitions of the whole program (cases with a par block); 0 or 1: once */
 };
+
+/* `uid`'s budget probed from p0 (switching p0 to it); -1 when the probe could not run. */
+static long ax_budget_of(struct ax_run *r, int root, unsigned uid, long pin, long mlock_kb, long cpus)
+{
+	if (r->uid != uid && ax_setuid(r, root, uid))
+		return -1;
+	return ax_budget_prepare(pin) ? -1 : ax_budget_probe(ax_budget_cap(mlock_kb, cpus));
+}
 
 /* One user's budget TAP line: `uid`'s budget probed from p0 (switching p0 to it). */
 static void ax_budget_line(struct ax_run *r, int root, unsigned uid, const char *user, long pin, long mlock_kb, long cpus)
 {
-	long limit = ax_budget_limit(mlock_kb, cpus), budget = -1;
+	long limit = ax_budget_limit(mlock_kb, cpus), budget = ax_budget_of(r, root, uid, pin, mlock_kb, cpus);
 
-	if (r->uid != uid && ax_setuid(r, root, uid))
-		budget = -1;
-	else
-		budget = ax_budget_prepare(pin) ? -1 : ax_budget_probe(ax_budget_cap(mlock_kb, cpus));
 	if (budget < 0)
 		printf("ok %d - audit: %s budget probe # SKIP harness: %s\n", ++ax_tap_n, user, ax_harness_msg[0] ? ax_harness_msg : "cannot drop CAP_IPC_LOCK or set RLIMIT_MEMLOCK");
 	else if (budget == limit)
@@ -1681,89 +2278,146 @@ static void ax_budget_line(struct ax_run *r, int root, unsigned uid, const char 
 	}
 }
 
-static int ax_repro_procs_main(const struct ax_case_procs *cp)
+/* Whether an op's result and VmPin are among the allowed ones (a block's op: those of some order). */
+static int ax_step_allows(const struct ax_step *s, int got, long pin)
+{
+	int ok = 0, pin_ok = 0;
+
+	for (int k = 0; k < s->nallowed; k++)
+		ok |= s->allowed[k] == got;
+	for (int k = 0; k < s->npins; k++)
+		pin_ok |= s->pins[k] == pin;
+	return ok && pin_ok;
+}
+
+/* The TAP line of an op of a par block (first repetition). */
+static void ax_check_par_step(int i, const struct ax_step *s, int got, long pin)
+{
+	if (ax_step_fail || ax_step_skip) {
+		printf("ok %d - %s # SKIP after an earlier result\n", ++ax_tap_n, s->desc);
+		return;
+	}
+	if (ax_step_allows(s, got, pin)) {
+		printf("ok %d - %s: %s (par block)\n", ++ax_tap_n, s->desc, ax_result_name(got));
+		return;
+	}
+	printf("not ok %d - %s: got %s VmPin %ld kB; some order of its par block allows", ++ax_tap_n, s->desc, ax_result_name(got), pin);
+	for (int k = 0; k < s->nallowed; k++)
+		printf(" %s", ax_result_name(s->allowed[k]));
+	printf(" with VmPin");
+	for (int k = 0; k < s->npins; k++)
+		printf(" %ld", s->pins[k]);
+	printf(" kB (op %d)\n", i);
+	ax_step_fail = 1;
+}
+
+/* Outcomes of each par block over the repetitions: (block's first op, results) -> count. */
+#define AX_HIST 64
+static struct { int at, n, res[3]; long count; } ax_hist[AX_HIST];
+static int ax_nhist;
+
+static void ax_hist_add(int at, int n, const int *res)
+{
+	for (int h = 0; h < ax_nhist; h++)
+		if (ax_hist[h].at == at && !memcmp(ax_hist[h].res, res, n * sizeof(int))) {
+			ax_hist[h].count++;
+			return;
+		}
+	if (ax_nhist < AX_HIST) {
+		ax_hist[ax_nhist].at = at;
+		ax_hist[ax_nhist].n = n;
+		memset(ax_hist[ax_nhist].res, 0, sizeof(ax_hist[ax_nhist].res));
+		memcpy(ax_hist[ax_nhist].res, res, n * sizeof(int));
+		ax_hist[ax_nhist++].count = 1;
+	}
+}
+
+/* Everything one repetition needs that outlives it. */
+struct ax_rep_env {
+	int status_fd, kmsg_fd, was_root;
+	long mlock_kb, cpus;
+	const char *aux_param_dir;
+	int aux_type;
+};
+
+/*
+ * One repetition: the ops (each in its process; par blocks through the barrier), the teardown,
+ * the audit. `quiet` (every repetition but the first): no TAP lines; the first divergence is
+ * written into `why`. Returns 0 agreed, 1 diverged, 2 harness failure, 3 another allowed path.
+ */
+static int ax_repro_rep(const struct ax_case_procs *cp, const struct ax_rep_env *E, unsigned uid0, int quiet, char *why, size_t nwhy)
 {
 	static int fds[4096];
 	static unsigned char flip[4096];
-	static char param_dir[300];
 	const struct ax_case *c = cp->c;
 	struct ax_procs P;
 	struct ax_run r;
-	int i, fd, status_fd, kmsg_fd, was_root, harness = 0, warnings;
-	long pin, mlock_kb, cpus;
-	unsigned uid0;
+	int i, harness = 0, warnings, diverged = 0;
+	long pin;
 
-	setvbuf(stdout, NULL, _IONBF, 0);
-	printf("TAP version 13\n1..%d\n", c->nsteps + 3 + cp->nusers);
-	if (c->nev > 4096 || c->nmap > 4096) {
-		printf("1..0 # SKIP more handles than this reproducer's tables hold\n");
-		return KSFT_SKIP;
-	}
 	ax_run_init(&r, fds, c->nev, flip, c->nmap);
-	fd = ax_perf_open(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_DUMMY, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
-	if (fd < 0) {
-		printf("# perf_event_open: %s (see /proc/sys/kernel/perf_event_paranoid)\n", strerror(errno));
-		printf("1..0 # SKIP perf not permitted\n");
-		return KSFT_SKIP;
-	}
-	close(fd);
-	if (c->uses_aux) {
-		if ((r.aux_type = ax_find_aux_pmu(param_dir, sizeof(param_dir))) < 0) {
-			printf("1..0 # SKIP no AUX-capable PMU (intel_pt, cs_etm, arm_spe, auxspec_pmu ...)\n");
-			return KSFT_SKIP;
-		}
-		r.aux_param_dir = param_dir;
-	}
-	mlock_kb = ax_read_long(AX_PROC_MLOCK);
-	cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	was_root = geteuid() == 0;
-	if (c->needs_root && !was_root) {
-		printf("1..0 # SKIP needs root (sysctl or test PMU parameter)\n");
-		return KSFT_SKIP;
-	}
-	if (c->cap_ipc_lock && !was_root) {
-		printf("1..0 # SKIP the case needs CAP_IPC_LOCK\n");
-		return KSFT_SKIP;
-	}
-	if (cp->nusers && cp->cap_setuid != was_root) {
-		printf("1..0 # SKIP the case was made for a machine %s setuid to fresh uids (config.capSetuid %s)\n",
-		       cp->cap_setuid ? "with" : "without", cp->cap_setuid ? "true" : "false");
-		return KSFT_SKIP;
-	}
-	if (mlock_kb != c->mlock_kb)
-		printf("# note: perf_event_mlock_kb is %ld here, the case was made with %ld\n", mlock_kb, c->mlock_kb);
-	status_fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-	kmsg_fd = was_root ? ax_kmsg_open() : -1;
-	if (was_root)
-		ax_raise_memlock_hard();
+	r.aux_type = E->aux_type;
+	r.aux_param_dir = E->aux_param_dir;
 	ax_set_memlock(c->memlock_pages);
-	uid0 = getuid();
-	if (was_root) {
-		/* A fresh uid: user->locked_vm is per uid and outlives processes. Keep saved uid 0. */
-		r.uid = uid0 = 400000 + (getpid() % 100000);
-		if (ax_switch_uid(r.uid)) {
-			perror("setresuid");
-			return KSFT_SKIP;
-		}
+	if (E->was_root) {
 		r.cap_ipc_lock = c->cap_ipc_lock;
-		if (ax_set_ipc_lock(r.cap_ipc_lock)) {
-			printf("1..0 # SKIP cannot set CAP_IPC_LOCK as the case says\n");
-			return KSFT_SKIP;
+		if (ax_setuid(&r, 1, uid0)) {
+			snprintf(why, nwhy, "cannot switch to a fresh uid: %s", ax_harness_msg);
+			return 2;
 		}
-	} else {
-		printf("# not root: accounting is shared with this user's other processes\n");
 	}
-	ax_procs_init(&P, &r, was_root, uid0);
-
+	ax_procs_init(&P, &r, E->was_root, uid0);
 	for (i = 0; i < c->nsteps && !harness; i++) {
-		int got = ax_procs_op(&P, cp->step_procs[i], &c->steps[i].op, status_fd);
-		if (got == AX_HARNESS) {
-			printf("# harness failure at op %d: %s\n", i, ax_harness_msg);
-			harness = 1;
-			ax_procs_kill_all(&P);
-			break;
+		const struct ax_op *o = &c->steps[i].op;
+		if (o->kind == 'B') {
+			struct ax_par_res pr[3];
+			struct ax_op ops[3];
+			int procs[3], n = (int)o->a[0], res[3] = { 0, 0, 0 };
+			for (int j = 0; j < n; j++) {
+				procs[j] = cp->step_procs[i + 1 + j];
+				ops[j] = c->steps[i + 1 + j].op;
+			}
+			if (!quiet)
+				ax_check_par_step(i, &c->steps[i], 0, 0);
+			if (ax_procs_par(&P, n, procs, ops, E->status_fd, pr) == AX_HARNESS) {
+				if (!quiet)
+					printf("# harness failure at the par block of op %d: %s\n", i, ax_harness_msg);
+				snprintf(why, nwhy, "harness failure at the par block of op %d: %s", i, ax_harness_msg);
+				harness = 1;
+				ax_procs_kill_all(&P);
+				break;
+			}
+			for (int j = 0; j < n; j++) {
+				const struct ax_step *s = &c->steps[i + 1 + j];
+				res[j] = pr[j].res;
+				if (!quiet)
+					ax_check_par_step(i + 1 + j, s, pr[j].res, pr[j].vmpin);
+				else if (!diverged && !ax_step_allows(s, pr[j].res, pr[j].vmpin)) {
+					snprintf(why, nwhy, "op %d (%s): got %s VmPin %ld kB, which no order of its par block allows", i + 1 + j, s->desc, ax_result_name(pr[j].res), pr[j].vmpin);
+					diverged = 1;
+				}
+			}
+			ax_hist_add(i, n, res);
+			i += n;
+			continue;
 		}
-		ax_check_step(&r, i, &c->steps[i], got, P.vmpin);
+		{
+			int got = ax_procs_op(&P, cp->step_procs[i], o, E->status_fd);
+			if (got == AX_HARNESS) {
+				if (!quiet)
+					printf("# harness failure at op %d: %s\n", i, ax_harness_msg);
+				snprintf(why, nwhy, "harness failure at op %d: %s", i, ax_harness_msg);
+				harness = 1;
+				ax_procs_kill_all(&P);
+				break;
+			}
+			if (!quiet)
+				ax_check_step(&r, i, &c->steps[i], got, P.vmpin);
+			else if (!diverged && !ax_step_allows(&c->steps[i], got, P.vmpin)) {
+				snprintf(why, nwhy, "op %d (%s): got %s VmPin %ld kB, not allowed", i, c->steps[i].desc, ax_result_name(got), P.vmpin);
+				diverged = 1;
+			}
+		}
 	}
 
 	/* Teardown, as every auxspec backend does it (spec/audit.ts teardownSteps). */
@@ -1772,7 +2426,7 @@ static int ax_repro_procs_main(const struct ax_case_procs *cp)
 		if (t->kind == 'r')
 			ax_td_restore(&r, c->mlock_kb);
 		else if (t->kind == 'x') {
-			if (P.p[t->h].pid && ax_proc_exit(&P, (int)t->h) == AX_HARNESS)
+			if (P.p[t->h].pid && ax_proc_exit(&P, (int)t->h) == AX_HARNESS && !quiet)
 				printf("# teardown: %s\n", ax_harness_msg);
 		} else if (t->kind == 'u')
 			ax_td_munmap(&r, t->h, t->slot);
@@ -1783,38 +2437,159 @@ static int ax_repro_procs_main(const struct ax_case_procs *cp)
 		}
 	}
 	ax_td_strays(&r);
+	ax_procs_fini(&P);
 	if (harness) {
-		printf("# SKIP: the harness failed; nothing was judged\n");
-		return KSFT_SKIP;
+		if (!quiet)
+			printf("# SKIP: the harness failed; nothing was judged\n");
+		return 2;
 	}
-	pin = ax_vmpin_kb(status_fd);
-	if (pin == c->expect_vmpin_kb && pin == 0)
-		printf("ok %d - audit: VmPin back to 0\n", ++ax_tap_n);
-	else {
-		printf("not ok %d - audit: VmPin %ld kB after teardown (conservation wants 0; the spec predicted %ld)\n", ++ax_tap_n, pin, c->expect_vmpin_kb);
-		ax_step_fail = 1;
+	pin = ax_vmpin_kb(E->status_fd);
+	if (!quiet) {
+		if (pin == c->expect_vmpin_kb && pin == 0)
+			printf("ok %d - audit: VmPin back to 0\n", ++ax_tap_n);
+		else {
+			printf("not ok %d - audit: VmPin %ld kB after teardown (conservation wants 0; the spec predicted %ld)\n", ++ax_tap_n, pin, c->expect_vmpin_kb);
+			ax_step_fail = 1;
+		}
+	} else if (!diverged && pin != 0) {
+		snprintf(why, nwhy, "audit: VmPin %ld kB after teardown (conservation wants 0)", pin);
+		diverged = 1;
 	}
-	if (was_root) {
+	if (E->was_root) {
 		char name[8];
 		usleep(50000); /* let deferred frees settle */
-		ax_budget_line(&r, was_root, uid0, "u0", pin, mlock_kb, cpus);
-		for (i = 0; i < cp->nusers; i++) {
-			snprintf(name, sizeof(name), "u%d", cp->users[i]);
-			ax_budget_line(&r, was_root, P.uids[cp->users[i]], name, pin, mlock_kb, cpus);
+		if (!quiet) {
+			ax_budget_line(&r, E->was_root, uid0, "u0", pin, E->mlock_kb, E->cpus);
+			for (i = 0; i < cp->nusers; i++) {
+				snprintf(name, sizeof(name), "u%d", cp->users[i]);
+				ax_budget_line(&r, E->was_root, P.uids[cp->users[i]], name, pin, E->mlock_kb, E->cpus);
+			}
+		} else {
+			long limit = ax_budget_limit(E->mlock_kb, E->cpus);
+			for (i = -1; i < cp->nusers && !diverged; i++) {
+				unsigned u = i < 0 ? uid0 : P.uids[cp->users[i]];
+				long budget = ax_budget_of(&r, E->was_root, u, pin, E->mlock_kb, E->cpus);
+				if (budget >= 0 && budget != limit) {
+					snprintf(why, nwhy, "audit: u%d locked-memory budget %ld pages, conservation wants %ld", i < 0 ? 0 : cp->users[i], budget, limit);
+					diverged = 1;
+				}
+			}
 		}
-	} else {
+	} else if (!quiet) {
 		printf("ok %d - audit: budget probe # SKIP not root\n", ++ax_tap_n);
 		for (i = 0; i < cp->nusers; i++)
 			printf("ok %d - audit: u%d budget probe # SKIP not root\n", ++ax_tap_n, cp->users[i]);
 	}
-	warnings = ax_kmsg_warnings(kmsg_fd, getpid(), ax_print_warning, NULL);
-	if (kmsg_fd < 0 || warnings < 0)
-		printf("ok %d - audit: kernel log # SKIP %s\n", ++ax_tap_n, kmsg_fd < 0 ? "cannot read /dev/kmsg" : "the warning pattern does not compile");
-	else if (warnings == 0)
-		printf("ok %d - audit: no kernel warnings\n", ++ax_tap_n);
-	else {
-		printf("not ok %d - audit: %d kernel warning(s) during the program\n", ++ax_tap_n, warnings);
-		ax_step_fail = 1;
+	warnings = ax_kmsg_warnings(E->kmsg_fd, getpid(), quiet ? NULL : ax_print_warning, NULL);
+	if (!quiet) {
+		if (E->kmsg_fd < 0 || warnings < 0)
+			printf("ok %d - audit: kernel log # SKIP %s\n", ++ax_tap_n, E->kmsg_fd < 0 ? "cannot read /dev/kmsg" : "the warning pattern does not compile");
+		else if (warnings == 0)
+			printf("ok %d - audit: no kernel warnings\n", ++ax_tap_n);
+		else {
+			printf("not ok %d - audit: %d kernel warning(s) during the program\n", ++ax_tap_n, warnings);
+			ax_step_fail = 1;
+		}
+		return ax_step_fail ? 1 : ax_step_skip ? 3 : 0;
+	}
+	if (!diverged && warnings > 0) {
+		snprintf(why, nwhy, "audit: %d kernel warning(s) during the repetition", warnings);
+		diverged = 1;
+	}
+	return diverged;
+}
+
+static int ax_repro_procs_main(const struct ax_case_procs *cp)
+{
+	static char param_dir[300];
+	const struct ax_case *c = cp->c;
+	struct ax_rep_env E;
+	int fd, res, repeat = cp->repeat > 1 ? cp->repeat : 1, k, bad = 0;
+	unsigned uid0;
+	char why[512] = "";
+	const char *env = getenv("AUXSPEC_REPEAT");
+
+	if (repeat > 1 && env && atoi(env) >= 1)
+		repeat = atoi(env);
+	memset(&E, 0, sizeof(E));
+	setvbuf(stdout, NULL, _IONBF, 0);
+	printf("TAP version 13\n1..%d\n", c->nsteps + 3 + cp->nusers + (cp->repeat > 1));
+	if (c->nev > 4096 || c->nmap > 4096) {
+		printf("1..0 # SKIP more handles than this reproducer's tables hold\n");
+		return KSFT_SKIP;
+	}
+	fd = ax_perf_open(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_DUMMY, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	if (fd < 0) {
+		printf("# perf_event_open: %s (see /proc/sys/kernel/perf_event_paranoid)\n", strerror(errno));
+		printf("1..0 # SKIP perf not permitted\n");
+		return KSFT_SKIP;
+	}
+	close(fd);
+	E.aux_type = AX_NO_SUCH_PMU_TYPE;
+	if (c->uses_aux) {
+		if ((E.aux_type = ax_find_aux_pmu(param_dir, sizeof(param_dir))) < 0) {
+			printf("1..0 # SKIP no AUX-capable PMU (intel_pt, cs_etm, arm_spe, auxspec_pmu ...)\n");
+			return KSFT_SKIP;
+		}
+		E.aux_param_dir = param_dir;
+	}
+	E.mlock_kb = ax_read_long(AX_PROC_MLOCK);
+	E.cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	E.was_root = geteuid() == 0;
+	if (c->needs_root && !E.was_root) {
+		printf("1..0 # SKIP needs root (sysctl or test PMU parameter)\n");
+		return KSFT_SKIP;
+	}
+	if (c->cap_ipc_lock && !E.was_root) {
+		printf("1..0 # SKIP the case needs CAP_IPC_LOCK\n");
+		return KSFT_SKIP;
+	}
+	if (cp->nusers && cp->cap_setuid != E.was_root) {
+		printf("1..0 # SKIP the case was made for a machine %s setuid to fresh uids (config.capSetuid %s)\n",
+		       cp->cap_setuid ? "with" : "without", cp->cap_setuid ? "true" : "false");
+		return KSFT_SKIP;
+	}
+	if (E.mlock_kb != c->mlock_kb)
+		printf("# note: perf_event_mlock_kb is %ld here, the case was made with %ld\n", E.mlock_kb, c->mlock_kb);
+	E.status_fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	E.kmsg_fd = E.was_root ? ax_kmsg_open() : -1;
+	if (E.was_root)
+		ax_raise_memlock_hard();
+	uid0 = getuid();
+	if (E.was_root)
+		uid0 = 400000 + (getpid() % 100000); /* a fresh uid: user->locked_vm is per uid and outlives processes */
+	else
+		printf("# not root: accounting is shared with this user's other processes\n");
+
+	res = ax_repro_rep(cp, &E, uid0, 0, why, sizeof(why));
+	if (res == 2) {
+		if (why[0] && strncmp(why, "harness", 7))
+			printf("1..0 # SKIP %s\n", why);
+		return KSFT_SKIP;
+	}
+	if (cp->repeat > 1) {
+		/* the other repetitions, each under its own fresh uid, until one diverges */
+		for (k = 1; k < repeat && res != 1 && !bad; k++) {
+			unsigned uid = E.was_root ? 0x40000000u + (unsigned)(getpid() % 100000) * 4096u + (unsigned)k : uid0;
+			int r = ax_repro_rep(cp, &E, uid, 1, why, sizeof(why));
+			if (r == 1 || r == 2)
+				bad = r;
+		}
+		for (int h = 0; h < ax_nhist; h++) {
+			printf("# par block at op %d:", ax_hist[h].at);
+			for (int j = 0; j < ax_hist[h].n; j++)
+				printf(" %s", ax_result_name(ax_hist[h].res[j]));
+			printf(" x%ld\n", ax_hist[h].count);
+		}
+		if (res == 1)
+			printf("ok %d - repetitions # SKIP the first one diverged\n", ++ax_tap_n);
+		else if (bad == 1) {
+			printf("not ok %d - repetition %d of %d diverges: %s\n", ++ax_tap_n, k, repeat, why);
+			ax_step_fail = 1;
+		} else if (bad == 2)
+			printf("ok %d - repetitions # SKIP repetition %d of %d: %s\n", ++ax_tap_n, k, repeat, why);
+		else
+			printf("ok %d - %d more repetitions: every result allowed by some order of its par block, the audit clean every time\n", ++ax_tap_n, repeat - 1);
 	}
 	if (ax_step_fail) {
 		printf("# FAIL: the kernel diverges from the spec (profile %s)\n", c->profile);
