@@ -29,6 +29,9 @@ export interface Backend {
   run(programs: readonly Program[], config?: Config): Promise<Trace[]>;
   /** In-process backends (the model) also run synchronously: no promise per program in the hot loop. */
   runSync?(programs: readonly Program[], config?: Config): Trace[];
+  /** Kernel backends that can repeat a program (races, spec/notes/races.md): per program, the
+   *  traces of up to `repeat` runs, each from a fresh start (the C agent's `repeat`). */
+  runRepeated?(programs: readonly Program[], config?: Config, repeat?: number): Promise<Trace[][]>;
   /** Release everything (workers, VMs, mappings). Idempotent. */
   close(): Promise<void>;
 }

@@ -63,6 +63,11 @@ C reproducer.
                  default 1 (model), ${DEFAULT_HOST_WORKERS} (host), 1 (vm)
   --bug ID       switch on a historic bug in the model (repeatable): ${BUGS.map((b) => b.id).join(", ")}
   --max-ops N    longest program (default 20, at most ${MAX_OPS})
+  --repeat N     run every program with a par block N times on a kernel backend (host: the C
+                 agent's barrier, 0-50 us jitter, a fresh uid each time) and judge every
+                 repetition against the spec's linearizations (default 20 on the host, 1 elsewhere;
+                 the model's explorer runs every interleaving instead)
+  --no-races     generate no threads or par blocks
   --out DIR      where cases and reproducers go (default out/fuzz; checked before the first
                  program). Names are BACKEND-KIND-RULE-HASH (HASH of the program): runs into
                  one DIR keep every finding. Divergences a re-run does not reproduce go to DIR/flaky/.
@@ -114,6 +119,8 @@ const FuzzArgs = z.object({
   workers: Int("--workers", 1).optional(),
   bug: z.array(z.string()).default([]),
   "max-ops": Int("--max-ops", 1).max(MAX_OPS, `--max-ops must be at most ${MAX_OPS} (a case holds at most ${MAX_OPS} ops)`).default(20),
+  repeat: Int("--repeat", 1).max(10000, "--repeat must be at most 10000").optional(),
+  "no-races": z.boolean().default(false),
   out: z.string().default("out/fuzz"),
   shard: z.string().optional(),
   json: z.boolean().default(false),
@@ -208,7 +215,7 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     options: {
       backend: { type: "string" }, profile: { type: "string" }, runs: { type: "string" }, time: { type: "string" },
       seed: { type: "string" }, workers: { type: "string" }, bug: { type: "string", multiple: true },
-      "max-ops": { type: "string" }, out: { type: "string" }, shard: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      "max-ops": { type: "string" }, repeat: { type: "string" }, "no-races": { type: "boolean" }, out: { type: "string" }, shard: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) { console.log(FUZZ_HELP); return 0; }
@@ -295,12 +302,13 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     }
     if (shard && !a.json) log(`  shard ${shard.index}/${shard.count} (from ${shard.source}): programs k < ${a.runs} with k % ${shard.count} == ${shard.index}, ${slices(a.runs!, shard, 1)[0].runs} of them`);
     if (info.kernel === null && workers > 1) {
-      settled = await runParallel({ profile, bugs: a.bug, seed, runs: a.runs, seconds, maxOps: a["max-ops"], known, ...(shard ? { shard } : {}) }, workers,
+      settled = await runParallel({ profile, bugs: a.bug, seed, runs: a.runs, seconds, maxOps: a["max-ops"], races: !a["no-races"], known, ...(shard ? { shard } : {}) }, workers,
         (s) => { live = s; progressLine(s, total); }, onFinding, stopper.stop);
     } else {
       const sl = shard ? slices(a.runs!, shard, 1)[0] : null;
       settled = await runCampaign({
         backend, profile, seed, runs: sl ? sl.runs : a.runs, ...(sl ? { offset: sl.offset, stride: sl.stride } : {}), seconds, maxOps: a["max-ops"], known, stop: stopper.stop,
+        repeat: a.repeat ?? (backend.runRepeated !== undefined && info.name === "host" ? 20 : 1), races: !a["no-races"],
         onProgress: (s) => { live = s; progressLine({ ...s, covered: [...s.coverage.keys()].filter((k) => !NON_DECIDING.has(k)).length }, total); },
         onDivergence: onFinding,
       });

@@ -47,6 +47,9 @@ export interface CampaignOptions {
   known?: readonly KnownDivergence[];
   /** Re-runs of a shrunk divergence on a kernel backend to confirm it. */
   confirmRuns?: number;
+  /** Programs with a par block run this many times on a backend with runRepeated (each
+   *  repetition judged; the first the spec rejects stands for the program). Default 1. */
+  repeat?: number;
   /** Skip shrinking (workers that only count). */
   noShrink?: boolean;
   onProgress?: (s: CampaignStats) => void;
@@ -103,11 +106,31 @@ export function genOptionsFor(backend: Backend, maxOps = 20, minOps = 1, process
   return { config: backend.info.config, maxOps, minOps, unsupported: backend.info.unsupported, processes, races };
 }
 
-/** Run one program and judge it: the divergence, or null when the spec accepts the trace. */
-export async function runAndCheck(backend: Backend, program: Program, profile: ProfileId, config: Config): Promise<{ trace: Trace; divergence: Divergence | null }> {
-  const [trace] = backend.runSync ? backend.runSync([program], config) : await backend.run([program], config);
+/** Run one program and judge it: the divergence, or null when the spec accepts the trace. With
+ *  `repeat` > 1 a par program runs that many times (runRepeated) and the first repetition the
+ *  spec rejects answers (a racy divergence shrinks only while some repetition still shows it). */
+export async function runAndCheck(backend: Backend, program: Program, profile: ProfileId, config: Config, repeat = 1): Promise<{ trace: Trace; divergence: Divergence | null }> {
+  const [trace] = await runJudged(backend, [program], config, profile, repeat);
   const v = checkTrace(program, judgedConfig(trace, config), profile, trace);
   return { trace, divergence: v.accepted ? null : v.divergence };
+}
+
+const hasPar = (p: Program): boolean => p.some((op) => op.op === "par");
+
+/** Traces of `programs`; with repeat > 1 on a repeating backend, each par program's first
+ *  rejected repetition (else its first). */
+async function runJudged(backend: Backend, programs: Program[], config: Config, profile: ProfileId, repeat: number): Promise<Trace[]> {
+  if (backend.runSync) return backend.runSync(programs, config);
+  if (repeat <= 1 || backend.runRepeated === undefined || !programs.some(hasPar)) return backend.run(programs, config);
+  const reps = await backend.runRepeated(programs, config, repeat);
+  return reps.map((ts, k) => {
+    if (!hasPar(programs[k]) || ts.length <= 1) return ts[0];
+    for (const t of ts) {
+      if (t.aborted !== undefined) return t;
+      if (!checkTrace(programs[k], judgedConfig(t, config), profile, t).accepted) return t;
+    }
+    return ts[0];
+  });
 }
 
 export async function runCampaign(o: CampaignOptions): Promise<{ stats: CampaignStats; findings: Finding[] }> {
@@ -138,7 +161,7 @@ export async function runCampaign(o: CampaignOptions): Promise<{ stats: Campaign
       programs.push(decode(g, gen));
       indices.push(index);
     }
-    const traces = backend.runSync ? backend.runSync(programs, config) : await backend.run(programs, config);
+    const traces = await runJudged(backend, programs, config, profile, o.repeat ?? 1);
     const again = traces.flatMap((t, k) => (t.aborted !== undefined ? [k] : []));
     if (again.length && !o.stop?.aborted) {
       stats.retried += again.length;
@@ -204,7 +227,7 @@ async function investigate(
   };
   if (kernel) {
     // A kernel divergence must show again before anything is spent on it.
-    const again = await runAndCheck(o.backend, program, o.profile, config);
+    const again = await runAndCheck(o.backend, program, o.profile, config, o.repeat ?? 1);
     if (!again.divergence || signatureOf(again.divergence) !== sig) {
       const fired = new Map<string, number>();
       judge(trace, program, fired);
@@ -217,12 +240,12 @@ async function investigate(
   if (!o.noShrink) {
     const r = await shrink(genes, gen, async (p) => {
       if (o.stop?.aborted) return false;
-      const res = await runAndCheck(o.backend, p, o.profile, config);
+      const res = await runAndCheck(o.backend, p, o.profile, config, o.repeat ?? 1);
       return res.divergence !== null && signatureOf(res.divergence) === sig;
     });
     shrunk = r.program;
     shrinkRuns = r.runs;
-    const again = await runAndCheck(o.backend, shrunk, o.profile, config);
+    const again = await runAndCheck(o.backend, shrunk, o.profile, config, o.repeat ?? 1);
     if (again.divergence && signatureOf(again.divergence) === sig) last = { trace: again.trace, divergence: again.divergence };
     else { shrunk = program; } // flaky on re-run: keep the original
   }
@@ -231,7 +254,7 @@ async function investigate(
     const want = o.confirmRuns ?? 5;
     let reproduced = 0, of = 0;
     for (let i = 0; i < want && !o.stop?.aborted; i++) {
-      const res = await runAndCheck(o.backend, shrunk, o.profile, config);
+      const res = await runAndCheck(o.backend, shrunk, o.profile, config, o.repeat ?? 1);
       if (res.trace.aborted !== undefined) continue; // a harness failure is no evidence either way
       of++;
       if (res.divergence && signatureOf(res.divergence) === sig) reproduced++;

@@ -24,6 +24,8 @@ export interface WorkerJob {
   offset: number;
   maxOps: number;
   minOps?: number;
+  /** Generate threads and par blocks (default true). */
+  races?: boolean;
   known: KnownDivergence[];
 }
 

@@ -27,7 +27,7 @@ async function run(job: WorkerJob): Promise<void> {
     const backend = modelBackend(job.profile, job.bugs);
     const { stats, findings } = await runCampaign({
       backend, profile: job.profile, seed: job.seed, runs: job.runs, seconds: job.seconds,
-      stride: job.stride, offset: job.offset, maxOps: job.maxOps, minOps: job.minOps, known: job.known, stop,
+      stride: job.stride, offset: job.offset, maxOps: job.maxOps, minOps: job.minOps, races: job.races, known: job.known, stop,
       onProgress: (s) => send({ t: "progress", programs: s.programs, ops: s.ops, divergences: s.divergences, known: s.known }),
       onDivergence: (f) => send({ t: "finding", finding: f }),
     });
