@@ -1338,9 +1338,19 @@ AX_FN int ax_setuid(struct ax_run *r, int root, unsigned uid)
 	return 0;
 }
 
+/*
+ * Set in a child whose parent *task* is one of p0's threads (a fork from that thread, or a
+ * CLONE_PARENT fork from such a child: the real parent is then that thread too):
+ * PR_SET_PDEATHSIG fires when the parent thread exits, which an `exit` of that thread (or the
+ * teardown's) does long before p0 goes. Such children end at their socket's EOF instead.
+ */
+static int ax_thread_born;
+
 /* Dies with p0: PR_SET_PDEATHSIG, then a check that p0 is still the parent. */
 AX_FN void ax_child_arm(pid_t leader)
 {
+	if (ax_thread_born)
+		return;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != leader)
 		_exit(1);
@@ -1475,7 +1485,7 @@ static void ax_serve(struct ax_procs *P, struct ax_run *r, int sock, int mode)
 
 	if (mode == AX_TASK_PROC)
 		ax_child_arm(P->leader);
-	else if (mode == AX_TASK_THREAD)
+	else if (mode == AX_TASK_THREAD && !ax_thread_born)
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* per task: a new thread starts without it */
 	for (;;) {
 		struct ax_preq q;
@@ -1520,7 +1530,9 @@ static void ax_serve(struct ax_procs *P, struct ax_run *r, int sock, int mode)
 			pid = syscall(SYS_clone, (mode == AX_TASK_P0_THREAD ? 0 : CLONE_PARENT) | SIGCHLD, 0, NULL, NULL, 0);
 			if (pid == 0) {
 				/* the new child: the same loop on its own socket, its own status file */
-				int armed = mode != AX_TASK_P0_THREAD;
+				int armed = mode != AX_TASK_P0_THREAD && !ax_thread_born;
+				if (!armed)
+					ax_thread_born = 1;
 				close(sock);
 				close(status);
 				sock = fd;
@@ -1556,7 +1568,7 @@ static void ax_serve(struct ax_procs *P, struct ax_run *r, int sock, int mode)
 			a.res = ax_setuid(r, P->root, (unsigned)q.a[0]);
 			if (mode == AX_TASK_PROC)
 				ax_child_arm(P->leader); /* a uid change clears PR_SET_PDEATHSIG */
-			else if (mode == AX_TASK_THREAD)
+			else if (mode == AX_TASK_THREAD && !ax_thread_born)
 				prctl(PR_SET_PDEATHSIG, SIGKILL);
 			break;
 		case 'S': {
