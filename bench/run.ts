@@ -12,6 +12,7 @@ import { decode, genesAt, type GenOptions } from "../fuzz/generate.ts";
 import { MODEL_CONFIG, modelBackend } from "../backend/model.ts";
 import { runCampaign } from "../fuzz/campaign.ts";
 import { modelWorkers, runParallel } from "../fuzz/parallel.ts";
+import { benchExplorer, benchPrograms as explorerPrograms } from "../reference/explore/index.ts";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, only: { type: "string" }, json: { type: "boolean" } } });
 const quick = !!values.quick;
@@ -69,6 +70,11 @@ async function main() {
   if (want("reference")) {
     const ms = best(quick ? 2 : 5, () => { for (const p of programs) runReference(p, config, profile); });
     say({ what: "reference: runReference on 20-op programs", value: opsTotal / (ms / 1000), unit: "ops/s", note: "incl. teardown + audit" });
+    // issue 14: the lock-level explorer, every interleaving of each par block (no preemption bound)
+    const ex = explorerPrograms();
+    benchExplorer(ex, config, "6.1", { preemptionBound: Infinity });
+    const e = benchExplorer(ex, config, "6.1", { preemptionBound: Infinity });
+    say({ what: "reference: explorer, interleavings of par blocks", value: e.perSecond, unit: "interleavings/s", note: `${ex.length} programs, ${e.interleavings} interleavings, 6.1, exhaustive` });
   }
   if (want("spec")) {
     const ms = best(quick ? 2 : 5, () => { for (let i = 0; i < programs.length; i++) checkTrace(programs[i], config, profile, traces[i]); });
