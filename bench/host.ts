@@ -21,7 +21,8 @@ export async function hostRows(quick: boolean): Promise<Row[]> {
   const kc2 = compareKoffiVsC(programs.slice(0, quick ? 50 : 150), { facts, noBudget: true, rounds: quick ? 1 : 3 });
   rows.push({ what: "host: koffi / C without the budget probe", value: kc2.ratio, unit: "x", target: "<= 1.5", note: `${kc2.mismatches} mismatches` });
   // issue 13: multi-process programs (fork per program, the C agent) from the generator
-  const gen = { config: facts.config, maxOps: 16, minOps: 16, races: false };
+  // (sysctlMlock and auxFault need --allow-sysctl / the test PMU: the bench's backend has neither)
+  const gen = { config: facts.config, maxOps: 16, minOps: 16, races: false, unsupported: new Set(["sysctlMlock", "auxFault"]) };
   const multi: Program[] = [];
   for (let i = 0; multi.length < (quick ? 100 : 300); i++) {
     const p = decode(genesAt(1, i, gen), gen);
