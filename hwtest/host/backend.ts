@@ -108,7 +108,7 @@ export function hostInfo(facts: HostFacts, opts: HostBackendOptions = {}, cagent
   }
   notes.push((opts.touchMode ?? "inproc") === "inproc"
     ? "touch/setAux/readUserPage access memory in the worker itself under temporary SIGSEGV/SIGBUS handlers"
-    : "touch/setAux/readUserPage access memory in a CLONE_VM child of the worker (a fork child would not have the VM_DONTCOPY buffer mappings)");
+    : "touch/setAux/readUserPage access memory in a CLONE_VM child of the worker (a fork child would not have the VM_DONTCOPY buffer mappings); that child is a task clone, so it inherits attr.inherit events, and perf's context-switch optimisation may leave the original in it: after it exits, 6.12+ may answer ENODEV to a group with such an event (prefer the in-process default)");
   notes.push(cagentError === null
     ? facts.root
       ? "multi-process programs (fork, exit, setuid, sendFd, thread, par, proc) run on the C agent (runtime/agent.c): real fork()s and pthreads, each user handle a fresh uid (setuid through saved uid 0), fds passed with SCM_RIGHTS, a par block's tasks released together from a futex barrier; the audit probes every user a setuid named"

@@ -89,7 +89,7 @@ describe("fuzz --shard + npm run merge", () => {
 
   say(skipRoot, "fuzz --shard on the host");
   it.skipIf(skipRoot !== null)("host: 2 shards merged == one run", async () => {
-    const m = await shardedEqualsOne("host", ["--backend", "host", "--seed", "9", "--runs", "150", "--max-ops", "12"], 2);
+    const m = await shardedEqualsOne("host", ["--backend", "host", "--seed", "9", "--runs", "150", "--max-ops", "12", "--no-races"], 2);
     console.log(`host shards via the CLI: ${m.summary.programs} programs on ${m.summary.kernel}, findings ${m.findings.map((f) => `${f.signature}${f.known ? " (known)" : ""} x${f.count}`).join(", ") || "none"}, ${Object.keys(m.coverage).length} rules hit`);
     expect(JSON.parse(readFileSync(join(tmp, "host-merged", "summary.json"), "utf8")).backend).toBe("host");
   }, 600_000);

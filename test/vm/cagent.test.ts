@@ -75,9 +75,14 @@ describe.skipIf(skipRoot !== null)("C agent on the host", () => {
     const config = f.config;
     const ps = [...programs(config, 60, 11, new Set(["sysctlMlock", "auxFault", ...MULTI_PROCESS_OPS])), ...Object.values(AUX_PROGRAMS).filter((p) => !p.some((o) => o.op === "auxFault"))];
     for (const touch of ["child", "inproc"] as const) {
-      const c = await cAgent(ps.map((program, id) => ({ id, program, config })), [`--touch=${touch}`]);
-      expect(c.map((a) => a.id)).toEqual(ps.map((_, i) => i));
-      ps.forEach((p, i) => same(c[i].trace, runProgramHere(p, config, f, { touchMode: touch }), `program ${i} (${touch}) ${JSON.stringify(p)}`));
+      // child mode's page-access task is a clone: it inherits attr.inherit events
+      // (perf_event_init_task), and the context-switch optimisation may move the original into
+      // it, so an inherit event's group checks may answer ENODEV once it exits: not a program's
+      // doing, so those programs are compared in-process only (hwtest/host/README.md)
+      const qs = touch === "child" ? ps.filter((p) => !p.some((o) => o.op === "open" && o.inherit === true)) : ps;
+      const c = await cAgent(qs.map((program, id) => ({ id, program, config })), [`--touch=${touch}`]);
+      expect(c.map((a) => a.id)).toEqual(qs.map((_, i) => i));
+      qs.forEach((p, i) => same(c[i].trace, runProgramHere(p, config, f, { touchMode: touch }), `program ${i} (${touch}) ${JSON.stringify(p)}`));
     }
   }, 120_000);
 
