@@ -250,21 +250,10 @@ static int kmsg_scan(int pid, const char *marker, struct strs *before, struct st
 	if (kmsg_fd < 0)
 		return 1;
 	for (int i = 0; i < 100000; i++) {
-		ssize_t n = read(kmsg_fd, rec, sizeof(rec) - 1);
-		char *msg, *nl, *p;
-		if (n < 0) {
-			if (errno == EPIPE)
-				continue;
+		char *msg = ax_kmsg_next(kmsg_fd, rec, sizeof(rec)), *p;
+
+		if (!msg)
 			break;
-		}
-		if (n == 0)
-			break;
-		rec[n] = 0;
-		msg = strchr(rec, ';');
-		msg = msg ? msg + 1 : rec;
-		nl = strchr(msg, '\n');
-		if (nl)
-			*nl = 0;
 		if (!seen && !strcmp(msg, marker)) {
 			seen = 1;
 			continue;

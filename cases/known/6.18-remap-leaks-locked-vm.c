@@ -800,6 +800,32 @@ AX_FN int ax_kmsg_open(void)
 }
 
 /*
+ * The next /dev/kmsg record's message (its first line, after the ';' header) read into rec, or
+ * NULL when there is none (EAGAIN, end). Records overwritten before they were read (EPIPE) are
+ * skipped. Shared by ax_kmsg_warnings and the C agent's kernel-log scan.
+ */
+AX_FN char *ax_kmsg_next(int fd, char *rec, size_t size)
+{
+	for (int i = 0; i < 100; i++) {
+		ssize_t n = read(fd, rec, size - 1);
+		char *msg, *nl;
+
+		if (n < 0 && errno == EPIPE)
+			continue; /* records were overwritten; the next read goes on */
+		if (n <= 0)
+			return NULL; /* EAGAIN: nothing more */
+		rec[n] = 0;
+		msg = strchr(rec, ';');
+		msg = msg ? msg + 1 : rec;
+		nl = strchr(msg, '\n');
+		if (nl)
+			*nl = 0;
+		return msg;
+	}
+	return NULL;
+}
+
+/*
  * Kernel-log records since the last call that match AX_KERNEL_WARNING_ERE (case-insensitive),
  * skipping records that name another PID ("PID: n"; other workers share the log). Calls
  * `found` with each message (the record's first line, after the ';' header). Returns the
@@ -820,21 +846,10 @@ AX_FN int ax_kmsg_warnings(int fd, int pid, void (*found)(const char *msg, void 
 	if (fd < 0)
 		return 0;
 	for (int i = 0; i < 10000; i++) {
-		ssize_t n = read(fd, rec, sizeof(rec) - 1);
-		char *msg, *nl, *p;
-		if (n < 0) {
-			if (errno == EPIPE)
-				continue; /* records were overwritten; the next read goes on */
-			break; /* EAGAIN: nothing more */
-		}
-		if (n == 0)
+		char *msg = ax_kmsg_next(fd, rec, sizeof(rec)), *p;
+
+		if (!msg)
 			break;
-		rec[n] = 0;
-		msg = strchr(rec, ';');
-		msg = msg ? msg + 1 : rec;
-		nl = strchr(msg, '\n');
-		if (nl)
-			*nl = 0;
 		if (regexec(&re, msg, 0, NULL, 0))
 			continue;
 		p = strstr(msg, "PID: ");
