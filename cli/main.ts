@@ -68,6 +68,8 @@ C reproducer.
                  repetition against the spec's linearizations (default 20 on the host, 1 elsewhere;
                  the model's explorer runs every interleaving instead)
   --no-races     generate no threads or par blocks
+  --first        stop at the first unexplained divergence (once it is shrunk and written);
+                 the report and --json give the seconds into the run it was found at
   --out DIR      where cases and reproducers go (default out/fuzz; checked before the first
                  program). Names are BACKEND-KIND-RULE-HASH (HASH of the program): runs into
                  one DIR keep every finding. Divergences a re-run does not reproduce go to DIR/flaky/.
@@ -121,6 +123,7 @@ const FuzzArgs = z.object({
   "max-ops": Int("--max-ops", 1).max(MAX_OPS, `--max-ops must be at most ${MAX_OPS} (a case holds at most ${MAX_OPS} ops)`).default(20),
   repeat: Int("--repeat", 1).max(10000, "--repeat must be at most 10000").optional(),
   "no-races": z.boolean().default(false),
+  first: z.boolean().default(false),
   out: z.string().default("out/fuzz"),
   shard: z.string().optional(),
   json: z.boolean().default(false),
@@ -167,7 +170,7 @@ function divergenceJson(f: Finding, paths: { json: string; c?: string }) {
   const d = f.shrunkDivergence;
   return {
     kind: d.kind, rule: d.rule, opIndex: d.opIndex, expected: d.expected, observed: d.observed, detail: d.detail,
-    count: f.count, seed: f.seed, index: f.index, case: rel(paths.json), reproducer: paths.c ? rel(paths.c) : null,
+    count: f.count, seed: f.seed, index: f.index, atSeconds: Math.round(f.atSeconds * 1000) / 1000, case: rel(paths.json), reproducer: paths.c ? rel(paths.c) : null,
     shrunk: f.shrunk, shrinkRuns: f.shrinkRuns, confirmed: f.confirmed, known: f.known?.id ?? null,
   };
 }
@@ -215,7 +218,7 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     options: {
       backend: { type: "string" }, profile: { type: "string" }, runs: { type: "string" }, time: { type: "string" },
       seed: { type: "string" }, workers: { type: "string" }, bug: { type: "string", multiple: true },
-      "max-ops": { type: "string" }, repeat: { type: "string" }, "no-races": { type: "boolean" }, out: { type: "string" }, shard: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      "max-ops": { type: "string" }, repeat: { type: "string" }, "no-races": { type: "boolean" }, first: { type: "boolean" }, out: { type: "string" }, shard: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) { console.log(FUZZ_HELP); return 0; }
@@ -230,6 +233,7 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     }
     if (a.seed === undefined || a.runs === undefined) throw new UsageError("--shard needs --seed and --runs (the whole campaign's program count): every shard must run the same program stream");
     if (a.time !== undefined) throw new UsageError("--shard runs a fixed share of --runs programs; --time would make the shards' union depend on timing");
+    if (a.first) throw new UsageError("--shard runs a fixed share of --runs programs; --first would make the shards' union depend on timing");
   }
   const seed = a.seed ?? Math.floor(Math.random() * 2 ** 31);
   const known = loadKnown(KNOWN_PATH);
@@ -281,7 +285,7 @@ async function cmdFuzz(argv: string[]): Promise<number> {
         const what = f.flaky ? "flaky (not reproduced on a re-run)" : f.known ? "known divergence" : "DIVERGENCE";
         log(`${what} ${d.kind} at ${d.opIndex >= 0 ? `op ${d.opIndex}` : "audit"} (rule ${d.rule}): spec allows ${d.expected.join(" | ")}, observed ${d.observed}`);
         if (f.known) log(`  known: ${f.known.id}: ${f.known.explanation}`);
-        if (!f.flaky) log(`  shrunk ${f.original.length} -> ${f.shrunk.length} ops in ${f.shrinkRuns} runs${f.confirmed ? `; reproduced ${f.confirmed.reproduced}/${f.confirmed.of}` : ""}`);
+        if (!f.flaky) log(`  shrunk ${f.original.length} -> ${f.shrunk.length} ops in ${f.shrinkRuns} runs${f.confirmed ? `; reproduced ${f.confirmed.reproduced}/${f.confirmed.of}` : ""}; first seen in program #${f.index} at ${f.atSeconds.toFixed(2)} s`);
         log(`  ${f.flaky ? "program" : "case"} ${rel(paths.json)}   reproducer ${paths.c ? rel(paths.c) : `- (${"noRepro" in paths && paths.noRepro ? paths.noRepro : "none"})`}`);
         if (!f.flaky) log(`  replay: npm run replay -- ${rel(paths.json)} --backend ${a.backend ?? info.name.split("+")[0]} --profile ${profile}`);
       }
@@ -302,13 +306,13 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     }
     if (shard && !a.json) log(`  shard ${shard.index}/${shard.count} (from ${shard.source}): programs k < ${a.runs} with k % ${shard.count} == ${shard.index}, ${slices(a.runs!, shard, 1)[0].runs} of them`);
     if (info.kernel === null && workers > 1) {
-      settled = await runParallel({ profile, bugs: a.bug, seed, runs: a.runs, seconds, maxOps: a["max-ops"], races: !a["no-races"], known, ...(shard ? { shard } : {}) }, workers,
+      settled = await runParallel({ profile, bugs: a.bug, seed, runs: a.runs, seconds, maxOps: a["max-ops"], races: !a["no-races"], known, stopAtFirst: a.first, ...(shard ? { shard } : {}) }, workers,
         (s) => { live = s; progressLine(s, total); }, onFinding, stopper.stop);
     } else {
       const sl = shard ? slices(a.runs!, shard, 1)[0] : null;
       settled = await runCampaign({
         backend, profile, seed, runs: sl ? sl.runs : a.runs, ...(sl ? { offset: sl.offset, stride: sl.stride } : {}), seconds, maxOps: a["max-ops"], known, stop: stopper.stop,
-        repeat: a.repeat ?? (backend.runRepeated !== undefined && info.name === "host" ? 20 : 1), races: !a["no-races"],
+        repeat: a.repeat ?? (backend.runRepeated !== undefined && info.name === "host" ? 20 : 1), races: !a["no-races"], stopAtFirst: a.first,
         onProgress: (s) => { live = s; progressLine({ ...s, covered: [...s.coverage.keys()].filter((k) => !NON_DECIDING.has(k)).length }, total); },
         onDivergence: onFinding,
       });
