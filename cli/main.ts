@@ -54,6 +54,15 @@ export function raceOptions(backend: string | undefined, a: { "guest-cpus"?: num
   };
 }
 
+/** The CPU count most of the cases were made for (the larger on a tie; 1 for none). */
+export function casesCpus(cpus: readonly number[]): number {
+  const n = new Map<number, number>();
+  for (const c of cpus) n.set(c, (n.get(c) ?? 0) + 1);
+  let best = 1, most = 0;
+  for (const [c, k] of n) if (k > most || (k === most && c > best)) [best, most] = [c, k];
+  return best;
+}
+
 /** Above this fraction of programs aborted by the harness (after one retry each), exit 3. */
 export const ABORT_LIMIT = 0.05;
 export const EXIT = { ok: 0, divergence: 1, usage: 2, harness: 3 } as const;
@@ -123,6 +132,8 @@ Replays auxspec-case/1 cases on a backend and judges them with the spec. A case'
 \`bugs\` replays on the model with those bugs switched on, and must still be caught.
 
   --backend B    model (default) | host | vm:KERNEL
+  --guest-cpus N CPUs of the vm guest (default: the cpus most of the cases were made for; a
+                 case made for another count is skipped, as on any kernel)
   --profile P    auto | ${PROFILES.join(" | ")} (default: the case's profile, else the backend's)
   --json         one JSON object
   -h, --help     this text
@@ -156,6 +167,7 @@ const FuzzArgs = z.object({
 
 const ReplayArgs = z.object({
   backend: z.string().default("model"),
+  "guest-cpus": Int("--guest-cpus", 1).max(MAX_GUEST_CPUS, `--guest-cpus must be at most ${MAX_GUEST_CPUS}`).optional(),
   profile: Profile.default("auto"),
   json: z.boolean().default(false),
 });
@@ -424,11 +436,12 @@ function report(r: ReportIn): void {
 async function cmdReplay(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
-    options: { backend: { type: "string" }, profile: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    options: { backend: { type: "string" }, "guest-cpus": { type: "string" }, profile: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
   });
   if (values.help) { console.log(REPLAY_HELP); return 0; }
   const a = parse(ReplayArgs, values);
   if (!positionals.length) throw new UsageError("replay needs at least one case file or directory");
+  if (a["guest-cpus"] !== undefined && !a.backend.startsWith("vm:")) throw new UsageError(`--guest-cpus applies to vm:KERNEL backends only (the backend is ${a.backend})`);
   // Everything is listed and parsed before anything runs, and every problem is named.
   const files: string[] = [];
   const problems: string[] = [];
@@ -460,7 +473,10 @@ async function cmdReplay(argv: string[]): Promise<number> {
     throw new CaseError(`${problems.length} unusable case file${problems.length === 1 ? "" : "s"} (nothing was run):\n${problems.map((m) => `  ${m.replace(/\n/g, "\n    ")}`).join("\n")}`);
   }
   const known = loadKnown(KNOWN_PATH);
-  const kernel = a.backend === "model" ? null : await openBackend(a.backend, { log });
+  // A guest gets the CPU count the cases were made for (fuzz on a vm backend makes 2-CPU cases
+  // with races on): a case's config.cpus must be the machine's (fuzz/replay.ts skips others).
+  const cpus = a.backend.startsWith("vm:") ? a["guest-cpus"] ?? Math.min(MAX_GUEST_CPUS, casesCpus(cases.map((x) => x.c.config.cpus))) : undefined;
+  const kernel = a.backend === "model" ? null : await openBackend(a.backend, { log, cpus });
   let results;
   try {
     results = await replayCases(cases, kernel, a.profile, known, (r) => {

@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { GuestRunner, guestTimeoutMs, requestTimeoutMs, type GuestLike } from "../../hwtest/vm/backend.ts";
 import { ParallelRunner, vmWorkers, type RunnerLike } from "../../hwtest/vm/parallel.ts";
 import { GuestError } from "../../hwtest/vm/qemu.ts";
-import { DEFAULT_RACE_GUEST_CPUS, DEFAULT_RACE_REPEAT, raceOptions } from "../../cli/main.ts";
+import { DEFAULT_RACE_GUEST_CPUS, DEFAULT_RACE_REPEAT, casesCpus, raceOptions } from "../../cli/main.ts";
 import type { Config, Program } from "../../spec/program.ts";
 import type { Trace } from "../../spec/trace.ts";
 
@@ -185,6 +185,12 @@ describe("CLI race options", () => {
     expect(() => raceOptions("host", { ...base, "guest-cpus": 2 })).toThrow(/--guest-cpus applies to vm:KERNEL backends only/);
     expect(() => raceOptions(undefined, { ...base, "guest-cpus": 2 })).toThrow(/--guest-cpus/);
   });
+  it("replay boots a guest with the CPU count most cases were made for", () => {
+    expect(casesCpus([])).toBe(1);
+    expect(casesCpus([2, 2, 1])).toBe(2);
+    expect(casesCpus([1, 1, 2])).toBe(1);
+    expect(casesCpus([1, 2])).toBe(2); // a tie: the larger
+  });
   it("the command line: --help lists --guest-cpus; bad values exit 2 naming the option", () => {
     const ROOT = join(import.meta.dirname, "../..");
     const cli = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "cli/main.ts"), ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
@@ -201,6 +207,10 @@ describe("CLI race options", () => {
     const host = cli("fuzz", "--backend", "model", "--guest-cpus", "2", "--runs", "1");
     expect(host.status).toBe(2);
     expect(host.stderr).toMatch(/--guest-cpus applies to vm:KERNEL backends only/);
+    expect(cli("replay", "--help").stdout).toMatch(/--guest-cpus N CPUs of the vm guest/);
+    const rep = cli("replay", "cases", "--backend", "model", "--guest-cpus", "2");
+    expect(rep.status).toBe(2);
+    expect(rep.stderr).toMatch(/--guest-cpus applies to vm:KERNEL backends only/);
     const m = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "cli/matrix.ts"), "--help"], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
     expect(m.stdout).toMatch(/--guest-cpus N/);
     const mb = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "cli/matrix.ts"), "--guest-cpus", "0"], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
