@@ -115,6 +115,17 @@ describe("fuzz campaign on the model", () => {
     expect(f2.get("par.block.release")).toBe(1);
   });
 
+  it("a known entry's alsoUnder matches the mechanism's later symptoms, only when its requires fired", () => {
+    const entry = known.find((k) => k.id === "race-close-split-zero-crossings")!;
+    const info = modelBackend("6.1").info;
+    const later = { kind: "outcome" as const, opIndex: 7, rule: "mmap.data.new | mmap.data.enomem", expected: ["ok", "ENOMEM"], observed: "EPERM", detail: "" };
+    expect(matchKnown([entry], later, "6.1", info, new Map([["par.block.release", 1]]))?.id).toBe("race-close-split-zero-crossings");
+    expect(matchKnown([entry], later, "6.1", info, new Map([["par.block", 1]]))).toBeNull();
+    expect(matchKnown([entry], later, "7.2", info, new Map([["par.block.release", 1]]))).toBeNull();
+    expect(matchKnown([entry], { ...later, rule: "mmap.data.eperm" }, "6.1", info, new Map([["par.block.release", 1]]))).toBeNull();
+    expect(matchKnown([entry], { ...later, kind: "invariant" }, "6.1", info, new Map([["par.block.release", 1]]))).toBeNull();
+  });
+
   it("the same seed gives the same findings", async () => {
     const a = await runCampaign({ backend: modelBackend("seed"), profile: "seed", seed: 9, runs: 300, known });
     const b = await runCampaign({ backend: modelBackend("seed"), profile: "seed", seed: 9, runs: 300, known });
