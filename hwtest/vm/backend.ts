@@ -149,7 +149,7 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
     kernel: hello.release,
     profile: choice.profile,
     config: guestConfig(hello),
-    unsupported: new Set<string>(hello.auxPmu ? [] : ["auxFault"]),
+    unsupported: new Set<string>(hello.auxPmu ? ["mapRangeFault"] : ["auxFault", "mapRangeFault"]), // mapRangeFault: model only (map_range() is core code; Debian kernels have no fault-injection hook for it)
     notes: [
       `Debian kernel ${hello.release}${k.debVersion ? ` (package ${k.debVersion})` : ""} under QEMU TCG, 1 CPU: profile ${choice.profile} (${choice.why})`,
       hello.auxPmu
