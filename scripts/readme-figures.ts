@@ -32,7 +32,6 @@ function seedExample(): string {
 const UNOBSERVABLE: Record<string, string> = {
   "aux-refcount-leak": "not observable: only the abstract state shows it (the refinement test catches it)",
   "vmalloc-data-page-nr": "not observable on x86 (needs CONFIG_PERF_USE_VMALLOC)",
-  "race-mmap-unlocked-map-range": "not observable through the ops: needs a failing map_range() (the explorer's mapRangeFault option)",
   "race-map-range-aux": "not expressible: the AUX mapping's own reference keeps the area alive under map_range()",
 };
 
@@ -41,15 +40,17 @@ function bugTable(): string {
   for (const b of BUGS) {
     const fix = `${b.fix.commit.slice(0, 12)} "${b.fix.subject}"${b.cve ? ` (${b.cve})` : ""}`;
     if (!b.observable) { rows.push(`| \`${b.id}\` | ${fix} | ${UNOBSERVABLE[b.id] ?? "not observable"} | |`); continue; }
-    // the races on 6.1, where each is expressible (random par programs through the explorer);
+    // the races on 6.1, where each is expressible (random par programs through the explorer; the
+    // map_range() race on 6.18, the first era with map_range(), through the mapRangeFault switch);
     // their first finding may be one of the clean races the explorer predicts (README: Limits)
     const race = b.parOnly === true;
-    const r = fuzz(["--bug", b.id, "--runs", "5000", "--seed", "1", "--json", ...(race ? ["--profile", "6.1"] : [])]);
+    const raceProfile = b.profiles.includes("6.1") ? "6.1" : b.profiles[0];
+    const r = fuzz(["--bug", b.id, "--runs", "5000", "--seed", "1", "--json", ...(race ? ["--profile", raceProfile] : [])]);
     const j = JSON.parse(r.stdout);
     const first = [...j.divergences].sort((x: { index: number }, y: { index: number }) => x.index - y.index)[0];
     rows.push(first
-      ? `| \`${b.id}\` | ${fix} | ${(first.index + 1).toLocaleString("en-US")}${race ? " (6.1, explorer)" : ""} | ${first.shrunk.length} ops |`
-      : `| \`${b.id}\` | ${fix} | none in 5,000${race ? " (6.1)" : ""} | |`);
+      ? `| \`${b.id}\` | ${fix} | ${(first.index + 1).toLocaleString("en-US")}${race ? ` (${raceProfile}, explorer)` : ""} | ${first.shrunk.length} ops |`
+      : `| \`${b.id}\` | ${fix} | none in 5,000${race ? ` (${raceProfile})` : ""} | |`);
   }
   return rows.join("\n");
 }

@@ -92,6 +92,18 @@ describe("historic races: the explorer finds each with the bug, never without", 
     // the state after the block already shows it (endStateProblems)
     expect(bad.some((il) => il.problems.some((p) => p.what === "end state: a VMA of e0 maps no buffer (event->rb NULL)"))).toBe(true);
   });
+
+  it("race-mmap-unlocked-map-range 7.2: the events-first close spares the new buffer, but the failing re-map's charge leaks (budget 255)", () => {
+    const c = RACE_CASES.find((x) => x.bug === "race-mmap-unlocked-map-range" && x.profile === "7.2")!;
+    const { ex, bad, seq } = explore(c, true, Infinity);
+    // every order: whichever mmap reaches map_range() first fails as a FIRST mmap (its new buffer
+    // unaccounted), the other makes a new buffer: nothing leaks
+    for (const { trace } of seq.values()) expect(trace.audit!.budgetPages).toBe(258);
+    // with the bug the second mmap re-maps the first one's buffer before its map_range() and is
+    // the one to fail: perf_mmap_rb()'s re-map charge (perf_mmap_account(), 3 pages) stays
+    expect(bad.some((il) => ex.traces[il.trace].audit?.budgetPages === 255)).toBe(true);
+    expect(bad.every((il) => ex.traces[il.trace].aborted === undefined)).toBe(true);
+  });
 });
 
 describe("backend/model: one trace per par program", () => {
