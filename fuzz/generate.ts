@@ -480,7 +480,7 @@ class Decoder {
     const t1 = this.alive[a % n];
     const t2 = this.alive[(a % n + 1 + (b % (n - 1))) % n];
     const shape = c % 8 < 6 && !this.unsupported.has("sendFd") && !this.unsupported.has("setOutput") ? c % 5
-      : c % 16 === 15 && !this.unsupported.has("mapRangeFault") ? 6 : 5;
+      : c % 16 === 15 && !this.unsupported.has("mapRangeFault") && !this.unsupported.has("sendFd") ? 6 : 5;
     const aux = this.hasAux && this.mmapOk;
     const openIn = (proc: string, x: Partial<Extract<Op, { op: "open" }>> = {}): number => {
       const e = this.nEv++;

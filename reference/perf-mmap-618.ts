@@ -37,7 +37,7 @@ export function perfMmap618(k: Kernel, vma: Vma, event: PerfEvent): Err {
     if (!perfMmapHasPage(rb, vma.pgoff + p)) mapErr = EINVAL;
   }
   if (mapErr || auxFailed) {
-    // f74b9f4ba63f (6.15.10, 6.16.1, 6.17): perf_mmap_close(vma) undoes the above. 7.2.13 takes
+    // f74b9f4ba63f (Aug 2025, also 6.15.y/6.16.y stable): perf_mmap_close(vma) undoes the above. 7.2.13 takes
     // a "minimal perf_mmap_close()" under event->mmap_mutex when event->mmap_count is 1 (a new
     // buffer: unaccount, detach, mmap_count 0), which leaves the same state as perf_mmap_close()
     // of its only VMA; the explorer (explore/paths.ts) has both.
