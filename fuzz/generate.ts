@@ -470,7 +470,7 @@ class Decoder {
    *   3 mmap racing close of the same event (a thread: the same fd table)
    *   4 first mmaps of one event with different sizes (+ a third task's mmap)
    *   5 any: 2-3 tasks, each an open, close, mmap or munmap
-   *   6 (where mapRangeFault runs: the model) the map_range() switch armed, then two mmaps of one
+   *   6 (where mapRangeFault runs: the model; 1 in 8 blocks) the map_range() switch armed, then two mmaps of one
    *     event from two tasks, the first of them to reach map_range() failing (77de62ad3de3, 2026)
    * Handles introduced in the block are used only after it (the block's ops are built together).
    */
@@ -480,7 +480,7 @@ class Decoder {
     const t1 = this.alive[a % n];
     const t2 = this.alive[(a % n + 1 + (b % (n - 1))) % n];
     const shape = c % 8 < 6 && !this.unsupported.has("sendFd") && !this.unsupported.has("setOutput") ? c % 5
-      : c % 16 === 15 && !this.unsupported.has("mapRangeFault") && !this.unsupported.has("sendFd") ? 6 : 5;
+      : c % 8 === 7 && !this.unsupported.has("mapRangeFault") && !this.unsupported.has("sendFd") ? 6 : 5;
     const aux = this.hasAux && this.mmapOk;
     const openIn = (proc: string, x: Partial<Extract<Op, { op: "open" }>> = {}): number => {
       const e = this.nEv++;
