@@ -17,6 +17,9 @@ export interface OpenOptions {
   profile?: ProfileId | "auto";
   bugs?: readonly string[];
   workers?: number;
+  /** vm:KERNEL only: CPUs of each guest (QEMU -smp), and the repetitions its runRepeated defaults to. */
+  cpus?: number;
+  repeat?: number;
   log?: (msg: string) => void;
 }
 
@@ -31,7 +34,7 @@ export async function openBackend(name: string, opts: OpenOptions = {}): Promise
   }
   if (name.startsWith("vm:")) {
     const { vmBackend } = await import("../hwtest/vm/backend.ts");
-    return vmBackend(name.slice(3), { log: opts.log, workers: opts.workers });
+    return vmBackend(name.slice(3), { log: opts.log, workers: opts.workers, cpus: opts.cpus, repeat: opts.repeat });
   }
   throw new BackendUnavailable(`unknown backend ${JSON.stringify(name)}: use model, host or vm:KERNEL (vm:6.1, vm:6.12)`);
 }

@@ -2,7 +2,8 @@
  * The auxspec command line: `fuzz` and `replay`.
  *
  *   npm run fuzz -- [--backend model|host|vm:KERNEL] [--profile auto|seed|6.1|6.12|6.18|...]
- *                   [--runs N | --time SECONDS] [--seed N] [--workers K] [--bug ID] [--out DIR] [--json]
+ *                   [--runs N | --time SECONDS] [--seed N] [--workers K] [--guest-cpus N] [--repeat N]
+ *                   [--bug ID] [--out DIR] [--json]
  *   npm run replay -- CASE.json|DIR ... [--backend ...] [--profile ...] [--json]
  *
  * Exit codes: 0 no reproducible unexplained divergence, 1 reproducible divergence, 2 usage or
@@ -31,6 +32,37 @@ import { removeOwnTempDirs, sweepStaleTempDirs } from "../backend/lifecycle.ts";
 /** hwtest/host/backend.ts DEFAULT_HOST_WORKERS (not imported: model runs never load the host backend; a test holds them equal). */
 export const DEFAULT_HOST_WORKERS = 2;
 
+/** Repetitions of each par program on a kernel backend with runRepeated, races on, unless --repeat. */
+export const DEFAULT_RACE_REPEAT = 20;
+/** CPUs of a vm:KERNEL guest with races on, unless --guest-cpus: a par block's tasks on two CPUs at once. */
+export const DEFAULT_RACE_GUEST_CPUS = 2;
+export const MAX_GUEST_CPUS = 8;
+
+/**
+ * The race options a fuzz run settles on (issue 14): `guestCpus` for a vm:KERNEL backend
+ * (--guest-cpus, else 2 with races on, 1 with --no-races; undefined for other backends, where
+ * --guest-cpus is a usage error), and `repeat(canRepeat)` once the backend is open (--repeat,
+ * else DEFAULT_RACE_REPEAT on the host or a guest that has runRepeated with races on, else 1).
+ */
+export function raceOptions(backend: string | undefined, a: { "guest-cpus"?: number; repeat?: number; "no-races": boolean }): { guestCpus: number | undefined; repeat: (info: { name: string }, canRepeat: boolean) => number } {
+  const vm = backend?.startsWith("vm:") ?? false;
+  if (a["guest-cpus"] !== undefined && !vm) throw new UsageError(`--guest-cpus applies to vm:KERNEL backends only (the backend is ${backend ?? "chosen automatically: never a VM"})`);
+  const races = !a["no-races"];
+  return {
+    guestCpus: vm ? a["guest-cpus"] ?? (races ? DEFAULT_RACE_GUEST_CPUS : 1) : undefined,
+    repeat: (info, canRepeat) => a.repeat ?? (canRepeat && races && (info.name === "host" || info.name.startsWith("vm:")) ? DEFAULT_RACE_REPEAT : 1),
+  };
+}
+
+/** The CPU count most of the cases were made for (the larger on a tie; 1 for none). */
+export function casesCpus(cpus: readonly number[]): number {
+  const n = new Map<number, number>();
+  for (const c of cpus) n.set(c, (n.get(c) ?? 0) + 1);
+  let best = 1, most = 0;
+  for (const [c, k] of n) if (k > most || (k === most && c > best)) [best, most] = [c, k];
+  return best;
+}
+
 /** Above this fraction of programs aborted by the harness (after one retry each), exit 3. */
 export const ABORT_LIMIT = 0.05;
 export const EXIT = { ok: 0, divergence: 1, usage: 2, harness: 3 } as const;
@@ -52,6 +84,8 @@ C reproducer.
 
   --backend B    model | host | vm:6.1 | vm:6.12 | vm:<debian release>
                  (default: the best this machine has: the host kernel when perf works)
+  --guest-cpus N CPUs of each vm guest (QEMU TCG, one host core per CPU; 1 .. ${MAX_GUEST_CPUS});
+                 default ${DEFAULT_RACE_GUEST_CPUS} (a par block's tasks run on two CPUs at once), 1 with --no-races
   --profile P    auto | ${PROFILES.join(" | ")}  (default auto: the kernel's own; 6.18 for the model)
   --runs N       stop after N programs
   --time S       stop after S seconds (default 60 when --runs is not given)
@@ -59,15 +93,19 @@ C reproducer.
   --workers K    processes (model; at most cores - 1 and the cores the load leaves idle, 1
                  for --runs under ${MIN_PARALLEL_RUNS}: fewer than asked when more would be slower,
                  and it says why), executor agents (host; at most 2 per CPU, 1 when not
-                 root) or guests of the kernel (vm; at most 1 per CPU, as memory allows);
+                 root) or guests of the kernel (vm; at most one host core per guest
+                 CPU, as memory allows);
                  default 1 (model), ${DEFAULT_HOST_WORKERS} (host), 1 (vm)
   --bug ID       switch on a historic bug in the model (repeatable): ${BUGS.map((b) => b.id).join(", ")}
   --max-ops N    longest program (default 20, at most ${MAX_OPS})
-  --repeat N     run every program with a par block N times on a kernel backend (host: the C
-                 agent's barrier, 0-50 us jitter, a fresh uid each time) and judge every
-                 repetition against the spec's linearizations (default 20 on the host, 1 elsewhere;
-                 the model's explorer runs every interleaving instead)
+  --repeat N     run every program with a par block N times on a kernel backend (host or vm
+                 guest: the C agent's barrier, 0-50 us jitter, a fresh uid each time) and judge
+                 every repetition against the spec's linearizations (default ${DEFAULT_RACE_REPEAT} on the host
+                 and on vm guests, 1 with --no-races; the model's explorer runs every
+                 interleaving instead)
   --no-races     generate no threads or par blocks
+  --first        stop at the first unexplained divergence (once it is shrunk and written);
+                 the report and --json give the seconds into the run it was found at
   --out DIR      where cases and reproducers go (default out/fuzz; checked before the first
                  program). Names are BACKEND-KIND-RULE-HASH (HASH of the program): runs into
                  one DIR keep every finding. Divergences a re-run does not reproduce go to DIR/flaky/.
@@ -96,6 +134,8 @@ Replays auxspec-case/1 cases on a backend and judges them with the spec. A case'
 \`bugs\` replays on the model with those bugs switched on, and must still be caught.
 
   --backend B    model (default) | host | vm:KERNEL
+  --guest-cpus N CPUs of the vm guest (default: the cpus most of the cases were made for; a
+                 case made for another count is skipped, as on any kernel)
   --profile P    auto | ${PROFILES.join(" | ")} (default: the case's profile, else the backend's)
   --json         one JSON object
   -h, --help     this text
@@ -117,10 +157,12 @@ const FuzzArgs = z.object({
   time: z.coerce.number().positive("--time must be positive").optional(),
   seed: Int("--seed", 0).optional(),
   workers: Int("--workers", 1).optional(),
+  "guest-cpus": Int("--guest-cpus", 1).max(MAX_GUEST_CPUS, `--guest-cpus must be at most ${MAX_GUEST_CPUS}`).optional(),
   bug: z.array(z.string()).default([]),
   "max-ops": Int("--max-ops", 1).max(MAX_OPS, `--max-ops must be at most ${MAX_OPS} (a case holds at most ${MAX_OPS} ops)`).default(20),
   repeat: Int("--repeat", 1).max(10000, "--repeat must be at most 10000").optional(),
   "no-races": z.boolean().default(false),
+  first: z.boolean().default(false),
   out: z.string().default("out/fuzz"),
   shard: z.string().optional(),
   json: z.boolean().default(false),
@@ -128,6 +170,7 @@ const FuzzArgs = z.object({
 
 const ReplayArgs = z.object({
   backend: z.string().default("model"),
+  "guest-cpus": Int("--guest-cpus", 1).max(MAX_GUEST_CPUS, `--guest-cpus must be at most ${MAX_GUEST_CPUS}`).optional(),
   profile: Profile.default("auto"),
   json: z.boolean().default(false),
 });
@@ -167,7 +210,7 @@ function divergenceJson(f: Finding, paths: { json: string; c?: string }) {
   const d = f.shrunkDivergence;
   return {
     kind: d.kind, rule: d.rule, opIndex: d.opIndex, expected: d.expected, observed: d.observed, detail: d.detail,
-    count: f.count, seed: f.seed, index: f.index, case: rel(paths.json), reproducer: paths.c ? rel(paths.c) : null,
+    count: f.count, seed: f.seed, index: f.index, atSeconds: Math.round(f.atSeconds * 1000) / 1000, case: rel(paths.json), reproducer: paths.c ? rel(paths.c) : null,
     shrunk: f.shrunk, shrinkRuns: f.shrinkRuns, confirmed: f.confirmed, known: f.known?.id ?? null,
   };
 }
@@ -214,8 +257,8 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     args: argv, allowPositionals: false, strict: true,
     options: {
       backend: { type: "string" }, profile: { type: "string" }, runs: { type: "string" }, time: { type: "string" },
-      seed: { type: "string" }, workers: { type: "string" }, bug: { type: "string", multiple: true },
-      "max-ops": { type: "string" }, repeat: { type: "string" }, "no-races": { type: "boolean" }, out: { type: "string" }, shard: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      seed: { type: "string" }, workers: { type: "string" }, "guest-cpus": { type: "string" }, bug: { type: "string", multiple: true },
+      "max-ops": { type: "string" }, repeat: { type: "string" }, "no-races": { type: "boolean" }, first: { type: "boolean" }, out: { type: "string" }, shard: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) { console.log(FUZZ_HELP); return 0; }
@@ -230,7 +273,9 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     }
     if (a.seed === undefined || a.runs === undefined) throw new UsageError("--shard needs --seed and --runs (the whole campaign's program count): every shard must run the same program stream");
     if (a.time !== undefined) throw new UsageError("--shard runs a fixed share of --runs programs; --time would make the shards' union depend on timing");
+    if (a.first) throw new UsageError("--shard runs a fixed share of --runs programs; --first would make the shards' union depend on timing");
   }
+  const race = raceOptions(a.backend, a);
   const seed = a.seed ?? Math.floor(Math.random() * 2 ** 31);
   const known = loadKnown(KNOWN_PATH);
   checkOutDir(a.out); // before anything starts: a bad --out is a usage error, not a late stack trace
@@ -242,7 +287,7 @@ async function cmdFuzz(argv: string[]): Promise<number> {
   let why: string;
   try {
     if (a.backend) {
-      backend = await openBackend(a.backend, { profile: a.profile, bugs: a.bug, workers: a.workers, log });
+      backend = await openBackend(a.backend, { profile: a.profile, bugs: a.bug, workers: a.workers, cpus: race.guestCpus, repeat: a.repeat ?? (a["no-races"] ? 1 : DEFAULT_RACE_REPEAT), log });
       why = "chosen with --backend";
     } else if (a.bug.length) {
       backend = await openBackend("model", { profile: a.profile, bugs: a.bug });
@@ -259,12 +304,16 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     const info = backend.info;
     const profile: ProfileId = a.profile === "auto" ? info.profile : a.profile;
     const seconds = a.runs === undefined ? (a.time ?? 60) : a.time;
+    const repeat = race.repeat(info, backend.runRepeated !== undefined);
     const total = RULES.filter((r) => r.profiles.includes(profile) && !NON_DECIDING.has(r.id)).length;
     if (!a.json) {
       log(`auxspec fuzz: backend ${info.name}${info.kernel ? ` (kernel ${info.kernel})` : ""}, profile ${profile}, seed ${seed}`);
       log(`  why this backend: ${why}`);
       for (const n of info.notes) log(`  note: ${n}`);
       log(`  budget: ${a.runs !== undefined ? `${a.runs} programs` : ""}${a.runs !== undefined && seconds ? " or " : ""}${seconds ? `${seconds} s` : ""}; programs up to ${a["max-ops"]} ops`);
+      if (info.kernel !== null) {
+        log(`  races: ${a["no-races"] ? "off (--no-races)" : `par blocks on; each par program runs ${repeat} time${repeat === 1 ? "" : "s"}${a.repeat === undefined ? ` (default${repeat > 1 ? "" : ": this backend cannot repeat"})` : " (--repeat)"}`}${race.guestCpus !== undefined ? `; guests of ${info.config.cpus} CPU${info.config.cpus === 1 ? "" : "s"}${a["guest-cpus"] === undefined ? " (default)" : " (--guest-cpus)"}` : ""}`);
+      }
     }
     const written = new Map<string, { json: string; c?: string }>();
     const flakyWritten: Array<{ f: Finding; paths: { json: string; c?: string } }> = [];
@@ -281,7 +330,7 @@ async function cmdFuzz(argv: string[]): Promise<number> {
         const what = f.flaky ? "flaky (not reproduced on a re-run)" : f.known ? "known divergence" : "DIVERGENCE";
         log(`${what} ${d.kind} at ${d.opIndex >= 0 ? `op ${d.opIndex}` : "audit"} (rule ${d.rule}): spec allows ${d.expected.join(" | ")}, observed ${d.observed}`);
         if (f.known) log(`  known: ${f.known.id}: ${f.known.explanation}`);
-        if (!f.flaky) log(`  shrunk ${f.original.length} -> ${f.shrunk.length} ops in ${f.shrinkRuns} runs${f.confirmed ? `; reproduced ${f.confirmed.reproduced}/${f.confirmed.of}` : ""}`);
+        if (!f.flaky) log(`  shrunk ${f.original.length} -> ${f.shrunk.length} ops in ${f.shrinkRuns} runs${f.confirmed ? `; reproduced ${f.confirmed.reproduced}/${f.confirmed.of}` : ""}; first seen in program #${f.index} at ${f.atSeconds.toFixed(2)} s`);
         log(`  ${f.flaky ? "program" : "case"} ${rel(paths.json)}   reproducer ${paths.c ? rel(paths.c) : `- (${"noRepro" in paths && paths.noRepro ? paths.noRepro : "none"})`}`);
         if (!f.flaky) log(`  replay: npm run replay -- ${rel(paths.json)} --backend ${a.backend ?? info.name.split("+")[0]} --profile ${profile}`);
       }
@@ -302,13 +351,13 @@ async function cmdFuzz(argv: string[]): Promise<number> {
     }
     if (shard && !a.json) log(`  shard ${shard.index}/${shard.count} (from ${shard.source}): programs k < ${a.runs} with k % ${shard.count} == ${shard.index}, ${slices(a.runs!, shard, 1)[0].runs} of them`);
     if (info.kernel === null && workers > 1) {
-      settled = await runParallel({ profile, bugs: a.bug, seed, runs: a.runs, seconds, maxOps: a["max-ops"], races: !a["no-races"], known, ...(shard ? { shard } : {}) }, workers,
+      settled = await runParallel({ profile, bugs: a.bug, seed, runs: a.runs, seconds, maxOps: a["max-ops"], races: !a["no-races"], known, stopAtFirst: a.first, ...(shard ? { shard } : {}) }, workers,
         (s) => { live = s; progressLine(s, total); }, onFinding, stopper.stop);
     } else {
       const sl = shard ? slices(a.runs!, shard, 1)[0] : null;
       settled = await runCampaign({
         backend, profile, seed, runs: sl ? sl.runs : a.runs, ...(sl ? { offset: sl.offset, stride: sl.stride } : {}), seconds, maxOps: a["max-ops"], known, stop: stopper.stop,
-        repeat: a.repeat ?? (backend.runRepeated !== undefined && info.name === "host" ? 20 : 1), races: !a["no-races"],
+        repeat, races: !a["no-races"], stopAtFirst: a.first,
         onProgress: (s) => { live = s; progressLine({ ...s, covered: [...s.coverage.keys()].filter((k) => !NON_DECIDING.has(k)).length }, total); },
         onDivergence: onFinding,
       });
@@ -391,11 +440,12 @@ function report(r: ReportIn): void {
 async function cmdReplay(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
-    options: { backend: { type: "string" }, profile: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    options: { backend: { type: "string" }, "guest-cpus": { type: "string" }, profile: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
   });
   if (values.help) { console.log(REPLAY_HELP); return 0; }
   const a = parse(ReplayArgs, values);
   if (!positionals.length) throw new UsageError("replay needs at least one case file or directory");
+  if (a["guest-cpus"] !== undefined && !a.backend.startsWith("vm:")) throw new UsageError(`--guest-cpus applies to vm:KERNEL backends only (the backend is ${a.backend})`);
   // Everything is listed and parsed before anything runs, and every problem is named.
   const files: string[] = [];
   const problems: string[] = [];
@@ -427,7 +477,10 @@ async function cmdReplay(argv: string[]): Promise<number> {
     throw new CaseError(`${problems.length} unusable case file${problems.length === 1 ? "" : "s"} (nothing was run):\n${problems.map((m) => `  ${m.replace(/\n/g, "\n    ")}`).join("\n")}`);
   }
   const known = loadKnown(KNOWN_PATH);
-  const kernel = a.backend === "model" ? null : await openBackend(a.backend, { log });
+  // A guest gets the CPU count the cases were made for (fuzz on a vm backend makes 2-CPU cases
+  // with races on): a case's config.cpus must be the machine's (fuzz/replay.ts skips others).
+  const cpus = a.backend.startsWith("vm:") ? a["guest-cpus"] ?? Math.min(MAX_GUEST_CPUS, casesCpus(cases.map((x) => x.c.config.cpus))) : undefined;
+  const kernel = a.backend === "model" ? null : await openBackend(a.backend, { log, cpus });
   let results;
   try {
     results = await replayCases(cases, kernel, a.profile, known, (r) => {

@@ -27,7 +27,8 @@ auxspec_pmu test PMU), judges every trace with the spec and writes a report.
   --headers DIR
   --only-custom     only the --kernel bzImage (no host, no Debian kernels)
   --jobs N          backends open at once (default 2; each VM is one QEMU TCG guest keeping one
-                    core busy: at most the host's cores, it says so when it uses fewer)
+                    core busy per guest CPU: at most the host's cores, it says so when it uses fewer)
+  --guest-cpus N    CPUs of each guest (default 1; config.cpus of its column; 1 .. 8)
   --no-record       do not write kernelsSeen/kernelsAbsent into cases/known-divergences.json
   --no-host         leave the host kernel out
   --model           add a column for the reference model (profile 6.18; a check of the harness:
@@ -58,7 +59,7 @@ async function main(): Promise<number> {
       options: {
         seed: { type: "string", default: "1" }, programs: { type: "string", default: "200" }, "max-ops": { type: "string", default: "20" },
         kernels: { type: "string", default: "6.1,6.12" }, kernel: { type: "string" }, headers: { type: "string" },
-        "only-custom": { type: "boolean", default: false }, jobs: { type: "string", default: "2" }, "no-record": { type: "boolean", default: false },
+        "only-custom": { type: "boolean", default: false }, jobs: { type: "string", default: "2" }, "guest-cpus": { type: "string", default: "1" }, "no-record": { type: "boolean", default: false },
         "no-host": { type: "boolean", default: false }, "no-builtin": { type: "boolean", default: false }, out: { type: "string", default: "out/matrix" }, fresh: { type: "boolean", default: false }, model: { type: "boolean", default: false }, chunk: { type: "string" }, strict: { type: "boolean", default: false },
         shard: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
@@ -78,7 +79,7 @@ async function main(): Promise<number> {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
     return n;
   };
-  let seed: number, programs: number, maxOps: number, jobs: number, chunk: number;
+  let seed: number, programs: number, maxOps: number, jobs: number, chunk: number, cpus: number;
   let shard: { index: number; count: number } | undefined;
   try {
     if (v.shard !== undefined) {
@@ -90,6 +91,8 @@ async function main(): Promise<number> {
     programs = num(v.programs!, "programs", 1);
     maxOps = num(v["max-ops"]!, "max-ops", 1);
     jobs = num(v.jobs!, "jobs", 1);
+    cpus = num(v["guest-cpus"]!, "guest-cpus", 1);
+    if (cpus > 8) throw new Error("--guest-cpus must be at most 8");
     chunk = num(v.chunk ?? String(CHUNK), "chunk", 1);
     if (v["only-custom"] && !v.kernel) throw new Error("--only-custom needs --kernel and --headers");
     if (!!v.kernel !== !!v.headers) throw new Error("--kernel and --headers go together");
@@ -131,16 +134,16 @@ async function main(): Promise<number> {
   const { DEBIAN_SERIES } = await import("../hwtest/vm/release.ts");
   const kernels = v["only-custom"] ? [] : v.kernels!.split(",").map((s) => s.trim()).filter(Boolean).flatMap((k) => (k === "all" ? [...DEBIAN_SERIES] : [k]));
   for (const k of [...new Set(kernels)]) {
-    slots.push({ name: `vm:${k}`, open: () => vmBackend(k, { log }) });
+    slots.push({ name: `vm:${k}`, open: () => vmBackend(k, { log, cpus }) });
   }
   if (v.model) slots.push({ name: "model", open: async () => (await import("../backend/model.ts")).modelBackend("6.18") });
-  if (v.kernel) slots.push({ name: "vm:custom", open: () => vmBackend("custom", { bzImage: v.kernel, headers: v.headers, log }) });
+  if (v.kernel) slots.push({ name: "vm:custom", open: () => vmBackend("custom", { bzImage: v.kernel, headers: v.headers, log, cpus }) });
   const knownPath = join(PROJECT_ROOT, "cases", "known-divergences.json");
   const known = loadKnown(knownPath);
   if (shard) log(`shard ${shard.index}/${shard.count}: corpus programs k with k % ${shard.count} == ${shard.index}`);
   // More guests than cores only slow each other down (hwtest/vm/parallel.ts vmWorkers).
   const { vmWorkers } = await import("../hwtest/vm/parallel.ts");
-  const lanes = vmWorkers(jobs);
+  const lanes = vmWorkers(jobs, { cpus });
   if (lanes.why) log(lanes.why.replace(/^--workers/, "--jobs"));
   jobs = lanes.workers;
   const r = await runMatrix(slots, { seed, programs, maxOps, log, known, builtin: !v["no-builtin"], concurrency: jobs, chunk, journal, ...(shard ? { shard } : {}) });

@@ -56,6 +56,10 @@ export interface CampaignOptions {
   onDivergence?: (f: Finding) => void;
   /** Set (SIGINT/SIGTERM) to stop generating; shrinking and confirmation stop early too. */
   stop?: { readonly aborted: boolean };
+  /** Stop generating after the first unexplained divergence (shrunk and confirmed first), or
+   *  once `enough.done` is set (another worker found one): `--first`. */
+  stopAtFirst?: boolean;
+  enough?: { readonly done: boolean };
 }
 
 export interface CampaignStats {
@@ -95,6 +99,8 @@ export interface Finding {
   flaky: boolean;
   /** Further programs with the same signature. */
   count: number;
+  /** Seconds into the campaign (this process's) when the program that first showed it was judged. */
+  atSeconds: number;
 }
 
 /** The config a trace is judged under: the one it says it ran under, else the one asked for. */
@@ -150,7 +156,9 @@ export async function runCampaign(o: CampaignOptions): Promise<{ stats: Campaign
   let index = offset;
   let lastProgress = 0;
 
-  while (stats.programs < maxRuns && performance.now() < deadline && !o.stop?.aborted) {
+  let first = false; // --first: an unexplained divergence was found
+  const enough = () => first || (o.enough?.done ?? false);
+  while (stats.programs < maxRuns && performance.now() < deadline && !o.stop?.aborted && !enough()) {
     const n = Math.min(batch, maxRuns - stats.programs);
     const genes: Gene[][] = [];
     const programs: Program[] = [];
@@ -168,7 +176,7 @@ export async function runCampaign(o: CampaignOptions): Promise<{ stats: Campaign
       const retried = await backend.run(again.map((k) => programs[k]), config);
       again.forEach((k, j) => { traces[k] = retried[j]; });
     }
-    for (let k = 0; k < programs.length; k++) {
+    for (let k = 0; k < programs.length && !enough(); k++) {
       stats.programs++;
       stats.ops += programs[k].length;
       if (traces[k].aborted !== undefined) {
@@ -186,7 +194,7 @@ export async function runCampaign(o: CampaignOptions): Promise<{ stats: Campaign
         continue;
       }
       if ((flakyTries.get(sig) ?? 0) >= 3 || o.stop?.aborted) { stats.flaky++; continue; } // seen flaky 3 times: count only
-      const f = await investigate(o, gen, genes[k], programs[k], traces[k], v.divergence, indices[k], config);
+      const f = await investigate(o, gen, genes[k], programs[k], traces[k], v.divergence, indices[k], config, (performance.now() - t0) / 1000);
       if (f.flaky) {
         stats.flaky++;
         flakyTries.set(sig, (flakyTries.get(sig) ?? 0) + 1);
@@ -195,6 +203,7 @@ export async function runCampaign(o: CampaignOptions): Promise<{ stats: Campaign
       }
       findings.set(sig, f);
       if (f.known) stats.known++; else stats.divergences++;
+      if (!f.known && o.stopAtFirst) first = true;
       o.onDivergence?.(f);
     }
     // Let signals, IPC (a stop request) and timers in between batches (the model's loop is synchronous).
@@ -213,14 +222,14 @@ export async function runCampaign(o: CampaignOptions): Promise<{ stats: Campaign
 /** Shrink a fresh divergence, confirm it on kernels, and match it against the known list. */
 async function investigate(
   o: CampaignOptions, gen: GenOptions, genes: Gene[], program: Program, trace: Trace,
-  divergence: Divergence, index: number, config: Config,
+  divergence: Divergence, index: number, config: Config, atSeconds: number,
 ): Promise<Finding> {
   const sig = signatureOf(divergence);
   let shrunk = program;
   let shrinkRuns = 0;
   let last = { trace, divergence };
   const kernel = o.backend.info.kernel !== null;
-  const base = { signature: sig, divergence, seed: o.seed, index, original: program, count: 1 };
+  const base = { signature: sig, divergence, seed: o.seed, index, original: program, count: 1, atSeconds };
   const judge = (t: Trace, prog: Program, fired?: Map<string, number>) => {
     const v = checkTrace(prog, judgedConfig(t, config), o.profile, t, fired);
     return v.accepted ? null : v.divergence;

@@ -559,14 +559,25 @@ class Decoder {
         const off = 1 + nr, size = pick([1, 2, 4, 8], d >> 2);
         this.prog.push({ op: "setAux", map: m0.handle, offsetPages: off, sizePages: size });
         this.lastAux[e0] = { off, size };
-        const ma = mapIn(t1, e0, size, off);
+        // half the time the AUX area is not mapped yet and both tasks map it at once, through e0
+        // and through e1: two rb_alloc_aux() on one buffer, each under its own event's
+        // mmap_mutex before 2ab9d830262c
+        const both = (a >> 3) % 2 === 1;
+        const ma = both ? null : mapIn(t1, e0, size, off);
         const e1 = openIn(t2, { cpu: 0 });
         if (!this.fds.get(t2)!.has(e0)) { this.prog.push({ op: "sendFd", proc: t1, to: t2, ev: this.ev(e0) }); this.fds.get(t2)!.add(e0); }
         this.prog.push(this.withProc({ op: "setOutput", ev: this.ev(e1), target: this.ev(e0) }, t2));
         const h = `m${this.maps.length}`;
         const mm: Op = this.withProc({ op: "mmap", map: h, ev: this.ev(e1), pages: size, pgoff: off, prot: "rw" }, t2);
-        block(b % 2 === 0 ? [un(ma), mm] : [mm, un(ma)]);
         this.maps.push({ handle: h, ev: e1, pages: size, pgoff: off, owner: t2 });
+        let other: Op;
+        if (ma !== null) other = un(ma);
+        else {
+          const h0 = `m${this.maps.length}`;
+          other = this.withProc({ op: "mmap", map: h0, ev: this.ev(e0), pages: size, pgoff: off, prot: "rw" }, t1);
+          this.maps.push({ handle: h0, ev: e0, pages: size, pgoff: off, owner: t1 });
+        }
+        block(b % 2 === 0 ? [other, mm] : [mm, other]);
         return;
       }
       case 3: {

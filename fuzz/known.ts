@@ -18,6 +18,11 @@ export const KnownDivergence = z.object({
   profiles: z.array(ProfileId).min(1),
   /** Backend names it applies to: "host", "vm:*", "model" ... (default: any kernel backend). */
   backends: z.array(z.string()).optional(),
+  /** Further "kind:rule" forms the same mechanism shows up under: a later op or the audit that
+   *  the leaked (or double-refunded) charge disturbs, e.g. "outcome:mmap.data.new" for an mmap the
+   *  leaked locked_vm pushes over the limit. An outcome divergence's rule lists the rules of every
+   *  allowed outcome ("a | b"): one of them matching is enough. Only with `requires`. */
+  alsoUnder: z.array(z.string().regex(new RegExp(`^(${DivergenceKind.options.join("|")}):[\\w.-]+$`), "alsoUnder entries are KIND:RULE")).optional(),
   /** Rule ids of which at least one must have fired in the divergent program (the mechanism). */
   requires: z.array(z.string()).optional(),
   explanation: z.string().min(1),
@@ -26,7 +31,7 @@ export const KnownDivergence = z.object({
   kernelsAbsent: z.array(z.string()).optional(),
   /** Path of the minimal reproducer case, relative to the repository root. */
   case: z.string(),
-}).strict();
+}).strict().refine((k) => k.alsoUnder === undefined || (k.requires?.length ?? 0) > 0, { message: "alsoUnder needs requires (the mechanism that ties the symptom to the bug)" });
 export type KnownDivergence = z.infer<typeof KnownDivergence>;
 
 export const KnownList = z.object({ format: z.literal("auxspec-known/1"), divergences: z.array(KnownDivergence) }).strict();
@@ -48,7 +53,7 @@ function backendMatches(pattern: string, name: string): boolean {
  */
 export function matchKnown(known: readonly KnownDivergence[], d: Divergence, profile: string, backend: BackendInfo, fired?: ReadonlyMap<string, number>): KnownDivergence | null {
   for (const k of known) {
-    if (k.kind !== d.kind || k.rule !== d.rule) continue;
+    if (!(k.kind === d.kind && k.rule === d.rule) && !(k.alsoUnder && d.rule.split(" | ").some((r) => k.alsoUnder!.includes(`${d.kind}:${r}`)))) continue;
     if (k.requires && !k.requires.some((r) => (fired?.get(r) ?? 0) > 0)) continue;
     if (!k.profiles.includes(profile as ProfileId)) continue;
     const pats = k.backends ?? ["host", "vm:*"];

@@ -27,6 +27,8 @@ export interface WorkerJob {
   /** Generate threads and par blocks (default true). */
   races?: boolean;
   known: KnownDivergence[];
+  /** `--first`: every worker stops generating once one has found an unexplained divergence. */
+  stopAtFirst?: boolean;
 }
 
 export type WorkerMsg =
@@ -36,7 +38,7 @@ export type WorkerMsg =
   | { t: "error"; message: string };
 
 /** Parent to worker: the job, then possibly a stop request (SIGINT/SIGTERM). */
-export type ParentMsg = WorkerJob | { t: "stop" };
+export type ParentMsg = WorkerJob | { t: "stop" } | { t: "enough" };
 
 /**
  * V8 flags for fuzz workers. The hot loop allocates fast: a 64 MiB young generation halves
@@ -103,6 +105,7 @@ export async function runParallel(
   const { shard: sh = { index: 0, count: 1 }, ...plain } = job;
   const sl = slices(job.runs ?? 0, sh, workers);
   const done: Promise<void>[] = [];
+  const children: ReturnType<typeof fork>[] = [];
   for (let w = 0; w < workers; w++) {
     per.push({ programs: 0, ops: 0, divergences: 0, known: 0 });
     // Workers die with the parent: PR_SET_PDEATHSIG (worker.ts) and, while the parent lives on
@@ -111,6 +114,7 @@ export async function runParallel(
     // before the worker has loaded anything.
     const armed = underPdeathsig(process.execPath, workerFlags(workers));
     const child = fork(workerPath, [], { execPath: armed.file, execArgv: armed.args, stdio: ["ignore", "inherit", "inherit", "ipc"], env: childEnv() });
+    children.push(child);
     const runs = job.runs === undefined ? undefined : sl[w].runs;
     child.send({ ...plain, runs, stride: sl[w].stride, offset: sl[w].offset } satisfies WorkerJob);
     const sendStop = () => { if (child.connected) child.send({ t: "stop" } satisfies ParentMsg); };
@@ -124,7 +128,11 @@ export async function runParallel(
         } else if (m.t === "finding") {
           if (m.finding.flaky) { onFinding(m.finding); return; }
           const prev = findings.get(m.finding.signature);
-          if (!prev) { findings.set(m.finding.signature, m.finding); onFinding(m.finding); }
+          if (!prev) {
+            findings.set(m.finding.signature, m.finding); onFinding(m.finding);
+            // --first: the others stop generating (the one that found it already has)
+            if (job.stopAtFirst && !m.finding.known) for (const c of children) if (c.connected) c.send({ t: "enough" } satisfies ParentMsg);
+          }
           else if (m.finding.index < prev.index) findings.set(m.finding.signature, { ...m.finding, count: prev.count });
           // counts come with "done" (a finding is sent when first seen, before later ones are counted)
         } else if (m.t === "done") {

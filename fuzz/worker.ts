@@ -11,8 +11,10 @@ dieWithParent();
 process.on("disconnect", () => process.exit(0));
 
 const stop = { aborted: false };
+const enough = { done: false };
 process.on("message", (m: ParentMsg) => {
   if ("t" in m && m.t === "stop") { stop.aborted = true; return; }
+  if ("t" in m && m.t === "enough") { enough.done = true; return; }
   void run(m as WorkerJob);
 });
 // The parent's terminal sends SIGINT to the whole process group: the parent decides.
@@ -28,6 +30,7 @@ async function run(job: WorkerJob): Promise<void> {
     const { stats, findings } = await runCampaign({
       backend, profile: job.profile, seed: job.seed, runs: job.runs, seconds: job.seconds,
       stride: job.stride, offset: job.offset, maxOps: job.maxOps, minOps: job.minOps, races: job.races, known: job.known, stop,
+      stopAtFirst: job.stopAtFirst, enough,
       onProgress: (s) => send({ t: "progress", programs: s.programs, ops: s.ops, divergences: s.divergences, known: s.known }),
       onDivergence: (f) => send({ t: "finding", finding: f }),
     });

@@ -36,12 +36,27 @@ export interface VmBackendOptions {
   workers?: number;
   /** CPUs of each guest (default 1; 2 for race campaigns: par blocks on two CPUs at once). */
   cpus?: number;
+  /** Repetitions `runRepeated` gives a program with a par block when not told (default 1; the
+   *  CLI passes --repeat). C agent only: the TypeScript agent has no `repeat` (nor par blocks). */
+  repeat?: number;
+  /** Upper bound of each par task's random spin after the barrier's release, us (the C agent's
+   *  request field `jitterUs`; its default is 50). */
+  jitterUs?: number;
 }
 
 /** Guest-side limit per program: generous, TCG is 10 to 50 times slower than the host. */
 export function guestTimeoutMs(program: Program): number {
   return 30_000 + 500 * program.length;
 }
+/** Guest-side limit of one request that runs a program `repeat` times (the C agent's `repeat`:
+ *  its supervisor times the whole request): each repetition gets the program's own limit, as the
+ *  host pool's timeoutFor does. */
+export function requestTimeoutMs(program: Program, repeat = 1, programMs: (p: Program) => number = guestTimeoutMs): number {
+  return programMs(program) * Math.max(1, Math.floor(repeat));
+}
+/** The programs `repeat` repeats (as hwtest/host/backend.ts hasPar; not imported: that module
+ *  loads the host executor). */
+const hasPar = (p: Program): boolean => p.some((op) => op.op === "par");
 /** A program may also pay an agent's start-up (tsx compiling the executor under TCG); the shim
  *  allows the same on its side when it starts a fresh agent. */
 const AGENT_START_MS = 90_000;
@@ -109,6 +124,7 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
     throw new BackendUnavailable(`cannot provision kernel ${kernel}: ${(e as Error).message}`);
   }
   const agentKind = opts.agent ?? "c";
+  const repeat = Math.max(1, Math.floor(opts.repeat ?? 1));
   if (agentKind === "ts" && !k.ninep) {
     throw new BackendUnavailable(`kernel ${k.release} cannot run agent "ts": ${k.notes.find((n) => n.includes("linux-modules")) ?? "the guest has no 9p modules"}; the default C agent (agent "c") runs without 9p`);
   }
@@ -125,7 +141,8 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
       throw new BackendUnavailable(`guest ${k.release} did not come up: ${(e as Error).message}${c}`);
     }
   };
-  const wc = vmWorkers(opts.workers ?? 1);
+  const cpus = Math.max(1, Math.floor(opts.cpus ?? 1));
+  const wc = vmWorkers(opts.workers ?? 1, { cpus });
   if (wc.why) log(wc.why);
   // All guests boot at once; one that fails to boot fails the backend (the others are closed).
   const booted = await Promise.allSettled(Array.from({ length: wc.workers }, () => boot()));
@@ -151,7 +168,7 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
     config: guestConfig(hello),
     unsupported: new Set<string>(hello.auxPmu ? ["mapRangeFault"] : ["auxFault", "mapRangeFault"]), // mapRangeFault: model only (map_range() is core code; Debian kernels have no fault-injection hook for it)
     notes: [
-      `Debian kernel ${hello.release}${k.debVersion ? ` (package ${k.debVersion})` : ""} under QEMU TCG, 1 CPU: profile ${choice.profile} (${choice.why})`,
+      `Debian kernel ${hello.release}${k.debVersion ? ` (package ${k.debVersion})` : ""} under QEMU TCG, ${hello.cpus} CPU${hello.cpus === 1 ? "" : "s"}: profile ${choice.profile} (${choice.why})`,
       hello.auxPmu
         ? `AUX PMU: the auxspec_pmu test module (type ${hello.auxType}); auxFault switches its setup_aux to fail; the audit reads its live/setups/frees counters`
         : `no AUX PMU (${k.notes.join("; ") || "no test PMU"}): pmu "aux" opens a PMU type no PMU has (ENOENT); software-event programs run`,
@@ -162,20 +179,38 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
         ? `${vms.length} guests (boot took ${vms.map((v) => v.bootSeconds).join(", ")} s); programs are spread over them in batches, one at a time in each guest`
         : `boot took ${vm.bootSeconds} s; programs run one at a time in the guest`,
       ...(wc.why ? [wc.why] : []),
+      ...(agentKind === "c"
+        ? [`races: programs with a par block can run ${repeat > 1 ? `${repeat} times each` : "several times"} in one request (runRepeated; the C agent's repeat: a fresh uid, teardown, audit and kernel-log attribution per repetition, par tasks released by a futex barrier and spinning 0..${opts.jitterUs ?? 50} us) on ${hello.cpus} guest CPU${hello.cpus === 1 ? "" : "s"}${hello.cpus === 1 ? " (one CPU: the tasks only interleave where the guest's scheduler preempts them; --guest-cpus 2 runs them at once)" : ""}; a repetition that leaks an AUX buffer or makes the kernel print BUG/Oops is the last kept, the programs after it run on a fresh guest`]
+        : ["the TypeScript agent has no repeat: this backend has no runRepeated (the C agent, the default, has)"]),
       ...(hello.bootWarnings.length ? [`kernel warnings during boot: ${hello.bootWarnings.join(" | ")}`] : []),
     ],
   };
   log(`${name}: ${hello.release}, profile ${choice.profile}, boot ${vm.bootSeconds} s`);
 
-  const runner = new ParallelRunner(vms.map((first) => new GuestRunner({
+  const guests = vms.map((first) => new GuestRunner({
     name, kernel: hello.release, first, log,
     boot: () => GuestVM.boot({ kernel: k, agent, agentKind, log, cpus: opts.cpus }),
-  })));
-  return {
+  }));
+  const runner = new ParallelRunner(guests);
+  let closed = false;
+  const backend: Backend = {
     info,
     run: (programs: readonly Program[], config?: Config) => runner.run(programs, config ?? info.config),
-    close: () => runner.close(),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      const n = guests.reduce((a, g) => a + g.repeatedPrograms, 0);
+      if (n > 0) log(`${name}: ${n} par program request${n === 1 ? "" : "s"} repeated, ${guests.reduce((a, g) => a + g.repetitions, 0)} repetitions answered`);
+      await runner.close();
+    },
   };
+  // The TypeScript agent has no `repeat` (and runs no par blocks): no runRepeated, so a
+  // campaign runs each program once there.
+  if (agentKind === "c") {
+    backend.runRepeated = (programs: readonly Program[], config?: Config, r?: number) =>
+      runner.runRepeated(programs, config ?? info.config, Math.max(1, Math.floor(r ?? repeat)), opts.jitterUs);
+  }
+  return backend;
 }
 
 /**
@@ -229,14 +264,33 @@ export class GuestRunner {
   private closed = false;
   /** Guests booted after the first (for reports and tests). */
   reboots = 0;
+  /** Par programs sent repeated, and the repetitions' traces they answered (for reports). */
+  repeatedPrograms = 0;
+  repetitions = 0;
 
   constructor(private readonly o: GuestRunnerOptions) {
     this.guest = o.first ?? null;
   }
 
   run(programs: readonly Program[], cfg: Config): Promise<Trace[]> {
+    return this.queued(programs, cfg, 1).then((reps) => reps.map((ts) => ts[0]));
+  }
+
+  /**
+   * Each program with a par block `repeat` times in one request (the C agent's `repeat`: a fresh
+   * uid, teardown and audit per repetition, its kernel-log lines in its own audit), every other
+   * program once: per program, its repetitions' traces in order. Fewer than `repeat` when one
+   * aborted or left the agent's worker dirty (the agent stops there), or left the kernel not
+   * fresh (leftBehind: a leaked AUX buffer, a BUG/Oops; the agent goes on, but what ran after it
+   * ran on a tainted kernel, so those are dropped and the programs after it get a fresh guest).
+   */
+  runRepeated(programs: readonly Program[], cfg: Config, repeat: number, jitterUs?: number): Promise<Trace[][]> {
+    return this.queued(programs, cfg, Math.max(1, Math.floor(repeat)), jitterUs);
+  }
+
+  private queued(programs: readonly Program[], cfg: Config, repeat: number, jitterUs?: number): Promise<Trace[][]> {
     if (this.closed) return Promise.reject(new Error(`${this.o.name} is closed`));
-    const p = this.chain.then(() => this.runAll(programs, cfg));
+    const p = this.chain.then(() => this.runAll(programs, cfg, repeat, jitterUs));
     this.chain = p.catch(() => {});
     return p;
   }
@@ -249,15 +303,19 @@ export class GuestRunner {
     this.guest = null;
   }
 
-  private async runAll(programs: readonly Program[], cfg: Config): Promise<Trace[]> {
+  private async runAll(programs: readonly Program[], cfg: Config, repeat: number, jitterUs?: number): Promise<Trace[][]> {
     const { name, kernel } = this.o;
     const log = this.o.log ?? (() => {});
     const window = this.o.window ?? WINDOW;
     const maxReboots = this.o.maxReboots ?? MAX_REBOOTS;
     const programMs = this.o.programMs ?? guestTimeoutMs;
     const hostExtra = this.o.hostExtraMs ?? AGENT_START_MS + HOST_GRACE_MS;
-    const traces: Array<Trace | undefined> = new Array(programs.length);
+    const traces: Array<Trace[] | undefined> = new Array(programs.length);
     const aborted = (why: string): Trace => ({ backend: name, kernel, steps: [], audit: null, aborted: why });
+    // Repetitions per request: only par programs repeat; the others' requests are as run()'s.
+    const reps = (p: Program): number => (repeat > 1 && hasPar(p) ? repeat : 1);
+    const limit = (p: Program): number => requestTimeoutMs(p, reps(p), programMs);
+    const extra = (p: Program): Record<string, number> => (reps(p) > 1 ? { repeat: reps(p), ...(jitterUs !== undefined ? { jitterUs } : {}) } : {});
     let deaths = 0;
     let i = 0; // every program before i has its trace
     while (i < programs.length) {
@@ -265,7 +323,7 @@ export class GuestRunner {
         if (this.guest) await this.guest.close();
         this.guest = null;
         if (deaths > maxReboots) {
-          for (let j = i; j < programs.length; j++) traces[j] = aborted(`not run: the guest died ${deaths} times in this run`);
+          for (let j = i; j < programs.length; j++) traces[j] = [aborted(`not run: the guest died ${deaths} times in this run`)];
           break;
         }
         this.reboots++;
@@ -274,18 +332,19 @@ export class GuestRunner {
           this.guest = await this.o.boot();
         } catch (e) {
           const c = e instanceof GuestError ? `\n${consoleLines(e.console)}` : "";
-          for (let j = i; j < programs.length; j++) traces[j] = aborted(`not run: the guest did not boot again: ${(e as Error).message}${c}`);
+          for (let j = i; j < programs.length; j++) traces[j] = [aborted(`not run: the guest did not boot again: ${(e as Error).message}${c}`)];
           break;
         }
       }
       const guest = this.guest;
-      const inflight: Array<{ index: number; answer: Promise<{ trace: Trace } | Error> }> = [];
+      const inflight: Array<{ index: number; answer: Promise<{ trace: Trace; traces?: unknown } | Error> }> = [];
       let sendIdx = i;
       const fill = () => {
         while (inflight.length < window && sendIdx < programs.length) {
           const index = sendIdx++;
+          const p = programs[index];
           const answer = guest
-            .send<{ trace: Trace }>({ program: programs[index], config: cfg, timeoutMs: programMs(programs[index]) })
+            .send<{ trace: Trace; traces?: unknown }>({ program: p, config: cfg, timeoutMs: limit(p), ...extra(p) })
             .catch((e: Error) => e);
           inflight.push({ index, answer });
         }
@@ -293,7 +352,7 @@ export class GuestRunner {
       fill();
       while (inflight.length > 0) {
         const f = inflight[0];
-        guest.watch(programMs(programs[f.index]) + hostExtra);
+        guest.watch(limit(programs[f.index]) + hostExtra);
         const r = await f.answer;
         inflight.shift();
         i = f.index + 1;
@@ -302,25 +361,37 @@ export class GuestRunner {
           // console; the programs sent after it go again to the next boot.
           deaths++;
           const c = r instanceof GuestError ? r.console : guest.consoleTail();
-          traces[f.index] = aborted(`guest ${kernel} died while running this program: ${r.message}\n--- console ---\n${consoleLines(c)}`);
+          traces[f.index] = [aborted(`guest ${kernel} died while running this program: ${r.message}\n--- console ---\n${consoleLines(c)}`)];
           break;
         }
         // Zod at the edge: a reply that is not a Trace is a harness failure, never a verdict.
-        const parsed = Trace.safeParse(r.trace);
+        // A repeated request answers every repetition in `traces` (an aborted request: `trace` alone).
+        const repeated = reps(programs[f.index]) > 1 && r.traces !== undefined;
+        const parsed = repeated ? Trace.array().min(1).safeParse(r.traces) : Trace.safeParse(r.trace);
         if (!parsed.success) {
           deaths++;
-          traces[f.index] = aborted(`harness: guest ${kernel} sent a malformed trace:\n${formatZodError(parsed.error)}`);
+          traces[f.index] = [aborted(`harness: guest ${kernel} sent a malformed ${repeated ? "list of traces" : "trace"}:\n${formatZodError(parsed.error)}`)];
           await guest.close(); // its agent is in an unknown state: the next programs get a fresh boot
           this.guest = null;
           break;
         }
-        traces[f.index] = { ...parsed.data, backend: name };
-        const why = leftBehind(parsed.data);
+        const got = Array.isArray(parsed.data) ? parsed.data : [parsed.data];
+        // The first repetition that left the kernel not fresh is the last one kept: the agent
+        // ran the rest on that kernel (it stops only for its own worker's state).
+        const k = got.findIndex((t) => leftBehind(t) !== null);
+        const kept = k < 0 ? got : got.slice(0, k + 1);
+        traces[f.index] = kept.map((t) => ({ ...t, backend: name }));
+        if (reps(programs[f.index]) > 1) {
+          this.repeatedPrograms++;
+          this.repetitions += kept.length;
+        }
+        const why = k < 0 ? null : leftBehind(got[k]);
         if (why) {
           // The kernel state this program left would show in every program after it (a leaked
           // AUX buffer stays in the test PMU's live count for the guest's lifetime): those, and
           // the ones already sent, run on a fresh guest. Not a death: no reboot limit.
-          log(`${name}: a program ${why}; the programs after it run on a fresh guest`);
+          const which = got.length > 1 ? `repetition ${k + 1} of ${got.length} of a program` : "a program";
+          log(`${name}: ${which} ${why}; ${got.length > k + 1 ? `the ${got.length - k - 1} repetitions after it are dropped and ` : ""}the programs after it run on a fresh guest`);
           await guest.close();
           this.guest = null;
           break;
@@ -328,6 +399,6 @@ export class GuestRunner {
         fill();
       }
     }
-    return traces.map((t) => t ?? aborted("not run"));
+    return traces.map((t) => t ?? [aborted("not run")]);
   }
 }

@@ -5,9 +5,9 @@
  * run() are spread over them in small batches from one queue, so that a slow guest takes fewer.
  * Traces come back in the order of the programs.
  *
- * A TCG guest has one vCPU and keeps about one host core busy: more guests than host cores
- * (or than memory allows) cannot make a backend faster, only slower, so `vmWorkers` picks the
- * number that can help and says why when it is less than asked for.
+ * A TCG guest keeps about one host core busy per vCPU (one by default; two for race campaigns):
+ * more vCPUs than host cores (or guests than memory allows) cannot make a backend faster, only
+ * slower, so `vmWorkers` picks the number that can help and says why when it is less than asked for.
  */
 import { availableParallelism, freemem, totalmem } from "node:os";
 import type { Config, Program } from "../../spec/program.ts";
@@ -16,6 +16,8 @@ import type { Trace } from "../../spec/trace.ts";
 /** What a guest runner does (GuestRunner in backend.ts). */
 export interface RunnerLike {
   run(programs: readonly Program[], cfg: Config): Promise<Trace[]>;
+  /** Per program, the traces of its repetitions (GuestRunner.runRepeated). */
+  runRepeated?(programs: readonly Program[], cfg: Config, repeat: number, jitterUs?: number): Promise<Trace[][]>;
   close(): Promise<void>;
 }
 
@@ -29,16 +31,24 @@ export interface WorkerChoice {
  * How many guests to boot for `requested` workers: at most the host's cores (one TCG vCPU
  * each) and what memory holds (memMb per guest plus QEMU's own, from the memory free now).
  */
-export function vmWorkers(requested: number, opts: { cores?: number; freeMb?: number; memMb?: number } = {}): WorkerChoice {
+export function vmWorkers(requested: number, opts: { cores?: number; freeMb?: number; memMb?: number; cpus?: number } = {}): WorkerChoice {
   const want = Math.max(1, Math.floor(requested));
   const cores = opts.cores ?? availableParallelism();
+  // QEMU runs each vCPU of a TCG guest on a host thread of its own (MTTCG): a guest of `cpus`
+  // CPUs keeps that many host cores busy while its par tasks run.
+  const cpus = Math.max(1, Math.floor(opts.cpus ?? 1));
+  const byCores = Math.max(1, Math.floor(cores / cpus));
   const memMb = (opts.memMb ?? 1024) + 256;
   const freeMb = opts.freeMb ?? Math.max(freemem(), totalmem() / 4) / 2 ** 20;
   const byMem = Math.max(1, Math.floor(freeMb / memMb));
-  const workers = Math.max(1, Math.min(want, cores, byMem));
+  const workers = Math.max(1, Math.min(want, byCores, byMem));
   if (workers === want) return { workers, why: null };
   const reasons: string[] = [];
-  if (cores < want) reasons.push(`${cores} host core${cores === 1 ? "" : "s"} (a TCG guest keeps one busy; more guests than cores only slow each other down)`);
+  if (byCores < want) {
+    reasons.push(cpus === 1
+      ? `${cores} host core${cores === 1 ? "" : "s"} (a TCG guest keeps one busy; more guests than cores only slow each other down)`
+      : `${cores} host core${cores === 1 ? "" : "s"} for guests of ${cpus} CPUs (each vCPU keeps a host core busy; more vCPUs than cores only slow each other down)`);
+  }
   if (byMem < want) reasons.push(`memory for ${byMem} guest${byMem === 1 ? "" : "s"} of ${memMb} MB (${Math.round(freeMb)} MB free)`);
   return { workers, why: `--workers ${want}: using ${workers}: ${reasons.join("; ")}` };
 }
@@ -59,14 +69,25 @@ export class ParallelRunner {
   }
 
   run(programs: readonly Program[], cfg: Config): Promise<Trace[]> {
-    const p = this.chain.then(() => this.runAll(programs, cfg));
+    return this.queued(programs, (r, ps) => r.run(ps, cfg));
+  }
+
+  /** Per program, its repetitions' traces (RunnerLike.runRepeated), spread as run() spreads. */
+  runRepeated(programs: readonly Program[], cfg: Config, repeat: number, jitterUs?: number): Promise<Trace[][]> {
+    const missing = this.runners.findIndex((r) => r.runRepeated === undefined);
+    if (missing >= 0) return Promise.reject(new Error(`guest runner ${missing} cannot repeat programs`));
+    return this.queued(programs, (r, ps) => r.runRepeated!(ps, cfg, repeat, jitterUs));
+  }
+
+  private queued<T>(programs: readonly Program[], runOn: (r: RunnerLike, ps: readonly Program[]) => Promise<T[]>): Promise<T[]> {
+    const p = this.chain.then(() => this.runAll(programs, runOn));
     this.chain = p.catch(() => {});
     return p;
   }
 
-  private async runAll(programs: readonly Program[], cfg: Config): Promise<Trace[]> {
-    if (this.runners.length === 1) return this.runners[0].run(programs, cfg);
-    const traces: Trace[] = new Array(programs.length);
+  private async runAll<T>(programs: readonly Program[], runOn: (r: RunnerLike, ps: readonly Program[]) => Promise<T[]>): Promise<T[]> {
+    if (this.runners.length === 1) return runOn(this.runners[0], programs);
+    const out: T[] = new Array(programs.length);
     // Batches small enough to balance, large enough to keep each guest's request window full.
     const size = Math.max(1, Math.min(this.batch, Math.ceil(programs.length / this.runners.length)));
     let next = 0;
@@ -74,12 +95,12 @@ export class ParallelRunner {
       while (next < programs.length) {
         const from = next;
         next = Math.min(programs.length, next + size);
-        const got = await r.run(programs.slice(from, next), cfg);
-        got.forEach((t, i) => (traces[from + i] = t));
+        const got = await runOn(r, programs.slice(from, next));
+        got.forEach((t, i) => (out[from + i] = t));
       }
     };
     await Promise.all(this.runners.map(worker));
-    return traces;
+    return out;
   }
 
   async close(): Promise<void> {

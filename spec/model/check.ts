@@ -237,6 +237,9 @@ function parDivergence(states: readonly State[], ops: readonly Op[], tasks: read
   };
 }
 
+/** Ops that can run perf_mmap_close() or perf_release() (the `par.block.release` marker). */
+const RELEASING: ReadonlySet<Op["op"]> = new Set(["munmap", "mremap", "exit", "close"]);
+
 function walk(program: Program, config: Config, profile: ProfileId, trace: Trace, coverage: Map<string, number> | undefined, explain: boolean): Walk {
   const perOp: PerOp[] = [];
   const reject = (d: Divergence): Walk => ({ verdict: { accepted: false, profile, divergence: d }, perOp });
@@ -286,7 +289,10 @@ function walk(program: Program, config: Config, profile: ProfileId, trace: Trace
       };
       if (!explain) return reject(diverged);
     }
-    if (op.op === "par") blockAt = i + 1;
+    if (op.op === "par") {
+      blockAt = i + 1;
+      if (coverage !== undefined && program.slice(i + 1, i + 1 + op.ops).some((o) => RELEASING.has(o.op))) coverage.set("par.block.release", (coverage.get("par.block.release") ?? 0) + 1);
+    }
     const ts: Tr[] = [];
     for (const s of states) for (const t of stepSafe(s, op, profile)) ts.push(t);
     if (explain) perOp.push({ allowed: uniqueOutcomes(ts), allowedVmPinKb: [...new Set(ts.map((t) => t.vmPinKb))], rule: uniqueRules(ts) });

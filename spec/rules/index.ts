@@ -45,8 +45,9 @@ export const NON_DECIDING: ReadonlySet<string> = new Set<RuleId>([
   // mechanism markers (issue 13): fired by perf_mmap_close's refunds, counted in coverage
   // (Tr.marks), used by `requires` of known divergences; they never decide an outcome
   "munmap.refund.other_user", "munmap.refund.other_mm",
-  // the verdict rule of a par block that no order of its ops explains (issue 14)
-  "par.linearizable",
+  // the verdict rule of a par block that no order of its ops explains (issue 14), and the
+  // checker's marker of a block that holds a releasing op (known-divergence `requires`)
+  "par.linearizable", "par.block.release",
   // unreachable: an event keeps its buffer while it has VMAs, and page 0 of a perf VMA is
   // always backed; every perf VMA starts at slot offset 0, so a multi-VMA move cannot fail
   // after its first VMA

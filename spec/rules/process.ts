@@ -26,6 +26,8 @@ export const PROCESS_RULES = [
     "clone(CLONE_VM|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD): copy_mm and copy_files take a reference on the caller's mm and files_struct instead of copying (mm, fds and signal->rlim shared with the process), copy_creds gives the task its own cred (a copy of the caller's: setresuid later changes only that task's); the new task is its own hw.target for perf_event_open(pid 0) (issue 14, spec/notes/races.md)"),
   rule("par.block", ALL, undefined, "-", "spec/notes/races.md", "-",
     "the par marker: the next ops are issued at once from their tasks (a barrier); the marker itself does nothing: {ok}, VmPin 0"),
+  rule("par.block.release", ALL, undefined, "perf_mmap_close", CORE, V.all,
+    "marker: the par block holds an op that can drop a perf mapping or an fd (munmap, mremap, exit, close), so perf_mmap_close() or perf_release() runs inside the race (the mechanism of the close-order races of spec/notes/races.md); a block of mmaps, opens and SET_OUTPUTs only does not fire it"),
   rule("par.linearizable", ALL, undefined, "-", "spec/notes/races.md", "-",
     "verdict rule: a par block's observed outcomes (and VmPins after it) must be those of some order of its ops, each syscall atomic (linearizability); it names the block when no order explains them"),
   rule("munmap.refund.other_user", ALL, undefined, "perf_mmap_close", CORE, V.all,
