@@ -56,6 +56,8 @@ export interface ExportOptions {
 export interface SkippedCase { source: string; reason: string }
 
 /** Why a case with several processes or users is not exported (issue 13). */
+/** Why a case that arms the map_range() fault switch is not exported (no kernel can honour it). */
+export const MAP_RANGE_FAULT_SKIP = "mapRangeFault: a model-only fault switch (map_range() is core kernel code; no test-PMU hook, and no fault-injection attribute for it): no kernel runs this case";
 export const MULTI_PROCESS_SKIP = "several processes or users (fork, exit, setuid, sendFd, proc): the kselftest driver (export/c/auxspec_ksft.h) runs one process; its C reproducer (fuzz/repro-c.ts, runtime/procs.h) runs it";
 
 const RULE_RE = /^\[([^\]]+)\]/;
@@ -160,6 +162,7 @@ function rlimitMax(c: Case): number {
 
 /** One exported program's C source, and its manifest entry. */
 export function kselftestC(c: Case, entry: { program: string; kind: Kind; source: string; rule?: string }, known: readonly KnownDivergence[], maxPaths = 256): { text: string; entry: ExportEntry } {
+  if (c.program.some((o) => o.op === "mapRangeFault")) throw new Error(`${entry.source}: ${MAP_RANGE_FAULT_SKIP}`);
   if (isMultiProcess(c.program)) throw new Error(`${entry.source}: ${MULTI_PROCESS_SKIP}`);
   const { evs, maps, mapPages } = programHandles(c.program);
   const nEv = Math.max(1, ...evs.map(handleIndex).map((i) => i + 1));
@@ -348,8 +351,9 @@ export function exportKselftest(dir: string, opts: ExportOptions = {}): ExportEn
   const skipped: SkippedCase[] = [];
   for (const s of selectCases(opts)) {
     const loaded = loadCase(s.file);
-    if (isMultiProcess(loaded.program)) {
-      skipped.push({ source: s.file.startsWith(root) ? s.file.slice(root.length).replace(/^\//, "") : s.file, reason: MULTI_PROCESS_SKIP });
+    const skip = loaded.program.some((o) => o.op === "mapRangeFault") ? MAP_RANGE_FAULT_SKIP : isMultiProcess(loaded.program) ? MULTI_PROCESS_SKIP : null;
+    if (skip !== null) {
+      skipped.push({ source: s.file.startsWith(root) ? s.file.slice(root.length).replace(/^\//, "") : s.file, reason: skip });
       continue;
     }
     // A bug case's `bugs` and `expect` are the buggy model's; on a kernel its program is judged like any other.

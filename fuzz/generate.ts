@@ -363,7 +363,10 @@ class Decoder {
         this.prog.push({ op: "sysctlMlock", kb: pick(MLOCK_KB, a) });
         break;
       case "auxFault":
-        this.prog.push({ op: "auxFault", fail: a % 2 === 0 });
+        // the fault gene: the test PMU's setup_aux switch, or (1 in 4, where the backend runs it:
+        // the model only) the map_range() switch, mostly for one call
+        if (b % 4 === 3 && !this.unsupported.has("mapRangeFault")) this.prog.push({ op: "mapRangeFault", times: pick([1, 1, 2, 3, 0], a) });
+        else this.prog.push({ op: "auxFault", fail: a % 2 === 0 });
         break;
       case "touch": {
         const live = this.liveMaps();
@@ -467,6 +470,8 @@ class Decoder {
    *   3 mmap racing close of the same event (a thread: the same fd table)
    *   4 first mmaps of one event with different sizes (+ a third task's mmap)
    *   5 any: 2-3 tasks, each an open, close, mmap or munmap
+   *   6 (where mapRangeFault runs: the model; 1 in 8 blocks) the map_range() switch armed, then two mmaps of one
+   *     event from two tasks, the first of them to reach map_range() failing (77de62ad3de3, 2026)
    * Handles introduced in the block are used only after it (the block's ops are built together).
    */
   par(a: number, b: number, c: number, d: number): void {
@@ -474,7 +479,8 @@ class Decoder {
     const n = this.alive.length;
     const t1 = this.alive[a % n];
     const t2 = this.alive[(a % n + 1 + (b % (n - 1))) % n];
-    const shape = c % 8 < 6 && !this.unsupported.has("sendFd") && !this.unsupported.has("setOutput") ? c % 5 : 5;
+    const shape = c % 8 < 6 && !this.unsupported.has("sendFd") && !this.unsupported.has("setOutput") ? c % 5
+      : c % 8 === 7 && !this.unsupported.has("mapRangeFault") && !this.unsupported.has("sendFd") ? 6 : 5;
     const aux = this.hasAux && this.mmapOk;
     const openIn = (proc: string, x: Partial<Extract<Op, { op: "open" }>> = {}): number => {
       const e = this.nEv++;
@@ -504,6 +510,22 @@ class Decoder {
       return;
     }
     switch (shape) {
+      case 6: {
+        // a fresh event both tasks hold, the switch armed for one map_range() (now and then two),
+        // then its first mmaps from both tasks at once: mostly one size (the second a re-map)
+        const e = openIn(t1, d % 4 === 3 ? {} : { pmu: "sw" });
+        if (!this.fds.get(t2)!.has(e)) { this.prog.push({ op: "sendFd", proc: t1, to: t2, ev: this.ev(e) }); this.fds.get(t2)!.add(e); }
+        this.prog.push({ op: "mapRangeFault", times: (d >> 2) % 4 === 3 ? 2 : 1 });
+        const ops: Op[] = [t1, t2].map((t, k) => {
+          const h = `m${this.maps.length}`;
+          const pages = 1 + (k === 0 || (d >> 4) % 4 !== 3 ? nr : nr * 2);
+          this.maps.push({ handle: h, ev: e, pages, pgoff: 0, owner: t });
+          return this.withProc({ op: "mmap", map: h, ev: this.ev(e), pages, pgoff: 0, prot: "rw" }, t);
+        });
+        this.lastDataNr[e] = nr;
+        block(b % 2 === 0 ? ops : [ops[1], ops[0]]);
+        return;
+      }
       case 0: {
         // e0 mapped in t1; e1 of t1 redirected into e0's buffer, sent to t2 (a thread already holds
         // it), mapped there; then both unmap at once

@@ -78,8 +78,12 @@ export function opData(op: Op, mapPages: Map<string, number>): string {
     case "sendFd": return `AX_SEND_FD(${h(op.proc)}, ${h(op.to)}, ${h(op.ev)})`;
     case "thread": return `AX_THREAD(${h(op.proc)}, ${h(op.from)})`;
     case "par": return `AX_PAR(${op.ops})`;
+    case "mapRangeFault": throw new Error(MAP_RANGE_FAULT_NO_C);
   }
 }
+
+/** reproC's answer for a case that arms the map_range() fault switch (writeCase then writes the JSON only). */
+export const MAP_RANGE_FAULT_NO_C = "mapRangeFault cannot be injected on a real kernel (map_range() is core kernel code): no C reproducer; replay the JSON case on the model";
 
 /** The teardown steps (spec/audit.ts teardownSteps) as struct ax_td_step initialisers, one a line. */
 export function teardownTable(program: readonly Op[]): string[] {
@@ -101,6 +105,7 @@ export function teardownTable(program: readonly Op[]): string[] {
  * (default PAR_REPEAT; runtime/repro-procs.h), until a repetition diverges.
  */
 export function reproC(c: Case, profile = c.profile ?? "6.18", exp: ProgramExpectation = expectProgram(c.program, c.config, profile), repeat = PAR_REPEAT): string {
+  if (c.program.some((o) => o.op === "mapRangeFault")) throw new Error(MAP_RANGE_FAULT_NO_C);
   const { evs, maps, mapPages, mapProc, users } = programHandles(c.program);
   const multi = isMultiProcess(c.program);
   const nEv = Math.max(1, ...evs.map(handleIndex).map((i) => i + 1));

@@ -286,7 +286,7 @@ export function renumber(program: Program): Program {
         return withProc({ ...op, map: m(op.map) });
       case "rlimit":
         return withProc(op);
-      case "sysctlMlock": case "auxFault":
+      case "sysctlMlock": case "auxFault": case "mapRangeFault":
         return op;
       case "par": return op;
       case "thread":

@@ -13,8 +13,8 @@ import { doExit } from "./task.ts";
 import type { UserStruct } from "./objects.ts";
 import type { Kernel } from "./kernel.ts";
 
-/** Teardown, step by step as teardownSteps() orders it (perf_event_mlock_kb and the test
- *  PMU's fault switch restored; every live process but p0 exits, fork order; in p0, both
+/** Teardown, step by step as teardownSteps() orders it (perf_event_mlock_kb, the test
+ *  PMU's fault switch and the map_range() fault switch restored; every live process but p0 exits, fork order; in p0, both
  *  slots of every map handle unmapped, handle order, then every event handle whose fd p0
  *  still holds closed, handle order; deferred __fput() after each syscall), then the audit:
  *  p0's VmPin, u0's budget, and the budget of every other user a `setuid` named. */
@@ -25,6 +25,7 @@ export function finish(k: Kernel, program: Program): Audit {
       case "restore":
         k.mlockKb = k.config.mlockKb;
         k.auxFail = false;
+        k.mapRangeFault = 0;
         break;
       case "exit": {
         const t = k.tasks.get(step.proc);

@@ -184,10 +184,14 @@ export const BUGS: readonly BugInfo[] = [
     fix: { commit: "77de62ad3de3", subject: "perf/core: Fix refcount bug and potential UAF in perf_mmap", version: "v7.0" },
     cve: "CVE-2026-23248",
     profiles: ["6.18", "7.2"],
-    observable: false,
+    observable: true,
     parOnly: true,
-    note: "Needs a failing map_range(), which no op of the format produces on a fixed kernel (see " +
-      "NOTES-for-lead.md); the explorer's `mapRangeFault` option stands in for it. Par blocks only.",
+    note: "perf_mmap() drops event->mmap_mutex after perf_mmap_rb()/perf_mmap_aux() and runs map_range() " +
+      "and, when that fails, perf_mmap_close() unlocked: another task's mmap of the same event sees the " +
+      "half-made buffer in between (a re-map of it, or EINVAL for another size) and, with the rb-first " +
+      "close (6.18), can have its own new buffer detached by the failing mmap's close (NULL event->rb at " +
+      "its munmap). Needs a failing map_range(): the model-only `mapRangeFault` op (spec/notes/races.md). " +
+      "Par blocks only.",
   },
   {
     id: "race-map-range-aux",

@@ -16,7 +16,8 @@
  * perfMmapClose(k, vma), doMunmap(k, start, len).
  *
  * Deterministic: allocations succeed; setup_aux fails only while the `auxFault` op has turned
- * failure on (setup_aux returns NULL -> ENOMEM).
+ * failure on (setup_aux returns NULL -> ENOMEM), map_range() only while the `mapRangeFault` op
+ * has counts left (6.15+ eras, perf-mmap-618.ts).
  *
  * Addresses are page numbers: map handle mN owns slot A at N * 2 * SLOT_PAGES and slot B right
  * after it (the host executor's layout, hwtest/host/executor.ts, divided by PAGE_SIZE).
@@ -49,6 +50,8 @@ export class Kernel {
   mlockKb: number;
   /** the test PMU's fail_setup_aux */
   auxFail = false;
+  /** map_range() calls left to fail with -ENOMEM (the model-only mapRangeFault switch; 0 = off) */
+  mapRangeFault = 0;
 
   // Processes and users (spec/notes/processes.md).
   /** `current`: the task whose syscall runs now. */
@@ -195,6 +198,7 @@ export class Kernel {
       case "rlimit": r = this.sysSetrlimit(op.memlockPages); break;
       case "sysctlMlock": this.mlockKb = op.kb; r = OK; break;
       case "auxFault": this.auxFail = op.fail; r = OK; break;
+      case "mapRangeFault": this.mapRangeFault = op.times; r = OK; break;
       case "touch": {
         const m = this.mapHandle(op.map);
         r = faultOutcome(access(this, m.base + op.page, op.write ? ACC_READ_WRITE : ACC_READ));

@@ -3,7 +3,7 @@
  * perf_mmap_aux() (0c8a4e4139ad, PeterZ's split), refcount_t (448f97fba901), map_range().
  */
 import { PerfEvent, Vma, VM_WRITE } from "./objects.ts";
-import { EINVAL, EPERM, EBUSY, isPow2, type Err } from "./common.ts";
+import { EINVAL, EPERM, EBUSY, ENOMEM, isPow2, type Err } from "./common.ts";
 import { refInc, refIncNotZero, refDec } from "./refcount.ts";
 import { perfMmapAuxMismatch, perfMmapClose, perfMmapNewRb, ringBufferAttach } from "./perf-core.ts";
 import { rbHasAux, rbAllocAux, perfMmapToPage, perfMmapHasPage, mappedNrPages } from "./ring-buffer.ts";
@@ -26,14 +26,23 @@ export function perfMmap618(k: Kernel, vma: Vma, event: PerfEvent): Err {
   // vm_flags_set(VM_DONTCOPY | VM_DONTEXPAND | VM_DONTDUMP); vma->vm_ops = &perf_mmap_vmops;
   // map_range(event->rb, vma): every page now, read-only (perf_mmap_pfn_mkwrite on write).
   const rb = event.rb!;
-  let mapFails = false;
-  for (let p = 0; p < vmaPages; p++) {
-    if (!perfMmapHasPage(rb, vma.pgoff + p)) { mapFails = true; break; }
+  let mapErr: Err = null;
+  // The mapRangeFault switch: this call fails with -ENOMEM (as remap_pfn_range() does when it
+  // cannot allocate a page table), one count consumed per map_range() call.
+  if (k.mapRangeFault > 0) {
+    k.mapRangeFault--;
+    mapErr = ENOMEM;
   }
-  if (mapFails || auxFailed) {
-    // map_range() -> -EINVAL; f74b9f4ba63f: perf_mmap_close(vma) undoes the above.
+  for (let p = 0; p < vmaPages && !mapErr; p++) {
+    if (!perfMmapHasPage(rb, vma.pgoff + p)) mapErr = EINVAL;
+  }
+  if (mapErr || auxFailed) {
+    // f74b9f4ba63f (Aug 2025, also 6.15.y/6.16.y stable): perf_mmap_close(vma) undoes the above. 7.2.13 takes
+    // a "minimal perf_mmap_close()" under event->mmap_mutex when event->mmap_count is 1 (a new
+    // buffer: unaccount, detach, mmap_count 0), which leaves the same state as perf_mmap_close()
+    // of its only VMA; the explorer (explore/paths.ts) has both.
     if (!k.bug.auxAllocResult) perfMmapClose(k, vma);
-    return EINVAL;
+    return mapErr ?? EINVAL;
   }
   vma.prepopulated = true;
   vma.preUser = vma.pgoff === 0 ? (perfMmapToPage(rb, 0) || null) : null;

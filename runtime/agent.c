@@ -623,6 +623,9 @@ static int parse_program(const struct aj_node *arr, struct prog *p)
 			if (need_map(p, o, i, &v[0]))
 				return -1;
 			*x = (struct ax_op){ 'g', { v[0] } };
+		} else if (!strcmp(k, "mapRangeFault")) {
+			/* spec/program.ts: a model-only switch; no kernel hook makes map_range() fail */
+			BAD("op %d: mapRangeFault cannot be injected on a real kernel (map_range() is core kernel code)", i);
 		} else
 			BAD("bad program: %d.op: Invalid discriminator value. Expected one of the ops, got '%s'", i, k);
 		if (!has_proc && strchr("uprfatg", x->kind)) {

@@ -36,12 +36,12 @@ function seedExample(): string {
 const UNOBSERVABLE: Record<string, string> = {
   "aux-refcount-leak": "not observable: only the abstract state shows it (the refinement test catches it)",
   "vmalloc-data-page-nr": "not observable on x86 (needs CONFIG_PERF_USE_VMALLOC)",
-  "race-mmap-unlocked-map-range": "not observable through the ops: needs a failing map_range() (the explorer's mapRangeFault option)",
   "race-map-range-aux": "not expressible: the AUX mapping's own reference keeps the area alive under map_range()",
 };
 
-/** The profile a race is searched on: 6.1 where the bug applies there, else its newest. */
-const raceProfile = (b: (typeof BUGS)[number]) => (b.profiles.includes("6.1") ? "6.1" : b.profiles[b.profiles.length - 1]);
+/** The profile a race is searched on: 6.1 where the bug applies there, else its first era
+ *  (race-mmap-unlocked-map-range: 6.18, the first profile with map_range()). */
+const raceProfile = (b: (typeof BUGS)[number]) => (b.profiles.includes("6.1") ? "6.1" : b.profiles[0]);
 
 interface RaceRun { seconds: number | null; index: number | null; ops: number | null; cleanToo: boolean }
 const raceRuns = new Map<string, RaceRun[]>();

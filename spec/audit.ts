@@ -7,7 +7,7 @@
  * budget probe to `budgetProbe`, by test/hwtest/runtime.test.ts) all follow it:
  *
  *   1. teardown, in this order: perf_event_mlock_kb back to config.mlockKb and the test PMU's
- *      fault switch off; then every task other than p0 that is still alive exits, in fork/thread
+ *      fault switch off (the models also turn the model-only map_range() switch off); then every task other than p0 that is still alive exits, in fork/thread
  *      order (as the `exit` op: its VMAs closed in address order, then its fds); then, in p0,
  *      for every map handle, in handle order, munmap slot A then slot B (SLOT_PAGES each); then
  *      close every event handle whose fd p0 still holds, in handle order.

@@ -115,6 +115,13 @@ export const Op = z.discriminatedUnion("op", [
   z.object({ op: z.literal("sysctlMlock"), kb: z.number().int().min(0).max(1 << 20) }).strict(),
   /** Makes the AUX PMU's setup_aux fail (return NULL) or succeed (test PMU and model only). */
   z.object({ op: z.literal("auxFault"), fail: z.boolean() }).strict(),
+  /** Fault switch for map_range() (spec/notes/races.md): the next `times` map_range() calls of
+   *  perf_mmap() (machine-wide, in linearization order) fail with -ENOMEM, as the kernel's
+   *  fault-injection `times` attribute counts; each write sets the count (0 turns it off).
+   *  Only eras with map_range() (6.14+: profiles 6.18, 7.2) consume it; elsewhere it does
+   *  nothing. Model only: map_range() is core kernel code (no test-PMU hook), so the host and
+   *  VM backends list it unsupported. */
+  z.object({ op: z.literal("mapRangeFault"), times: z.number().int().min(0).max(3) }).strict(),
   /** Reads (or writes, when write) one byte of page `page` from the base, in a child process. */
   z.object({ op: z.literal("touch"), proc: Proc, map: MapHandle, page: z.number().int().min(0).max(SLOT_PAGES - 1), write: z.boolean() }).strict(),
   /** Reads data_offset, data_size, aux_head, aux_offset, aux_size from the handle's page 0. */
@@ -290,7 +297,7 @@ export function programProblems(program: readonly Op[]): ProgramProblem[] {
       case "rlimit":
         needProc(i, "proc", op.proc);
         break;
-      case "sysctlMlock": case "auxFault":
+      case "sysctlMlock": case "auxFault": case "mapRangeFault":
         break;
       case "thread":
       case "fork":
@@ -386,8 +393,8 @@ export function isMultiProcess(program: readonly Op[]): boolean {
 
 /**
  * The process an op runs in: its `proc`; for ops on a map handle without one, the process
- * whose mmap introduced the handle (`mapProc` from programHandles); p0 otherwise (sysctlMlock
- * and auxFault are machine-wide and run in p0).
+ * whose mmap introduced the handle (`mapProc` from programHandles); p0 otherwise (sysctlMlock,
+ * auxFault and mapRangeFault are machine-wide and run in p0).
  */
 export function opProc(op: Op, mapProc: ReadonlyMap<string, string>): string {
   if ("proc" in op && op.proc !== undefined) return op.proc;

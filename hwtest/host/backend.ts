@@ -86,7 +86,8 @@ function capSysResource(): boolean {
 }
 
 export function hostInfo(facts: HostFacts, opts: HostBackendOptions = {}, cagentError: string | null = null): BackendInfo {
-  const unsupported = new Set<string>();
+  // mapRangeFault: a model-only switch (map_range() is core kernel code; no test-PMU hook)
+  const unsupported = new Set<string>(["mapRangeFault"]);
   if (cagentError !== null) for (const op of MULTI_PROCESS_OPS) unsupported.add(op);
   if (!opts.allowSysctl) unsupported.add("sysctlMlock");
   if (!facts.testPmuDir) unsupported.add("auxFault");

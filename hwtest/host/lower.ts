@@ -177,6 +177,9 @@ function readUserPage(s: Lowering, op: OpOf<"readUserPage">): Outcome {
   return { ok: true, page: { dataOffset: toNumber(p[0]), dataSize: toNumber(p[1]), auxHead: toNumber(p[2]), auxOffset: toNumber(p[3]), auxSize: toNumber(p[4]) } };
 }
 
+/** The model-only map_range() fault switch (spec/program.ts): no kernel hook can make map_range() fail. */
+const MAP_RANGE_FAULT_REFUSED = "mapRangeFault cannot be injected on a real kernel (map_range() is core kernel code; the backend lists it unsupported)";
+
 /** Runs one op on the live kernel: its Outcome (errno by name, signal), or throws HarnessError. */
 export function lowerOp(s: Lowering, op: Op): Outcome {
   return match(op)
@@ -192,6 +195,7 @@ export function lowerOp(s: Lowering, op: Op): Outcome {
     .with({ op: "rlimit" }, (o) => rlimit(s, o))
     .with({ op: "sysctlMlock" }, (o) => sysctlMlock(s, o))
     .with({ op: "auxFault" }, (o) => auxFault(s, o))
+    .with({ op: "mapRangeFault" }, () => { throw new HarnessError(MAP_RANGE_FAULT_REFUSED); })
     .with({ op: "touch" }, (o) => touch(s, o))
     .with({ op: "readUserPage" }, (o) => readUserPage(s, o))
     // One process only: runProgramHere refuses multi-process programs before any op runs (the

@@ -166,7 +166,7 @@ export async function vmBackend(kernel: string, opts: VmBackendOptions = {}): Pr
     kernel: hello.release,
     profile: choice.profile,
     config: guestConfig(hello),
-    unsupported: new Set<string>(hello.auxPmu ? [] : ["auxFault"]),
+    unsupported: new Set<string>(hello.auxPmu ? ["mapRangeFault"] : ["auxFault", "mapRangeFault"]), // mapRangeFault: model only (map_range() is core code; Debian kernels have no fault-injection hook for it)
     notes: [
       `Debian kernel ${hello.release}${k.debVersion ? ` (package ${k.debVersion})` : ""} under QEMU TCG, ${hello.cpus} CPU${hello.cpus === 1 ? "" : "s"}: profile ${choice.profile} (${choice.why})`,
       hello.auxPmu

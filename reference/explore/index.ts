@@ -239,7 +239,7 @@ function runSerial(program: Program, config: Config, profile: ProfileId, bugs: R
 }
 
 /** The same as sequentialTraces, through the explorer's own paths run serially (for options
- *  the sequential reference does not have, such as mapRangeFault). */
+ *  the sequential reference does not have, such as accountingRace). */
 export function serialExplorerTraces(program: Program, config: Config, profile: ProfileId, bugs: ReadonlySet<string> | undefined, opts: ExploreOptions): Map<string, { order: number[][]; trace: Trace }> {
   const out = new Map<string, { order: number[][]; trace: Trace }>();
   for (const order of blockOrders(program)) {

@@ -44,10 +44,6 @@ import type { Path, Req, Sched, Task, LockKind, LockObj } from "./sched.ts";
 
 /** Options of an exploration that change the kernel's behaviour. */
 export interface PathOptions {
-  /** map_range() fails (remap_pfn_range() -> -ENOMEM) in the mmap that is op number
-   *  `mapRangeFault` (0-based) of a par block (6.15+ eras): the failure path
-   *  race-mmap-unlocked-map-range needs, which no op of the format produces (NOTES-for-lead.md). */
-  mapRangeFault?: number;
   /** Overrides the era's perf_mmap_close() order (Era.closeEventFirst): true drops
    *  event->mmap_count before rb->mmap_count as 7.2.13 does. For tests that tell the rb-first
    *  order's own race (two closers of one event in two mms: the one that takes rb->mmap_count
@@ -389,10 +385,15 @@ function* perfMmap618G(x: Sched, t: Task, vma: Vma, event: PerfEvent, opts: Path
   let mapErr: Err = null;
   const auxPages = vma.pgoff !== 0 && rbHasAux(rb);
   const frees = k.auxFrees;
-  for (let p = 0; p < vmaPages; p++) {
-    if (!perfMmapHasPage(rb, vma.pgoff + p)) { mapErr = EINVAL; break; }
+  // the mapRangeFault switch (perf-mmap-618.ts): consumed in step order, by whichever task's
+  // map_range() runs first
+  if (k.mapRangeFault > 0) {
+    k.mapRangeFault--;
+    mapErr = ENOMEM;
   }
-  if (!mapErr && opts.mapRangeFault === t.id) mapErr = ENOMEM;
+  for (let p = 0; p < vmaPages && !mapErr; p++) {
+    if (!perfMmapHasPage(rb, vma.pgoff + p)) mapErr = EINVAL;
+  }
   if (!mapErr && auxPages) {
     // the pages were looked up (perf_mmap_to_page()); remap_pfn_range() maps them
     yield* step("map_range: remap_pfn_range(AUX pages)");

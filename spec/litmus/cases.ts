@@ -38,6 +38,7 @@ const RU = (map: string): Op => ({ op: "readUserPage", map });
 const LIM = (memlockPages: number | "unlimited"): Op => ({ op: "rlimit", memlockPages });
 const MLK = (kb: number): Op => ({ op: "sysctlMlock", kb });
 const FAULT = (fail: boolean): Op => ({ op: "auxFault", fail });
+const MRF = (times: number): Op => ({ op: "mapRangeFault", times });
 /** processes and users (spec/notes/processes.md) */
 const FK = (proc: string, from = "p0"): Op => ({ op: "fork", proc, from });
 const EX = (proc: string): Op => ({ op: "exit", proc });
@@ -135,6 +136,23 @@ lit("aux-seed-stale", ["seed"], "mmap.aux.setup-refused", "seed: after setup_aux
 lit("aux-seed-stale-beyond", ["seed"], "touch.beyond", "seed: with stale aux_nr_pages 2 at aux_pgoff 0, data pages not yet faulted above pgoff 2 are SIGBUS", [
   [OA("e0"), "ok"], [M("m0", "e0", 9), "ok"], [A("m0", 9, 2), "ok"], [FAULT(true), "ok"], [M("m1", "e0", 2, 9), "ENOMEM"],
   [T("m0", 1), "ok"], [T("m0", 5), "SIGBUS"], [T("m0", 0), "ok"], [RU("m0"), up(8, 9, 2)]]);
+
+// ---- the map_range() fault switch (spec/notes/races.md; model only): perf_mmap() of 6.14+ maps
+// every page with map_range() after perf_mmap_rb()/perf_mmap_aux(); when it fails, perf_mmap_close(vma)
+// undoes the mapping (f74b9f4ba63f; 7.2.13: a minimal close under event->mmap_mutex for a new
+// buffer) and mmap() returns the error. Before 6.14 pages fault in lazily: the switch does nothing.
+lit("maprange-fail-first", M618, "mmap.maprange.fail", "the first mmap of an event fails in map_range(): ENOMEM, nothing mapped, the new buffer freed and its charge refunded: the next mmap (the switch used up) makes a buffer of another size", [
+  [O("e0"), "ok"], [MRF(1), "ok"], [M("m0", "e0", 3), "ENOMEM"], [RU("m0"), "SIGSEGV"], [M("m1", "e0", 5), "ok"], [RU("m1"), up(4)]]);
+lit("maprange-fail-remap", M618, "mmap.maprange.fail", "a second mmap of a mapped buffer fails in map_range(): perf_mmap_close() of its VMA drops the counts it took and the buffer stays with m0 (a re-map of another size is EINVAL); after m0's munmap the buffer is gone. The re-map's charge (perf_mmap_account() in perf_mmap_rb()) is not refunded, as for a successful re-map (see the verdict)", [
+  [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [MRF(1), "ok"], [M("m1", "e0", 3), "ENOMEM"], [RU("m0"), up(2)], [M("m2", "e0", 5), "EINVAL"], [U("m0"), "ok"], [M("m3", "e0", 5), "ok"]]);
+lit("maprange-fail-aux", M618, "mmap.maprange.fail", "a new AUX area whose map_range() fails: perf_mmap_close() frees it (aux_mmap_count 1 -> 0) and refunds it: the area can then be mapped with another size", [
+  [OA("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 4, 4), "ok"], [MRF(1), "ok"], [M("m1", "e0", 4, 4), "ENOMEM"], [RU("m0"), up(2, 4, 4)],
+  [A("m0", 4, 8), "ok"], [M("m2", "e0", 8, 4), "ok"]]);
+lit("maprange-fault-times", M618, "maprangefault.set", "times 2: the next two map_range() calls fail, whatever the event; an mmap refused before map_range() (3 data pages: not 1 + 2^n) does not use a count; times 0 turns the switch off", [
+  [O("e0"), "ok"], [O("e1"), "ok"], [MRF(2), "ok"], [M("m0", "e0", 4), "EINVAL"], [M("m1", "e0", 3), "ENOMEM"], [M("m2", "e1", 3), "ENOMEM"], [M("m3", "e0", 3), "ok"],
+  [MRF(3), "ok"], [MRF(0), "ok"], [M("m4", "e1", 3), "ok"]]);
+lit("maprange-fault-lazy", OLD, "maprangefault.set", "before 6.14 perf_mmap() has no map_range() (perf_mmap_fault() maps pages at the first access): the switch is never consumed", [
+  [O("e0"), "ok"], [MRF(1), "ok"], [M("m0", "e0", 3), "ok"], [RU("m0"), up(2)], [T("m0", 2), "ok"]]);
 
 // ---- munmap
 lit("munmap-len0", ALL, "munmap.len0", "munmap of 0 pages", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [U("m0", 0, 0), "EINVAL"]]);
@@ -331,6 +349,7 @@ for (const p of ALL) {
   VERDICT[`pinned-refund-other-mm.${p}`] = { kind: "invariant", rule: M618.includes(p) ? "conserve.locked_vm" : "conserve.pinned_vm" };
 }
 for (const p of M618) {
+  VERDICT[`maprange-fail-remap.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // the failing re-map's 3 pages: charged by perf_mmap_rb(), never refunded
   VERDICT[`par-aux-setoutput.${p}`] = { kind: "kernel-warning", rule: "kernel.warning" }; // refcount_inc of e1's mmap_count 0 (as aux-redirected-warn)
   VERDICT[`thread-exit-keeps-mm.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // p2's re-map of p1's buffer: 3 pages charged, never refunded
   VERDICT[`remap-other-process.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // u0 keeps the 3 re-mapped pages

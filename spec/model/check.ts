@@ -30,7 +30,7 @@ function teardownDraft(s: State, profile: ProfileId, steps: readonly TeardownSte
   // program, and match() allocates per call (it was 9 % of the model fuzz loop).
   for (const t of steps) {
     switch (t.kind) {
-      case "restore": d.mlockKb = s.cfg.mlockKb; d.auxFault = false; break;
+      case "restore": d.mlockKb = s.cfg.mlockKb; d.auxFault = false; d.mapRangeFault = 0; break;
       case "munmap": unmapRange(d, slotOf(handleIndex(t.map), t.slot), 0, t.pages); break;
       case "close": {
         // p0 closes the fds it still holds (every other process has exited by now)

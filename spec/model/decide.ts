@@ -8,7 +8,7 @@
  */
 import type { Errno, Outcome, ProfileId } from "../program.ts";
 import type { Decision, Guard } from "../rules/decision.ts";
-import { AUXFAULT_DECIDE, RLIMIT_DECIDE, SYSCTL_DECIDE } from "../rules/misc.ts";
+import { AUXFAULT_DECIDE, MAPRANGEFAULT_DECIDE, RLIMIT_DECIDE, SYSCTL_DECIDE } from "../rules/misc.ts";
 import { MMAP_AUX_DECIDE } from "../rules/mmap-aux.ts";
 import { MMAP_DATA_DECIDE, MMAP_DECIDE } from "../rules/mmap-data.ts";
 import { MUNMAP_DECIDE } from "../rules/munmap.ts";
@@ -48,7 +48,7 @@ export const DECLARATIONS = {
   mmap: MMAP_DECIDE, mmapData: MMAP_DATA_DECIDE, mmapAux: MMAP_AUX_DECIDE,
   munmap: MUNMAP_DECIDE, mprotect: MPROTECT_DECIDE, mremap: MREMAP_DECIDE, mapFixedAnon: MAPFIXED_DECIDE,
   touch: TOUCH_DECIDE, setAux: SETAUX_DECIDE, readUserPage: READPAGE_DECIDE,
-  rlimit: RLIMIT_DECIDE, sysctlMlock: SYSCTL_DECIDE, auxFault: AUXFAULT_DECIDE,
+  rlimit: RLIMIT_DECIDE, sysctlMlock: SYSCTL_DECIDE, auxFault: AUXFAULT_DECIDE, mapRangeFault: MAPRANGEFAULT_DECIDE,
   fork: FORK_DECIDE, exit: EXIT_DECIDE, setuid: SETUID_DECIDE, sendFd: SENDFD_DECIDE,
   thread: THREAD_DECIDE, par: PAR_DECIDE,
 } as const;

@@ -173,11 +173,14 @@ export interface Era {
   readonly lazyPtes: boolean;
   /** munmap split of the first VMA uses new_below = 1 (6.12+), else 0 */
   readonly munmapStartBelow: boolean;
+  /** perf_mmap() maps every page at mmap time with map_range() (b709eb872e19, v6.14; 6.18,
+   *  7.2): the only eras whose perf_mmap() consumes the map_range() fault switch */
+  readonly mapRange: boolean;
 }
 
 const BASE: Omit<Era, "id"> = {
   seed: false, maySplit: true, auxCountEarly: false, mm: 61, refcountT: false, auxRefT: true, lazyPtes: false,
-  munmapStartBelow: false, growMerges: true, closeEventsFirst: false,
+  munmapStartBelow: false, growMerges: true, closeEventsFirst: false, mapRange: false,
 };
 
 export const ERAS: Readonly<Record<ProfileId, Era>> = {
@@ -188,8 +191,8 @@ export const ERAS: Readonly<Record<ProfileId, Era>> = {
   "6.1": { ...BASE, id: "6.1" },
   "6.12-pre42": { ...BASE, id: "6.12-pre42", maySplit: false, auxCountEarly: true, mm: 612, munmapStartBelow: true },
   "6.12": { ...BASE, id: "6.12", mm: 612, munmapStartBelow: true },
-  "6.18": { ...BASE, id: "6.18", mm: 618, refcountT: true, munmapStartBelow: true },
-  "7.2": { ...BASE, id: "7.2", mm: 618, refcountT: true, munmapStartBelow: true, closeEventsFirst: true },
+  "6.18": { ...BASE, id: "6.18", mm: 618, refcountT: true, munmapStartBelow: true, mapRange: true },
+  "7.2": { ...BASE, id: "7.2", mm: 618, refcountT: true, munmapStartBelow: true, closeEventsFirst: true, mapRange: true },
 };
 
 export interface State {
@@ -207,6 +210,8 @@ export interface State {
   readonly rlimit: number;
   readonly mlockKb: number;
   readonly auxFault: boolean;
+  /** map_range() calls left to fail (the mapRangeFault switch; 0 = off) */
+  readonly mapRangeFault: number;
   readonly auxAllocs: number;
   readonly auxFrees: number;
   /** last anon_vma id handed out */
@@ -258,7 +263,7 @@ export function initial(cfg: Config, profile: ProfileId): State {
     era: ERAS[profile], cfg, evs: [], bufs: [], vmas: [], bases: [], mapPages: [],
     lockedVm: cfg.lockedVmPages ?? 0, pinnedVm: 0,
     rlimit: cfg.memlockPages === "unlimited" ? RLIM_INF_PAGES : cfg.memlockPages,
-    mlockKb: cfg.mlockKb, auxFault: false, auxAllocs: 0, auxFrees: 0, avSeq: 0, warns: [], anomalies: [],
+    mlockKb: cfg.mlockKb, auxFault: false, mapRangeFault: 0, auxAllocs: 0, auxFrees: 0, avSeq: 0, warns: [], anomalies: [],
     procs: PROCS0, lockedVmU: [], mapOwner: [],
   };
 }
@@ -280,6 +285,7 @@ export class Draft {
   rlimit: number;
   mlockKb: number;
   auxFault: boolean;
+  mapRangeFault: number;
   auxAllocs: number;
   auxFrees: number;
   avSeq: number;
@@ -316,6 +322,7 @@ export class Draft {
     this.rlimit = s.rlimit;
     this.mlockKb = s.mlockKb;
     this.auxFault = s.auxFault;
+    this.mapRangeFault = s.mapRangeFault;
     this.auxAllocs = s.auxAllocs;
     this.auxFrees = s.auxFrees;
     this.avSeq = s.avSeq;
@@ -416,14 +423,14 @@ export class Draft {
     if (!this.evsOwn && !this.bufsOwn && !this.vmasOwn && !this.basesOwn && !this.mapPagesOwn && !this.warnsOwn && !this.anomOwn &&
       !this.procsOwn && !this.lockedVmUOwn && !this.mapOwnerOwn &&
       this.lockedVm === s.lockedVm && this.pinnedVm === s.pinnedVm && this.rlimit === s.rlimit &&
-      this.mlockKb === s.mlockKb && this.auxFault === s.auxFault && this.auxAllocs === s.auxAllocs && this.auxFrees === s.auxFrees &&
+      this.mlockKb === s.mlockKb && this.auxFault === s.auxFault && this.mapRangeFault === s.mapRangeFault && this.auxAllocs === s.auxAllocs && this.auxFrees === s.auxFrees &&
       this.avSeq === s.avSeq) {
       return s;
     }
     return {
       era: s.era, cfg: s.cfg, evs: this.evs, bufs: this.bufs, vmas: this.vmas, bases: this.bases, mapPages: this.mapPages,
       lockedVm: this.lockedVm, pinnedVm: this.pinnedVm, rlimit: this.rlimit, mlockKb: this.mlockKb,
-      auxFault: this.auxFault, auxAllocs: this.auxAllocs, auxFrees: this.auxFrees, avSeq: this.avSeq,
+      auxFault: this.auxFault, mapRangeFault: this.mapRangeFault, auxAllocs: this.auxAllocs, auxFrees: this.auxFrees, avSeq: this.avSeq,
       warns: this.warns, anomalies: this.anomalies, procs: this.procs, lockedVmU: this.lockedVmU, mapOwner: this.mapOwner,
     };
   }

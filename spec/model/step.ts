@@ -13,7 +13,7 @@ import type { MmapCtx, MprotectCtx, OpenCtx, OpOf, PageCtx, RangeCtx } from "../
 import { ruleOf, type RuleId } from "../rules/index.ts";
 import { OK, buildTable, err, evaluate, trD, trS, type Bodies, type Table, type Tr } from "./decide.ts";
 import { anonWriteFault, dropFd, exitProc, findIdx, forkProc, threadProc, insertVma, mapFixedAnon, mprotect, mremap318, mremap510, mremap61, mremap618, perfCut, resolve, unmapRange, type MremapArgs, type OpResult } from "./mm.ts";
-import { acctOf, detachEv, inc, putBuf } from "./perf.ts";
+import { acctOf, detachEv, inc, perfClose, putBuf } from "./perf.ts";
 import { Draft, ERAS, MM_SLOTS, NO_BUF, NO_EV, NO_VMA, P_W, PAGE, PROT_BITS, RLIM_INF_PAGES, mmOf, pinnedOf, slotOf, userOf, type State, type Vma } from "./state.ts";
 import { sameOutcome } from "../trace.ts";
 
@@ -24,6 +24,7 @@ const handleIndex_ = handleIndex, evaluate_ = evaluate, MM_SLOTS_ = MM_SLOTS, NO
 export type { Tr } from "./decide.ts";
 export { OK, err } from "./decide.ts";
 
+const ENOMEM_: Outcome = err_("ENOMEM");
 const SIGSEGV: Outcome = Object.freeze({ signal: "SIGSEGV" as const });
 const SIGBUS: Outcome = Object.freeze({ signal: "SIGBUS" as const });
 const okPage = (page: UserPageObs): Outcome => ({ ok: true, page });
@@ -84,6 +85,24 @@ function newVma(c: MmapCtx): Vma {
   return c.s.era.lazyPtes ? { ...v, ptes: [] } : v;
 }
 
+/**
+ * map_range() of a mapping perf_mmap_rb()/perf_mmap_aux() accepted (6.18, 7.2; before it the
+ * pages fault in lazily): the VMA goes in, or, while the mapRangeFault switch has counts left,
+ * one is consumed and perf_mmap() undoes the mapping with perf_mmap_close(vma) (f74b9f4ba63f;
+ * 7.2.13's "minimal perf_mmap_close()" for a new buffer leaves the same state) and mmap_region()
+ * frees the VMA without ->close() (rule mmap.maprange.fail). True when it failed.
+ */
+function mapRange(d: Draft, c: MmapCtx): boolean {
+  const v = newVma(c);
+  if (d.mapRangeFault > 0 && d.era.mapRange) {
+    d.mapRangeFault--;
+    perfClose(d, v);
+    return true;
+  }
+  insertVma(d, v);
+  return false;
+}
+
 /** An existing buffer (data) or AUX area mapped again; `charge`: 6.18 charges the VMA's pages. */
 function remap(charge: boolean, aux: boolean): (c: MmapCtx, id: RuleId) => Tr[] {
   return (c, id) => {
@@ -95,7 +114,7 @@ function remap(charge: boolean, aux: boolean): (c: MmapCtx, id: RuleId) => Tr[] 
     const ew = d.evW(c.e);
     ew.mmapCount = inc(d, ew.mmapCount, "event->mmap_count", refT);
     if (charge) d.addLocked(c.u, c.op.pages); // perf_mmap_account: current_user()
-    insertVma(d, newVma(c));
+    if (mapRange(d, c)) return [trD_(d, ENOMEM_, "mmap.maprange.fail")];
     return [trD_(d, OK_, aux && refT && c.E.mmapCount === 0 ? "mmap.aux.redirected.warn" : id)];
   };
 }
@@ -141,8 +160,8 @@ const MMAP_DATA: Bodies["mmapData"] = {
     ew.mmapCount = s.era.refcountT ? 1 : ew.mmapCount + 1;
     d.addLocked(c.u, acct.userExtra); // current_user()
     d.addPinned(c.p, acct.extra); // vma->vm_mm
-    insertVma(d, newVma(c));
-    return [trD_(d, OK_, id), trS_(s, err_("ENOMEM"), "mmap.data.enomem")];
+    const failed = mapRange(d, c);
+    return [trD_(d, failed ? ENOMEM_ : OK_, failed ? "mmap.maprange.fail" : id), trS_(s, ENOMEM_, "mmap.data.enomem")];
   },
 };
 
@@ -177,8 +196,9 @@ const MMAP_AUX: Bodies["mmapAux"] = {
     d.addPinned(c.p, acct.extra);
     const ew = d.evW(c.e);
     ew.mmapCount = inc(d, ew.mmapCount, "event->mmap_count", refT);
-    insertVma(d, newVma(c));
-    const out = [trD_(d, OK_, refT && c.E.mmapCount === 0 ? "mmap.aux.redirected.warn" : id), trD_(auxFailed(c), err_("ENOMEM"), "mmap.aux.enomem")];
+    const out = mapRange(d, c)
+      ? [trD_(d, ENOMEM_, "mmap.maprange.fail"), trD_(auxFailed(c), ENOMEM_, "mmap.aux.enomem")]
+      : [trD_(d, OK_, refT && c.E.mmapCount === 0 ? "mmap.aux.redirected.warn" : id), trD_(auxFailed(c), ENOMEM_, "mmap.aux.enomem")];
     if (s.era.seed) out.push(auxRefused(c));
     return out;
   },
@@ -303,6 +323,7 @@ const RLIMIT: Bodies["rlimit"] = {
 };
 const SYSCTL: Bodies["sysctlMlock"] = { "sysctl.mlock": drafted((d, c) => { d.mlockKb = c.op.kb; }) };
 const AUXFAULT: Bodies["auxFault"] = { "auxfault.set": drafted((d, c) => { d.auxFault = c.op.fail; }) };
+const MAPRANGEFAULT: Bodies["mapRangeFault"] = { "maprangefault.set": drafted((d, c) => { d.mapRangeFault = c.op.times; }) };
 
 // ---------------------------------------------------------------------------------------
 // Processes (spec/notes/processes.md)
@@ -322,7 +343,7 @@ const SENDFD: Bodies["sendFd"] = {
 export const BODIES: Bodies = {
   open: OPEN, close: CLOSE, setOutput: SETOUTPUT, mmap: {}, mmapData: MMAP_DATA, mmapAux: MMAP_AUX,
   munmap: MUNMAP, mprotect: MPROTECT, mremap: MREMAP, mapFixedAnon: MAPFIXED,
-  touch: TOUCH, setAux: SETAUX, readUserPage: READPAGE, rlimit: RLIMIT, sysctlMlock: SYSCTL, auxFault: AUXFAULT,
+  touch: TOUCH, setAux: SETAUX, readUserPage: READPAGE, rlimit: RLIMIT, sysctlMlock: SYSCTL, auxFault: AUXFAULT, mapRangeFault: MAPRANGEFAULT,
   fork: FORK, exit: EXIT, setuid: SETUID, sendFd: SENDFD, thread: THREAD, par: PAR,
 };
 
@@ -472,6 +493,7 @@ function stepIn(t: Table, s: State, op: Op, p: number, task: number): Tr[] | nul
     case "rlimit": return evaluate_(L.rlimit, { s, op, p });
     case "sysctlMlock": return evaluate_(L.sysctlMlock, { s, op });
     case "auxFault": return evaluate_(L.auxFault, { s, op });
+    case "mapRangeFault": return evaluate_(L.mapRangeFault, { s, op });
     case "fork": return evaluate_(L.fork, { s, op, p, from: handleIndex_(op.from) });
     case "exit": return evaluate_(L.exit, { s, op, p: task });
     case "setuid": return evaluate_(L.setuid, { s, op, p: task, u: handleIndex_(op.user), cur: userOf(s, task) });

@@ -1,5 +1,5 @@
-/** The knobs a program may turn: RLIMIT_MEMLOCK, perf_event_mlock_kb, the test PMU's fault switch. */
-import { ALL, V, rule } from "./types.ts";
+/** The knobs a program may turn: RLIMIT_MEMLOCK, perf_event_mlock_kb, the test PMU's fault switch, the map_range() fault switch. */
+import { ALL, CORE, V, rule } from "./types.ts";
 import type { Ctx, RlimitCtx } from "./context.ts";
 import { otherwise, when, type Decision } from "./decision.ts";
 
@@ -12,6 +12,8 @@ export const MISC_RULES = [
     "perf_event_mlock_kb written; user_lock_limit is recomputed at each new allocation, charges already made stay"),
   rule("auxfault.set", ALL, undefined, "auxspec_pmu fail_setup_aux", "hwtest/pmu (test module)", V.all,
     "the test PMU's setup_aux returns NULL while the switch is on (rb_alloc_aux then fails with ENOMEM)"),
+  rule("maprangefault.set", ALL, undefined, "map_range", CORE, `${V.v618}; ${V.v72}`,
+    "a model-only fault switch (spec/notes/races.md): the next `times` map_range() calls of perf_mmap() fail with -ENOMEM (mmap.maprange.fail), counted down in linearization order, machine-wide, as the kernel's fault-injection `times` attribute; each write sets the count (0: off). Eras without map_range() (seed, 5.10, 6.1, 6.12: perf_mmap_fault maps lazily) never consume it; the teardown turns it off"),
   rule("spec.internal", ALL, "ESPECBUG", "step", "spec/model/step.ts", "-",
     "the spec itself failed on this op (a bug in the spec, never a kernel fact); property tests check it never happens"),
 ] as const;
@@ -25,3 +27,4 @@ export const RLIMIT_DECIDE: readonly Decision<RlimitCtx>[] = [
 ];
 export const SYSCTL_DECIDE: readonly Decision<Ctx<"sysctlMlock">>[] = [otherwise("sysctl.mlock")];
 export const AUXFAULT_DECIDE: readonly Decision<Ctx<"auxFault">>[] = [otherwise("auxfault.set")];
+export const MAPRANGEFAULT_DECIDE: readonly Decision<Ctx<"mapRangeFault">>[] = [otherwise("maprangefault.set")];

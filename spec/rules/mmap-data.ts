@@ -42,6 +42,8 @@ export const MMAP_DATA_RULES = [
     "new buffer: rb_alloc, rb->mmap_count = 1, mmap_locked = extra, mmap_user = current user, user page initialised (data_offset = PAGE_SIZE, data_size), event->rb = rb, event->mmap_count = 1, charges per acct.limit.*"),
   rule("mmap.data.enomem", ALL, "ENOMEM", "rb_alloc", RB, V.all,
     "rb_alloc may fail after the accounting check: nothing changes"),
+  rule("mmap.maprange.fail", M618, "ENOMEM", "perf_mmap", CORE, `${V.v618}; ${V.v72}`,
+    "map_range() fails (the mapRangeFault switch: -ENOMEM from remap_pfn_range(); data or AUX, after perf_mmap_rb()/perf_mmap_aux() succeeded, which consumes one count of the switch): perf_mmap() undoes the mapping with perf_mmap_close(vma) (f74b9f4ba63f, Aug 2025, also in 6.15.y/6.16.y stable; 7.2.13: a \"minimal perf_mmap_close()\" under event->mmap_mutex when event->mmap_count is 1, i.e. a new buffer, which leaves the same state) and the VMA is freed without ->close(): the state is that of the mmap followed by the munmap of its VMA (a new buffer: as before; a re-map: 6.18's charge stays, as for mmap.data.remap.charged; a new AUX area: refunded to rb->mmap_user, as munmap does), errno ENOMEM. Eras before map_range() (b709eb872e19, v6.14) fault pages lazily and never consume the switch"),
 ] as const;
 
 /** mmap of a perf fd, the checks before perf_mmap splits into data and AUX (vm_pgoff == 0 or not). */
@@ -58,8 +60,8 @@ export const MMAP_DATA_DECIDE: readonly Decision<MmapCtx>[] = [
   when("mmap.data.pow2", (c) => c.nr !== 0 && !isPow2_(c.nr)),
   when("mmap.data.size", (c) => c.E.rb >= 0 && c.R.nrPages !== c.nr),
   when("mmap.data.ebusy", (c) => c.E.rb >= 0 && c.E.mmapCount === 0),
-  when("mmap.data.remap.charged", (c) => c.E.rb >= 0 && c.R.mmapCount !== 0),
+  when("mmap.data.remap.charged", (c) => c.E.rb >= 0 && c.R.mmapCount !== 0, ["mmap.maprange.fail"]),
   when("mmap.data.remap", (c) => c.E.rb >= 0 && c.R.mmapCount !== 0),
   when("mmap.data.eperm", (c) => !acctOf_(c).ok),
-  otherwise("mmap.data.new", ["mmap.data.enomem"]),
+  otherwise("mmap.data.new", ["mmap.data.enomem", "mmap.maprange.fail"]),
 ];

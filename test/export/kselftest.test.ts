@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { PROFILES, isMultiProcess } from "../../spec/program.ts";
-import { MULTI_PROCESS_SKIP, exportKselftest, runtimeHeader, selectCases, type SkippedCase } from "../../export/kselftest.ts";
+import { MAP_RANGE_FAULT_SKIP, MULTI_PROCESS_SKIP, exportKselftest, runtimeHeader, selectCases, type SkippedCase } from "../../export/kselftest.ts";
 import { loadCase } from "../../fuzz/cases.ts";
 import { main as exportMain } from "../../export/cli.ts";
 
@@ -36,10 +36,15 @@ describe("kselftest export", () => {
         ...single, name: "procs",
         program: [{ op: "open", ev: "e0", pmu: "sw" }, { op: "fork", proc: "p1", from: "p0" }, { op: "close", proc: "p1", ev: "e0" }],
       }));
+      // and one that arms the model-only map_range() fault switch (one process)
+      writeFileSync(join(root, "cases/known/fault.json"), JSON.stringify({
+        ...single, name: "fault",
+        program: [{ op: "open", ev: "e0", pmu: "sw" }, { op: "mapRangeFault", times: 1 }, { op: "mmap", map: "m0", ev: "e0", pages: 3, pgoff: 0, prot: "rw" }],
+      }));
       const skipped: SkippedCase[] = [];
       const es = exportKselftest(out, { root, litmus: 0, skipped });
       expect(es.map((e) => e.program)).toEqual(["known-single"]);
-      expect(skipped).toEqual([{ source: "cases/known/procs.json", reason: MULTI_PROCESS_SKIP }]);
+      expect(skipped).toEqual([{ source: "cases/known/fault.json", reason: MAP_RANGE_FAULT_SKIP }, { source: "cases/known/procs.json", reason: MULTI_PROCESS_SKIP }]);
       expect(existsSync(join(out, "known-procs.c"))).toBe(false);
       expect(JSON.parse(readFileSync(join(out, "auxspec-export.json"), "utf8")).skipped).toEqual(skipped);
     } finally {

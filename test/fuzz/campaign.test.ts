@@ -30,7 +30,7 @@ describe("fuzz campaign on the model", () => {
     expect(stats.programs).toBe(500);
   });
 
-  for (const profile of ["6.1", "6.12", "6.18"] as const) {
+  for (const profile of ["6.1", "6.12", "6.18", "7.2"] as const) {
     it(`${profile}: the bug-free model has no unexplained divergence in 3000 programs`, async () => {
       const { findings, stats } = await runCampaign({ backend: modelBackend(profile), profile, seed: SEED, runs: 3000, known, noShrink: true });
       expect(findings.filter((f) => !f.known).map((f) => f.signature)).toEqual([]);
@@ -38,10 +38,12 @@ describe("fuzz campaign on the model", () => {
     });
   }
 
-  // The historic races (issue 14) are searched on 6.1, where each is expressible: random par
-  // programs, the lock-level explorer on the buggy reference, the spec's linearizations.
+  // The historic races (issue 14) are searched on 6.1, where each is expressible (the map_range()
+  // race on 6.18, the first era with map_range(): random programs arm the model-only mapRangeFault
+  // switch): random par programs, the lock-level explorer on the buggy reference, the spec's
+  // linearizations.
   for (const bug of BUGS.filter((b) => b.observable && b.parOnly)) {
-    const profile = "6.1" as const;
+    const profile = bug.profiles.includes("6.1") ? "6.1" as const : bug.profiles[0];
     it(`--bug ${bug.id} (${profile}) is found by random par programs through the explorer and shrunk`, async () => {
       const config = modelBackend(profile).info.config;
       // some finding is the bug's own: it diverges on the buggy reference and not on the clean one

@@ -285,4 +285,27 @@ describe("generate: threads and par blocks (issue 14)", () => {
   it("deterministic: the same seed and index give the same program", () => {
     for (let i = 0; i < 200; i++) expect(decode(genesAt(5, i, gen), gen)).toEqual(decode(genesAt(5, i, gen), gen));
   });
+
+  it("the map_range() fault switch: rare on the model, never where unsupported; shape 6 arms it right before two mmaps of one event", () => {
+    let switches = 0, armed = 0, programs = 0;
+    for (let i = 0; i < 6000; i++) {
+      const p = decode(genesAt(12, i, gen), gen);
+      const n = p.filter((op) => op.op === "mapRangeFault").length;
+      switches += n;
+      if (n) programs++;
+      p.forEach((op, j) => {
+        const b = p[j + 1];
+        if (op.op === "mapRangeFault" && b?.op === "par" && b.ops === 2) {
+          const [x, y] = [p[j + 2], p[j + 3]];
+          if (x.op === "mmap" && y.op === "mmap" && x.ev === y.ev && x.pgoff === 0 && y.pgoff === 0 && (x.proc ?? "p0") !== (y.proc ?? "p0")) armed++;
+        }
+      });
+    }
+    expect(programs).toBeGreaterThan(30);
+    expect(programs).toBeLessThan(6000 * 0.08); // about 5 %: the fault gene 1 in 4 times, and shape 6 (1 in 8 blocks)
+    expect(armed).toBeGreaterThan(3);
+    const host = { ...gen, unsupported: new Set(["mapRangeFault"]) };
+    for (let i = 0; i < 3000; i++) expect(decode(genesAt(12, i, host), host).some((op) => op.op === "mapRangeFault")).toBe(false);
+    expect(switches).toBeGreaterThanOrEqual(programs);
+  });
 });

@@ -11,8 +11,8 @@ import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import type { Case, Config, Op, Outcome } from "../../spec/program.ts";
-import { loadCase } from "../../fuzz/cases.ts";
-import { reproC, runtimeText } from "../../fuzz/repro-c.ts";
+import { loadCase, writeCase } from "../../fuzz/cases.ts";
+import { MAP_RANGE_FAULT_NO_C, reproC, runtimeText } from "../../fuzz/repro-c.ts";
 import type { ProgramExpectation } from "../../fuzz/expect.ts";
 import { liveFacts, skipRoot } from "../hwtest/live.ts";
 
@@ -195,4 +195,23 @@ describe("C reproducers of par blocks", () => {
       }
     }
   }, 120_000);
+
+  it("a case that arms the map_range() fault switch has no C reproducer: writeCase writes its JSON only, saying why", () => {
+    const c: Case = {
+      format: "auxspec-case/1", name: "fault", profile: "6.18",
+      config: { pageSize: 4096, cpus: 2, mlockKb: 516, memlockPages: 16, capIpcLock: false, paranoid: 2, pmus: { aux: null } },
+      program: [{ op: "open", ev: "e0", pmu: "sw" }, { op: "mapRangeFault", times: 1 }, { op: "mmap", map: "m0", ev: "e0", pages: 3, pgoff: 0, prot: "rw" }],
+    };
+    expect(() => reproC(c)).toThrow(MAP_RANGE_FAULT_NO_C);
+    const d = mkdtempSync(join(tmpdir(), "auxspec-fault-case-"));
+    try {
+      const w = writeCase(d, c);
+      expect(w.c).toBeUndefined();
+      expect(w.noRepro).toBe(MAP_RANGE_FAULT_NO_C);
+      expect(readdirSync(d).filter((f) => f.endsWith(".c"))).toEqual([]);
+      expect(loadCase(w.json).program).toEqual(c.program);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
 });

@@ -60,6 +60,8 @@ function setupOp(g: G, aux: boolean): Op[] {
     return [{ op: "sendFd", proc: pick(g, g.procs), to: pick(g, g.procs), ev: pick(g, g.evs) }];
   }
   if (aux && c < 0.95) return [{ op: "auxFault", fail: g.r() < 0.5 }];
+  // the map_range() fault switch (6.18, 7.2 consume it; in a block, the first map_range() to run)
+  if (c < 0.97) return [{ op: "mapRangeFault", times: pick(g, [1, 1, 2]) }];
   return [];
 }
 

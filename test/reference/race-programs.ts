@@ -44,10 +44,10 @@ export const AUX_SERIALIZATION: Program = [
   { op: "par", ops: 2 }, mmap("m1", "e0", 2, "p0", 3), mmap("m2", "e1", 2, "p1", 3),
 ];
 
-/** race-mmap-unlocked-map-range (with the explorer's mapRangeFault on op 0 of the block): the
- *  first mmap of e0 (p0) fails in map_range() while p1 maps e0 too. */
+/** race-mmap-unlocked-map-range: the mapRangeFault switch armed for one map_range(); the first
+ *  mmap of e0 to reach map_range() (p0's or p1's) fails there while the other task maps e0 too. */
 export const MMAP_UNLOCKED_MAP_RANGE: Program = [
-  open("e0"), fork("p1"),
+  open("e0"), fork("p1"), { op: "mapRangeFault", times: 1 },
   { op: "par", ops: 2 }, mmap("m0", "e0", 3), mmap("m1", "e0", 3, "p1"),
   { op: "munmap", proc: "p1", map: "m1" },
 ];
@@ -60,7 +60,7 @@ export const MAP_RANGE_AUX: Program = [
   { op: "par", ops: 2 }, { op: "munmap", map: "m1" }, mmap("m2", "e1", 2, "p1", 3),
 ];
 
-export interface RaceCase { bug: string; profile: ProfileId; program: Program; mapRangeFault?: number; expressible: boolean }
+export interface RaceCase { bug: string; profile: ProfileId; program: Program; expressible: boolean }
 
 export const RACE_CASES: readonly RaceCase[] = [
   { bug: "race-close-close", profile: "6.1", program: CLOSE_CLOSE_TWO_EVENTS, expressible: true },
@@ -70,7 +70,7 @@ export const RACE_CASES: readonly RaceCase[] = [
   { bug: "race-setoutput-close", profile: "7.2", program: SETOUTPUT_CLOSE, expressible: true },
   { bug: "race-aux-serialization", profile: "6.1", program: AUX_SERIALIZATION, expressible: true },
   { bug: "race-aux-serialization", profile: "7.2", program: AUX_SERIALIZATION, expressible: true },
-  { bug: "race-mmap-unlocked-map-range", profile: "6.18", program: MMAP_UNLOCKED_MAP_RANGE, mapRangeFault: 0, expressible: true },
-  { bug: "race-mmap-unlocked-map-range", profile: "7.2", program: MMAP_UNLOCKED_MAP_RANGE, mapRangeFault: 0, expressible: false },
+  { bug: "race-mmap-unlocked-map-range", profile: "6.18", program: MMAP_UNLOCKED_MAP_RANGE, expressible: true },
+  { bug: "race-mmap-unlocked-map-range", profile: "7.2", program: MMAP_UNLOCKED_MAP_RANGE, expressible: true },
   { bug: "race-map-range-aux", profile: "7.2", program: MAP_RANGE_AUX, expressible: false },
 ];

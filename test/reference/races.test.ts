@@ -7,21 +7,22 @@
  * cited in reference/explore/paths.ts; the counts printed are for the report.
  * race-map-range-aux cannot be shown with the ops (NOTES-for-lead.md: the AUX mapping's own
  * aux_mmap_count keeps the area alive under map_range()): the test pins that the explorer finds
- * nothing there either way; race-mmap-unlocked-map-range needs the explorer's mapRangeFault and
- * shows on 6.18's rb-first close only (7.2.13's events-first close closes the window).
+ * nothing there either way; race-mmap-unlocked-map-range needs the mapRangeFault switch (a
+ * model-only op) and shows on 6.18's rb-first close only (7.2.13's events-first close closes
+ * the window).
  */
 import { describe, expect, it } from "vitest";
 import { BUGS } from "../../reference/index.ts";
-import { exploreReference, sequentialTraces, serialExplorerTraces, unexplained, type ExploreOptions } from "../../reference/explore/index.ts";
+import { exploreReference, sequentialTraces, unexplained, type ExploreOptions } from "../../reference/explore/index.ts";
 import { programProblems } from "../../spec/program.ts";
 import { CONFIG } from "./helpers.ts";
 import { RACE_CASES, type RaceCase } from "./race-programs.ts";
 
 function explore(c: RaceCase, bug: boolean, bound: number) {
   const bugs = bug ? new Set([c.bug]) : undefined;
-  const opts: ExploreOptions = { preemptionBound: bound, maxExecutions: 60000, mapRangeFault: c.mapRangeFault };
+  const opts: ExploreOptions = { preemptionBound: bound, maxExecutions: 60000 };
   const ex = exploreReference(c.program, CONFIG, c.profile, bugs, opts);
-  const seq = c.mapRangeFault !== undefined ? serialExplorerTraces(c.program, CONFIG, c.profile, bugs, opts) : sequentialTraces(c.program, CONFIG, c.profile, bugs);
+  const seq = sequentialTraces(c.program, CONFIG, c.profile, bugs);
   const bad = unexplained(ex, seq);
   return { ex, seq, bad, first: ex.interleavings.findIndex((il) => bad.includes(il)) };
 }
@@ -90,6 +91,18 @@ describe("historic races: the explorer finds each with the bug, never without", 
     expect(bad.some((il) => ex.traces[il.trace].aborted?.includes("NULL pointer dereference in perf_mmap_close"))).toBe(true);
     // the state after the block already shows it (endStateProblems)
     expect(bad.some((il) => il.problems.some((p) => p.what === "end state: a VMA of e0 maps no buffer (event->rb NULL)"))).toBe(true);
+  });
+
+  it("race-mmap-unlocked-map-range 7.2: the events-first close spares the new buffer, but the failing re-map's charge leaks (budget 255)", () => {
+    const c = RACE_CASES.find((x) => x.bug === "race-mmap-unlocked-map-range" && x.profile === "7.2")!;
+    const { ex, bad, seq } = explore(c, true, Infinity);
+    // every order: whichever mmap reaches map_range() first fails as a FIRST mmap (its new buffer
+    // unaccounted), the other makes a new buffer: nothing leaks
+    for (const { trace } of seq.values()) expect(trace.audit!.budgetPages).toBe(258);
+    // with the bug the second mmap re-maps the first one's buffer before its map_range() and is
+    // the one to fail: perf_mmap_rb()'s re-map charge (perf_mmap_account(), 3 pages) stays
+    expect(bad.some((il) => ex.traces[il.trace].audit?.budgetPages === 255)).toBe(true);
+    expect(bad.every((il) => ex.traces[il.trace].aborted === undefined)).toBe(true);
   });
 });
 

@@ -50,6 +50,7 @@ function opLine(op: Op, E: (h: string) => number, M: (h: string) => number, mapP
     case "rlimit": return `l ${op.memlockPages === "unlimited" ? -1 : op.memlockPages}`;
     case "touch": return `t ${M(op.map)} ${op.page} ${op.write ? 1 : 0}`;
     case "readUserPage": return `g ${M(op.map)}`;
+    case "mapRangeFault": throw new Error("mapRangeFault cannot be injected on a real kernel (map_range() is core kernel code)");
     case "sysctlMlock": case "auxFault": case "fork": case "exit": case "setuid": case "sendFd": case "thread": case "par":
       throw new Error(`the C executor does not run ${op.op}`);
     default: {
