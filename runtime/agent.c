@@ -1450,7 +1450,13 @@ int main(int argc, char **argv)
 		uid_next = 1000000 + (unsigned)(random() % 2000000000u);
 	}
 	if (O.guest) {
-		ax_write_file("/proc/sys/kernel/printk_devkmsg", "on");
+		/* with the newline: devkmsg_sysctl_set_loglvl() takes a value only when the write is
+		 * the keyword plus one character (err + 1 != *lenp: EINVAL), so a bare "on" left the
+		 * ratelimit (10 lines per 5 s) on, and from the 11th program on the boundary lines
+		 * were dropped: kernel-log attribution fell back to "read to the end", and every
+		 * program printed a "marker not seen" line on the serial console (about 1 ms under TCG) */
+		if (ax_write_file("/proc/sys/kernel/printk_devkmsg", "on\n"))
+			logf_("cannot set printk_devkmsg to on: the kernel-log boundary lines may be rate-limited");
 		kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 		kmsg_wfd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
 		hello(out, argv);
