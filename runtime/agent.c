@@ -1109,6 +1109,44 @@ static int keeps_pinned_vm(char kind)
 }
 
 /*
+ * The slots of p0's mm the teardown must unmap: bit 0 slot A, bit 1 slot B of each map handle
+ * (indexed by handle number). A slot holds something only when an op of p0's mm (p0 or one of
+ * its threads: a `thread` shares the mm of the task it comes from, a `fork` starts a new one)
+ * mapped there: mmap (slot A: MAP_FIXED_NOREPLACE at the handle's slot A), mapFixedAnon and a
+ * non-moving mremap (the handle's current slot, either), a toFresh mremap (both). munmap of a
+ * range with nothing mapped changes nothing (it finds no VMA), so the teardown skips the slots
+ * left empty: the steps that unmap something run in the protocol's order as before. An mremap
+ * that may move without toFresh can land anywhere the kernel picks: then every slot is
+ * unmapped, as the protocol says.
+ */
+static void slots_used(const struct prog *p, unsigned char *used)
+{
+	int mm_of[AX_MAX_PROCS] = { 0 }, all = 0;
+
+	for (int i = 0; i < p->nops; i++) {
+		const struct ax_op *o = &p->ops[i];
+		int in_p0 = mm_of[p->proc[i] >= 0 && p->proc[i] < AX_MAX_PROCS ? p->proc[i] : 0] == 0;
+
+		if (o->kind == 'F')
+			mm_of[o->a[0]] = (int)o->a[0];
+		else if (o->kind == 'T')
+			mm_of[o->a[0]] = mm_of[o->a[1]];
+		else if (!in_p0 || o->a[0] < 0 || o->a[0] > p->max_map)
+			continue;
+		else if (o->kind == 'm')
+			used[o->a[0]] |= 1;
+		else if (o->kind == 'f')
+			used[o->a[0]] |= 3;
+		else if (o->kind == 'r') {
+			used[o->a[0]] |= 3;
+			all |= o->a[4] && !o->a[5];
+		}
+	}
+	if (all)
+		memset(used, 3, p->max_map + 1);
+}
+
+/*
  * One program, as hwtest/host/executor.ts runProgramHere: identity in, ops with VmPin after
  * each, the protocol's teardown, the audit, identity out.
  */
@@ -1121,7 +1159,7 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 	struct strs warnings = { 0 };
 	char aborted[600] = "";
 	int *fds = NULL, switched = 0, mlock_touched_enter = 0, harness = 0;
-	unsigned char *flip = NULL;
+	unsigned char *flip = NULL, *used;
 	long v, budgets[AX_MAX_USERS], before = -1, pin0 = LONG_MIN; /* pin0: p0's VmPin, when no op since its read could change it */
 	struct ax_procs P;
 	double tt = now_us();
@@ -1144,12 +1182,13 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 	r.cap_ipc_lock = c.cap_ipc_lock;
 	r.aux_param_dir = F.test_pmu_dir;
 	{
-		/* anchors (procs.h ax_procs_init_users): the users setuid names, and u0 when any task switches */
+		/* anchors (procs.h ax_procs_init_users): the users setuid names, and u0 when any task
+		 * switches; the par barrier page only for a program with a par block */
 		unsigned anchor = 0;
 		for (int i = 0; i < p.nops; i++)
 			if (p.ops[i].kind == 'U')
 				anchor |= 1u | (1u << p.ops[i].a[1]);
-		ax_procs_init_users(&P, &r, F.root, F.root ? uid : getuid(), anchor);
+		ax_procs_init_users(&P, &r, F.root, F.root ? uid : getuid(), anchor, p.has_par);
 	}
 	memset(prog_pids, 0, sizeof(prog_pids));
 	P.close_in_child[0] = worker_fds[0];
@@ -1279,10 +1318,15 @@ teardown:
 	ax_td_restore(&r, c.mlock_kb);
 	if (ax_procs_exit_all(&P) && !aborted[0])
 		snprintf(aborted, sizeof(aborted), "teardown: %s", ax_harness_msg);
+	used = calloc(p.max_map + 1, 1);
+	slots_used(&p, used);
 	for (int i = 0; i < p.nmap; i++) {
-		ax_td_munmap(&r, p.maps[i], 0);
-		ax_td_munmap(&r, p.maps[i], 1);
+		if (used[p.maps[i]] & 1)
+			ax_td_munmap(&r, p.maps[i], 0);
+		if (used[p.maps[i]] & 2)
+			ax_td_munmap(&r, p.maps[i], 1);
 	}
+	free(used);
 	ax_td_strays(&r);
 	for (int i = 0; i < p.nev; i++)
 		ax_td_close(&r, i);

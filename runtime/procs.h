@@ -153,15 +153,17 @@ AX_FN void ax_procs_anchor_users(struct ax_procs *P, unsigned mask)
  * probed it (the audit probes u0 first, as p0, and switches p0 only for the other users
  * afterwards); a user no `setuid` names has no task and no charge. With a `setuid` (the C
  * agent): the users it names, and u0 (p0 may leave u0 while a charge of u0's outlives its tasks).
+ * `barrier`: whether to make the par barrier page (only a program with a par block uses it;
+ * without one P->bar stays NULL).
  */
-AX_FN void ax_procs_init_users(struct ax_procs *P, struct ax_run *r0, int root, unsigned uid0, unsigned anchor);
+AX_FN void ax_procs_init_users(struct ax_procs *P, struct ax_run *r0, int root, unsigned uid0, unsigned anchor, int barrier);
 
 AX_FN void ax_procs_init(struct ax_procs *P, struct ax_run *r0, int root, unsigned uid0)
 {
-	ax_procs_init_users(P, r0, root, uid0, (1u << AX_MAX_USERS) - 1);
+	ax_procs_init_users(P, r0, root, uid0, (1u << AX_MAX_USERS) - 1, 1);
 }
 
-AX_FN void ax_procs_init_users(struct ax_procs *P, struct ax_run *r0, int root, unsigned uid0, unsigned anchor)
+AX_FN void ax_procs_init_users(struct ax_procs *P, struct ax_run *r0, int root, unsigned uid0, unsigned anchor, int barrier)
 {
 	void *bar;
 
@@ -176,7 +178,7 @@ AX_FN void ax_procs_init_users(struct ax_procs *P, struct ax_run *r0, int root, 
 	for (int i = 1; i < AX_MAX_PROCS; i++)
 		P->p[i].sock = -1;
 	/* the par barrier: shared with every fork child (not a perf mapping: fork copies it) */
-	bar = mmap(NULL, AX_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	bar = barrier ? mmap(NULL, AX_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
 	P->bar = bar == MAP_FAILED ? NULL : (struct ax_bar *)bar;
 	P->jitter_us = 50;
 	P->stall_task = -1;
