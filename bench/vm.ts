@@ -1,8 +1,10 @@
 /**
  * VM rows of `npm run bench`: cold and warm provisioning, then both guest agents side by side on
- * the same kernel and the same 20-op programs: the C agent (runtime/agent.c, the default) and
- * the Node shim + TypeScript agent; boot to a ready guest and programs per second, each as wall
- * time and per QEMU CPU-second (the guest's work, which a busy shared host does not inflate);
+ * the same kernel and the same single-process 20-op programs: the C agent (runtime/agent.c, the
+ * default) and the Node shim + TypeScript agent; boot to a ready guest and programs per second,
+ * each as wall time and per QEMU CPU-second (the guest's work, which a busy shared host does not
+ * inflate); the C agent also on the generator's full mix (with processes), and where its time
+ * goes (its per-phase medians);
  * then two guests of the same kernel against one (C agent, through vmBackend --workers 2);
  * then, per kernel of 5.10, 6.12 and 7.3 (newest build, with the test PMU): cold provisioning
  * without the download, boot to a ready guest and programs/s in it (C agent).
@@ -15,13 +17,25 @@ import { GuestRunner, guestAgent, guestConfig, provisionKernel, vmBackend } from
 import { cacheRoot } from "../hwtest/vm/provision.ts";
 import { GuestVM, qemuBinary } from "../hwtest/vm/qemu.ts";
 import { decode, genesAt } from "../fuzz/generate.ts";
+import { MULTI_PROCESS_OPS } from "../hwtest/host/backend.ts";
 
 export interface Row { what: string; value: number; unit: string; target?: string; note?: string }
 
 type Agent = "c" | "ts";
 const AGENT_NAME: Record<Agent, string> = { c: "C agent", ts: "Node agent" };
 
-interface AgentRun { boot: number; bootCpu: number; rate: number; cpuRate: number; note: string }
+interface AgentRun { boot: number; bootCpu: number; rate: number; cpuRate: number; note: string; timing?: AgentTiming }
+
+/** The C agent's answer to {"timing": true} (runtime/agent.c write_timing): medians in microseconds. */
+interface AgentTiming { requests: number; medianUs: Record<string, number>; opMedianUs: Record<string, [number, number]> }
+
+/** Where a program's time goes in the guest, as a row note: each phase's median (ms). */
+function timingNote(t: AgentTiming): string {
+  const ms = (us: number) => (us / 1000).toFixed(2);
+  const phases = Object.entries(t.medianUs).filter(([k]) => k !== "worker").map(([k, v]) => `${k} ${ms(v)}`).join(", ");
+  const ops = Object.entries(t.opMedianUs).sort((a, b) => b[1][0] * b[1][1] - a[1][0] * a[1][1]).slice(0, 8).map(([k, [n, v]]) => `${k} ${ms(v)} (x${n})`).join(", ");
+  return `medians over ${t.requests} requests, ms: ${phases}; slowest op kinds by total (median each, count): ${ops}`;
+}
 
 export async function vmRows(quick: boolean): Promise<Row[]> {
   if (!qemuBinary()) return [{ what: "vm: skipped", value: 0, unit: "", note: "qemu-system-x86_64 not installed (npm run setup)" }];
@@ -47,8 +61,15 @@ export async function vmRows(quick: boolean): Promise<Row[]> {
 
   // The same programs for both agents: 20 ops each (the issue's unit), generated for the guest.
   const n = quick ? 200 : 400;
+  // Two sets of 20-op programs for the same guest config: single-process ones (the generator
+  // without MULTI_PROCESS_OPS), which both agents run, for the C / Node comparison (the Node
+  // agent answers a multi-process program "aborted" at once: it cannot fork, README, so a mix
+  // with processes compares unequal work); and the generator's full mix (fork, thread, par,
+  // setuid, sendFd too), which the C agent runs as the VM backend does.
   let programs: Program[] = [];
+  let single: Program[] = [];
   const runs = {} as Record<Agent, AgentRun>;
+  let mixed: AgentRun | undefined;
   const tsAgent = await guestAgent(() => {});
   for (const agent of ["c", "ts"] as const) {
     const vm = await GuestVM.boot({ kernel: k, agentKind: agent, agent: agent === "ts" ? tsAgent : undefined });
@@ -61,18 +82,30 @@ export async function vmRows(quick: boolean): Promise<Row[]> {
       if (!programs.length) {
         const gen = { config: cfg, minOps: 20, maxOps: 20, unsupported: new Set<string>(["mapRangeFault"]) }; // model only
         programs = Array.from({ length: n }, (_, i) => decode(genesAt(3, i, gen), gen));
+        const gen1 = { ...gen, unsupported: new Set<string>(MULTI_PROCESS_OPS) };
+        single = Array.from({ length: n }, (_, i) => decode(genesAt(3, i, gen1), gen1));
       }
       await runner.run(programs.slice(0, 8), cfg); // the first programs pay the agent's start-up
-      const t0 = performance.now();
-      const c0 = vm.cpuSeconds();
-      const traces = await runner.run(programs, cfg);
-      const s = (performance.now() - t0) / 1000;
-      const cpu = vm.cpuSeconds() - c0;
-      const ops = programs.reduce((m, p) => m + p.length, 0);
-      runs[agent] = {
-        boot: vm.bootSeconds, bootCpu, rate: programs.length / s, cpuRate: runner.reboots ? NaN : programs.length / cpu,
-        note: `${programs.length} programs, ${(ops / programs.length).toFixed(1)} ops avg, ${traces.filter((x) => x.aborted).length} aborted${runner.reboots ? `, ${runner.reboots} fresh guest(s) after leaks` : ""}`,
+      // the C agent's phase timings: reset before a timed run, read after it (runtime/agent.c write_timing)
+      const timing = () => (agent === "c" && vm.alive ? vm.send<{ timing?: AgentTiming }>({ timing: true }).then((a) => a.timing, () => undefined) : Promise.resolve(undefined));
+      const timed = async (ps: Program[]): Promise<AgentRun> => {
+        const reboots = runner.reboots;
+        await timing();
+        const t0 = performance.now();
+        const c0 = vm.cpuSeconds();
+        const traces = await runner.run(ps, cfg);
+        const s = (performance.now() - t0) / 1000;
+        const cpu = vm.cpuSeconds() - c0;
+        const phases = await timing();
+        const ops = ps.reduce((m, p) => m + p.length, 0);
+        const fresh = runner.reboots - reboots;
+        return {
+          boot: vm.bootSeconds, bootCpu, rate: ps.length / s, cpuRate: fresh || runner.reboots ? NaN : ps.length / cpu, timing: phases,
+          note: `${ps.length} programs, ${(ops / ps.length).toFixed(1)} ops avg, ${traces.filter((x) => x.aborted).length} aborted${fresh ? `, ${fresh} fresh guest(s) after leaks` : ""}`,
+        };
       };
+      runs[agent] = await timed(single);
+      if (agent === "c") mixed = await timed(programs);
     } finally {
       await runner.close();
     }
@@ -83,10 +116,18 @@ export async function vmRows(quick: boolean): Promise<Row[]> {
   }
   for (const agent of ["c", "ts"] as const) {
     const r = runs[agent];
-    rows.push({ what: `vm:${kernel} programs inside the guest (TCG), ${AGENT_NAME[agent]}`, value: r.rate, unit: "programs/s", target: agent === "c" ? ">= 300" : undefined, note: `${r.cpuRate.toFixed(1)} per QEMU CPU-second; ${r.note}` });
+    rows.push({ what: `vm:${kernel} programs inside the guest (TCG), ${AGENT_NAME[agent]}, single-process`, value: r.rate, unit: "programs/s", target: agent === "c" ? ">= 300" : undefined, note: `${r.cpuRate.toFixed(1)} per QEMU CPU-second; ${r.note}` });
   }
-  rows.push({ what: `vm:${kernel} C agent / Node agent, programs/s (wall)`, value: runs.c.rate / runs.ts.rate, unit: "x", target: ">= 10", note: `per QEMU CPU-second: ${(runs.c.cpuRate / runs.ts.cpuRate).toFixed(2)}x; same kernel, same programs, one run` });
+  rows.push({ what: `vm:${kernel} C agent / Node agent, programs/s (wall)`, value: runs.c.rate / runs.ts.rate, unit: "x", target: ">= 10", note: `per QEMU CPU-second: ${(runs.c.cpuRate / runs.ts.cpuRate).toFixed(2)}x; same kernel, same single-process programs, one run` });
   rows.push({ what: `vm:${kernel} Node agent / C agent, boot to a ready guest (wall)`, value: runs.ts.boot / runs.c.boot, unit: "x", note: `QEMU CPU: ${(runs.ts.bootCpu / runs.c.bootCpu).toFixed(2)}x` });
+  if (runs.c.timing) {
+    const t = runs.c.timing;
+    rows.push({ what: `vm:${kernel} C agent, single-process: median worker time per program`, value: (t.medianUs.worker ?? 0) / 1000, unit: "ms", note: timingNote(t) });
+  }
+  if (mixed) {
+    rows.push({ what: `vm:${kernel} programs inside the guest (TCG), C agent, with processes`, value: mixed.rate, unit: "programs/s", note: `${mixed.cpuRate.toFixed(1)} per QEMU CPU-second; the generator's full mix; ${mixed.note}` });
+    if (mixed.timing) rows.push({ what: `vm:${kernel} C agent, with processes: median worker time per program`, value: (mixed.timing.medianUs.worker ?? 0) / 1000, unit: "ms", note: timingNote(mixed.timing) });
+  }
 
   // Two guests of the same kernel against one (C agent, vmBackend workers 2 vs 1), the same
   // programs; alternated twice and the better of each kept (the host's other load comes and goes).

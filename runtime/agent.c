@@ -13,6 +13,9 @@
  * the shim's part (guest/shim.mjs): a `{"hello":{...}}` line first; `{"id":N,"probe":true}`,
  * `{"id":N,"selftestWarn":true}`, `{"id":N,"selftestPanic":true}` and `{"quit":true}`; the test
  * PMU's setups/frees reset before each program; and kernel-log lines of every PID.
+ * `{"id":N,"timing":true}` (any mode) answers `{"id":N,"timing":{...}}`: the median time of
+ * each phase of the requests since the last such request, and of each op kind (see "where a
+ * program's time goes" below; bench/vm.ts prints it).
  *
  * Processes: this process (the supervisor) reads requests and writes answers; a forked worker
  * runs them (requests over a pipe as "U<uid> <line>", answers back as "<line>\n" then ".\n", or
@@ -65,6 +68,100 @@ static int kmsg_wfd = -1;   /* markers */
 static int status_fd = -1;
 static unsigned long mark_seq;
 
+/*
+ * ---- where a program's time goes (request {"id":N,"timing":true}; bench/vm.ts prints it) ----
+ * Phases of each request in microseconds of CLOCK_MONOTONIC, kept for the last T_HIST
+ * requests in a page shared by the supervisor and its workers (a fresh worker keeps them),
+ * and per op kind for the last T_OPS ops of each. The answer gives each one's median (a
+ * busy host stops the guest for milliseconds at a time: sums are mostly its noise) and
+ * resets them.
+ */
+enum { T_PARSE, T_ENTER, T_OPS, T_TEARDOWN, T_AUDIT_PIN, T_PROBE, T_PMU, T_KMSG, T_LEAVE, T_TAIL, T_REQUEST, T_SUP, T_N };
+static const char *const t_names[T_N] = { "parse", "enter", "ops", "teardown", "auditVmPin", "budgetProbe", "pmuCounters", "kmsgBoundary", "leave", "workerTail", "worker", "supervisor" };
+#define T_HIST 1024
+#define T_OPS_KEPT 256
+#define T_KINDS "ocmuprfaslkxtgFTXUSB"
+struct timing {
+	long nreq, nop[sizeof(T_KINDS)];
+	float cur[T_N];
+	float hist[T_HIST][T_N];
+	float op[sizeof(T_KINDS)][T_OPS_KEPT];
+};
+static struct timing *T;
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* Adds the time since *t0 to phase ph of this request; *t0 becomes now. */
+static void t_add(int ph, double *t0)
+{
+	double t = now_us();
+
+	if (T)
+		T->cur[ph] += (float)(t - *t0);
+	*t0 = t;
+}
+
+static void t_op(char kind, double t0)
+{
+	const char *k = kind ? strchr(T_KINDS, kind) : NULL;
+
+	if (T && k)
+		T->op[k - T_KINDS][T->nop[k - T_KINDS]++ % T_OPS_KEPT] = (float)(now_us() - t0);
+}
+
+/* The request is answered: its phases into the history. */
+static void t_done(void)
+{
+	if (!T)
+		return;
+	memcpy(T->hist[T->nreq++ % T_HIST], T->cur, sizeof(T->cur));
+	memset(T->cur, 0, sizeof(T->cur));
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static float median(float *v, long n)
+{
+	qsort(v, n, sizeof(*v), cmp_float);
+	return n ? v[n / 2] : 0;
+}
+
+static void write_timing(struct aj_buf *b)
+{
+	static float col[T_HIST > T_OPS_KEPT ? T_HIST : T_OPS_KEPT];
+	long n = T ? (T->nreq < T_HIST ? T->nreq : T_HIST) : 0;
+
+	aj_printf(b, ",\"timing\":{\"requests\":%ld,\"medianUs\":{", n);
+	for (int i = 0; i < T_N; i++) {
+		for (long j = 0; j < n; j++)
+			col[j] = T->hist[j][i];
+		aj_printf(b, "%s\"%s\":%.0f", i ? "," : "", t_names[i], median(col, n));
+	}
+	aj_raw(b, "},\"opMedianUs\":{");
+	for (int k = 0, first = 1; T && T_KINDS[k]; k++) {
+		long m = T->nop[k] < T_OPS_KEPT ? T->nop[k] : T_OPS_KEPT;
+		if (!m)
+			continue;
+		memcpy(col, T->op[k], m * sizeof(float));
+		aj_printf(b, "%s\"%c\":[%ld,%.0f]", first ? "" : ",", T_KINDS[k], T->nop[k], median(col, m));
+		first = 0;
+	}
+	aj_raw(b, "}}");
+	if (T)
+		memset(T, 0, sizeof(*T));
+}
+
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logf_(const char *fmt, ...)
 {
@@ -88,6 +185,11 @@ static int write_all(int fd, const char *s, size_t n)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN) {
+				struct pollfd pf = { fd, POLLOUT, 0 };
+				poll(&pf, 1, -1);
+				continue;
+			}
 			return -1;
 		}
 		s += w;
@@ -188,6 +290,37 @@ static void read_facts(void)
 	F.root = geteuid() == 0;
 	find_aux_pmu();
 	F.test_pmu_dir = access(PARAMS, F_OK) == 0 ? PARAMS : NULL;
+}
+
+/*
+ * The test PMU's module parameters a program's audit reads (and reset_counts, written before
+ * each program), opened once: pread/pwrite at offset 0 on the kept fd instead of
+ * open/read/close per value (kernfs regenerates a seq_file attribute read at offset 0, as
+ * /proc/self/status): one syscall a value instead of three with a path walk. -1: read by path.
+ */
+enum { PMU_LIVE, PMU_SETUPS, PMU_FREES, PMU_FAIL, PMU_RESET, PMU_NFD };
+static const char *const pmu_files[PMU_NFD] = { PARAMS "/live", PARAMS "/setups", PARAMS "/frees", PARAMS "/fail_setup_aux", PARAMS "/reset_counts" };
+static int pmu_fd[PMU_NFD] = { -1, -1, -1, -1, -1 };
+
+static void pmu_open(void)
+{
+	for (int i = 0; i < PMU_NFD; i++)
+		pmu_fd[i] = F.test_pmu_dir ? open(pmu_files[i], (i == PMU_RESET ? O_WRONLY : O_RDONLY) | O_CLOEXEC) : -1;
+}
+
+/* ax_read_long of a parameter (a number, or Y/N as 1/0; -1 when unreadable). */
+static long pmu_read(int i)
+{
+	char buf[64];
+	ssize_t n;
+
+	if (pmu_fd[i] < 0)
+		return ax_read_long(pmu_files[i]);
+	n = pread(pmu_fd[i], buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	return strtol(buf[0] == 'Y' ? "1" : buf[0] == 'N' ? "0" : buf, NULL, 10);
 }
 
 /* ---- kernel log ---- */
@@ -811,6 +944,114 @@ static void write_node(struct aj_buf *b, const struct aj_node *n, const char *sk
 	}
 }
 
+/* ---- the audit's budget probe, with the tries whose answer is known left out ---- */
+
+/*
+ * spec/audit.ts budgetProbe (runtime/auxspec.h ax_budget_probe is its literal twin, which the
+ * reproducers and the host helpers use): fresh data buffers of 2^k data pages + the user page,
+ * greedily from the largest k under the cap down to k = 0, each size repeated while it maps,
+ * then user-page-only buffers; stop at EPERM or at the cap. Most of its mmaps fail: after the
+ * buffer that takes the budget, every smaller size is tried once more (8 failing mmaps for the
+ * usual 129-page budget). This copy returns the same pages with
+ * fewer tries, from one fact of every profile's kernel:
+ *
+ *   At a fixed state (user->locked_vm, mm->pinned_vm, RLIMIT_MEMLOCK, no CAP_IPC_LOCK), a
+ *   fresh buffer of n data pages maps iff pinned_vm + max(0, min(locked_vm, limit) + n + 1 -
+ *   limit) <= RLIMIT_MEMLOCK pages (inline in perf_mmap() in Debian's linux-source 5.10 and 6.1,
+ *   perf_mmap_calc_limits() in 7.2 and 7.3; the clamp since 5.6): EPERM is monotone in n, and the check runs
+ *   before anything is allocated or charged, so a failing try changes nothing. (Only while
+ *   pinned_vm >= 0: `locked` is unsigned, so a negative pinned_vm plus `extra` wraps and the
+ *   answer is no longer monotone in n. The audit knows VmPin; with VmPin < 0 it runs the
+ *   literal ax_budget_probe.)
+ *
+ * So after a buffer mapped (a new state), one user-page-only try first: if even that fails,
+ * every try the greedy order has left at this state fails too, and the probe ends with the
+ * pages it has. If it maps, it is unmapped and its event closed at once (a fresh buffer mapped
+ * within the budget charges n + 1 pages to the user's locked_vm and none to pinned_vm, since
+ * pinned_vm may not grow under this rlimit, and its munmap refunds the same n + 1 to the same
+ * user: rb->mmap_user is current_user(), rb->mmap_locked is 0; perf_mmap_close() in the same
+ * versions, perf_mmap_unaccount() in 7.2 and 7.3), and the greedy order goes on as before. The usual budget then costs 2 mmaps, not 9.
+ * test/hwtest/agent-probe.test.ts runs this code against budgetProbe over a monotone budget.
+ */
+struct probe_buf { void *p; size_t len; int fd; };
+struct probe_state { struct probe_buf *b; int nb, size, spare; };
+
+/* One try: a fresh buffer of n data pages + the user page. 1: mapped (kept); 0: EPERM; -1: error (ax_harness_msg). */
+static int probe_try(struct probe_state *s, long n)
+{
+	void *p;
+
+	if (s->spare < 0) {
+		s->spare = ax_perf_open(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_DUMMY, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+		if (s->spare < 0) {
+			snprintf(ax_harness_msg, sizeof(ax_harness_msg), "budget probe: perf_event_open failed with %s", ax_errno_name(errno));
+			return -1;
+		}
+	}
+	p = mmap(NULL, (n + 1) * AX_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, s->spare, 0);
+	if (p == MAP_FAILED) {
+		if (errno == EPERM)
+			return 0;
+		snprintf(ax_harness_msg, sizeof(ax_harness_msg), "budget probe: mmap of %ld pages failed with %s", n + 1, ax_errno_name(errno));
+		return -1;
+	}
+	if (s->nb == s->size) {
+		void *nbp = realloc(s->b, (s->size = s->size ? 2 * s->size : 32) * sizeof(*s->b));
+		if (!nbp) {
+			munmap(p, (n + 1) * AX_PAGE_SIZE);
+			snprintf(ax_harness_msg, sizeof(ax_harness_msg), "budget probe: out of memory");
+			return -1;
+		}
+		s->b = nbp;
+	}
+	s->b[s->nb].p = p;
+	s->b[s->nb].len = (n + 1) * AX_PAGE_SIZE;
+	s->b[s->nb++].fd = s->spare;
+	s->spare = -1;
+	return 1;
+}
+
+/* Pages the probe maps under `cap`, everything unmapped and closed again; -1 on an error. vmpin_kb: VmPin now. */
+static long agent_budget_probe(long cap, long vmpin_kb)
+{
+	struct probe_state s = { NULL, 0, 0, -1 };
+	long pages = 0;
+	int k = 0, r = 0, looked = 1; /* looked: this state had its user-page-only try (none at the start) */
+
+	if (vmpin_kb < 0)
+		return ax_budget_probe(cap);
+	while ((2L << k) + 1 <= cap)
+		k++;
+	for (; k >= -1 && r >= 0; k--) {
+		long n = k >= 0 ? 1L << k : 0;
+		while (pages + n + 1 <= cap) {
+			if (!looked && n > 0) {
+				looked = 1;
+				if ((r = probe_try(&s, 0)) <= 0)
+					goto out; /* 0: nothing maps at this state, so no try left would */
+				s.nb--;
+				munmap(s.b[s.nb].p, s.b[s.nb].len);
+				close(s.b[s.nb].fd);
+			}
+			if ((r = probe_try(&s, n)) <= 0)
+				break;
+			pages += n + 1;
+			looked = 0;
+		}
+	}
+out:
+	for (int i = 0; i < s.nb; i++)
+		munmap(s.b[i].p, s.b[i].len);
+	for (int i = 0; i < s.nb; i++)
+		close(s.b[i].fd);
+	if (s.spare >= 0)
+		close(s.spare);
+	free(s.b);
+	return r < 0 ? -1 : pages;
+}
+
+/* ---- end of the budget probe ---- */
+
 /*
  * Not root (--measure-budget, as agent.ts runAsSharedUser): the shared user's budget, probed as
  * the audit does (RLIMIT_MEMLOCK at the pinned pages, no CAP_IPC_LOCK); -1 with ax_harness_msg.
@@ -825,7 +1066,7 @@ static long measure_budget(const struct config *c, long vmpin)
 		ax_harness("setrlimit for the budget probe failed");
 		return -1;
 	}
-	pages = ax_budget_probe(ax_budget_cap(c->mlock_kb, c->cpus));
+	pages = agent_budget_probe(ax_budget_cap(c->mlock_kb, c->cpus), vmpin);
 	setrlimit(RLIMIT_MEMLOCK, &orig);
 	return pages;
 }
@@ -841,12 +1082,71 @@ static int probe_as(struct ax_run *r, unsigned uid, const struct config *c, long
 		snprintf(aborted, n, "setrlimit or capset for the budget probe");
 		return -1;
 	}
-	*out = ax_budget_probe(ax_budget_cap(c->mlock_kb, c->cpus));
+	*out = agent_budget_probe(ax_budget_cap(c->mlock_kb, c->cpus), vmpin);
 	if (*out < 0) {
 		snprintf(aborted, n, "budget probe: %s", ax_harness_msg);
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Ops that change no mm's pinned_vm, in any profile's kernel: pinned_vm moves only in
+ * perf_mmap() (the charge, atomic64_add to vma->vm_mm) and perf_mmap_close() (the refunds,
+ * atomic64_sub from vma->vm_mm), i.e. when a perf VMA is mapped or closed (kernel/events/core.c
+ * of Debian's linux-source 5.10, 6.1, 7.2 and 7.3: no other pinned_vm in kernel/events/; elsewhere only
+ * for pinned user pages: io_uring, RDMA, vfio, xsk, which no op uses). None of these maps or
+ * closes a VMA: perf_event_open (open, with or without outputTo), close(2) of an event fd (a
+ * VMA holds its own file reference, so perf_release runs only after the last munmap),
+ * PERF_EVENT_IOC_SET_OUTPUT (setOutput), setrlimit (rlimit), writes to perf_event_mlock_kb or
+ * the test PMU's fail_setup_aux (sysctlMlock, auxFault), and page accesses (touch, setAux,
+ * readUserPage: a fault runs perf_mmap_fault() or delivers SIGSEGV/SIGBUS; the CLONE_VM
+ * child of --touch=child shares the mm and unmaps nothing). After such an op p0's VmPin is the
+ * value read after the op before it, so it is not read again (30 to 80 us a read in a TCG guest). Every
+ * other op (mmap, munmap, mremap, mprotect, mapFixedAnon, the process ops, a par block), in
+ * any task (p0's threads share its mm), makes the next op of p0 read it.
+ */
+static int keeps_pinned_vm(char kind)
+{
+	return kind && strchr("ocslkxtga", kind) != NULL;
+}
+
+/*
+ * The slots of p0's mm the teardown must unmap: bit 0 slot A, bit 1 slot B of each map handle
+ * (indexed by handle number). A slot holds something only when an op of p0's mm (p0 or one of
+ * its threads: a `thread` shares the mm of the task it comes from, a `fork` starts a new one)
+ * mapped there: mmap (slot A: MAP_FIXED_NOREPLACE at the handle's slot A), mapFixedAnon and a
+ * non-moving mremap (the handle's current slot, either), a toFresh mremap (both). munmap of a
+ * range with nothing mapped changes nothing (it finds no VMA), so the teardown skips the slots
+ * left empty: the steps that unmap something run in the protocol's order as before. An mremap
+ * that may move without toFresh can land anywhere the kernel picks: then every slot is
+ * unmapped, as the protocol says.
+ */
+static void slots_used(const struct prog *p, unsigned char *used)
+{
+	int mm_of[AX_MAX_PROCS] = { 0 }, all = 0;
+
+	for (int i = 0; i < p->nops; i++) {
+		const struct ax_op *o = &p->ops[i];
+		int in_p0 = mm_of[p->proc[i] >= 0 && p->proc[i] < AX_MAX_PROCS ? p->proc[i] : 0] == 0;
+
+		if (o->kind == 'F')
+			mm_of[o->a[0]] = (int)o->a[0];
+		else if (o->kind == 'T')
+			mm_of[o->a[0]] = mm_of[o->a[1]];
+		else if (!in_p0 || o->a[0] < 0 || o->a[0] > p->max_map)
+			continue;
+		else if (o->kind == 'm')
+			used[o->a[0]] |= 1;
+		else if (o->kind == 'f')
+			used[o->a[0]] |= 3;
+		else if (o->kind == 'r') {
+			used[o->a[0]] |= 3;
+			all |= o->a[4] && !o->a[5];
+		}
+	}
+	if (all)
+		memset(used, 3, p->max_map + 1);
 }
 
 /*
@@ -862,16 +1162,18 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 	struct strs warnings = { 0 };
 	char aborted[600] = "";
 	int *fds = NULL, switched = 0, mlock_touched_enter = 0, harness = 0;
-	unsigned char *flip = NULL;
-	long v, budgets[AX_MAX_USERS], before = -1;
+	unsigned char *flip = NULL, *used;
+	long v, budgets[AX_MAX_USERS], before = -1, pin0 = LONG_MIN; /* pin0: p0's VmPin, when no op since its read could change it */
 	struct ax_procs P;
+	double tt = now_us();
 
 	if (parse_program(prog_n, &p) || parse_config(cfg_n, &c) || config_problem(&c, &p)) {
 		aborted_trace(b, problem);
 		free_program(&p);
 		return;
 	}
-	if (O.guest && F.test_pmu_dir)
+	t_add(T_PARSE, &tt);
+	if (O.guest && F.test_pmu_dir && (pmu_fd[PMU_RESET] < 0 || pwrite(pmu_fd[PMU_RESET], "1", 1, 0) != 1))
 		ax_write_file(PARAMS "/reset_counts", "1");
 	if (O.guest)
 		kmsg_drain(&unattributed);
@@ -882,7 +1184,15 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 	r.aux_type = F.aux_type >= 0 ? F.aux_type : AX_NO_SUCH_PMU_TYPE;
 	r.cap_ipc_lock = c.cap_ipc_lock;
 	r.aux_param_dir = F.test_pmu_dir;
-	ax_procs_init(&P, &r, F.root, F.root ? uid : getuid());
+	{
+		/* anchors (procs.h ax_procs_init_users): the users setuid names, and u0 when any task
+		 * switches; the par barrier page only for a program with a par block */
+		unsigned anchor = 0;
+		for (int i = 0; i < p.nops; i++)
+			if (p.ops[i].kind == 'U')
+				anchor |= 1u | (1u << p.ops[i].a[1]);
+		ax_procs_init_users(&P, &r, F.root, F.root ? uid : getuid(), anchor, p.has_par);
+	}
 	memset(prog_pids, 0, sizeof(prog_pids));
 	P.close_in_child[0] = worker_fds[0];
 	P.close_in_child[1] = worker_fds[1];
@@ -938,10 +1248,13 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 		snprintf(aborted, sizeof(aborted), "VmPin is %ld kB before the program: this process is not clean", v);
 		goto teardown;
 	}
+	pin0 = v;
 	P.jitter_us = jitter_us;
 	P.stall_task = test_stall_task;
 	P.stall_mode = test_stall_mode;
+	t_add(T_ENTER, &tt);
 	for (int i = 0; i < p.nops; i++) {
+		double to = now_us();
 		/* the op in its process (spec/program.ts opProc); VmPin is that process's after it */
 		int res;
 		if (p.ops[i].kind == 'B') {
@@ -949,6 +1262,7 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 			 * together from the barrier, each op's VmPin read after the whole block */
 			struct ax_par_res pr[3];
 			int n = (int)p.ops[i].a[0];
+			pin0 = LONG_MIN;
 			write_step(b, i == 0, 0, &p.ops[i], r.page, 0);
 			if (ax_procs_par(&P, n, &p.proc[i + 1], &p.ops[i + 1], status_fd, pr) == AX_HARNESS) {
 				snprintf(aborted, sizeof(aborted), "%s", ax_harness_msg);
@@ -968,7 +1282,19 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 			i += n;
 			continue;
 		}
-		res = ax_procs_op(&P, p.proc[i], &p.ops[i], status_fd);
+		if (p.proc[i] == 0 && pin0 != LONG_MIN && keeps_pinned_vm(p.ops[i].kind)) {
+			/* as ax_procs_op in p0, without the VmPin read (keeps_pinned_vm) */
+			res = ax_run_op(&r, &p.ops[i]);
+			P.vmpin = pin0;
+		} else {
+			res = ax_procs_op(&P, p.proc[i], &p.ops[i], status_fd);
+			if (strchr("FTXUSB", p.ops[i].kind))
+				pin0 = LONG_MIN;
+			else if (p.proc[i] == 0)
+				pin0 = P.vmpin; /* read just now, after this op */
+			else if (!keeps_pinned_vm(p.ops[i].kind))
+				pin0 = LONG_MIN;
+		}
 		if (res == AX_HARNESS) {
 			snprintf(aborted, sizeof(aborted), "%s", ax_harness_msg);
 			harness = 1;
@@ -983,8 +1309,10 @@ static void run_program(struct aj_buf *b, const struct aj_node *prog_n, const st
 			break;
 		}
 		write_step(b, i == 0, res, &p.ops[i], r.page, v);
+		t_op(p.ops[i].kind, to);
 	}
 teardown:
+	t_add(T_OPS, &tt);
 	/* a harness failure or time-out leaves nothing running: every child ends (its socket closes) */
 	if (harness || aborted[0])
 		ax_procs_kill_all(&P);
@@ -993,18 +1321,25 @@ teardown:
 	ax_td_restore(&r, c.mlock_kb);
 	if (ax_procs_exit_all(&P) && !aborted[0])
 		snprintf(aborted, sizeof(aborted), "teardown: %s", ax_harness_msg);
+	used = calloc(p.max_map + 1, 1);
+	slots_used(&p, used);
 	for (int i = 0; i < p.nmap; i++) {
-		ax_td_munmap(&r, p.maps[i], 0);
-		ax_td_munmap(&r, p.maps[i], 1);
+		if (used[p.maps[i]] & 1)
+			ax_td_munmap(&r, p.maps[i], 0);
+		if (used[p.maps[i]] & 2)
+			ax_td_munmap(&r, p.maps[i], 1);
 	}
+	free(used);
 	ax_td_strays(&r);
 	for (int i = 0; i < p.nev; i++)
 		ax_td_close(&r, i);
 	aj_raw(b, "],\"audit\":");
+	t_add(T_TEARDOWN, &tt);
 	if (!aborted[0]) {
 		long budget = -1;
 		int nb = 0;
 		v = ax_vmpin_kb(status_fd);
+		t_add(T_AUDIT_PIN, &tt);
 		if (switched && !O.no_budget) {
 			/* u0's budget as its uid, then every other user a setuid named (spec/audit.ts) */
 			if (probe_as(&r, uid, &c, v, &budget, aborted, sizeof(aborted)))
@@ -1022,6 +1357,7 @@ teardown:
 				goto audit_done;
 			}
 		}
+		t_add(T_PROBE, &tt);
 		aj_printf(b, "{\"vmPinKb\":%ld", v);
 		if (budget >= 0)
 			aj_printf(b, ",\"budgetPages\":%ld", budget);
@@ -1035,15 +1371,17 @@ teardown:
 			aj_raw(b, "}");
 		}
 		if (F.test_pmu_dir) {
-			long live = ax_read_long(PARAMS "/live"), setups = ax_read_long(PARAMS "/setups"), frees = ax_read_long(PARAMS "/frees");
+			long live = pmu_read(PMU_LIVE), setups = pmu_read(PMU_SETUPS), frees = pmu_read(PMU_FREES);
 			if (live >= 0) aj_printf(b, ",\"liveAux\":%ld", live);
 			if (setups >= 0) aj_printf(b, ",\"auxSetups\":%ld", setups);
 			if (frees >= 0) aj_printf(b, ",\"auxFrees\":%ld", frees);
 		}
+		t_add(T_PMU, &tt);
 		if (O.guest)
 			kmsg_boundary("end", &warnings);
 		else
 			kmsg_scan(getpid(), NULL, &warnings, &warnings); /* this worker's and its children's */
+		t_add(T_KMSG, &tt);
 		if (warnings.n) {
 			aj_raw(b, ",\"warnings\":");
 			write_warnings(b, &warnings);
@@ -1093,6 +1431,7 @@ audit_done:
 	free(fds);
 	free(flip);
 	free_program(&p);
+	t_add(T_LEAVE, &tt);
 }
 
 static void pmu_counters(struct aj_buf *b)
@@ -1101,8 +1440,8 @@ static void pmu_counters(struct aj_buf *b)
 		aj_raw(b, "null");
 		return;
 	}
-	aj_printf(b, "{\"setups\":%ld,\"frees\":%ld,\"live\":%ld,\"failSetupAux\":%s}", ax_read_long(PARAMS "/setups"),
-		  ax_read_long(PARAMS "/frees"), ax_read_long(PARAMS "/live"), ax_read_long(PARAMS "/fail_setup_aux") == 1 ? "true" : "false");
+	aj_printf(b, "{\"setups\":%ld,\"frees\":%ld,\"live\":%ld,\"failSetupAux\":%s}", pmu_read(PMU_SETUPS),
+		  pmu_read(PMU_FREES), pmu_read(PMU_LIVE), pmu_read(PMU_FAIL) == 1 ? "true" : "false");
 }
 
 static double uptime(void)
@@ -1142,6 +1481,8 @@ static void worker_request(struct aj_buf *b, char *line, unsigned uid)
 		write_warnings(b, &w);
 		aj_printf(b, ",\"uptime\":%.2f}", uptime());
 		strs_clear(&w);
+	} else if (aj_get(req, "timing")) {
+		write_timing(b);
 	} else if (O.guest && aj_get(req, "selftestWarn")) {
 		/* The WARN is this request's: it comes back in its answer, not with the next program. */
 		struct strs w = { 0 };
@@ -1205,6 +1546,8 @@ static void worker_request(struct aj_buf *b, char *line, unsigned uid)
 						aj_raw(b, ",");
 					aj_printf(b, "%.*s", (int)one.len, one.s);
 				}
+				if (k + 1 == repeat)
+					break; /* worker_main checks the last one */
 				pin = ax_vmpin_kb(status_fd);
 				if (worker_dirty || pin != 0 || (F.root && (getuid() != 0 || geteuid() != 0)) || strstr(one.s, "\"aborted\":"))
 					break;
@@ -1251,6 +1594,11 @@ static char *read_line(struct reader *rd)
 		n = read(rd->fd, rd->buf + rd->len, rd->cap - rd->len - 1);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd pf = { rd->fd, POLLIN, 0 };
+			poll(&pf, 1, -1);
+			continue;
+		}
 		if (n <= 0)
 			return NULL;
 		rd->len += n;
@@ -1283,8 +1631,10 @@ static int worker_main(int rfd, int wfd)
 			if (*line == ' ')
 				line++;
 		}
+		double tw = now_us(), tr = tw;
 		b.len = 0;
 		worker_request(&b, line, uid);
+		t_add(T_REQUEST, &tr);
 		/* a uid change clears PR_SET_PDEATHSIG (commit_creds): arm it again */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() == 1 && !O.guest)
@@ -1293,6 +1643,7 @@ static int worker_main(int rfd, int wfd)
 		if (pin != 0 || (F.root && (getuid() != 0 || geteuid() != 0)))
 			worker_dirty = 1;
 		aj_raw(&b, worker_dirty ? "!\n" : ".\n");
+		t_add(T_TAIL, &tr);
 		if (write_all(wfd, b.s, b.len))
 			_exit(1);
 		if (worker_dirty) {
@@ -1423,7 +1774,7 @@ int main(int argc, char **argv)
 	static struct aj_node nodes[64];
 	struct reader in = { 0, NULL, 0, 0, 0 };
 	struct worker w = { 0 };
-	struct aj_buf ans = { 0 };
+	struct aj_buf ans = { 0 }, fwd = { 0 };
 	unsigned uid_next;
 	char *line;
 	int out = 1;
@@ -1443,6 +1794,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	read_facts();
+	pmu_open();
 	if (F.root)
 		ax_raise_memlock_hard();
 	{
@@ -1453,9 +1805,22 @@ int main(int argc, char **argv)
 		uid_next = 1000000 + (unsigned)(random() % 2000000000u);
 	}
 	if (O.guest) {
-		ax_write_file("/proc/sys/kernel/printk_devkmsg", "on");
+		/* with the newline: devkmsg_sysctl_set_loglvl() takes a value only when the write is
+		 * the keyword plus one character (err + 1 != *lenp: EINVAL), so a bare "on" left the
+		 * ratelimit (10 lines per 5 s) on, and from the 11th program on the boundary lines
+		 * were dropped: kernel-log attribution fell back to "read to the end", and every
+		 * program printed a "marker not seen" line on the serial console (about 1 ms under TCG) */
+		if (ax_write_file("/proc/sys/kernel/printk_devkmsg", "on\n"))
+			logf_("cannot set printk_devkmsg to on: the kernel-log boundary lines may be rate-limited");
 		kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 		kmsg_wfd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+		/*
+		 * The channel (stdin and stdout: one open file of the virtio-serial port) non-blocking:
+		 * a blocking write to a port spins in the guest until the host has taken the buffer
+		 * (virtio_console.c __send_to_port), a nonblocking one returns once it is queued
+		 * (reclaimed on the next write). read_line and write_all poll on EAGAIN.
+		 */
+		fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
 		hello(out, argv);
 	} else if (F.root)
 		kmsg_fd = ax_kmsg_open();
@@ -1463,8 +1828,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "agent: the kernel-warning pattern does not compile\n");
 		return 2;
 	}
+	{
+		void *tp = mmap(NULL, sizeof(*T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		T = tp == MAP_FAILED ? NULL : tp;
+	}
 	while ((line = read_line(&in))) {
 		static char copy[1 << 20];
+		double ts = now_us(); /* the supervisor's own time on this request: ts to forwarded, answer read to written */
 		const char *err;
 		struct aj_node *req, *id, *tn, *uidn;
 		double timeout_ms = 0;
@@ -1524,15 +1894,20 @@ int main(int argc, char **argv)
 			int fresh = w.pid <= 0, timed_out = 0;
 			struct timespec t0, t1;
 			char head[32];
-			int hl;
 
 			if (fresh)
 				spawn_worker(&w);
-			hl = snprintf(head, sizeof(head), "U%u ", uid);
-			if (write_all(w.wfd, head, hl) || write_all(w.wfd, line, strlen(line)) || write_all(w.wfd, "\n", 1)) {
+			snprintf(head, sizeof(head), "U%u ", uid);
+			/* one write: each write wakes the worker, and a context switch costs ~100 us under TCG */
+			fwd.len = 0;
+			aj_printf(&fwd, "%s", head);
+			aj_raw(&fwd, line);
+			aj_raw(&fwd, "\n");
+			if (write_all(w.wfd, fwd.s, fwd.len)) {
 				/* it died before reading: handled as a death below */
 			}
 			clock_gettime(CLOCK_MONOTONIC, &t0);
+			t_add(T_SUP, &ts);
 			for (;;) {
 				char *a, *st;
 				int ms = -1;
@@ -1556,7 +1931,9 @@ int main(int argc, char **argv)
 				aj_raw(&ans, a);
 				aj_raw(&ans, "\n");
 				st = read_line(&w.rd);
+				ts = now_us();
 				write_all(out, ans.s, ans.len);
+				t_add(T_SUP, &ts);
 				answered = 1;
 				if (!st || st[0] != '.') {
 					reap(&w, why, sizeof(why));
@@ -1597,6 +1974,7 @@ int main(int argc, char **argv)
 			write_all(out, ans.s, ans.len);
 			answered = 1;
 		}
+		t_done();
 	}
 	if (w.pid > 0) {
 		char why[64];
