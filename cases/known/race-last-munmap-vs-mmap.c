@@ -1213,10 +1213,12 @@ struct ax_pans {
  * flake). The spec's users persist, as a login session's do; so, as root, every user handle of
  * a program gets an anchor: /dev/null opened under its uid, kept open until the next program
  * starts (after this one's audit). Not root: one user, the caller's, which its own creds hold.
+ * `mask`: the user handles to anchor (bit k: uk); the C agent leaves out those no task can
+ * leave unreferenced (ax_procs_init_users).
  */
 static int ax_user_anchor[AX_MAX_USERS] = { -1, -1, -1, -1 };
 
-AX_FN void ax_procs_anchor_users(struct ax_procs *P)
+AX_FN void ax_procs_anchor_users(struct ax_procs *P, unsigned mask)
 {
 	uid_t r, e, sv;
 
@@ -1227,7 +1229,11 @@ AX_FN void ax_procs_anchor_users(struct ax_procs *P)
 		}
 	if (!P->root || getresuid(&r, &e, &sv))
 		return;
+	if (!(mask & ((1u << AX_MAX_USERS) - 1)))
+		return;
 	for (int i = 0; i < AX_MAX_USERS; i++) {
+		if (!(mask & (1u << i)))
+			continue;
 		/* euid 0 through the saved uid 0, then the user's uid as real and effective */
 		if (syscall(SYS_setresuid, -1, 0, -1) || syscall(SYS_setresuid, P->uids[i], P->uids[i], 0))
 			break;
@@ -1237,7 +1243,23 @@ AX_FN void ax_procs_anchor_users(struct ax_procs *P)
 	syscall(SYS_setresuid, r, e, sv);
 }
 
+/*
+ * ax_procs_init with only the user handles in `anchor` anchored (bit k: uk). A program without
+ * `setuid` needs none: every task runs as u0, and p0's own creds hold u0 until the audit has
+ * probed it (the audit probes u0 first, as p0, and switches p0 only for the other users
+ * afterwards); a user no `setuid` names has no task and no charge. With a `setuid` (the C
+ * agent): the users it names, and u0 (p0 may leave u0 while a charge of u0's outlives its tasks).
+ * `barrier`: whether to make the par barrier page (only a program with a par block uses it;
+ * without one P->bar stays NULL).
+ */
+AX_FN void ax_procs_init_users(struct ax_procs *P, struct ax_run *r0, int root, unsigned uid0, unsigned anchor, int barrier);
+
 AX_FN void ax_procs_init(struct ax_procs *P, struct ax_run *r0, int root, unsigned uid0)
+{
+	ax_procs_init_users(P, r0, root, uid0, (1u << AX_MAX_USERS) - 1, 1);
+}
+
+AX_FN void ax_procs_init_users(struct ax_procs *P, struct ax_run *r0, int root, unsigned uid0, unsigned anchor, int barrier)
 {
 	void *bar;
 
@@ -1252,7 +1274,7 @@ AX_FN void ax_procs_init(struct ax_procs *P, struct ax_run *r0, int root, unsign
 	for (int i = 1; i < AX_MAX_PROCS; i++)
 		P->p[i].sock = -1;
 	/* the par barrier: shared with every fork child (not a perf mapping: fork copies it) */
-	bar = mmap(NULL, AX_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	bar = barrier ? mmap(NULL, AX_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
 	P->bar = bar == MAP_FAILED ? NULL : (struct ax_bar *)bar;
 	P->jitter_us = 50;
 	P->stall_task = -1;
@@ -1266,7 +1288,7 @@ AX_FN void ax_procs_init(struct ax_procs *P, struct ax_run *r0, int root, unsign
 	 */
 	for (int i = 1; i < AX_MAX_USERS; i++)
 		P->uids[i] = 0x80000000u + (unsigned)((((unsigned long)uid0 * 3u) + (unsigned long)(i - 1)) % 0x7ffffff0ul);
-	ax_procs_anchor_users(P);
+	ax_procs_anchor_users(P, anchor);
 }
 
 /* sendmsg of one message with an optional fd (SCM_RIGHTS; fd < 0 still sends it: EBADF). Returns errno. */
