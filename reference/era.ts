@@ -95,8 +95,9 @@ const v61: Era = {
  *  6.18's perf_mmap_rb()/perf_mmap_aux(), as the diffs of 448f97fba901 and the 6.16-stable patches
  *  577..580/627 show), map_range(), noexec anon inodes (1ed95281c0c7, v6.15); atomic_t counts
  *  (448f97fba901 is v6.18), so no EBUSY (d06bf78e55d5 fixes 448f97fba901, 6.18.y only); 6.12's
- *  mm (mremap_to() unmaps the target before remap_is_valid(): no multi-VMA move before 6.17). */
-const v616: Era = { ...base618, profile: "6.16", mm: "v6.12", refcount: false, ebusy: false };
+ *  mm (mremap_to() unmaps the target before remap_is_valid(): no multi-VMA move before 6.17).
+ *  No ENODEV for an exited group leader: 6.16.12 answers EINVAL (found by the fuzzer under QEMU). */
+const v616: Era = { ...base618, profile: "6.16", mm: "v6.12", refcount: false, ebusy: false, leaderExitEnodev: false };
 
 /** 5.10.262: 6.1's perf_mmap() text (user->locked_vm instead of perf_mlock), 3.18's mremap shape. */
 const v510: Era = { ...v61, profile: "5.10", mm: "v5.10", moveAsksSplit: false, growMerge: false, auxWritableOrder: true };

@@ -257,9 +257,10 @@ lit("setoutput-task", ALL, "setoutput.task", "SET_OUTPUT to another task's event
 lit("open-group-task", ALL, "open.group.task", "perf_event_open with outputTo (the group leader) another task's event: EINVAL from the group check, whatever the cpu", [
   [O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e2", { cpu: 0 }), "ok"], [M("m2", "e2", 3), "ok"], [FK("p1"), "ok"],
   [IN("p1", O("e1", { outputTo: "e0" })), "EINVAL"], [IN("p1", O("e3", { cpu: 0, outputTo: "e2" })), "EINVAL"], [O("e4", { outputTo: "e0" }), "ok"]]);
-lit("open-group-exited", ["6.12-pre42", "6.12", "6.16", "6.18", "7.2"], "open.group.exited", "6.12+: a group leader whose task exited is in PERF_EVENT_STATE_EXIT: perf_event_open answers ENODEV before the other group checks (5.10 and 6.1: the same-task check's EINVAL) [seen on 6.12.118, 6.18.44]", [
+lit("open-group-exited", ["6.12-pre42", "6.12", "6.18", "7.2"], "open.group.exited", "6.12+: a group leader whose task exited is in PERF_EVENT_STATE_EXIT: perf_event_open answers ENODEV before the other group checks (5.10 and 6.1: the same-task check's EINVAL) [seen on 6.12.118, 6.18.44]", [
   [FK("p1"), "ok"], [IN("p1", O("e0")), "ok"], [SF("p1", "p0", "e0"), "ok"], [M("m0", "e0", 3), "ok"], [EX("p1"), "ok"], [O("e1", { outputTo: "e0" }), "ENODEV"]]);
-lit("open-group-exited-old", ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1"], "open.group.task", "before 6.12 a group leader whose task exited is refused by the same-task check (EINVAL) [seen on 5.10.0-46, 6.1.0-57]", [
+// 6.16 too: the fuzzer found EINVAL on 6.16.12 (5 ops, reproduced 5/5, Dec 2026)
+lit("open-group-exited-old", ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.16"], "open.group.task", "before 6.12 a group leader whose task exited is refused by the same-task check (EINVAL) [seen on 5.10.0-46, 6.1.0-57]", [
   [FK("p1"), "ok"], [IN("p1", O("e0")), "ok"], [SF("p1", "p0", "e0"), "ok"], [M("m0", "e0", 3), "ok"], [EX("p1"), "ok"], [O("e1", { outputTo: "e0" }), "EINVAL"]]);
 lit("open-group-inherit-swapped", ALL, "open.group.inherit", "an attr.inherit leader whose task forked may have been moved into the child by the context-switch optimisation; after the child's exit 6.12+ may answer ENODEV, every era the inherit check's EINVAL [seen: ENODEV on 6.12.118 and 6.18.44, EINVAL on 5.10.0-46 and 6.1.0-57]", [
   [O("e0", { inherit: true }), "ok"], [FK("p1"), "ok"], [EX("p1"), "ok"], [O("e1", { outputTo: "e0" }), "EINVAL"]]);

@@ -50,7 +50,8 @@ export const M617: readonly ProfileId[] = ["6.18", "7.2"];
  *  event whose own mmap_count is 0 (d06bf78e55d5, v6.19-rc7, 6.18.y; "Fixes: 448f97fba901"). Not in 6.15 .. 6.17 (atomic_t). */
 export const R618: readonly ProfileId[] = ["6.18", "7.2"];
 /** 6.12 and later (the group leader EXIT check in perf_event_open) */
-export const V612_ON: readonly ProfileId[] = ["6.12-pre42", "6.12", "6.16", "6.18", "7.2"];
+/** (not 6.16: 6.16.12 answers the same-task check's EINVAL under QEMU, fuzz Dec 2026: a stable backport that 6.16.y, EOL Oct 2025, never got) */
+export const V612_ON: readonly ProfileId[] = ["6.12-pre42", "6.12", "6.18", "7.2"];
 /** 7.2.13 / 7.3.4 (first version not established): perf_mmap_close drops the event's count before the buffer's. */
 export const M72: readonly ProfileId[] = ["7.2"];
 export const NOT72: readonly ProfileId[] = ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.18"];
