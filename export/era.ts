@@ -34,7 +34,7 @@ export const ERA_TABLE: readonly EraRow[] = [
   { major: [6, 6], minor: [15, 15], patchFrom: 0, profile: "6.16", exact: false },
   { major: [6, 6], minor: [16, 16], patchFrom: 1, profile: "6.16", exact: true },
   { major: [6, 6], minor: [16, 16], patchFrom: 0, profile: "6.16", exact: false },
-  { major: [6, 6], minor: [17, 17], patchFrom: 0, profile: "6.18", exact: false },
+  { major: [6, 6], minor: [17, 17], patchFrom: 0, profile: "6.17", exact: true },
   { major: [6, 6], minor: [18, 18], patchFrom: 0, profile: "6.18", exact: true },
   { major: [6, 6], minor: [19, INF], patchFrom: 0, profile: "6.18", exact: false },
   { major: [7, 7], minor: [0, 1], patchFrom: 0, profile: "6.18", exact: false },

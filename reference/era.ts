@@ -116,6 +116,8 @@ export const ERAS: Readonly<Record<ProfileId, Era>> = {
   "6.12-pre42": { ...v61, profile: "6.12-pre42", mm: "v6.12", maySplit: false, auxMmapCountEarly: true, leaderExitEnodev: true },
   "6.12": { ...v61, profile: "6.12", mm: "v6.12", leaderExitEnodev: true },
   "6.16": v616,
+  /** 6.17: 6.16 with 6.17's mm/mremap.c (remap_move(): a same-size MREMAP_FIXED move spans VMAs). */
+  "6.17": { ...v616, profile: "6.17", mm: "v6.18" },
   "6.18": base618,
   "7.2": { ...base618, profile: "7.2", closeEventFirst: true },
 };

@@ -14,9 +14,10 @@
  *                re-maps charge, map_range, PROT_EXEC EPERM) with atomic_t counts (no WARN, no
  *                saturation), no EBUSY for SET_OUTPUT-only events, and 6.12's mremap (a
  *                MREMAP_FIXED move past the VMA's end is EFAULT: no multi-VMA move before 6.17).
+ * - 6.17:        6.16 with 6.17's mremap (remap_move: a same-size MREMAP_FIXED move spans VMAs);
+ *                6.17.13 maps a SET_OUTPUT-only event and answers EINVAL for an exited leader.
  * - 6.18:        6.18 (refcount_t 448f97fba901, EBUSY d06bf78e55d5 in 6.18.y, multi-VMA mremap
- *                since 6.17). 6.17 (multi-VMA mremap, but atomic_t, no EBUSY) and 6.19 .. 7.1
- *                (inferred, no tree read) map here with `exact` false.
+ *                since 6.17). 6.19 .. 7.1 (inferred, no tree read) map here with `exact` false.
  * - 7.2:         7.2 and 7.3 (7.2.13, 7.3.4 read): 6.18 with perf_mmap_close dropping the
  *                event's count before the buffer's.
  */
@@ -80,7 +81,7 @@ export function profileFor(release: string, version?: string): ProfileChoice {
       : { profile: "6.16", exact: false, why: `${at} predates the Aug 2025 fixes (6.15.10, 6.16.1); using 6.16` };
   }
   if (major === 6 && minor === 17) {
-    return { profile: "6.18", exact: false, why: `${at}: 6.17 has 6.18's multi-VMA mremap but atomic_t counts and no EBUSY (448f97fba901 and d06bf78e55d5 came with 6.18): a SET_OUTPUT-only event maps its buffer there; using 6.18` };
+    return { profile: "6.17", exact: true, why: `${at} is 6.17: 6.16 with the multi-VMA mremap move (atomic_t counts, no EBUSY: 448f97fba901 and d06bf78e55d5 came with 6.18)` };
   }
   if (major === 6 && minor === 18) return { profile: "6.18", exact: true, why: `${at} is 6.18` };
   if ((major === 6 && minor >= 19) || (major === 7 && minor <= 1)) {

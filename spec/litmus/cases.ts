@@ -52,24 +52,24 @@ const PAR = (ops: 2 | 3): Op => ({ op: "par", ops });
 interface L { name: string; profiles: ProfileId[]; rule: string; why: string; program: [Op, E][]; config?: Partial<Config> }
 const L: L[] = [];
 const lit = (name: string, profiles: ProfileId[], rule: string, why: string, program: [Op, E][], config?: Partial<Config>) => L.push({ name, profiles, rule, why, program, config });
-const ALL: ProfileId[] = ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.18", "7.2"];
-const MODERN: ProfileId[] = ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.18", "7.2"];
-const POST: ProfileId[] = ["5.10", "6.1", "6.12", "6.16", "6.18", "7.2"];
+const ALL: ProfileId[] = ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.17", "6.18", "7.2"];
+const MODERN: ProfileId[] = ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.17", "6.18", "7.2"];
+const POST: ProfileId[] = ["5.10", "6.1", "6.12", "6.16", "6.17", "6.18", "7.2"];
 const SPLIT: ProfileId[] = ["seed", "5.10-pre241", "6.1-pre148", "6.12-pre42"];
 const OLD: ProfileId[] = ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12"];
-/** 6.15+: 6.16, 6.18 and 7.2 (re-map charge, noexec) */
-const M618: ProfileId[] = ["6.16", "6.18", "7.2"];
+/** 6.15+: 6.16, 6.17, 6.18 and 7.2 (re-map charge, noexec) */
+const M618: ProfileId[] = ["6.16", "6.17", "6.18", "7.2"];
 /** 6.17+: multi-VMA mremap move */
-const M617: ProfileId[] = ["6.18", "7.2"];
+const M617: ProfileId[] = ["6.17", "6.18", "7.2"];
 /** 6.18+: refcount_t mmap counts (WARN, saturation) and EBUSY */
 const R618: ProfileId[] = ["6.18", "7.2"];
 /** before 6.17 (one VMA per mremap move) */
 const PRE617: ProfileId[] = [...OLD, "6.16"];
 /** before 6.18 (atomic_t mmap counts: no WARN, no EBUSY) */
-const PRE618: ProfileId[] = [...OLD, "6.16"];
+const PRE618: ProfileId[] = [...OLD, "6.16", "6.17"];
 const V510: ProfileId[] = ["5.10-pre241", "5.10"];
 /** 6.0+: mremap looks the VMA up first, grows with a merge, rb_alloc_aux sizes chunks from the watermark */
-const V6: ProfileId[] = ["6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.18", "7.2"];
+const V6: ProfileId[] = ["6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.17", "6.18", "7.2"];
 
 // ---- open / close (perf_event_open, perf_release)
 lit("open-ok", ALL, "open.ok", "a software dummy event opens", [[O("e0"), "ok"]]);
@@ -99,7 +99,7 @@ lit("mmap-data-pow2", ALL, "mmap.data.pow2", "3 data pages is not a power of two
 lit("mmap-data-size", ALL, "mmap.data.size", "a second mapping of another size [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [M("m1", "e0", 5), "EINVAL"]]);
 lit("mmap-data-ebusy", R618, "mmap.data.ebusy", "an event that reaches its buffer only through SET_OUTPUT cannot map it [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 5), "EINVAL"], [M("m2", "e1", 3), "EBUSY"]]);
 lit("mmap-data-redirected", OLD, "mmap.data.remap", "before the EBUSY fix a redirected event maps the shared buffer", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m2", "e1", 3), "ok"], [A("m2", 5, 1), "ok"], [RU("m0"), up(2, 5, 1)]]);
-lit("mmap-data-redirected-charged", ["6.16"], "mmap.data.remap.charged", "6.15 .. 6.17 (atomic_t, before d06bf78e55d5): a redirected event maps the shared buffer (no EBUSY), charged like a re-map [seen on 6.16.12]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 5), "EINVAL"], [M("m2", "e1", 3), "ok"], [A("m2", 5, 1), "ok"], [RU("m0"), up(2, 5, 1)]]);
+lit("mmap-data-redirected-charged", ["6.16", "6.17"], "mmap.data.remap.charged", "6.15 .. 6.17 (atomic_t, before d06bf78e55d5): a redirected event maps the shared buffer (no EBUSY), charged like a re-map [seen on 6.16.12, 6.17.13]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 5), "EINVAL"], [M("m2", "e1", 3), "ok"], [A("m2", 5, 1), "ok"], [RU("m0"), up(2, 5, 1)]]);
 lit("mmap-data-remap", OLD, "mmap.data.remap", "the same event mapped twice shares the buffer and its user page", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 4, 2), "ok"], [M("m1", "e0", 3), "ok"], [RU("m1"), up(2, 4, 2)]]);
 lit("mmap-data-remap-charged", M618, "mmap.data.remap.charged", "6.18 re-map succeeds (and charges locked_vm, see the invariant tests) [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [M("m1", "e0", 3), "ok"], [RU("m1"), up(2)]]);
 lit("mmap-data-eperm", ALL, "mmap.data.eperm", "513 pages > 258-page budget with RLIMIT_MEMLOCK 0 [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 513), "EPERM"], [M("m1", "e0", 257), "ok"]]);
@@ -129,7 +129,7 @@ lit("aux-redirected-warn", R618, "mmap.aux.redirected.warn", "6.18 AUX mapping t
 const SATURATE: [Op, E][] = [...DATA3, [A("m0", 4, 4), "ok"], [OA("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 4, 4), "ok"], [U("m0"), "ok"], [U("m1"), "ok"]];
 lit("close-order-rb-first", ["6.18"], "mmap.aux.rb-unmapped", "6.18: the saturated event keeps the dead buffer: a later AUX mmap through it is EINVAL (refcount_inc_not_zero of rb->mmap_count 0)", [...SATURATE, [M("m2", "e1", 4, 4), "EINVAL"]]);
 lit("close-order-events-first", ["7.2"], "mmap.aux.norb", "7.2+: the last unmap detaches every event: the AUX mmap through e1 finds no buffer (EINVAL), a data mapping through it is new", [...SATURATE, [M("m2", "e1", 4, 4), "EINVAL"], [M("m3", "e1", 3), "ok"]]);
-lit("close-order-atomic", ["6.16"], "mmap.aux.norb", "6.15 .. 6.17 (atomic_t): e1's count goes 0 -> 1 without a WARN, so the rb-first close order still detaches every event at the last unmap and refunds: the AUX mmap through e1 finds no buffer (EINVAL), a data mapping through it is new", [...SATURATE, [M("m2", "e1", 4, 4), "EINVAL"], [M("m3", "e1", 3), "ok"]]);
+lit("close-order-atomic", ["6.16", "6.17"], "mmap.aux.norb", "6.15 .. 6.17 (atomic_t): e1's count goes 0 -> 1 without a WARN, so the rb-first close order still detaches every event at the last unmap and refunds: the AUX mmap through e1 finds no buffer (EINVAL), a data mapping through it is new", [...SATURATE, [M("m2", "e1", 4, 4), "EINVAL"], [M("m3", "e1", 3), "ok"]]);
 // 6.16 too (atomic_t: no WARN; unseen here: Debian 6.16 has no headers, no test PMU)
 lit("aux-redirected-old", PRE618, "mmap.aux.new", "before 6.18 the same AUX mapping through a redirected event is plain", [...DATA3, [A("m0", 4, 4), "ok"], [OA("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 4, 4), "ok"]]);
 lit("aux-eperm", ALL, "mmap.aux.eperm", "512 AUX pages over the budget", [...DATA3, [A("m0", 4, 512), "ok"], [M("m1", "e0", 512, 4), "EPERM"], [A("m0", 4, 64), "ok"], [M("m2", "e0", 64, 4), "ok"]]);
@@ -185,7 +185,7 @@ lit("mremap-anon-cross", ALL, "mremap.cross", "old range past the end of the VMA
 lit("mremap-dup-private", MODERN, "mremap.dup-private", "old size 0 of a private mapping [seen on 6.18]", [...ANON, [R("m0", 0, 2, { mayMove: true }), "EINVAL"]]);
 lit("mremap-dup-seed", ["seed"], "mremap.dup", "3.18: old size 0 creates a fresh mapping and keeps the old", [...ANON, [R("m0", 0, 2, { mayMove: true }), "ok"], [T("m0", 0), "ok"]]);
 lit("mremap-move", ALL, "mremap.move.ok", "move the whole perf VMA to the other slot: the base flips, the user page follows [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 5, 1), "ok"], [R("m0", 3, 3, { toFresh: true }), "ok"], [RU("m0"), up(2, 5, 1)], [R("m0", 3, 3, { toFresh: true }), "ok"], [T("m0", 2), "ok"]]);
-lit("mremap-move-split", ["6.1", "6.12", "6.16", "6.18", "7.2"], "mremap.move.split", "moving part of a perf VMA [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { toFresh: true }), "EINVAL"], [RU("m0"), up(2)]]);
+lit("mremap-move-split", ["6.1", "6.12", "6.16", "6.17", "6.18", "7.2"], "mremap.move.split", "moving part of a perf VMA [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { toFresh: true }), "EINVAL"], [RU("m0"), up(2)]]);
 // 5.10.241+: move_vma never asks the split hook; the copy is opened, the old VMA stays whole; a copy of the AUX area's tail never drops aux_mmap_count
 lit("mremap-move-split-dup", ["5.10"], "mremap.move.split.dup", "5.10: moving part of a perf VMA succeeds and duplicates it (the old VMA stays whole, the base flips to the copy; moving back finds it: mremap.target.split) (research probe 3.4.1)", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { toFresh: true }), "ok"], [RU("m0"), up(2)], [T("m0", 2), "SIGSEGV"], [R("m0", 2, 2, { toFresh: true }), "EINVAL"]]); // moving back: the old VMA is still whole at the target, which would have to split
 lit("mremap-move-split-aux-leak", ["5.10"], "mremap.move.split.dup", "5.10: a copy of the AUX VMA's upper half (vm_pgoff != aux_pgoff) keeps aux_mmap_count above 0 after every unmap: the AUX area and its locked_vm are never freed (research probe 3.4.1)", [
@@ -203,7 +203,7 @@ lit("mremap-multi-gap", M617, "mremap.multi.gap", "a same-size fixed move starti
 // ---- MAP_FIXED anonymous
 lit("mapfixed-ok", ALL, "mapfixed.ok", "MAP_FIXED over the whole perf VMA replaces it [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 0, 4), "ok"], [RU("m0"), zeros], [T("m0", 3, true), "ok"], [M("m1", "e0", 5), "ok"]]);
 lit("mapfixed-split-61", ["5.10", "6.1"], "mapfixed.split.enomem", "5.10/6.1: MAP_FIXED over part of a perf VMA: mmap_region turns the failure into ENOMEM", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "ENOMEM"], [T("m0", 1), "ok"]]);
-lit("mapfixed-split", ["6.12", "6.16", "6.18", "7.2"], "mapfixed.split", "6.12+: the same is EINVAL [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "EINVAL"], [T("m0", 1), "ok"]]);
+lit("mapfixed-split", ["6.12", "6.16", "6.17", "6.18", "7.2"], "mapfixed.split", "6.12+: the same is EINVAL [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "EINVAL"], [T("m0", 1), "ok"]]);
 lit("mapfixed-split-old", SPLIT, "mapfixed.split.ok", "before may_split MAP_FIXED splits the perf VMA", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "ok"], [T("m0", 1, true), "ok"], [T("m0", 2), "ok"], [RU("m0"), up(2)]]);
 
 // ---- SET_OUTPUT
@@ -259,8 +259,8 @@ lit("open-group-task", ALL, "open.group.task", "perf_event_open with outputTo (t
   [IN("p1", O("e1", { outputTo: "e0" })), "EINVAL"], [IN("p1", O("e3", { cpu: 0, outputTo: "e2" })), "EINVAL"], [O("e4", { outputTo: "e0" }), "ok"]]);
 lit("open-group-exited", ["6.12-pre42", "6.12", "6.18", "7.2"], "open.group.exited", "6.12+: a group leader whose task exited is in PERF_EVENT_STATE_EXIT: perf_event_open answers ENODEV before the other group checks (5.10 and 6.1: the same-task check's EINVAL) [seen on 6.12.118, 6.18.44]", [
   [FK("p1"), "ok"], [IN("p1", O("e0")), "ok"], [SF("p1", "p0", "e0"), "ok"], [M("m0", "e0", 3), "ok"], [EX("p1"), "ok"], [O("e1", { outputTo: "e0" }), "ENODEV"]]);
-// 6.16 too: the fuzzer found EINVAL on 6.16.12 (5 ops, reproduced 5/5, Dec 2026)
-lit("open-group-exited-old", ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.16"], "open.group.task", "before 6.12 a group leader whose task exited is refused by the same-task check (EINVAL) [seen on 5.10.0-46, 6.1.0-57]", [
+// 6.16, 6.17 too: the fuzzer found EINVAL on 6.16.12 and 6.17.13 (reproduced 5/5, Dec 2026)
+lit("open-group-exited-old", ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.16", "6.17"], "open.group.task", "before 6.12 a group leader whose task exited is refused by the same-task check (EINVAL) [seen on 5.10.0-46, 6.1.0-57]", [
   [FK("p1"), "ok"], [IN("p1", O("e0")), "ok"], [SF("p1", "p0", "e0"), "ok"], [M("m0", "e0", 3), "ok"], [EX("p1"), "ok"], [O("e1", { outputTo: "e0" }), "EINVAL"]]);
 lit("open-group-inherit-swapped", ALL, "open.group.inherit", "an attr.inherit leader whose task forked may have been moved into the child by the context-switch optimisation; after the child's exit 6.12+ may answer ENODEV, every era the inherit check's EINVAL [seen: ENODEV on 6.12.118 and 6.18.44, EINVAL on 5.10.0-46 and 6.1.0-57]", [
   [O("e0", { inherit: true }), "ok"], [FK("p1"), "ok"], [EX("p1"), "ok"], [O("e1", { outputTo: "e0" }), "EINVAL"]]);

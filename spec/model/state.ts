@@ -190,6 +190,8 @@ export const ERAS: Readonly<Record<ProfileId, Era>> = {
   "6.12": { ...BASE, id: "6.12", mm: 612, munmapStartBelow: true },
   /** 6.15/6.16: 6.12's mm (mremap_to() unmaps the target, then remap_is_valid(): one VMA per move), atomic_t counts */
   "6.16": { ...BASE, id: "6.16", mm: 612, munmapStartBelow: true },
+  /** 6.17: 6.16 with remap_move() (mm/mremap.c, v6.17); still atomic_t */
+  "6.17": { ...BASE, id: "6.17", mm: 618, munmapStartBelow: true },
   "6.18": { ...BASE, id: "6.18", mm: 618, refcountT: true, munmapStartBelow: true },
   "7.2": { ...BASE, id: "7.2", mm: 618, refcountT: true, munmapStartBelow: true, closeEventsFirst: true },
 };

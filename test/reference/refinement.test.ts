@@ -127,6 +127,9 @@ describe("planted rules in the 5.10, 6.16 and 7.2 profiles are caught", () => {
     { profile: "6.16", change: { refcount: true }, what: "refcount_t mmap counts (6.18's WARN and saturation)", by: "litmus" },
     { profile: "6.16", change: { ebusy: true }, what: "EBUSY for a SET_OUTPUT-only event (6.18.y)", by: "random" },
     { profile: "6.16", change: { leaderExitEnodev: true }, what: "ENODEV for an exited group leader (6.12.118, 6.18.44)", by: "litmus" },
+    // 6.17: 6.16 with 6.17's mremap; and not 6.18's refcount_t
+    { profile: "6.17", change: { mm: "v6.12" }, what: "6.16's mremap (no remap_move())", by: "litmus" },
+    { profile: "6.17", change: { refcount: true }, what: "refcount_t mmap counts (6.18's WARN and saturation)", by: "litmus" },
   ];
   const litmus = (profile: ProfileId) => readdirSync("cases/spec").filter((f) => f.endsWith(`.${profile}.json`))
     .map((f) => Case.parse(JSON.parse(readFileSync(join("cases/spec", f), "utf8"))));

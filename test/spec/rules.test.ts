@@ -31,8 +31,8 @@ describe("RULES", () => {
     expect(RULE_BY_ID.get("mmap.aux.nosetup.enotsupp")!.profiles).toEqual(["seed"]);
     expect(RULE_BY_ID.get("mmap.aux.nosetup.enotsupp")!.errno).toBe("ENOTSUPP");
     expect(RULE_BY_ID.get("mmap.data.ebusy")!.profiles).toEqual(["6.18", "7.2"]);
-    expect(RULE_BY_ID.get("mmap.noexec")!.profiles).toEqual(["6.16", "6.18", "7.2"]);
-    expect(RULE_BY_ID.get("munmap.split")!.profiles).toEqual(["5.10", "6.1", "6.12", "6.16", "6.18", "7.2"]);
+    expect(RULE_BY_ID.get("mmap.noexec")!.profiles).toEqual(["6.16", "6.17", "6.18", "7.2"]);
+    expect(RULE_BY_ID.get("munmap.split")!.profiles).toEqual(["5.10", "6.1", "6.12", "6.16", "6.17", "6.18", "7.2"]);
     expect(RULE_BY_ID.get("mmap.aux.rw-single")!.profiles).toEqual(["5.10-pre241", "5.10"]);
     // 5.10's move_vma never asks the split hook: the partial move duplicates instead of EINVAL
     expect(RULE_BY_ID.get("mremap.move.split")!.profiles).not.toContain("5.10");
@@ -48,6 +48,10 @@ describe("RULES", () => {
     for (const id of ["mmap.data.remap", "mmap.aux.remap", "vma.noexec-ok"]) expect(in616(id), id).toBe(false);
     // an exited group leader: EINVAL on 6.16.12 (the fuzzer, under QEMU), ENODEV on 6.12.118 and 6.18.44
     expect(in616("open.group.exited")).toBe(false);
+    // 6.17 = 6.16 + remap_move() [6.17.13: the multi-VMA move ok, EBUSY absent, EINVAL for an exited leader]
+    const in617 = (id: string) => RULE_BY_ID.get(id)!.profiles.includes("6.17");
+    for (const id of ["mremap.multi.ok", "mremap.multi.gap", "mremap.multi.partial", "mmap.data.remap.charged", "mmap.noexec"]) expect(in617(id), id).toBe(true);
+    for (const id of ["mmap.data.ebusy", "mmap.aux.redirected.warn", "refcount.saturate", "open.group.exited"]) expect(in617(id), id).toBe(false);
   });
 
   it("every profile has its rule set", () => {
