@@ -36,7 +36,7 @@ export const BUGS: readonly BugInfo[] = [
       version: "v6.17-rc1 (stable 6.1.148, 6.12.42, 6.15.10, 6.16.1)",
     },
     cve: "CVE-2025-38563",
-    profiles: ["5.10", "6.1", "6.12", "6.18", "7.2"],
+    profiles: ["5.10", "6.1", "6.12", "6.16", "6.17", "6.18", "7.2"],
     observable: true,
     note: "Removes perf_mmap_vmops.may_split. A split calls perf_mmap_open() on the new piece, which " +
       "counts any vm_pgoff != 0 as an AUX mapping, while perf_mmap_close() only drops aux_mmap_count " +
@@ -52,7 +52,7 @@ export const BUGS: readonly BugInfo[] = [
       subject: "perf/core: Fix mlock accounting in perf_mmap()",
       version: "v5.6-rc1 (stable 4.9.214, 4.19.103, 5.4.19, 5.5.3)",
     },
-    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"],
+    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.17", "6.18", "7.2"],
     observable: true,
     note: "Before the fix (since c4b75479741c \"perf/core: Make the mlock accounting simple again\"), " +
       "user_locked = locked_vm + user_extra was not clamped: after lowering perf_event_mlock_kb below " +
@@ -67,7 +67,7 @@ export const BUGS: readonly BugInfo[] = [
       subject: "perf/core: Preserve AUX buffer allocation failure result",
       version: "v6.17-rc1 (stable 6.15.10, 6.16.1)",
     },
-    profiles: ["6.18", "7.2"],
+    profiles: ["6.16", "6.17", "6.18", "7.2"],
     observable: true,
     note: "6.15.0..6.15.9 and 6.16.0 (0983593f32c4 \"perf/core: Lift event->mmap_mutex in perf_mmap()\") " +
       "set ret = 0 after the allocations, so a failed rb_alloc_aux() (software event: EOPNOTSUPP; " +
@@ -100,7 +100,7 @@ export const BUGS: readonly BugInfo[] = [
       subject: "perf/core: Don't leak AUX buffer refcount on allocation failure",
       version: "v6.17-rc1 (stable 5.4.297, 5.10.241, 5.15.190, 6.1.148, 6.6.102, 6.12.42, 6.15.10, 6.16.1)",
     },
-    profiles: ["5.10", "6.1", "6.12", "6.18", "7.2"],
+    profiles: ["5.10", "6.1", "6.12", "6.16", "6.17", "6.18", "7.2"],
     observable: false,
     note: "atomic_set(&rb->aux_mmap_count, 1) ran before the accounting and rb_alloc_aux(), so a failing " +
       "AUX mmap (EPERM, EOPNOTSUPP, ENOMEM) left aux_mmap_count at 1 with no AUX area. No op can see it: " +
@@ -116,7 +116,7 @@ export const BUGS: readonly BugInfo[] = [
       subject: "perf/core: Fix perf_mmap fail when CONFIG_PERF_USE_VMALLOC enabled",
       version: "v5.18-rc4 (stable 4.9.311, 4.14.276, 4.19.239, 5.4.190, 5.10.112, 5.15.35, 5.17.4)",
     },
-    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"],
+    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.17", "6.18", "7.2"],
     observable: false,
     note: "With CONFIG_PERF_USE_VMALLOC (arm, mips, sh, sparc32 ... not x86) rb->nr_pages counts one " +
       "high-order block, so a second mapping of a buffer of 2 or more data pages failed EINVAL. No x86 " +
@@ -132,7 +132,7 @@ export const BUGS: readonly BugInfo[] = [
       subject: "perf/core: Fix the mlock accounting, again",
       version: "v5.5-rc1 (stable 5.4.7)",
     },
-    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"],
+    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.17", "6.18", "7.2"],
     observable: true,
     note: "5e6c3c7b1ec2 (\"perf/aux: Fix tracking of auxiliary trace buffer allocation\") refunded an AUX " +
       "area with `if (!rb->aux_mmap_locked) locked_vm -= aux_nr_pages; else pinned_vm -= aux_mmap_locked;`: " +
@@ -147,7 +147,7 @@ export const BUGS: readonly BugInfo[] = [
     title: "perf_mmap_close() decrements rb->mmap_count and reads it back later: two closers both detach and refund",
     fix: { commit: "f91072ed1b72", subject: "perf/core: Fix race in the perf_mmap_close() function", version: "v5.10 (stable backports: not listed here)" },
     cve: "CVE-2020-14351",
-    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"],
+    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.17", "6.18", "7.2"],
     observable: true,
     parOnly: true,
     note: "Before the fix perf_mmap_close() did atomic_dec(&rb->mmap_count), later (after dropping the " +
@@ -160,7 +160,7 @@ export const BUGS: readonly BugInfo[] = [
     title: "perf_event_set_output() holds only the event's mmap_mutex and does not re-check rb->mmap_count",
     fix: { commit: "68e3c69803da", subject: "perf/core: Fix data race between perf_event_set_output() and perf_mmap_close()", version: "v5.19 (in 5.10.262 and 6.1.192: mutex_lock_double() and the rb->mmap_count re-check)" },
     cve: "CVE-2022-49607",
-    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"],
+    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.17", "6.18", "7.2"],
     observable: true,
     parOnly: true,
     note: "SET_OUTPUT of an event to an rb whose last munmap has passed its detach loop attaches it to a " +
@@ -172,7 +172,7 @@ export const BUGS: readonly BugInfo[] = [
     title: "AUX allocation and free serialized by each event's mmap_mutex only (no rb->aux_mutex)",
     fix: { commit: "2ab9d830262c", subject: "perf/aux: Fix AUX buffer serialization", version: "v6.11 (in 5.10.262 and 6.1.192: rb->aux_mutex in perf_mmap() and perf_mmap_close())" },
     cve: "CVE-2024-46713",
-    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"],
+    profiles: ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.17", "6.18", "7.2"],
     observable: true,
     parOnly: true,
     note: "Two AUX mmaps through two events sharing an rb (SET_OUTPUT) both see no AUX area and both " +
@@ -183,7 +183,7 @@ export const BUGS: readonly BugInfo[] = [
     title: "perf_mmap() drops event->mmap_mutex before map_range() and its failure path",
     fix: { commit: "77de62ad3de3", subject: "perf/core: Fix refcount bug and potential UAF in perf_mmap", version: "v7.0" },
     cve: "CVE-2026-23248",
-    profiles: ["6.18", "7.2"],
+    profiles: ["6.16", "6.17", "6.18", "7.2"],
     observable: true,
     parOnly: true,
     note: "perf_mmap() drops event->mmap_mutex after perf_mmap_rb()/perf_mmap_aux() and runs map_range() " +
@@ -198,7 +198,7 @@ export const BUGS: readonly BugInfo[] = [
     title: "map_range() reads the AUX pages without rb->aux_mutex",
     fix: { commit: "5948aaf64f81", subject: "perf/aux: Fix page UAF in map_range()", version: "v7.2" },
     cve: "CVE-2026-64300",
-    profiles: ["6.18", "7.2"],
+    profiles: ["6.16", "6.17", "6.18", "7.2"],
     observable: false,
     parOnly: true,
     note: "map_range() of an AUX mapping looks the AUX pages up and maps them under the event's " +

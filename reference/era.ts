@@ -15,6 +15,8 @@
  *   mm/mremap.c), read in Debian linux-source-5.10 5.10.262 (spec/notes/timeline-deltas.md); "pre241" = the same minus the 5.10.241
  *   backports of b024d7b56c77 (the `.split` hook) and 5468c0fbccbb (AUX count).
  * - 7.2: Debian linux-source-7.2 7.2.13 and linux-source-7.3 7.3.4 (kernel/events/core.c).
+ * - 6.16: 6.18's switches with atomic_t, no EBUSY and 6.12's mm (see v616 below; sources: the
+ *   6.16-stable review mails of Aug 12 2025, the 448f97fba901 diff, the 6.17 mremap series diffs).
  * - 6.18: the tip/stable patch mails of the 6.15..6.19 perf_mmap() rework
  *   (0c8a4e4139ad "perf/core: Further simplify perf_mmap()", PeterZ's Aug 2025 split into
  *   perf_mmap_rb()/perf_mmap_aux(), 448f97fba901 refcount_t, d06bf78e55d5 EBUSY,
@@ -52,7 +54,7 @@ export interface Era {
   mapAtMmap: boolean;
   /** Anon inodes are SB_I_NOEXEC (6.15+): do_mmap() refuses PROT_EXEC with EPERM and clears VM_MAYEXEC. */
   noexec: boolean;
-  /** perf_mmap_rb(): EBUSY for an event whose own mmap_count is 0 (d06bf78e55d5, 6.19-rc7 / 6.18.y). */
+  /** perf_mmap_rb(): EBUSY for an event whose own mmap_count is 0 (d06bf78e55d5, 6.19-rc7 / 6.18.y; not 6.16, 6.17). */
   ebusy: boolean;
   /** perf_mmap() charges user_extra on every successful mapping, also re-maps of an existing
    *  buffer or AUX area (0c8a4e4139ad moved `user_extra = nr_pages` before the branch, 6.15+). */
@@ -88,6 +90,15 @@ const v61: Era = {
   moveAsksSplit: true, growMerge: true, auxWritableOrder: false, closeEventFirst: false, leaderExitEnodev: false,
 };
 
+/** 6.15.10+ / 6.16.1+: the 6.15 perf_mmap() (0c8a4e4139ad "Further simplify perf_mmap()", 0983593f32c4
+ *  "Lift event->mmap_mutex": one function, but the same checks, re-map charge and failure paths as
+ *  6.18's perf_mmap_rb()/perf_mmap_aux(), as the diffs of 448f97fba901 and the 6.16-stable patches
+ *  577..580/627 show), map_range(), noexec anon inodes (1ed95281c0c7, v6.15); atomic_t counts
+ *  (448f97fba901 is v6.18), so no EBUSY (d06bf78e55d5 fixes 448f97fba901, 6.18.y only); 6.12's
+ *  mm (mremap_to() unmaps the target before remap_is_valid(): no multi-VMA move before 6.17).
+ *  No ENODEV for an exited group leader: 6.16.12 answers EINVAL (found by the fuzzer under QEMU). */
+const v616: Era = { ...base618, profile: "6.16", mm: "v6.12", refcount: false, ebusy: false, leaderExitEnodev: false };
+
 /** 5.10.262: 6.1's perf_mmap() text (user->locked_vm instead of perf_mlock), 3.18's mremap shape. */
 const v510: Era = { ...v61, profile: "5.10", mm: "v5.10", moveAsksSplit: false, growMerge: false, auxWritableOrder: true };
 
@@ -104,6 +115,9 @@ export const ERAS: Readonly<Record<ProfileId, Era>> = {
   "6.1": v61,
   "6.12-pre42": { ...v61, profile: "6.12-pre42", mm: "v6.12", maySplit: false, auxMmapCountEarly: true, leaderExitEnodev: true },
   "6.12": { ...v61, profile: "6.12", mm: "v6.12", leaderExitEnodev: true },
+  "6.16": v616,
+  /** 6.17: 6.16 with 6.17's mm/mremap.c (remap_move(): a same-size MREMAP_FIXED move spans VMAs). */
+  "6.17": { ...v616, profile: "6.17", mm: "v6.18" },
   "6.18": base618,
   "7.2": { ...base618, profile: "7.2", closeEventFirst: true },
 };

@@ -10,9 +10,14 @@
  * - 6.1-pre148:  6.1.y before 6.1.148 (no may_split, AUX failure paths unfixed).
  * - 6.1:         6.1.148 and later (Aug 2025 fixes: may_split, early return, AUX refcount).
  * - 6.12-pre42:  6.12.y before 6.12.42; 6.12: 6.12.42 and later (same fixes).
- * - 6.18:        mainline 6.15 .. 7.1 as of 6.18 (INT_MAX data check, EBUSY for
- *                SET_OUTPUT-only events, PROT_EXEC EPERM, refcount_t). 6.19 .. 7.1 are
- *                inferred (no tree read): `exact` is false for them.
+ * - 6.16:        6.15.10+ and 6.16.1+ (6.16.3, 6.16.12 run): the 6.15 perf_mmap() (INT_MAX check,
+ *                re-maps charge, map_range, PROT_EXEC EPERM) with atomic_t counts (no WARN, no
+ *                saturation), no EBUSY for SET_OUTPUT-only events, and 6.12's mremap (a
+ *                MREMAP_FIXED move past the VMA's end is EFAULT: no multi-VMA move before 6.17).
+ * - 6.17:        6.16 with 6.17's mremap (remap_move: a same-size MREMAP_FIXED move spans VMAs);
+ *                6.17.13 maps a SET_OUTPUT-only event and answers EINVAL for an exited leader.
+ * - 6.18:        6.18 (refcount_t 448f97fba901, EBUSY d06bf78e55d5 in 6.18.y, multi-VMA mremap
+ *                since 6.17). 6.19 .. 7.1 (inferred, no tree read) map here with `exact` false.
  * - 7.2:         7.2 and 7.3 (7.2.13, 7.3.4 read): 6.18 with perf_mmap_close dropping the
  *                event's count before the buffer's.
  */
@@ -66,7 +71,19 @@ export function profileFor(release: string, version?: string): ProfileChoice {
       ? { profile: "6.12", exact: true, why: `${at} has the Aug 2025 fixes (6.12.42+)` }
       : { profile: "6.12-pre42", exact: true, why: `${at} predates 6.12.42` };
   }
-  if (major === 6 && minor >= 15 && minor <= 18) return { profile: "6.18", exact: true, why: `${at} is mainline 6.15+` };
+  if (major === 6 && (minor === 15 || minor === 16)) {
+    // The Aug 2025 fixes reached 6.15.10 and 6.16.1 (6.15-stable review 436..440/480, 6.16-stable
+    // 577..580/627, Aug 12 2025); before them: no may_split, and 6.15.0 .. 6.15.9 also lose an
+    // rb_alloc_aux() failure (54473e0ef849). No profile models those.
+    const fixed = minor === 15 ? patch >= 10 : patch >= 1;
+    return fixed
+      ? { profile: "6.16", exact: true, why: `${at} is 6.15/6.16 with the Aug 2025 fixes (6.15.10+, 6.16.1+): atomic_t counts, no EBUSY, one VMA per mremap move` }
+      : { profile: "6.16", exact: false, why: `${at} predates the Aug 2025 fixes (6.15.10, 6.16.1); using 6.16` };
+  }
+  if (major === 6 && minor === 17) {
+    return { profile: "6.17", exact: true, why: `${at} is 6.17: 6.16 with the multi-VMA mremap move (atomic_t counts, no EBUSY: 448f97fba901 and d06bf78e55d5 came with 6.18)` };
+  }
+  if (major === 6 && minor === 18) return { profile: "6.18", exact: true, why: `${at} is 6.18` };
   if ((major === 6 && minor >= 19) || (major === 7 && minor <= 1)) {
     return { profile: "6.18", exact: false, why: `${at}: no tree read between 6.18 and 7.2; 6.18's rules inferred (close order not established)` };
   }

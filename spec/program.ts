@@ -50,7 +50,7 @@ const Offset = z.number().int().min(0).max(SLOT_PAGES - MAX_PAGES);
 export const Prot = z.enum(["none", "r", "rw", "rx", "rwx"]);
 export type Prot = z.infer<typeof Prot>;
 
-export const ProfileId = z.enum(["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"]);
+export const ProfileId = z.enum(["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.17", "6.18", "7.2"]);
 export type ProfileId = z.infer<typeof ProfileId>;
 export const PROFILES: readonly ProfileId[] = ProfileId.options;
 

@@ -53,16 +53,24 @@ const PAR = (ops: 2 | 3): Op => ({ op: "par", ops });
 interface L { name: string; profiles: ProfileId[]; rule: string; why: string; program: [Op, E][]; config?: Partial<Config> }
 const L: L[] = [];
 const lit = (name: string, profiles: ProfileId[], rule: string, why: string, program: [Op, E][], config?: Partial<Config>) => L.push({ name, profiles, rule, why, program, config });
-const ALL: ProfileId[] = ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"];
-const MODERN: ProfileId[] = ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"];
-const POST: ProfileId[] = ["5.10", "6.1", "6.12", "6.18", "7.2"];
+const ALL: ProfileId[] = ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.17", "6.18", "7.2"];
+const MODERN: ProfileId[] = ["5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.17", "6.18", "7.2"];
+const POST: ProfileId[] = ["5.10", "6.1", "6.12", "6.16", "6.17", "6.18", "7.2"];
 const SPLIT: ProfileId[] = ["seed", "5.10-pre241", "6.1-pre148", "6.12-pre42"];
 const OLD: ProfileId[] = ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.12-pre42", "6.12"];
-/** 6.15+ as in 6.18: 6.18 and 7.2 */
-const M618: ProfileId[] = ["6.18", "7.2"];
+/** 6.15+: 6.16, 6.17, 6.18 and 7.2 (re-map charge, noexec) */
+const M618: ProfileId[] = ["6.16", "6.17", "6.18", "7.2"];
+/** 6.17+: multi-VMA mremap move */
+const M617: ProfileId[] = ["6.17", "6.18", "7.2"];
+/** 6.18+: refcount_t mmap counts (WARN, saturation) and EBUSY */
+const R618: ProfileId[] = ["6.18", "7.2"];
+/** before 6.17 (one VMA per mremap move) */
+const PRE617: ProfileId[] = [...OLD, "6.16"];
+/** before 6.18 (atomic_t mmap counts: no WARN, no EBUSY) */
+const PRE618: ProfileId[] = [...OLD, "6.16", "6.17"];
 const V510: ProfileId[] = ["5.10-pre241", "5.10"];
 /** 6.0+: mremap looks the VMA up first, grows with a merge, rb_alloc_aux sizes chunks from the watermark */
-const V6: ProfileId[] = ["6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.18", "7.2"];
+const V6: ProfileId[] = ["6.1-pre148", "6.1", "6.12-pre42", "6.12", "6.16", "6.17", "6.18", "7.2"];
 
 // ---- open / close (perf_event_open, perf_release)
 lit("open-ok", ALL, "open.ok", "a software dummy event opens", [[O("e0"), "ok"]]);
@@ -90,8 +98,9 @@ lit("mmap-inherit", ALL, "mmap.inherit", "cpu -1 && inherit cannot be mapped; a 
 lit("mmap-shared", ALL, "mmap.shared", "MAP_PRIVATE is refused [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3, 0, "r", { shared: false }), "EINVAL"]]);
 lit("mmap-data-pow2", ALL, "mmap.data.pow2", "3 data pages is not a power of two; 0 data pages is fine [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 4), "EINVAL"], [M("m1", "e0", 1), "ok"], [RU("m1"), up(0)]]);
 lit("mmap-data-size", ALL, "mmap.data.size", "a second mapping of another size [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [M("m1", "e0", 5), "EINVAL"]]);
-lit("mmap-data-ebusy", M618, "mmap.data.ebusy", "an event that reaches its buffer only through SET_OUTPUT cannot map it [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 5), "EINVAL"], [M("m2", "e1", 3), "EBUSY"]]);
+lit("mmap-data-ebusy", R618, "mmap.data.ebusy", "an event that reaches its buffer only through SET_OUTPUT cannot map it [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 5), "EINVAL"], [M("m2", "e1", 3), "EBUSY"]]);
 lit("mmap-data-redirected", OLD, "mmap.data.remap", "before the EBUSY fix a redirected event maps the shared buffer", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m2", "e1", 3), "ok"], [A("m2", 5, 1), "ok"], [RU("m0"), up(2, 5, 1)]]);
+lit("mmap-data-redirected-charged", ["6.16", "6.17"], "mmap.data.remap.charged", "6.15 .. 6.17 (atomic_t, before d06bf78e55d5): a redirected event maps the shared buffer (no EBUSY), charged like a re-map [seen on 6.16.12, 6.17.13]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [O("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 5), "EINVAL"], [M("m2", "e1", 3), "ok"], [A("m2", 5, 1), "ok"], [RU("m0"), up(2, 5, 1)]]);
 lit("mmap-data-remap", OLD, "mmap.data.remap", "the same event mapped twice shares the buffer and its user page", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 4, 2), "ok"], [M("m1", "e0", 3), "ok"], [RU("m1"), up(2, 4, 2)]]);
 lit("mmap-data-remap-charged", M618, "mmap.data.remap.charged", "6.18 re-map succeeds (and charges locked_vm, see the invariant tests) [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [M("m1", "e0", 3), "ok"], [RU("m1"), up(2)]]);
 lit("mmap-data-eperm", ALL, "mmap.data.eperm", "513 pages > 258-page budget with RLIMIT_MEMLOCK 0 [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 513), "EPERM"], [M("m1", "e0", 257), "ok"]]);
@@ -114,14 +123,16 @@ lit("aux-nr-mismatch", ALL, "mmap.aux.nr-mismatch", "AUX already mapped with ano
 lit("aux-pow2", ALL, "mmap.aux.pow2", "3 AUX pages [seen on 6.18]", [...DATA3, [A("m0", 4, 3), "ok"], [M("m1", "e0", 3, 4), "EINVAL"]]);
 lit("aux-new-remap", OLD, "mmap.aux.remap", "AUX mapped twice with the same size shares it; AUX pages read as zeros", [...DATA3, [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "ok"], [M("m2", "e0", 4, 4), "ok"], [RU("m2"), zeros], [RU("m0"), up(2, 4, 4)]]);
 lit("aux-remap-charged", M618, "mmap.aux.remap.charged", "6.18 AUX re-map succeeds (charging locked_vm)", [...DATA3, [A("m0", 4, 4), "ok"], [M("m1", "e0", 4, 4), "ok"], [M("m2", "e0", 4, 4), "ok"]]);
-lit("aux-redirected-warn", M618, "mmap.aux.redirected.warn", "6.18 AUX mapping through a SET_OUTPUT-only event succeeds (with a refcount WARN)", [...DATA3, [A("m0", 4, 4), "ok"], [OA("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 4, 4), "ok"]]);
+lit("aux-redirected-warn", R618, "mmap.aux.redirected.warn", "6.18 AUX mapping through a SET_OUTPUT-only event succeeds (with a refcount WARN)", [...DATA3, [A("m0", 4, 4), "ok"], [OA("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 4, 4), "ok"]]);
 // after the WARN the event's count is saturated; 6.18 drops the buffer's count first and the last
 // unmap (through the saturated event) skips the data refund; 7.2 drops the event's first and then
 // detaches everything and refunds (research probe 3.4.3; the verdicts say what the audit shows)
 const SATURATE: [Op, E][] = [...DATA3, [A("m0", 4, 4), "ok"], [OA("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 4, 4), "ok"], [U("m0"), "ok"], [U("m1"), "ok"]];
 lit("close-order-rb-first", ["6.18"], "mmap.aux.rb-unmapped", "6.18: the saturated event keeps the dead buffer: a later AUX mmap through it is EINVAL (refcount_inc_not_zero of rb->mmap_count 0)", [...SATURATE, [M("m2", "e1", 4, 4), "EINVAL"]]);
 lit("close-order-events-first", ["7.2"], "mmap.aux.norb", "7.2+: the last unmap detaches every event: the AUX mmap through e1 finds no buffer (EINVAL), a data mapping through it is new", [...SATURATE, [M("m2", "e1", 4, 4), "EINVAL"], [M("m3", "e1", 3), "ok"]]);
-lit("aux-redirected-old", OLD, "mmap.aux.new", "before 6.18 the same AUX mapping through a redirected event is plain", [...DATA3, [A("m0", 4, 4), "ok"], [OA("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 4, 4), "ok"]]);
+lit("close-order-atomic", ["6.16", "6.17"], "mmap.aux.norb", "6.15 .. 6.17 (atomic_t): e1's count goes 0 -> 1 without a WARN, so the rb-first close order still detaches every event at the last unmap and refunds: the AUX mmap through e1 finds no buffer (EINVAL), a data mapping through it is new", [...SATURATE, [M("m2", "e1", 4, 4), "EINVAL"], [M("m3", "e1", 3), "ok"]]);
+// 6.16 too (atomic_t: no WARN; unseen here: Debian 6.16 has no headers, no test PMU)
+lit("aux-redirected-old", PRE618, "mmap.aux.new", "before 6.18 the same AUX mapping through a redirected event is plain", [...DATA3, [A("m0", 4, 4), "ok"], [OA("e1"), "ok"], [S("e1", "e0"), "ok"], [M("m1", "e1", 4, 4), "ok"]]);
 lit("aux-eperm", ALL, "mmap.aux.eperm", "512 AUX pages over the budget", [...DATA3, [A("m0", 4, 512), "ok"], [M("m1", "e0", 512, 4), "EPERM"], [A("m0", 4, 64), "ok"], [M("m2", "e0", 64, 4), "ok"]]);
 lit("aux-eperm-sw", M618, "mmap.aux.eperm", "a software event over the budget gets EPERM, not EOPNOTSUPP [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 4, 512), "ok"], [M("m1", "e0", 512, 4), "EPERM"], [A("m0", 4, 1), "ok"], [M("m2", "e0", 1, 4), "EOPNOTSUPP"]]);
 lit("aux-rw-single", V510, "mmap.aux.rw-single", "5.10 rb_alloc_aux: a writable 1-page AUX area is EINVAL (no chunk order left for double buffering); read-only it maps (research probe 3.4.2)", [...DATA3, [A("m0", 4, 1), "ok"], [M("m1", "e0", 1, 4, "rw"), "EINVAL"], [M("m2", "e0", 1, 4, "r"), "ok"]]);
@@ -192,7 +203,7 @@ lit("mremap-anon-cross", ALL, "mremap.cross", "old range past the end of the VMA
 lit("mremap-dup-private", MODERN, "mremap.dup-private", "old size 0 of a private mapping [seen on 6.18]", [...ANON, [R("m0", 0, 2, { mayMove: true }), "EINVAL"]]);
 lit("mremap-dup-seed", ["seed"], "mremap.dup", "3.18: old size 0 creates a fresh mapping and keeps the old", [...ANON, [R("m0", 0, 2, { mayMove: true }), "ok"], [T("m0", 0), "ok"]]);
 lit("mremap-move", ALL, "mremap.move.ok", "move the whole perf VMA to the other slot: the base flips, the user page follows [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [A("m0", 5, 1), "ok"], [R("m0", 3, 3, { toFresh: true }), "ok"], [RU("m0"), up(2, 5, 1)], [R("m0", 3, 3, { toFresh: true }), "ok"], [T("m0", 2), "ok"]]);
-lit("mremap-move-split", ["6.1", "6.12", "6.18", "7.2"], "mremap.move.split", "moving part of a perf VMA [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { toFresh: true }), "EINVAL"], [RU("m0"), up(2)]]);
+lit("mremap-move-split", ["6.1", "6.12", "6.16", "6.17", "6.18", "7.2"], "mremap.move.split", "moving part of a perf VMA [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { toFresh: true }), "EINVAL"], [RU("m0"), up(2)]]);
 // 5.10.241+: move_vma never asks the split hook; the copy is opened, the old VMA stays whole; a copy of the AUX area's tail never drops aux_mmap_count
 lit("mremap-move-split-dup", ["5.10"], "mremap.move.split.dup", "5.10: moving part of a perf VMA succeeds and duplicates it (the old VMA stays whole, the base flips to the copy; moving back finds it: mremap.target.split) (research probe 3.4.1)", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { toFresh: true }), "ok"], [RU("m0"), up(2)], [T("m0", 2), "SIGSEGV"], [R("m0", 2, 2, { toFresh: true }), "EINVAL"]]); // moving back: the old VMA is still whole at the target, which would have to split
 lit("mremap-move-split-aux-leak", ["5.10"], "mremap.move.split.dup", "5.10: a copy of the AUX VMA's upper half (vm_pgoff != aux_pgoff) keeps aux_mmap_count above 0 after every unmap: the AUX area and its locked_vm are never freed (research probe 3.4.1)", [
@@ -201,14 +212,16 @@ lit("mremap-move-split-old", SPLIT, "mremap.move.split.ok", "before may_split a 
 lit("mremap-target-split", POST, "mremap.target.split", "the destination holds part of a perf VMA that the move would have to split [seen on 6.18]", [
   [O("e0"), "ok"], [M("m0", "e0", 9), "ok"], [R("m0", 9, 9, { toFresh: true }), "ok"], [F("m0", 9, 2), "ok"], [R("m0", 2, 2, { offset: 9, toFresh: true }), "ok"],
   [F("m0", 5, 4), "ok"], [R("m0", 4, 4, { offset: 5, toFresh: true }), "EINVAL"]]);
-lit("mremap-multi", M618, "mremap.multi.ok", "6.17+: a same-size fixed move spans the perf VMA and the anonymous one after it [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 3, 1), "ok"], [R("m0", 4, 4, { toFresh: true }), "ok"], [RU("m0"), up(2)], [T("m0", 3, true), "ok"]]);
-lit("mremap-multi-old", OLD, "mremap.cross", "before 6.17 the same move crosses the VMA's end: EFAULT", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 3, 1), "ok"], [R("m0", 4, 4, { toFresh: true }), "EFAULT"]]);
-lit("mremap-multi-gap", M618, "mremap.multi.gap", "a same-size fixed move starting in a gap [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { offset: 5, toFresh: true }), "EFAULT"]]);
+lit("mremap-multi", M617, "mremap.multi.ok", "6.17+: a same-size fixed move spans the perf VMA and the anonymous one after it [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 3, 1), "ok"], [R("m0", 4, 4, { toFresh: true }), "ok"], [RU("m0"), up(2)], [T("m0", 3, true), "ok"]]);
+// 6.16: mremap_to() unmaps the target, then remap_is_valid() answers EFAULT (the 6.16.12 EFAULTs of the
+// Dec 2026 10k run; this case: EFAULT on 6.16.12, ok on 6.17.13 and 6.18.15 under QEMU)
+lit("mremap-multi-old", PRE617, "mremap.cross", "before 6.17 the same move crosses the VMA's end: EFAULT", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 3, 1), "ok"], [R("m0", 4, 4, { toFresh: true }), "EFAULT"]]);
+lit("mremap-multi-gap", M617, "mremap.multi.gap", "a same-size fixed move starting in a gap [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [R("m0", 2, 2, { offset: 5, toFresh: true }), "EFAULT"]]);
 
 // ---- MAP_FIXED anonymous
 lit("mapfixed-ok", ALL, "mapfixed.ok", "MAP_FIXED over the whole perf VMA replaces it [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 0, 4), "ok"], [RU("m0"), zeros], [T("m0", 3, true), "ok"], [M("m1", "e0", 5), "ok"]]);
 lit("mapfixed-split-61", ["5.10", "6.1"], "mapfixed.split.enomem", "5.10/6.1: MAP_FIXED over part of a perf VMA: mmap_region turns the failure into ENOMEM", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "ENOMEM"], [T("m0", 1), "ok"]]);
-lit("mapfixed-split", ["6.12", "6.18", "7.2"], "mapfixed.split", "6.12+: the same is EINVAL [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "EINVAL"], [T("m0", 1), "ok"]]);
+lit("mapfixed-split", ["6.12", "6.16", "6.17", "6.18", "7.2"], "mapfixed.split", "6.12+: the same is EINVAL [seen on 6.18]", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "EINVAL"], [T("m0", 1), "ok"]]);
 lit("mapfixed-split-old", SPLIT, "mapfixed.split.ok", "before may_split MAP_FIXED splits the perf VMA", [[O("e0"), "ok"], [M("m0", "e0", 3), "ok"], [F("m0", 1, 1), "ok"], [T("m0", 1, true), "ok"], [T("m0", 2), "ok"], [RU("m0"), up(2)]]);
 
 // ---- SET_OUTPUT
@@ -264,7 +277,8 @@ lit("open-group-task", ALL, "open.group.task", "perf_event_open with outputTo (t
   [IN("p1", O("e1", { outputTo: "e0" })), "EINVAL"], [IN("p1", O("e3", { cpu: 0, outputTo: "e2" })), "EINVAL"], [O("e4", { outputTo: "e0" }), "ok"]]);
 lit("open-group-exited", ["6.12-pre42", "6.12", "6.18", "7.2"], "open.group.exited", "6.12+: a group leader whose task exited is in PERF_EVENT_STATE_EXIT: perf_event_open answers ENODEV before the other group checks (5.10 and 6.1: the same-task check's EINVAL) [seen on 6.12.118, 6.18.44]", [
   [FK("p1"), "ok"], [IN("p1", O("e0")), "ok"], [SF("p1", "p0", "e0"), "ok"], [M("m0", "e0", 3), "ok"], [EX("p1"), "ok"], [O("e1", { outputTo: "e0" }), "ENODEV"]]);
-lit("open-group-exited-old", ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1"], "open.group.task", "before 6.12 a group leader whose task exited is refused by the same-task check (EINVAL) [seen on 5.10.0-46, 6.1.0-57]", [
+// 6.16, 6.17 too: the fuzzer found EINVAL on 6.16.12 and 6.17.13 (reproduced 5/5, Dec 2026)
+lit("open-group-exited-old", ["seed", "5.10-pre241", "5.10", "6.1-pre148", "6.1", "6.16", "6.17"], "open.group.task", "before 6.12 a group leader whose task exited is refused by the same-task check (EINVAL) [seen on 5.10.0-46, 6.1.0-57]", [
   [FK("p1"), "ok"], [IN("p1", O("e0")), "ok"], [SF("p1", "p0", "e0"), "ok"], [M("m0", "e0", 3), "ok"], [EX("p1"), "ok"], [O("e1", { outputTo: "e0" }), "EINVAL"]]);
 lit("open-group-inherit-swapped", ALL, "open.group.inherit", "an attr.inherit leader whose task forked may have been moved into the child by the context-switch optimisation; after the child's exit 6.12+ may answer ENODEV, every era the inherit check's EINVAL [seen: ENODEV on 6.12.118 and 6.18.44, EINVAL on 5.10.0-46 and 6.1.0-57]", [
   [O("e0", { inherit: true }), "ok"], [FK("p1"), "ok"], [EX("p1"), "ok"], [O("e1", { outputTo: "e0" }), "EINVAL"]]);
@@ -348,9 +362,9 @@ for (const p of ALL) {
   // the child's mm is refunded mmap_locked it was never charged; 6.18+ re-map charge leaks locked_vm first (checked first)
   VERDICT[`pinned-refund-other-mm.${p}`] = { kind: "invariant", rule: M618.includes(p) ? "conserve.locked_vm" : "conserve.pinned_vm" };
 }
+for (const p of R618) VERDICT[`par-aux-setoutput.${p}`] = { kind: "kernel-warning", rule: "kernel.warning" }; // refcount_inc of e1's mmap_count 0 (as aux-redirected-warn)
 for (const p of M618) {
   VERDICT[`maprange-fail-remap.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // the failing re-map's 3 pages: charged by perf_mmap_rb(), never refunded
-  VERDICT[`par-aux-setoutput.${p}`] = { kind: "kernel-warning", rule: "kernel.warning" }; // refcount_inc of e1's mmap_count 0 (as aux-redirected-warn)
   VERDICT[`thread-exit-keeps-mm.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // p2's re-map of p1's buffer: 3 pages charged, never refunded
   VERDICT[`remap-other-process.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // u0 keeps the 3 re-mapped pages
   VERDICT[`remap-other-user.${p}`] = { kind: "invariant", rule: "conserve.locked_vm" }; // u1 keeps the 3 re-mapped pages

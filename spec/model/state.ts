@@ -154,7 +154,7 @@ export interface Vma {
 export interface Era {
   readonly id: ProfileId;
   readonly seed: boolean;
-  /** perf_mmap_may_split present (6.1.148+, 6.12.42+, 6.18) */
+  /** perf_mmap_may_split present (6.1.148+, 6.12.42+, 6.15.10+, 6.16.1+, 6.17+) */
   readonly maySplit: boolean;
   /** aux_mmap_count set to 1 before the accounting check (seed, pre-fix) */
   readonly auxCountEarly: boolean;
@@ -166,7 +166,7 @@ export interface Era {
   readonly growMerges: boolean;
   /** perf_mmap_close drops event->mmap_count before rb->mmap_count (7.2.13, 7.3.4) */
   readonly closeEventsFirst: boolean;
-  /** event/rb mmap counts and aux_mmap_count are refcount_t (6.18) */
+  /** event/rb mmap counts and aux_mmap_count are refcount_t (448f97fba901, 6.18; atomic_t through 6.17) */
   readonly refcountT: boolean;
   /** aux_refcount is refcount_t (6.1+) */
   readonly auxRefT: boolean;
@@ -191,6 +191,10 @@ export const ERAS: Readonly<Record<ProfileId, Era>> = {
   "6.1": { ...BASE, id: "6.1" },
   "6.12-pre42": { ...BASE, id: "6.12-pre42", maySplit: false, auxCountEarly: true, mm: 612, munmapStartBelow: true },
   "6.12": { ...BASE, id: "6.12", mm: 612, munmapStartBelow: true },
+  /** 6.15/6.16: 6.12's mm (mremap_to() unmaps the target, then remap_is_valid(): one VMA per move), atomic_t counts */
+  "6.16": { ...BASE, id: "6.16", mm: 612, munmapStartBelow: true, mapRange: true },
+  /** 6.17: 6.16 with remap_move() (mm/mremap.c, v6.17); still atomic_t */
+  "6.17": { ...BASE, id: "6.17", mm: 618, munmapStartBelow: true, mapRange: true },
   "6.18": { ...BASE, id: "6.18", mm: 618, refcountT: true, munmapStartBelow: true, mapRange: true },
   "7.2": { ...BASE, id: "7.2", mm: 618, refcountT: true, munmapStartBelow: true, closeEventsFirst: true, mapRange: true },
 };

@@ -3,7 +3,7 @@
  * the order written here; the size checks read aux_offset/aux_size from the user page.
  * The seed introduced all of them (perf-aux-area-v8.patch); later kernels kept the order.
  */
-import { ALL, CORE, LTS, M618, MODERN, NOT618, PATCH, PRE_FIX, RB, SEED, V, V510, rule } from "./types.ts";
+import { ALL, CORE, LTS, M618, MODERN, NOT618, PATCH, PRE_FIX, R618, RB, SEED, V, V510, rule } from "./types.ts";
 import { acctOf } from "../model/perf.ts";
 import { PAGE, P_W, isPow2 } from "../model/state.ts";
 import type { MmapCtx } from "./context.ts";
@@ -34,9 +34,9 @@ export const MMAP_AUX_RULES = [
     "!atomic_inc_not_zero(&rb->mmap_count): the buffer is being torn down; single-threaded only on 6.18, where an event whose count saturated (mmap.aux.redirected.warn) keeps a buffer whose last VMA is gone (7.2's close order detaches it)"),
   rule("mmap.aux.remap", NOT618, undefined, "perf_mmap", CORE, `${V.seed}, ${V.lts}`,
     "rb_has_aux(rb): aux_mmap_count++, rb->mmap_count++, event->mmap_count++, nothing charged"),
-  rule("mmap.aux.remap.charged", M618, undefined, "perf_mmap_aux", CORE, V.v618,
-    "6.18: an existing AUX area mapped again: perf_mmap_account(vma, user_extra = nr_pages, 0) charges locked_vm and nothing refunds it (same leak as mmap.data.remap.charged)"),
-  rule("mmap.aux.redirected.warn", M618, undefined, "perf_mmap_aux", CORE, V.v618,
+  rule("mmap.aux.remap.charged", M618, undefined, "perf_mmap_aux", CORE, `${V.v616}, ${V.v618}`,
+    "6.15+: an existing AUX area mapped again: perf_mmap_account(vma, user_extra = nr_pages, 0) (6.16: `ret = 0; goto unlock;` with user_extra already nr_pages, 0c8a4e4139ad) charges locked_vm and nothing refunds it (same leak as mmap.data.remap.charged)"),
+  rule("mmap.aux.redirected.warn", R618, undefined, "perf_mmap_aux", CORE, V.v618,
     "6.18: AUX mapping through an event whose mmap_count is 0 (it reaches the buffer through SET_OUTPUT): refcount_inc(&event->mmap_count) from 0 WARNs and saturates; the mapping succeeds"),
   rule("mmap.aux.count-early", [...SEED, ...PRE_FIX], undefined, "perf_mmap", CORE, `${V.seed}, ${V.v61pre}, ${V.v612pre}`,
     "atomic_set(&rb->aux_mmap_count, 1) before the accounting check: a failed AUX mmap leaves aux_mmap_count at 1 (fixed by 5468c0fbccbb, Aug 2025)"),

@@ -3,7 +3,7 @@
  * Errno order per era = the kernel's check order: generic mm checks (fd, length, noexec),
  * then perf_mmap's inherit and VM_SHARED checks, then the size rules, then the buffer.
  */
-import { ALL, CORE, M618, NOT618, RB, V, rule } from "./types.ts";
+import { ALL, CORE, M618, NOT618, R618, RB, V, rule } from "./types.ts";
 import { acctOf } from "../model/perf.ts";
 import { P_X, isPow2 } from "../model/state.ts";
 import type { MmapCtx } from "./context.ts";
@@ -30,11 +30,11 @@ export const MMAP_DATA_RULES = [
     "nr_pages = pages - 1 must be 0 or a power of two [seen on 6.18]"),
   rule("mmap.data.size", ALL, "EINVAL", "perf_mmap", CORE, V.all,
     "event->rb exists and has another number of data pages [seen on 6.18]"),
-  rule("mmap.data.ebusy", M618, "EBUSY", "perf_mmap_rb", CORE, V.v618,
-    "event->rb exists but the event's own mmap_count is 0 (it reaches the buffer only through SET_OUTPUT): EBUSY (Jan 2026 fix) [seen on 6.18]"),
+  rule("mmap.data.ebusy", R618, "EBUSY", "perf_mmap_rb", CORE, V.v618,
+    "event->rb exists but the event's own mmap_count is 0 (it reaches the buffer only through SET_OUTPUT): EBUSY (Jan 2026 fix, d06bf78e55d5, 6.18.y only: 6.16/6.17 are atomic_t and map it, mmap.data.remap.charged) [seen on 6.18]"),
   rule("mmap.data.remap", NOT618, undefined, "perf_mmap", CORE, `${V.seed}, ${V.lts}`,
     "event->rb exists with the same size: rb->mmap_count++, event->mmap_count++, nothing charged (user_extra is still 0 at unlock:)"),
-  rule("mmap.data.remap.charged", M618, undefined, "perf_mmap_rb", CORE, V.v618,
+  rule("mmap.data.remap.charged", M618, undefined, "perf_mmap_rb", CORE, `${V.v616}, ${V.v618}`,
     "6.18: mapping an existing buffer again calls perf_mmap_account(vma, user_extra = vma pages, 0): locked_vm grows by the VMA's pages and no close refunds it (a leak) [seen on 6.18: budget short by the re-mapped pages after teardown]"),
   rule("mmap.data.eperm", ALL, "EPERM", "perf_mmap", CORE, V.all,
     "new buffer: pinned_vm + extra > RLIMIT_MEMLOCK pages && perf_event_paranoid > -1 && !CAP_IPC_LOCK (accounting per acct.limit.*)"),

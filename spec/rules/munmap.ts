@@ -13,7 +13,7 @@
  * vms_gather_munmap_vmas does the opposite (the new pieces are the kept ones). The
  * pgoff of the piece perf_mmap_open sees differs, and so does the AUX count.
  */
-import { ALL, CORE, M618, M72, MAY_SPLIT, NOT72, SPLITTING, V, rule } from "./types.ts";
+import { ALL, CORE, M72, MAY_SPLIT, NOT72, R618, SPLITTING, V, rule } from "./types.ts";
 import type { RangeCtx } from "./context.ts";
 import { otherwise, when, type Decision } from "./decision.ts";
 
@@ -36,7 +36,7 @@ export const MUNMAP_RULES = [
     "munmap splits the first VMA with new_below = 0 and the last with new_below = 1: the opened pieces are the removed ones"),
   rule("vma.split.order.612", ["6.12-pre42"], undefined, "vms_gather_munmap_vmas", "mm/vma.c", V.v612pre,
     "munmap splits the first VMA with new_below = 1 and the last with new_below = 0: the opened pieces are the kept ones"),
-  rule("refcount.saturate", M618, undefined, "refcount_warn_saturate", "lib/refcount.c", V.v618,
+  rule("refcount.saturate", R618, undefined, "refcount_warn_saturate", "lib/refcount.c", V.v618,
     "6.18 mmap counts are refcount_t: an increment from 0 (or of a saturated count) WARNs and saturates; a saturated count never reaches 0 again"),
 ] as const;
 

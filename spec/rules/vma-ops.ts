@@ -2,10 +2,10 @@
  * mprotect, mremap and MAP_FIXED anonymous mappings over perf VMAs.
  * The may_split fix makes every operation that would split a perf VMA fail; before it
  * they all split (perf_mmap_open on the new piece). mremap's structure differs by era:
- * 3.18 shrinks without looking the VMA up; 6.1/6.12 look it up first (EFAULT); 6.17+
+ * 3.18 shrinks without looking the VMA up; 6.1 .. 6.16 look it up first (EFAULT); 6.17+
  * moves a whole range of VMAs when the move keeps the size (remap_move).
  */
-import { ALL, M618, MAY_SPLIT, MODERN, NOT618, SEED, SPLITTING, V, V510, rule } from "./types.ts";
+import { ALL, M617, M618, MAY_SPLIT, MODERN, NOT618, SEED, SPLITTING, V, V510, rule } from "./types.ts";
 import { findIdx } from "../model/mm.ts";
 import type { MprotectCtx, MremapCtx, RangeCtx } from "./context.ts";
 import { otherwise, proc, when, type Decision } from "./decision.ts";
@@ -45,7 +45,7 @@ export const VMA_OPS_RULES = [
   rule("mremap.shrink.split.ok", SPLITTING, undefined, "__split_vma", MREMAP, `${V.v318}, ${V.v61pre}, ${V.v612pre}`,
     "shrinking a perf VMA splits it: perf_mmap_open on the new piece, perf_mmap_close on the removed tail"),
   rule("mremap.cross", ALL, "EFAULT", "vma_to_resize", MREMAP, V.all,
-    "old_len reaches past the end of the VMA at addr (6.17+: only for resizing moves; same-size MREMAP_FIXED moves may span VMAs)"),
+    "old_len reaches past the end of the VMA at addr (6.17+: only for resizing moves; same-size MREMAP_FIXED moves may span VMAs; 6.16 remap_is_valid() after mremap_to()'s target do_munmap: EFAULT for every move past the VMA's end)"),
   rule("mremap.dontexpand", ALL, "EFAULT", "vma_to_resize", MREMAP, V.all,
     "growing a VM_DONTEXPAND (perf) VMA, or the 'duplicate' old_len 0 case: EFAULT [seen on 6.18]"),
   rule("mremap.dup-private", MODERN, "EINVAL", "vma_to_resize", MREMAP, V.modern,
@@ -62,7 +62,7 @@ export const VMA_OPS_RULES = [
     "cannot grow in place and MREMAP_MAYMOVE is not set"),
   rule("mremap.move.ok", ALL, undefined, "move_vma", MREMAP, V.all,
     "MREMAP_FIXED move to the other slot: copy_vma + perf_mmap_open on the copy, then munmap of the old range (perf_mmap_close); the handle's base flips [seen on 6.18]"),
-  rule("mremap.move.split", ["6.1", "6.12", "6.18", "7.2"], "EINVAL", "move_vma", MREMAP, `${V.v61}, ${V.v612}, ${V.v618}, ${V.v72}`,
+  rule("mremap.move.split", ["6.1", "6.12", "6.16", "6.17", "6.18", "7.2"], "EINVAL", "move_vma", MREMAP, `${V.v61}, ${V.v612}, ${V.v616}, ${V.v618}, ${V.v72}`,
     "moving part of a perf VMA: may_split refuses (EINVAL) [seen on 6.18]"),
   rule("mremap.move.split.dup", ["5.10"], undefined, "move_vma", MREMAP, V.v510,
     "5.10.241+: move_vma never asks the split hook; copy_vma opens the copy (pgoff = old pgoff + offset; aux_mmap_count++ if != 0), then do_munmap of the old range fails in __split_vma (.split = perf_mmap_may_split) and the failure is ignored: the old perf VMA stays whole, the call succeeds. A copy whose pgoff is not aux_pgoff never drops aux_mmap_count: the CVE-2025-38563 leak, still reachable"),
@@ -70,17 +70,17 @@ export const VMA_OPS_RULES = [
     "moving part of a perf VMA: copy opened, the old VMA split around the moved range (pieces opened) and the moved range closed"),
   rule("mremap.target.split", MAY_SPLIT, "EINVAL", "mremap_to", MREMAP, V.modern,
     "MREMAP_FIXED first unmaps the target range; a perf VMA there only partly covered cannot be split"),
-  rule("mremap.multi.ok", M618, undefined, "remap_move", MREMAP, V.v618,
+  rule("mremap.multi.ok", M617, undefined, "remap_move", MREMAP, V.v618,
     "6.17+: a same-size MREMAP_FIXED move spanning several VMAs (and gaps) moves each VMA, keeping the gaps [seen on 6.18]"),
-  rule("mremap.multi.gap", M618, "EFAULT", "remap_move", MREMAP, V.v618,
+  rule("mremap.multi.gap", M617, "EFAULT", "remap_move", MREMAP, V.v618,
     "6.17+ same-size MREMAP_FIXED move whose range starts in a gap (or holds no VMA): EFAULT"),
-  rule("mremap.multi.partial", M618, undefined, "remap_move", MREMAP, V.v618,
+  rule("mremap.multi.partial", M617, undefined, "remap_move", MREMAP, V.v618,
     "6.17+: a multi-VMA move that fails on a later VMA keeps the earlier VMAs moved (the error is returned)"),
   rule("mapfixed.ok", ALL, undefined, "mmap_region", "mm/mmap.c", V.all,
     "MAP_FIXED anonymous mapping: whatever was in the range is unmapped (perf VMAs closed), then a zeroed rw anonymous VMA [seen on 6.18]"),
   rule("mapfixed.split.enomem", ["5.10", "6.1"], "ENOMEM", "mmap_region", "mm/mmap.c", `${V.v510}, ${V.v61}`,
     "5.10/6.1: do_munmap()/do_mas_munmap() fails (the split hook) and mmap_region() turns any failure into -ENOMEM"),
-  rule("mapfixed.split", ["6.12", "6.18", "7.2"], "EINVAL", "__mmap_region", "mm/mmap.c, mm/vma.c", `${V.v612}, ${V.v618}`,
+  rule("mapfixed.split", ["6.12", "6.16", "6.17", "6.18", "7.2"], "EINVAL", "__mmap_region", "mm/mmap.c, mm/vma.c", `${V.v612}, ${V.v616}, ${V.v618}`,
     "6.12+: vms_gather_munmap_vmas() fails (may_split) and the error is returned as is [seen on 6.18]"),
   rule("mapfixed.split.ok", SPLITTING, undefined, "mmap_region", "mm/mmap.c", `${V.v318}, ${V.v61pre}, ${V.v612pre}`,
     "MAP_FIXED over part of a perf VMA splits it (perf_mmap_open on the new piece), closes the covered piece"),

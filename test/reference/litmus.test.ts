@@ -115,9 +115,10 @@ describe("AUX area", () => {
     const t = run(p, auxProgram);
     expect(outs(t)).toEqual(["ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"]);
     expect(t.audit).toMatchObject({ vmPinKb: 0, liveAux: 0, auxSetups: 1, auxFrees: 1 });
-    // 6.18 charges the second AUX mapping's 4 pages again (0c8a4e4139ad; perf_mmap_aux() ends
-    // with perf_mmap_account(vma, user_extra, extra) on the re-map path too)
-    expect(t.audit?.budgetPages).toBe(p === "6.18" || p === "7.2" ? 254 : 258);
+    // 6.15+ charge the second AUX mapping's 4 pages again (0c8a4e4139ad; 6.16's perf_mmap()
+    // charges user_extra at unlock:, 6.18's perf_mmap_aux() ends with perf_mmap_account(vma,
+    // user_extra, extra), on the re-map path too)
+    expect(t.audit?.budgetPages).toBe(p === "6.16" || p === "6.17" || p === "6.18" || p === "7.2" ? 254 : 258);
   });
 
   it.each(ALL)("%s: AUX checks come in the kernel's order", (p) => {
@@ -247,6 +248,18 @@ describe("VMA operations", () => {
       { op: "mremap", map: "m0", oldPages: 5, newPages: 5, toFresh: true },
     ] : []);
     expect(outs(u)).toEqual(["ok", "ok", "ok", "EFAULT"]); // vma_to_resize(): across vm area boundaries
+    // 6.16: mremap_to() unmaps the target, then remap_is_valid(): old_len > vma->vm_end - addr [6.16.12: EFAULT]
+    expect(outs(run("6.16", [
+      open("e0"), mmap("m0", "e0", 3),
+      { op: "mapFixedAnon", map: "m0", offset: 4, pages: 1 },
+      { op: "mremap", map: "m0", oldPages: 5, newPages: 5, toFresh: true },
+    ]))).toEqual(["ok", "ok", "ok", "EFAULT"]);
+    // 6.17 moves both (remap_move(), v6.17) [6.17.13: ok]
+    expect(outs(run("6.17", [
+      open("e0"), mmap("m0", "e0", 3),
+      { op: "mapFixedAnon", map: "m0", offset: 4, pages: 1 },
+      { op: "mremap", map: "m0", oldPages: 5, newPages: 5, toFresh: true },
+    ]))).toEqual(["ok", "ok", "ok", "ok"]);
   });
 
   it.each(ALL)("%s: mprotect of a range with a hole changes what comes before the hole, then ENOMEM [6.18.44]", (p) => {
@@ -295,6 +308,14 @@ describe("SET_OUTPUT", () => {
     const t = run(p, [open("e0"), mmap("m0", "e0", 2), open("e1", "sw", { outputTo: "e0" }), mmap("m1", "e1", 2), munmap("m0"), munmap("m1")]);
     expect(outs(t)).toEqual(["ok", "ok", "ok", "ok", "ok", "ok"]);
     expect(t.audit).toMatchObject({ vmPinKb: 0, budgetPages: 258, warnings: [] });
+  });
+
+  it.each(["6.16", "6.17"] as ProfileId[])("%s: an event redirected by SET_OUTPUT maps the buffer (atomic_t, no EBUSY) and the mapping is charged like a re-map [6.16.12, 6.17.13 under QEMU]", (p) => {
+    // cases/spec/mmap-data-ebusy.6.18.json under QEMU (npm run bisect --by trace): ok ok ok ok EINVAL ok and the
+    // budget 3 pages short on 6.16.12 and 6.17.13; EBUSY and the budget whole on 6.18.15
+    const t = run(p, [open("e0"), mmap("m0", "e0", 3), open("e1"), { op: "setOutput", ev: "e1", target: "e0" }, mmap("m1", "e1", 5), mmap("m2", "e1", 3), munmap("m0"), munmap("m2")]);
+    expect(outs(t)).toEqual(["ok", "ok", "ok", "ok", "EINVAL", "ok", "ok", "ok"]);
+    expect(t.audit).toMatchObject({ vmPinKb: 0, budgetPages: 258 - 3, warnings: [] });
   });
 
   it("6.18: ... is EBUSY (d06bf78e55d5) [6.18.44]", () => {
@@ -404,6 +425,13 @@ describe("7.2 (7.2.13 / 7.3.4 source)", () => {
     expect(outs(t)).toEqual(["ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "EINVAL", "ok"]);
     expect(t.audit?.warnings?.length).toBeGreaterThan(0);
     expect(t.audit?.budgetPages).toBe(258 - 3);
+  });
+
+  it.each(["6.16", "6.17"] as ProfileId[])("%s: atomic_t: no WARN, e1's count is a plain 1, and the rb-first close still detaches both and refunds", (p) => {
+    const t = run(p, prog);
+    expect(outs(t)).toEqual(["ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "EINVAL", "ok"]);
+    expect(t.audit?.warnings ?? []).toEqual([]);
+    expect(t.audit?.budgetPages).toBe(258);
   });
 
   it("7.2: event->mmap_count first, then the buffer's: its last unmap detaches every event and refunds", () => {

@@ -105,7 +105,7 @@ describe("reference refines the spec", () => {
 });
 
 /**
- * Planted rules in the profiles added for 5.10 and 7.2: each switch of reference/era.ts that
+ * Planted rules in the profiles added for 5.10, 6.16 and 7.2: each switch of reference/era.ts that
  * makes those profiles differ from their parents is flipped, one at a time, in the reference,
  * and must be caught. `by: "random"`: by the program stream above (same seed, same count).
  * Two are not (measured: 7.2's close order needs ~120k-175k programs of these streams, 5.10's
@@ -113,7 +113,7 @@ describe("reference refines the spec", () => {
  * grows exactly into and a later resize over both); `by: "litmus"`: by the profile's litmus
  * programs (cases/spec/*.PROFILE.json) run through the same refinement check.
  */
-describe("planted rules in the 5.10 and 7.2 profiles are caught", () => {
+describe("planted rules in the 5.10, 6.16 and 7.2 profiles are caught", () => {
   const PLANTED: { profile: ProfileId; change: Partial<Era>; what: string; by: "random" | "litmus" }[] = [
     { profile: "5.10", change: { auxWritableOrder: false }, what: "rb_alloc_aux without the 1-page writable EINVAL", by: "random" },
     { profile: "5.10-pre241", change: { auxWritableOrder: false }, what: "rb_alloc_aux without the 1-page writable EINVAL", by: "random" },
@@ -122,6 +122,14 @@ describe("planted rules in the 5.10 and 7.2 profiles are caught", () => {
     { profile: "5.10-pre241", change: { mm: "v6.1", growMerge: true }, what: "6.1-pre148's mm", by: "random" },
     { profile: "5.10", change: { growMerge: true }, what: "mremap growth merges with the next VMA", by: "litmus" },
     { profile: "7.2", change: { closeEventFirst: false }, what: "perf_mmap_close drops the buffer's count first (6.18's)", by: "litmus" },
+    // 6.16: each of the three ways it differs from 6.18 (the 6.17 mremap, 448f97fba901, d06bf78e55d5)
+    { profile: "6.16", change: { mm: "v6.18" }, what: "6.17's remap_move() (a same-size move spans VMAs)", by: "litmus" },
+    { profile: "6.16", change: { refcount: true }, what: "refcount_t mmap counts (6.18's WARN and saturation)", by: "litmus" },
+    { profile: "6.16", change: { ebusy: true }, what: "EBUSY for a SET_OUTPUT-only event (6.18.y)", by: "random" },
+    { profile: "6.16", change: { leaderExitEnodev: true }, what: "ENODEV for an exited group leader (6.12.118, 6.18.44)", by: "litmus" },
+    // 6.17: 6.16 with 6.17's mremap; and not 6.18's refcount_t
+    { profile: "6.17", change: { mm: "v6.12" }, what: "6.16's mremap (no remap_move())", by: "litmus" },
+    { profile: "6.17", change: { refcount: true }, what: "refcount_t mmap counts (6.18's WARN and saturation)", by: "litmus" },
   ];
   const litmus = (profile: ProfileId) => readdirSync("cases/spec").filter((f) => f.endsWith(`.${profile}.json`))
     .map((f) => Case.parse(JSON.parse(readFileSync(join("cases/spec", f), "utf8"))));

@@ -68,7 +68,7 @@ describe("litmus cases (cases/spec/*.json)", () => {
   it("there are litmus cases for every profile", () => {
     expect(files.length).toBeGreaterThan(300);
     const profiles = new Set(files.map((f) => f.split(".").slice(1, -1).join(".")));
-    expect([...profiles].sort()).toEqual(["5.10", "5.10-pre241", "6.1", "6.1-pre148", "6.12", "6.12-pre42", "6.18", "7.2", "seed"]);
+    expect([...profiles].sort()).toEqual(["5.10", "5.10-pre241", "6.1", "6.1-pre148", "6.12", "6.12-pre42", "6.16", "6.17", "6.18", "7.2", "seed"]);
   });
 
   for (const f of files) {

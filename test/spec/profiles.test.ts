@@ -21,7 +21,12 @@ describe("profileFor", () => {
     ["5.10.0-36-amd64", debian510.replace("Debian 5.10.262-1", "Debian 5.10.244-1"), "5.10"],
     ["5.10.240", undefined, "5.10-pre241"],
     ["5.10.241", undefined, "5.10"],
-    ["6.15.2", undefined, "6.18"],
+    ["6.15.2", undefined, "6.16"],
+    ["6.15.10", undefined, "6.16"],
+    ["6.16.3+deb13-amd64", undefined, "6.16"],
+    ["6.16.12+deb13-amd64", undefined, "6.16"],
+    ["6.17.13+deb13-amd64", undefined, "6.17"],
+    ["6.18.15+deb13-amd64", undefined, "6.18"],
     ["6.19.7", undefined, "6.18"],
     ["7.1.3", undefined, "6.18"],
     ["7.2.13+deb14-amd64", undefined, "7.2"],
@@ -39,6 +44,13 @@ describe("profileFor", () => {
     expect(profileFor("6.19.7").exact).toBe(false);
     expect(profileFor("7.0.2").exact).toBe(false);
     expect(profileFor("6.18.44").exact).toBe(true);
+    // 6.15.10+ / 6.16.1+ have the Aug 2025 fixes (stable review mails of Aug 12 2025); 6.17 (its own
+    // profile) has 6.18's mremap but not its refcount_t (448f97fba901) nor EBUSY (d06bf78e55d5)
+    expect(profileFor("6.16.12+deb13-amd64").exact).toBe(true);
+    expect(profileFor("6.15.10").exact).toBe(true);
+    expect(profileFor("6.15.9").exact).toBe(false);
+    expect(profileFor("6.16.0").exact).toBe(false);
+    expect(profileFor("6.17.13+deb13-amd64").exact).toBe(true);
     expect(profileFor("7.3.4").exact).toBe(true);
     expect(profileFor("7.4.1").exact).toBe(false);
     expect(profileFor("5.4.280").exact).toBe(false);
