@@ -24,7 +24,7 @@ const inProc = (proc: string, op: Op): Op => ({ ...op, proc } as Op);
 const pins = (t: { steps: { vmPinKb: number }[] }) => t.steps.map((s) => s.vmPinKb);
 
 /** 6.15+ charge user_extra on every re-map (perf_mmap_rb(): perf_mmap_account(vma, user_extra, 0)). */
-const REMAP_CHARGE: readonly ProfileId[] = ["6.18", "7.2"];
+const REMAP_CHARGE: readonly ProfileId[] = ["6.16", "6.17", "6.18", "7.2"]; // 6.15+: perf_mmap_rb/perf_mmap_aux charge every re-map
 /** The 5.6+ clamp of locked_vm to the limit (003461559ef7): every profile but the seed. */
 const CLAMP: readonly ProfileId[] = ALL.filter((p) => p !== "seed");
 
