@@ -136,6 +136,9 @@ Replays auxspec-case/1 cases on a backend and judges them with the spec. A case'
   --backend B    model (default) | host | vm:KERNEL
   --guest-cpus N CPUs of the vm guest (default: the cpus most of the cases were made for; a
                  case made for another count is skipped, as on any kernel)
+  --repeat N     run each case with a par block N times (host and vm backends: the fuzzer's
+                 barrier and jitter) and judge every repetition: the first the spec rejects
+                 stands for the case, and the line says how many of the N diverged
   --profile P    auto | ${PROFILES.join(" | ")} (default: the case's profile, else the backend's)
   --json         one JSON object
   -h, --help     this text
@@ -172,6 +175,7 @@ const ReplayArgs = z.object({
   backend: z.string().default("model"),
   "guest-cpus": Int("--guest-cpus", 1).max(MAX_GUEST_CPUS, `--guest-cpus must be at most ${MAX_GUEST_CPUS}`).optional(),
   profile: Profile.default("auto"),
+  repeat: Int("--repeat", 1).max(100000, "--repeat must be at most 100000").default(1),
   json: z.boolean().default(false),
 });
 
@@ -440,12 +444,13 @@ function report(r: ReportIn): void {
 async function cmdReplay(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
-    options: { backend: { type: "string" }, "guest-cpus": { type: "string" }, profile: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    options: { backend: { type: "string" }, "guest-cpus": { type: "string" }, repeat: { type: "string" }, profile: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
   });
   if (values.help) { console.log(REPLAY_HELP); return 0; }
   const a = parse(ReplayArgs, values);
   if (!positionals.length) throw new UsageError("replay needs at least one case file or directory");
   if (a["guest-cpus"] !== undefined && !a.backend.startsWith("vm:")) throw new UsageError(`--guest-cpus applies to vm:KERNEL backends only (the backend is ${a.backend})`);
+  if (a.repeat > 1 && a.backend === "model") throw new UsageError("--repeat applies to kernel backends (host, vm:KERNEL); the model's explorer runs every interleaving of a par block instead");
   // Everything is listed and parsed before anything runs, and every problem is named.
   const files: string[] = [];
   const problems: string[] = [];
@@ -486,8 +491,9 @@ async function cmdReplay(argv: string[]): Promise<number> {
     results = await replayCases(cases, kernel, a.profile, known, (r) => {
       if (a.json) return;
       const d = r.divergence;
-      log(`${r.status.toUpperCase().padEnd(10)} ${r.case} [${r.backend}, ${r.profile}]${d ? ` ${d.kind} at ${d.opIndex >= 0 ? `op ${d.opIndex}` : "audit"} (${d.rule}): spec allows ${d.expected.join(" | ")}, observed ${d.observed}` : ""}${r.reason ? ` -- ${r.reason}` : ""}`);
-    });
+      log(`${r.status.toUpperCase().padEnd(10)} ${r.case} [${r.backend}, ${r.profile}]${r.repetitions ? ` ${r.repetitions.diverged} of ${r.repetitions.of} repetitions diverged;` : ""}${d ? ` ${d.kind} at ${d.opIndex >= 0 ? `op ${d.opIndex}` : "audit"} (${d.rule}): spec allows ${d.expected.join(" | ")}, observed ${d.observed}` : ""}${r.reason ? ` -- ${r.reason}` : ""}`);
+      for (const o of r.repetitions?.outcomes ?? []) log(`           ${String(o.count).padStart(6)} x ${o.what}${o.known ? ` (known: ${o.known})` : o.what === "accepted" ? "" : " (UNEXPLAINED)"}`);
+    }, a.repeat);
   } finally {
     await kernel?.close();
   }

@@ -17,7 +17,11 @@ import { matchKnown, type KnownDivergence } from "./known.ts";
 import { rel } from "./cases.ts";
 
 export type ReplayStatus = "agrees" | "divergence" | "known" | "bug-caught" | "bug-missed" | "skipped" | "aborted";
-export interface ReplayResult { case: string; name: string; backend: string; profile: ProfileId; status: ReplayStatus; divergence?: Divergence; reason?: string }
+export interface ReplayResult {
+  case: string; name: string; backend: string; profile: ProfileId; status: ReplayStatus; divergence?: Divergence; reason?: string;
+  /** With `repeat` > 1, a par case on a kernel backend that repeats: how many repetitions the spec rejected (the first one stands for the case). */
+  repetitions?: { diverged: number; of: number; outcomes: Array<{ what: string; count: number; known: string | null }> };
+}
 
 export function checkExpect(c: Case, trace: Trace): Divergence | null {
   if (!c.expect) return null;
@@ -69,7 +73,7 @@ export function cannotRun(c: Case, backend: Backend): string | null {
  */
 export async function replayCases(
   cases: readonly { file: string; c: Case }[], kernelBackend: Backend | null, profileOpt: ProfileId | "auto",
-  known: readonly KnownDivergence[], onResult?: (r: ReplayResult) => void,
+  known: readonly KnownDivergence[], onResult?: (r: ReplayResult) => void, repeat = 1,
 ): Promise<ReplayResult[]> {
   const results: ReplayResult[] = [];
   {
@@ -89,12 +93,36 @@ export async function replayCases(
         const config: Config = kernelBackend
           ? { ...c.config, pmus: backend.info.config.pmus, memlockHardPages: backend.info.config.memlockHardPages, lockedVmPages: undefined }
           : c.config;
-        const [trace] = backend.runSync ? backend.runSync([c.program], config) : await backend.run([c.program], config);
+        let [trace] = repeat > 1 && kernelBackend?.runRepeated && c.program.some((o) => o.op === "par")
+          ? await kernelBackend.runRepeated([c.program], config, repeat)
+          : [backend.runSync ? backend.runSync([c.program], config) : await backend.run([c.program], config)];
+        // repetitions: the first the spec rejects stands for the case (as the campaign judges them)
+        let repetitions: ReplayResult["repetitions"] | undefined;
+        if (trace.length > 1) {
+          // each repetition judged; grouped by what the spec saw; an unexplained one (not in the
+          // known list) stands for the case before a known one, a known one before an accepted one
+          const groups = new Map<string, { count: number; known: string | null; rank: number; t: Trace }>();
+          for (const t of trace) {
+            const f = new Map<string, number>();
+            const v = checkTrace(c.program, t.config ?? config, profile, t, f);
+            const key = v.accepted ? "accepted" : `${v.divergence.kind} ${v.divergence.rule}: ${v.divergence.observed}`;
+            const g = groups.get(key);
+            if (g) { g.count++; continue; }
+            const k = v.accepted ? null : matchKnown(known, v.divergence, profile, backend.info, f);
+            groups.set(key, { count: 1, known: k?.id ?? null, rank: v.accepted ? 2 : k ? 1 : 0, t });
+          }
+          const all = [...groups.entries()];
+          repetitions = {
+            diverged: all.filter(([w]) => w !== "accepted").reduce((n, [, g]) => n + g.count, 0), of: trace.length,
+            outcomes: all.map(([what, g]) => ({ what, count: g.count, known: g.known })).sort((x, y) => y.count - x.count),
+          };
+          trace = [all.map(([, g]) => g).sort((x, y) => x.rank - y.rank)[0].t];
+        }
         const fired = new Map<string, number>();
-        const v = checkTrace(c.program, trace.config ?? config, profile, trace, fired);
+        const v = checkTrace(c.program, trace[0].config ?? config, profile, trace[0], fired);
         const k = v.accepted ? null : matchKnown(known, v.divergence, profile, backend.info, fired);
-        const exp = kernelBackend ? null : checkExpect(c, trace) ?? checkVerdict(c, v.accepted ? null : v.divergence);
-        if (kernelBackend && trace.aborted !== undefined) r = { ...base, status: "aborted", reason: `the harness aborted the run: ${trace.aborted.split("\n")[0]}` };
+        const exp = kernelBackend ? null : checkExpect(c, trace[0]) ?? checkVerdict(c, v.accepted ? null : v.divergence);
+        if (kernelBackend && trace[0].aborted !== undefined) r = { ...base, status: "aborted", reason: `the harness aborted the run: ${trace[0].aborted.split("\n")[0]}` };
         else if (exp) r = { ...base, status: "divergence", divergence: exp };
         else if (!kernelBackend && c.verdict && c.verdict !== "accepted") r = { ...base, status: "agrees", reason: `the spec reports ${c.verdict.kind} ${c.verdict.rule}, as the case says`, divergence: v.accepted ? undefined : v.divergence };
         else if (bugs.length) {
@@ -103,6 +131,7 @@ export async function replayCases(
             : { ...base, status: "bug-caught", divergence: v.divergence };
         } else if (v.accepted) r = { ...base, status: "agrees" };
         else r = { ...base, status: k ? "known" : "divergence", divergence: v.divergence, ...(k ? { reason: `${k.id}: ${k.explanation}` } : {}) };
+        if (repetitions) r.repetitions = repetitions;
       }
       results.push(r);
       onResult?.(r);
