@@ -82,7 +82,7 @@ export async function vmRows(quick: boolean): Promise<Row[]> {
       if (!programs.length) {
         const gen = { config: cfg, minOps: 20, maxOps: 20, unsupported: new Set<string>(["mapRangeFault"]) }; // model only
         programs = Array.from({ length: n }, (_, i) => decode(genesAt(3, i, gen), gen));
-        const gen1 = { ...gen, unsupported: new Set<string>(MULTI_PROCESS_OPS) };
+        const gen1 = { ...gen, unsupported: new Set<string>([...gen.unsupported, ...MULTI_PROCESS_OPS]) };
         single = Array.from({ length: n }, (_, i) => decode(genesAt(3, i, gen1), gen1));
       }
       await runner.run(programs.slice(0, 8), cfg); // the first programs pay the agent's start-up
