@@ -92,8 +92,8 @@ console.log(table);
 if (v.readme) {
   const readme = join(ROOT, "README.md");
   const text = readFileSync(readme, "utf8");
-  const re = /(<!-- figures:race-soak -->\n)[\s\S]*?(\n\s*<!-- \/figures:race-soak -->)/;
+  const re = /(<!-- figures:race-soak -->\n)([\s\S]*?\n)?(\s*<!-- \/figures:race-soak -->)/;
   if (!re.test(text)) { console.error("README.md has no <!-- figures:race-soak --> block"); process.exit(2); }
-  writeFileSync(readme, text.replace(re, (_m, a: string, b: string) => `${a}${table}${b}`));
+  writeFileSync(readme, text.replace(re, (_m, a: string, _old: string | undefined, b: string) => `${a}${table}\n${b}`));
 }
 process.exitCode = bad ? 1 : 0;

@@ -112,9 +112,10 @@ async function bugTable(): Promise<string> {
 }
 
 function replaceBlock(text: string, name: string, body: string): string {
-  const re = new RegExp(`(<!-- figures:${name} -->\\n)[\\s\\S]*?(\\n\\s*<!-- /figures:${name} -->)`);
+  // an empty block has its two markers on consecutive lines
+  const re = new RegExp(`(<!-- figures:${name} -->\\n)([\\s\\S]*?\\n)?(\\s*<!-- /figures:${name} -->)`);
   if (!re.test(text)) throw new Error(`README.md has no <!-- figures:${name} --> block`);
-  return text.replace(re, (_m, a: string, b: string) => `${a}${body}${b}`);
+  return text.replace(re, (_m, a: string, _old: string | undefined, b: string) => `${a}${body}\n${b}`);
 }
 
 try {
