@@ -83,7 +83,7 @@ async function raceTable(): Promise<string> {
     // a seed that found nothing counts as 60 s (or more) for the median
     const med = found.length ? median(own.map((t) => t ?? Infinity)) : Infinity;
     const ops = runs.filter((r) => r.ops !== null && !r.cleanToo).map((r) => r.ops!);
-    rows.push(`| \`${b.id}\` | ${raceProfile(b)} | ${cells.join(", ")} | ${Number.isFinite(med) ? `${(Math.round(med * 100) / 100).toFixed(2)} s` : "over 60 s"} | ${ops.length ? `${Math.min(...ops)}-${Math.max(...ops)}` : ""} |`);
+    rows.push(`| \`${b.id}\` | ${raceProfile(b)} | ${cells.join(", ")} | ${Number.isFinite(med) ? `${(Math.round(med * 100) / 100).toFixed(2)} s` : "over 60 s"} | ${ops.length ? (Math.min(...ops) === Math.max(...ops) ? `${ops[0]}` : `${Math.min(...ops)}-${Math.max(...ops)}`) : ""} |`);
   }
   return rows.join("\n");
 }
