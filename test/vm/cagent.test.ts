@@ -73,7 +73,7 @@ describe.skipIf(skipRoot !== null)("C agent on the host", () => {
   it("gives the same traces as the TypeScript executor on 60 generated programs (child and in-process page access)", async () => {
     const f = liveFacts!;
     const config = f.config;
-    const ps = [...programs(config, 60, 11, new Set(["sysctlMlock", "auxFault", ...MULTI_PROCESS_OPS])), ...Object.values(AUX_PROGRAMS).filter((p) => !p.some((o) => o.op === "auxFault"))];
+    const ps = [...programs(config, 60, 11, new Set(["sysctlMlock", "auxFault", "mapRangeFault", ...MULTI_PROCESS_OPS])), ...Object.values(AUX_PROGRAMS).filter((p) => !p.some((o) => o.op === "auxFault"))];
     for (const touch of ["child", "inproc"] as const) {
       // child mode's page-access task is a clone: it inherits attr.inherit events
       // (perf_event_init_task), and the context-switch optimisation may move the original into
@@ -103,7 +103,7 @@ describe.skipIf(skipRoot !== null)("C agent on the host", () => {
     const f = liveFacts!;
     const pool = new HostPool({ workers: 2, kernel: f.release, command: { file: cagentPath(), args: [] } });
     try {
-      const ps = programs(f.config, 20, 5, new Set(["sysctlMlock", "auxFault", ...MULTI_PROCESS_OPS]));
+      const ps = programs(f.config, 20, 5, new Set(["sysctlMlock", "auxFault", "mapRangeFault", ...MULTI_PROCESS_OPS]));
       const traces = await Promise.all(ps.map((p) => pool.run(p, f.config)));
       ps.forEach((p, i) => same(traces[i], runProgramHere(p, f.config, f), `program ${i}`));
     } finally {
@@ -148,7 +148,7 @@ describe.skipIf(vmSkip !== null)("C agent in a 6.12 guest", () => {
         await vm.close();
       }
     };
-    const gen = (cfg: Config) => [...Object.values(AUX_PROGRAMS), ...programs(cfg, 40, 23, new Set(MULTI_PROCESS_OPS))];
+    const gen = (cfg: Config) => [...Object.values(AUX_PROGRAMS), ...programs(cfg, 40, 23, new Set(["mapRangeFault", ...MULTI_PROCESS_OPS]))];
     const c = await run("c", gen);
     lastC = c.traces;
     const t = await run("ts", gen);
@@ -171,7 +171,7 @@ describe.skipIf(vmSkip !== null)("C agent in a 6.12 guest", () => {
     try {
       const guests = /^(\d+) guests/m.exec(b.info.notes.join("\n"))?.[1] ?? "1";
       console.log(`test/vm/cagent: workers 2 -> ${guests} guest(s)${b.info.notes.find((n) => n.startsWith("--workers")) ? ` (${b.info.notes.find((n) => n.startsWith("--workers"))})` : ""}`);
-      const ps = [...Object.values(AUX_PROGRAMS), ...programs(b.info.config, 40, 23, new Set(MULTI_PROCESS_OPS))];
+      const ps = [...Object.values(AUX_PROGRAMS), ...programs(b.info.config, 40, 23, new Set(["mapRangeFault", ...MULTI_PROCESS_OPS]))];
       const traces = await b.run(ps);
       expect(lastC, "the first test ran").not.toBeNull();
       traces.forEach((t, i) => same(t, lastC![i], `program ${i}`));
