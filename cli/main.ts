@@ -222,9 +222,12 @@ function divergenceJson(f: Finding, paths: { json: string; c?: string }) {
 /**
  * Signals: the first SIGINT/SIGTERM/SIGHUP stops generation (the campaign and the model workers
  * see `stop`), in-flight programs get STOP_GRACE_MS; then the partial summary is printed and the
- * process exits 128+signal. A second signal exits at once. Children die with us either way
+ * process exits 128+signal. A second signal (1 s or more after the first: wrappers relay the
+ * first one) exits at once. Children die with us either way
  * (PR_SET_PDEATHSIG, setpriv --pdeathsig for QEMU), temp dirs are removed on exit.
  */
+const DUPLICATE_MS = 1000;
+
 class Stopper {
   readonly controller = new AbortController();
   signal: NodeJS.Signals | null = null;
@@ -242,9 +245,15 @@ class Stopper {
   get exitCode(): number | null { return this.signal ? SIGNAL_EXIT[this.signal] : null; }
   /** What to do when the grace period is over and the run has not wound down. */
   force(fn: () => void) { this.onForce = fn; }
+  private firstAt = 0;
   private fire(sig: NodeJS.Signals) {
+    // One Ctrl-C reaches this process more than once when it runs under wrappers (npm run,
+    // npx, tsx): the terminal signals the whole process group and each wrapper relays it too.
+    // A second signal within DUPLICATE_MS is that same keypress, not a user insisting.
+    if (this.signal && performance.now() - this.firstAt < DUPLICATE_MS) return;
     if (this.signal) { removeOwnTempDirs(); process.exit(SIGNAL_EXIT[this.signal]); }
     this.signal = sig;
+    this.firstAt = performance.now();
     if (!this.quiet) log(`\n${sig}: stopping (in-flight programs get ${STOP_GRACE_MS / 1000} s)`);
     this.controller.abort();
     this.timer = setTimeout(() => { this.onForce?.(); removeOwnTempDirs(); process.exit(SIGNAL_EXIT[sig]); }, STOP_GRACE_MS);
