@@ -118,7 +118,7 @@ export const Op = z.discriminatedUnion("op", [
   /** Fault switch for map_range() (spec/notes/races.md): the next `times` map_range() calls of
    *  perf_mmap() (machine-wide, in linearization order) fail with -ENOMEM, as the kernel's
    *  fault-injection `times` attribute counts; each write sets the count (0 turns it off).
-   *  Only eras with map_range() (6.14+: profiles 6.18, 7.2) consume it; elsewhere it does
+   *  Only eras with map_range() (6.14+: profiles 6.16, 6.17, 6.18, 7.2) consume it; elsewhere it does
    *  nothing. Model only: map_range() is core kernel code (no test-PMU hook), so the host and
    *  VM backends list it unsupported. */
   z.object({ op: z.literal("mapRangeFault"), times: z.number().int().min(0).max(3) }).strict(),

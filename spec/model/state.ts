@@ -173,8 +173,8 @@ export interface Era {
   readonly lazyPtes: boolean;
   /** munmap split of the first VMA uses new_below = 1 (6.12+), else 0 */
   readonly munmapStartBelow: boolean;
-  /** perf_mmap() maps every page at mmap time with map_range() (b709eb872e19, v6.14; 6.18,
-   *  7.2): the only eras whose perf_mmap() consumes the map_range() fault switch */
+  /** perf_mmap() maps every page at mmap time with map_range() (b709eb872e19, v6.14; 6.16,
+   *  6.17, 6.18, 7.2): the only eras whose perf_mmap() consumes the map_range() fault switch */
   readonly mapRange: boolean;
 }
 

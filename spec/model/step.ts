@@ -86,7 +86,7 @@ function newVma(c: MmapCtx): Vma {
 }
 
 /**
- * map_range() of a mapping perf_mmap_rb()/perf_mmap_aux() accepted (6.18, 7.2; before it the
+ * map_range() of a mapping perf_mmap_rb()/perf_mmap_aux() accepted (6.16 .. 7.2; before it the
  * pages fault in lazily): the VMA goes in, or, while the mapRangeFault switch has counts left,
  * one is consumed and perf_mmap() undoes the mapping with perf_mmap_close(vma) (f74b9f4ba63f;
  * 7.2.13's "minimal perf_mmap_close()" for a new buffer leaves the same state) and mmap_region()
